@@ -1,0 +1,1 @@
+"""Magnifier implementations. See ``base.Magnifier`` for the contract."""

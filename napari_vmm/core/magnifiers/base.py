@@ -1,0 +1,71 @@
+"""The contract every magnifier (classical or learned) implements."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from ..registry import Option
+
+
+class Magnifier:
+    """Turns frames into a motion signal and back; the engine does everything else.
+
+    The engine converts dtype and colour, runs the temporal filter (or the static/dynamic
+    difference) element-wise along dim 0 of each signal tensor, and chunks and tiles the
+    work. A magnifier only implements :meth:`encode` and :meth:`decode`.
+
+    Parameters
+    ----------
+    alpha : float
+        Magnification in the project convention (Wu et al. Eq. 1): the output displacement is
+        ``(1 + alpha)`` times the input displacement. Subclasses convert internally.
+    device : torch.device
+        Where tensors live.
+    **options
+        Validated method options (see :attr:`options`).
+    """
+
+    name: ClassVar[str] = ""
+    color_space: ClassVar[str] = "yiq"  # "yiq": engine hands YIQ; "rgb": engine hands RGB
+    luma_only: ClassVar[bool] = False  # True: only channel 0 is passed to encode/decode
+    options: ClassVar[dict[str, Option]] = {}
+
+    def __init__(self, alpha: float, device: torch.device, **options: Any) -> None:
+        self.alpha = float(alpha)
+        self.device = torch.device(device)
+        self.opts = options
+
+    @property
+    def spatial_support(self) -> int:
+        """Halo in pixels a spatial tile needs so that tiling leaves no seams."""
+        return 32
+
+    def reset(self) -> None:
+        """Forget per-clip state (reference frames). Called at the start of a clip or tile."""
+
+    def encode(self, x: torch.Tensor) -> tuple[list[torch.Tensor], Any]:
+        """Motion signal of N consecutive frames.
+
+        Parameters
+        ----------
+        x : Tensor, shape (N, C, H, W), float32
+
+        Returns
+        -------
+        signal : list of Tensor, each of shape (N, ...)
+            What the temporal filter acts on, element-wise along dim 0.
+        ctx : Any
+            Whatever :meth:`decode` needs besides the filtered signal.
+        """
+        raise NotImplementedError
+
+    def decode(self, x: torch.Tensor, filtered: list[torch.Tensor], ctx: Any) -> torch.Tensor:
+        """Magnified frames from the frames, their filtered motion signal and ``ctx``.
+
+        Returns
+        -------
+        Tensor, shape (N, C, H, W), float32
+        """
+        raise NotImplementedError
