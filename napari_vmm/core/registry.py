@@ -132,3 +132,8 @@ register_method("phase", "napari_vmm.core.magnifiers.phase", "PhaseMagnifier",
                 "Phase-based magnification, complex steerable pyramid (Wadhwa et al. 2013)")
 register_method("riesz", "napari_vmm.core.magnifiers.riesz", "RieszMagnifier",
                 "Riesz-pyramid phase magnification, fast streaming (Wadhwa et al. 2014)")
+register_method("oh2018", "napari_vmm.core.learned.magnifier", "Oh2018Magnifier",
+                "Learned: Oh et al. 2018 encoder-manipulator-decoder", kind="learned")
+register_method("realtime", "napari_vmm.core.learned.magnifier", "RealtimeMagnifier",
+                "Learned: lightweight real-time model (linear encoder, 1/4-res decoder)",
+                kind="learned")
