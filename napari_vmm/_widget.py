@@ -1,0 +1,829 @@
+"""The "Motion magnification" dock widget.
+
+A thin Qt/magicgui view over :class:`napari_vmm.core.params.MagnifyParams` (Qt-free) and the
+engine (:func:`napari_vmm.core.engine.iter_magnify`). Work runs in a napari generator worker that
+yields after every chunk, so the viewer stays responsive, progress shows in the activity dock
+and Cancel stops within one chunk.
+
+Scripts and tests use it as::
+
+    widget = MagnifyWidget(viewer)
+    widget.set_band(0.5, 3.0)
+    worker = widget.run()          # starts processing the selected layer; returns the worker
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    PushButton,
+    SpinBox,
+)
+from napari.layers import Image, Shapes
+from napari.qt.threading import create_worker
+from napari.utils import cancelable_progress
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QApplication, QScrollArea, QVBoxLayout, QWidget
+
+from napari_vmm import __version__
+from napari_vmm._writer import fps_from_scale
+from napari_vmm.core.errors import Cancelled, VMMError
+from napari_vmm.core.frames import check_dtype, check_frame_shape
+
+if TYPE_CHECKING:
+    import napari
+    from napari.qt.threading import GeneratorWorker
+
+    from napari_vmm.core.params import MagnifyParams
+
+log = logging.getLogger(__name__)
+
+#: Environment variable that overrides where the widget keeps its settings (tests use it).
+CONFIG_DIR_ENV = "NAPARI_VMM_CONFIG_DIR"
+SETTINGS_FILE = "magnify_widget.json"
+#: Output arrays above this size go to an anonymous temporary file instead of RAM.
+MEMMAP_BYTES = 1 << 30
+
+_WIDGETS: weakref.WeakSet[MagnifyWidget] = weakref.WeakSet()
+
+
+# --------------------------------------------------------------------------------------------
+# Qt-free helpers (layer checks, fps, ROI, output layer)
+# --------------------------------------------------------------------------------------------
+
+
+def check_image_layer(layer: Any) -> None:
+    """Refuse layers the engine cannot magnify, with one clear message.
+
+    Parameters
+    ----------
+    layer : napari.layers.Layer or None
+        The layer chosen in the widget.
+
+    Raises
+    ------
+    VMMError
+        For no layer, a non-image, a multiscale or 2-D layer, RGBA, or an unsupported dtype.
+    """
+    if layer is None:
+        raise VMMError("no image layer selected: open a time-lapse or a video first")
+    if not isinstance(layer, Image):
+        raise VMMError(f"layer {layer.name!r} is not an image layer")
+    if layer.multiscale:
+        raise VMMError(
+            f"layer {layer.name!r} is multiscale; motion magnification needs a single-resolution "
+            "T,Y,X or T,Y,X,C layer (add the level you want as its own layer)"
+        )
+    shape = tuple(layer.data.shape)
+    spatial_ndim = len(shape) - (1 if layer.rgb else 0)
+    if spatial_ndim < 3:
+        raise VMMError(
+            f"layer {layer.name!r} is 2-D (shape {shape}): motion magnification needs a time "
+            "series T,Y,X or T,Y,X,C"
+        )
+    if layer.rgb and shape[-1] == 4:
+        raise VMMError(f"layer {layer.name!r} is RGBA; convert it to RGB or gray first")
+    check_frame_shape(shape, what=f"layer {layer.name!r}")
+    check_dtype(layer.data.dtype, what=f"layer {layer.name!r}")
+    if shape[0] < 2:
+        raise VMMError(f"layer {layer.name!r} has a single frame; magnification needs a video")
+
+
+def fps_from_layer(layer: Image) -> float | None:
+    """Frame rate from the layer's first-axis scale when that axis has a time unit.
+
+    Returns
+    -------
+    float or None
+        ``1 / frame interval`` in Hz, or None when the first axis is not in time units.
+    """
+    return fps_from_scale(layer.scale, layer.units)
+
+
+def frame_hw(layer: Image) -> tuple[int, int]:
+    """(H, W) of one frame of a T,Y,X or T,Y,X,C layer."""
+    return int(layer.data.shape[1]), int(layer.data.shape[2])
+
+
+def shapes_to_rois(shapes: Shapes, image: Image) -> list:
+    """ROIs (:class:`napari_vmm.core.analysis.ROI`) of a Shapes layer in ``image`` pixels.
+
+    Shapes drawn in a T,Y,X viewer carry the frame index in their vertices; the ROI applies to
+    every frame, so only the last two coordinates are used. Scale and translate of both layers
+    are honoured (shapes data -> world -> image data).
+    """
+    from napari_vmm.core.analysis import rois_from_shapes
+
+    vertices = []
+    for verts in shapes.data:
+        yx = np.asarray(verts, dtype=np.float64)[:, -2:]
+        world = yx * shapes.scale[-2:] + shapes.translate[-2:]
+        vertices.append((world - image.translate[-2:]) / image.scale[-2:])
+    return rois_from_shapes(vertices, list(shapes.shape_type))
+
+
+def roi_mask_from_shapes(shapes: Shapes, image: Image, feather_px: float) -> np.ndarray:
+    """Feathered (H, W) float32 mask in [0, 1] of all shapes of ``shapes`` over ``image``.
+
+    Raises
+    ------
+    VMMError
+        When the Shapes layer is empty, holds lines or paths, or its shapes miss the image.
+    """
+    from napari_vmm.core.analysis import roi_mask
+
+    if len(shapes.data) == 0:
+        raise VMMError(f"ROI layer {shapes.name!r} has no shapes: draw a region first")
+    mask = np.asarray(roi_mask(frame_hw(image), shapes_to_rois(shapes, image), feather_px),
+                      dtype=np.float32)
+    if not mask.any():
+        raise VMMError(f"the shapes of ROI layer {shapes.name!r} lie outside layer {image.name!r}")
+    return mask
+
+
+def mask_bbox(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """Bounding box of the non-zero part of ``mask`` grown by ``margin`` px (clipped)."""
+    ys, xs = np.nonzero(mask)
+    h, w = mask.shape
+    y0, y1 = max(int(ys.min()) - margin, 0), min(int(ys.max()) + 1 + margin, h)
+    x0, x1 = max(int(xs.min()) - margin, 0), min(int(xs.max()) + 1 + margin, w)
+    # the engine needs frames of at least 8 x 8 pixels
+    if y1 - y0 < 8:
+        y0 = max(min(y0, h - 8), 0)
+        y1 = min(y0 + 8, h)
+    if x1 - x0 < 8:
+        x0 = max(min(x0, w - 8), 0)
+        x1 = min(x0 + 8, w)
+    return slice(y0, y1), slice(x0, x1)
+
+
+def allocate_output(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """Output array for the engine: in RAM, or an anonymous temporary file when large."""
+    dtype = np.dtype(dtype)
+    if int(np.prod(shape)) * dtype.itemsize <= MEMMAP_BYTES:
+        return np.empty(shape, dtype=dtype)
+    # the file is unlinked at once; its space is freed when the array is released
+    return np.memmap(tempfile.TemporaryFile(), dtype=dtype, mode="w+", shape=shape)
+
+
+def output_layer_kwargs(source: Image, name: str, provenance: dict[str, Any],
+                        yx_offset: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+    """``add_image`` keyword arguments so the output overlays and matches ``source``.
+
+    Copies scale, translate (shifted by ``yx_offset`` pixels for a crop), units, axis labels,
+    contrast limits, colormap and rgb; stores ``provenance`` in ``metadata["napari_vmm"]``.
+    """
+    translate = np.array(source.translate, dtype=float)
+    translate[-2:] += np.asarray(yx_offset, dtype=float) * np.asarray(source.scale[-2:])
+    kwargs: dict[str, Any] = {
+        "name": name,
+        "scale": tuple(source.scale),
+        "translate": tuple(translate),
+        "units": tuple(source.units),
+        "axis_labels": tuple(source.axis_labels),
+        "contrast_limits": tuple(source.contrast_limits),
+        "rgb": source.rgb,
+        "metadata": {"napari_vmm": provenance},
+    }
+    if not source.rgb:
+        kwargs["colormap"] = source.colormap.name
+    return kwargs
+
+
+def settings_path() -> Path:
+    """Where the widget keeps its parameters between sessions."""
+    base = os.environ.get(CONFIG_DIR_ENV)
+    if not base:
+        from platformdirs import user_config_dir
+
+        base = user_config_dir("napari-vmm", appauthor=False)
+    return Path(base) / SETTINGS_FILE
+
+
+def magnify_widgets(viewer: napari.viewer.Viewer) -> list[MagnifyWidget]:
+    """Live :class:`MagnifyWidget` instances attached to ``viewer`` (oldest first).
+
+    The "Motion traces" widget uses it to push a band chosen on a spectrum
+    (:meth:`MagnifyWidget.set_band`).
+    """
+    return sorted((w for w in list(_WIDGETS) if w.viewer is viewer and w._alive()),
+                  key=lambda w: w._serial)
+
+
+def _job(frames: Any, out: np.ndarray, kwargs: dict[str, Any]):
+    """Generator run in the worker thread: yields ``(done, total)`` after each engine chunk."""
+    from napari_vmm.core.engine import iter_magnify
+
+    try:
+        yield from iter_magnify(frames, out, **kwargs)
+    except RuntimeError as exc:
+        # superqt swallows RuntimeError from a generator as "aborted thread"; re-raise it as
+        # something the errored signal carries
+        raise _WorkerError(exc) from exc
+    return out
+
+
+class _WorkerError(Exception):
+    """Carries a RuntimeError out of the worker thread."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
+# --------------------------------------------------------------------------------------------
+# The widget
+# --------------------------------------------------------------------------------------------
+
+
+class MagnifyWidget(QWidget):
+    """Dock widget: magnify the motion in an image layer.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+        The viewer whose layers it lists and to which it adds ``<source>_magnified``.
+    """
+
+    _counter = 0
+
+    def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from napari_vmm.core.temporal import FILTERS, MODES
+
+        self.viewer = viewer
+        MagnifyWidget._counter += 1
+        self._serial = MagnifyWidget._counter
+        self._worker: GeneratorWorker | None = None
+        self._pbar: cancelable_progress | None = None
+        self._loading = True
+        self._methods = self._method_catalog()
+        self._options_by_method: dict[str, dict[str, Any]] = {}
+        self._option_widgets: dict[str, Any] = {}
+
+        # inputs
+        self._layer = ComboBox(label="image", choices=self._image_choices, nullable=True,
+                               tooltip="T,Y,X or T,Y,X,C layer (numpy or dask)")
+        self._method = ComboBox(label="method", choices=list(self._methods),
+                                tooltip="magnification method")
+        self._method_summary = Label(value="")
+        self._options = Container(labels=True)
+        self._alpha = FloatSpinBox(label="α", value=20.0, min=0.0, max=10000.0, step=1.0,
+                                   tooltip="output displacement = (1+α) × input displacement")
+        self._band_unit = ComboBox(label="band unit", choices=["Hz", "BPM"], value="Hz")
+        self._band_lo = FloatSpinBox(label="band low", value=0.5, min=0.0, max=1e6, step=0.1)
+        self._band_hi = FloatSpinBox(label="band high", value=3.0, min=0.0, max=1e6, step=0.1)
+        self._fps = FloatSpinBox(label="fps", value=30.0, min=0.001, max=1e6, step=1.0,
+                                 tooltip="frame rate; taken from the layer when its first "
+                                         "axis is in time units")
+        self._fps_note = Label(value="")
+        self._temporal = ComboBox(label="temporal", choices=list(FILTERS), value="ideal",
+                                  tooltip="ideal: whole clip FFT; others are causal")
+        self._mode = ComboBox(label="mode", choices=list(MODES), value="temporal",
+                              tooltip="temporal filter, or difference to a reference frame "
+                                      "(static) or to the previous frame (dynamic)")
+        self._reference = SpinBox(label="reference frame", value=0, min=0, max=10**9)
+        self._device = ComboBox(label="device", choices=self._devices(), value="cpu")
+        self._roi = ComboBox(label="ROI", choices=self._shapes_choices, nullable=True,
+                             tooltip="optional Shapes layer: magnify inside its shapes only")
+        self._feather = FloatSpinBox(label="ROI feather (px)", value=4.0, min=0.0, max=500.0)
+        self._preview_frames = SpinBox(label="preview frames", value=30, min=2, max=10**6,
+                                       tooltip="Preview processes the first N frames (cropped "
+                                               "to the ROI when one is set)")
+        # buttons
+        self._preview_btn = PushButton(text="Preview")
+        self._run_btn = PushButton(text="Run")
+        self._cancel_btn = PushButton(text="Cancel", enabled=False)
+        self._copy_btn = PushButton(text="Copy as command")
+        self._status = Label(value="")
+
+        self._form = Container(widgets=[
+            self._layer, self._method, self._method_summary, self._options, self._alpha,
+            self._band_unit, self._band_lo, self._band_hi, self._fps, self._fps_note,
+            self._temporal, self._mode, self._reference, self._device, self._roi,
+            self._feather, self._preview_frames,
+        ])
+        buttons = Container(widgets=[self._preview_btn, self._run_btn, self._cancel_btn],
+                            layout="horizontal", labels=False)
+        self._root = Container(widgets=[self._form, buttons, self._copy_btn, self._status],
+                               labels=False)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self._root.native)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(scroll)
+
+        # signals
+        self._method.changed.connect(self._on_method_changed)
+        self._layer.changed.connect(self._on_layer_changed)
+        self._band_unit.changed.connect(self._on_band_unit_changed)
+        self._mode.changed.connect(self._update_enabled)
+        self._roi.changed.connect(self._update_enabled)
+        self._preview_btn.changed.connect(self.preview)
+        self._run_btn.changed.connect(self.run)
+        self._cancel_btn.changed.connect(self.cancel)
+        self._copy_btn.changed.connect(self.copy_command)
+        for w in (self._alpha, self._band_lo, self._band_hi, self._fps, self._temporal,
+                  self._mode, self._reference, self._device, self._feather,
+                  self._preview_frames, self._band_unit, self._method):
+            w.changed.connect(self._schedule_save)
+        layer_events = viewer.layers.events
+        for ev in (layer_events.inserted, layer_events.removed, layer_events.reordered):
+            ev.connect(self._reset_layer_choices)
+        self._reset_layer_choices()
+        self._save_timer = QTimer(self)
+        self._save_timer.setSingleShot(True)
+        self._save_timer.setInterval(300)
+        self._save_timer.timeout.connect(self.save_settings)
+
+        self._load_settings()
+        self._rebuild_options()
+        active = viewer.layers.selection.active
+        if isinstance(active, Image):
+            self._layer.value = active
+        self._on_layer_changed()
+        self._update_enabled()
+        self._loading = False
+        _WIDGETS.add(self)
+
+    # ---------------------------------------------------------------- choices and state
+
+    @staticmethod
+    def _method_catalog() -> dict[str, dict[str, Any]]:
+        from napari_vmm.core.registry import available_methods
+
+        try:
+            return available_methods()
+        except Exception as exc:  # a broken method module must not take the widget down
+            show_warning(f"napari-vmm: could not list all methods: {exc}")
+            return _loadable_methods()
+
+    @staticmethod
+    def _devices() -> list[str]:
+        try:
+            import torch
+
+            return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+        except Exception:
+            return ["cpu"]
+
+    def _image_choices(self, _widget: Any = None) -> list[tuple[str, Image]]:
+        return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, Image)]
+
+    def _shapes_choices(self, _widget: Any = None) -> list[tuple[str, Shapes]]:
+        return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, Shapes)]
+
+    def _reset_layer_choices(self, event: Any = None) -> None:
+        if not self._alive():
+            return
+        self._layer.reset_choices()
+        self._roi.reset_choices()
+        # follow renames too (disconnecting first keeps one connection per layer)
+        for layer in self.viewer.layers:
+            layer.events.name.disconnect(self._reset_layer_choices)
+            layer.events.name.connect(self._reset_layer_choices)
+
+    def _alive(self) -> bool:
+        try:
+            from qtpy import sip  # PyQt
+
+            return not sip.isdeleted(self)
+        except ImportError:  # PySide
+            import shiboken6
+
+            return shiboken6.isValid(self)
+
+    @property
+    def is_running(self) -> bool:
+        """True while a Run or Preview worker is active."""
+        return self._worker is not None
+
+    # ---------------------------------------------------------------- method options
+
+    def _rebuild_options(self) -> None:
+        """Replace the option widgets with those of the selected method."""
+        self._store_current_options()
+        self._options.clear()
+        self._option_widgets = {}
+        name = self._method.value
+        if name is None:
+            return
+        info = self._methods[name]
+        summary = info.get("summary", "")
+        if info.get("kind") == "learned" and "weights" in info:
+            summary += f"\nweights: {info['weights']}"
+        self._method_summary.value = summary
+        self._method_summary.visible = bool(summary)
+        saved = self._options_by_method.get(name, {})
+        for key, spec in info.get("options", {}).items():
+            widget = _option_widget(key, spec, saved.get(key, spec["default"]))
+            widget.changed.connect(self._schedule_save)
+            self._option_widgets[key] = widget
+            self._options.append(widget)
+        self._options.visible = bool(self._option_widgets)
+
+    def _store_current_options(self) -> None:
+        if self._option_widgets and getattr(self, "_options_method", None):
+            self._options_by_method[self._options_method] = self._current_options()
+        self._options_method = self._method.value
+
+    def _current_options(self) -> dict[str, Any]:
+        return {key: w.value for key, w in self._option_widgets.items()}
+
+    def _on_method_changed(self, *_: Any) -> None:
+        self._rebuild_options()
+
+    # ---------------------------------------------------------------- layer, fps, band
+
+    @property
+    def layer(self) -> Image | None:
+        """The selected image layer."""
+        return self._layer.value
+
+    @layer.setter
+    def layer(self, layer: Image | str) -> None:
+        if isinstance(layer, str):
+            layer = self.viewer.layers[layer]
+        self._layer.value = layer
+
+    def _on_layer_changed(self, *_: Any) -> None:
+        layer = self._layer.value
+        self._fps.enabled = True
+        if layer is None:
+            self._fps_note.value = ""
+            return
+        try:
+            check_image_layer(layer)
+        except VMMError as exc:
+            self._set_status(str(exc))
+            return
+        self._set_status("")
+        fps = fps_from_layer(layer)
+        if fps is not None:
+            self._fps.value = round(fps, 6)
+            self._fps.enabled = False
+            self._fps_note.value = f"fps from the layer's time scale ({1 / fps:.4g} s/frame)"
+        else:
+            self._fps_note.value = ("⚠ first axis has no time unit: check fps "
+                                    f"(using {self._fps.value:g})")
+        self._reference.max = max(int(layer.data.shape[0]) - 1, 0)
+
+    def _on_band_unit_changed(self, *_: Any) -> None:
+        factor = 60.0 if self._band_unit.value == "BPM" else 1 / 60.0
+        lo, hi = self._band_lo.value * factor, self._band_hi.value * factor
+        self._band_hi.value = hi  # set high first so low stays below it
+        self._band_lo.value = lo
+
+    def band_hz(self) -> tuple[float, float]:
+        """The band in Hz, whatever unit the widget shows."""
+        factor = 1 / 60.0 if self._band_unit.value == "BPM" else 1.0
+        return self._band_lo.value * factor, self._band_hi.value * factor
+
+    def set_band(self, lo_hz: float, hi_hz: float) -> None:
+        """Set the pass band (in Hz; shown in the widget's current unit).
+
+        Parameters
+        ----------
+        lo_hz, hi_hz : float
+            Band edges in Hz, ``0 <= lo_hz < hi_hz``.
+        """
+        lo_hz, hi_hz = float(lo_hz), float(hi_hz)
+        if not (np.isfinite(lo_hz) and np.isfinite(hi_hz)) or lo_hz < 0 or lo_hz >= hi_hz:
+            raise VMMError(f"band must satisfy 0 <= low < high, got ({lo_hz}, {hi_hz}) Hz")
+        factor = 60.0 if self._band_unit.value == "BPM" else 1.0
+        self._band_hi.value = hi_hz * factor
+        self._band_lo.value = lo_hz * factor
+        self._set_status(f"band set to {lo_hz:.4g}-{hi_hz:.4g} Hz")
+
+    def _update_enabled(self, *_: Any) -> None:
+        self._reference.enabled = self._mode.value == "static"
+        self._feather.enabled = self._roi.value is not None
+        running = self._worker is not None
+        self._run_btn.enabled = not running
+        self._preview_btn.enabled = not running
+        self._cancel_btn.enabled = running
+
+    def _set_status(self, text: str) -> None:
+        self._status.value = text
+
+    # ---------------------------------------------------------------- parameters
+
+    def params(self) -> MagnifyParams:
+        """The current parameters as a Qt-free :class:`MagnifyParams`."""
+        from napari_vmm.core.params import MagnifyParams
+
+        return MagnifyParams(
+            method=self._method.value,
+            alpha=float(self._alpha.value),
+            band=self.band_hz(),
+            fps=float(self._fps.value),
+            temporal=self._temporal.value,
+            mode=self._mode.value,
+            reference=int(self._reference.value),
+            device=self._device.value,
+            options=self._current_options(),
+        )
+
+    def set_params(self, params: MagnifyParams) -> None:
+        """Show ``params`` in the widget (unknown methods or devices are ignored)."""
+        if params.method in self._methods:
+            self._options_by_method[params.method] = dict(params.options)
+            self._options_method = None  # do not store the old widgets over these options
+            if self._method.value == params.method:
+                self._rebuild_options()
+            else:
+                self._method.value = params.method
+        self._alpha.value = params.alpha
+        self._band_unit.value = "Hz"
+        self._band_hi.value, self._band_lo.value = params.band[1], params.band[0]
+        if self._fps.enabled:
+            self._fps.value = params.fps
+        self._temporal.value = params.temporal
+        self._mode.value = params.mode
+        self._reference.value = min(int(params.reference), self._reference.max)
+        if params.device in self._device.choices:
+            self._device.value = params.device
+
+    def _schedule_save(self, *_: Any) -> None:
+        if not self._loading:
+            self._save_timer.start()
+
+    def save_settings(self) -> None:
+        """Write the parameters to the user config dir (atomically) for the next session."""
+        self._store_current_options()
+        try:
+            state = {
+                "version": __version__,
+                "params": self.params().to_dict(),
+                "band_unit": self._band_unit.value,
+                "options_by_method": self._options_by_method,
+                "feather_px": self._feather.value,
+                "preview_frames": self._preview_frames.value,
+            }
+            path = settings_path()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(json.dumps(state, indent=1, default=str))
+            os.replace(tmp, path)
+        except Exception as exc:  # settings are a convenience; never break the widget
+            log.warning("napari-vmm: could not save widget settings: %s", exc)
+
+    def _load_settings(self) -> None:
+        path = settings_path()
+        if not path.is_file():
+            return
+        try:
+            from napari_vmm.core.params import MagnifyParams
+
+            state = json.loads(path.read_text())
+            self._options_by_method.update(state.get("options_by_method", {}))
+            self.set_params(MagnifyParams.from_dict(state["params"]))
+            self._feather.value = state.get("feather_px", self._feather.value)
+            self._preview_frames.value = state.get("preview_frames", self._preview_frames.value)
+            if state.get("band_unit") == "BPM":
+                self._band_unit.value = "BPM"
+        except Exception as exc:  # an old or broken file: start from defaults
+            log.warning("napari-vmm: ignoring settings in %s: %s", path, exc)
+
+    # ---------------------------------------------------------------- actions
+
+    def run(self) -> GeneratorWorker | None:
+        """Magnify the whole selected layer into ``<source>_magnified``.
+
+        Returns
+        -------
+        GeneratorWorker or None
+            The started worker, or None when the input was refused (a notification says why).
+        """
+        return self._start(preview=False)
+
+    def preview(self) -> GeneratorWorker | None:
+        """Magnify the first N frames (cropped to the ROI when set) into ``<source>_preview``."""
+        return self._start(preview=True)
+
+    def cancel(self) -> None:
+        """Stop the running worker; it stops after the chunk in progress."""
+        if self._worker is not None:
+            self._set_status("cancelling…")
+            self._worker.quit()
+
+    def command(self) -> str:
+        """The ``vmm magnify`` command equivalent to the current parameters."""
+        layer = self._layer.value
+        path = getattr(getattr(layer, "source", None), "path", None) if layer else None
+        src = Path(path) if path else Path(f"{layer.name if layer else 'input'}.tif")
+        out = src.with_name(f"{src.stem}_magnified{src.suffix}")
+        return self.params().to_cli(str(src), str(out))
+
+    def copy_command(self) -> str | None:
+        """Put the equivalent ``vmm magnify`` command on the clipboard and return it."""
+        try:
+            cmd = self.command()
+        except Exception as exc:
+            show_error(f"napari-vmm: {exc}")
+            return None
+        QApplication.clipboard().setText(cmd)
+        layer = self._layer.value
+        if layer is not None and not getattr(layer.source, "path", None):
+            show_warning(f"layer {layer.name!r} has no file: save it and fix the input path "
+                         "in the copied command")
+        if self._roi.value is not None:
+            show_warning("the copied command does not include the ROI")
+        self._set_status(f"copied: {cmd}")
+        self.save_settings()
+        return cmd
+
+    def _start(self, preview: bool) -> GeneratorWorker | None:
+        if self._worker is not None:
+            show_warning("napari-vmm: a magnification is already running")
+            return None
+        try:
+            job = self._prepare(preview)
+        except VMMError as exc:
+            show_error(str(exc))
+            self._set_status(str(exc))
+            return None
+        self.save_settings()
+        frames, out, kwargs, source, name, provenance, offset = job
+        what = "preview" if preview else "magnification"
+        worker = create_worker(_job, frames, out, kwargs, _ignore_errors=True)
+        self._worker = worker
+        self._pbar = cancelable_progress(total=0, desc=f"{what} of {source.name}",
+                                         cancel_callback=self.cancel)
+        worker.yielded.connect(self._on_yielded)
+        worker.returned.connect(
+            lambda result: self._on_returned(result, source, name, provenance, offset))
+        worker.errored.connect(self._on_errored)
+        worker.aborted.connect(lambda: self._on_aborted(what))
+        worker.finished.connect(self._on_finished)
+        self._update_enabled()
+        self._set_status(f"{what} of {source.name!r} running…")
+        worker.start()
+        return worker
+
+    def _prepare(self, preview: bool):
+        """Validate the input and build what the worker needs (raises VMMError)."""
+        source = self._layer.value
+        check_image_layer(source)
+        params = self.params()
+        if self._fps.enabled:
+            show_warning(f"layer {source.name!r} has no time scale; using fps = {params.fps:g} "
+                         "as set in the widget")
+        frames = source.data
+        roi_layer = self._roi.value
+        mask = (roi_mask_from_shapes(roi_layer, source, self._feather.value)
+                if roi_layer is not None else None)
+        offset = (0, 0)
+        if preview:
+            n = min(int(self._preview_frames.value), frames.shape[0])
+            frames = frames[:n]
+            if mask is not None:
+                ys, xs = mask_bbox(mask, margin=int(np.ceil(self._feather.value)) + 8)
+                frames = frames[:, ys, xs]
+                mask = mask[ys, xs]
+                offset = (ys.start, xs.start)
+            if params.mode == "static" and params.reference >= n:
+                raise VMMError(f"reference frame {params.reference} is outside the {n} "
+                               "preview frames")
+        check_frame_shape(tuple(frames.shape), what=f"layer {source.name!r}")
+        out = allocate_output(tuple(frames.shape), frames.dtype)
+        kwargs = self._engine_kwargs(params, mask)
+        name = f"{source.name}_preview" if preview else f"{source.name}_magnified"
+        provenance = {
+            "version": __version__,
+            "params": params.to_dict(),
+            "source": source.name,
+            "source_path": str(source.source.path) if source.source.path else None,
+            "roi": roi_layer.name if roi_layer is not None else None,
+            "feather_px": float(self._feather.value) if roi_layer is not None else None,
+            "preview": ({"frames": int(frames.shape[0]), "yx_offset": list(offset)}
+                        if preview else None),
+        }
+        return frames, out, kwargs, source, name, provenance, offset
+
+    @staticmethod
+    def _engine_kwargs(params: MagnifyParams, mask: np.ndarray | None) -> dict[str, Any]:
+        return {
+            "fps": params.fps,
+            "method": params.method,
+            "alpha": params.alpha,
+            "band": tuple(params.band),
+            "temporal": params.temporal,
+            "mode": params.mode,
+            "reference": params.reference,
+            "device": params.device,
+            "roi_mask": mask,
+            **params.options,
+        }
+
+    # ---------------------------------------------------------------- worker callbacks
+
+    def _on_yielded(self, value: tuple[int, int]) -> None:
+        done, total = value
+        if self._pbar is not None:
+            if self._pbar.total != total:
+                self._pbar.total = total
+            self._pbar.update(done - self._pbar.n)
+
+    def _on_returned(self, out: np.ndarray, source: Image, name: str,
+                     provenance: dict[str, Any], offset: tuple[int, int]) -> None:
+        kwargs = output_layer_kwargs(source, name, provenance, offset)
+        if name in self.viewer.layers:
+            self.viewer.layers.remove(name)
+        self.viewer.add_image(out, **kwargs)
+        self._set_status(f"added {name!r}")
+
+    def _on_errored(self, exc: BaseException) -> None:
+        if isinstance(exc, _WorkerError):
+            exc = exc.original
+        if isinstance(exc, Cancelled):
+            self._set_status("cancelled")
+            return
+        if isinstance(exc, VMMError):
+            msg = str(exc)
+        else:
+            log.error("napari-vmm: magnification failed", exc_info=exc)
+            msg = f"magnification failed: {type(exc).__name__}: {exc}"
+        show_error(msg)
+        self._set_status(msg)
+
+    def _on_aborted(self, what: str) -> None:
+        show_info(f"napari-vmm: {what} cancelled")
+        self._set_status(f"{what} cancelled")
+
+    def _on_finished(self) -> None:
+        self._worker = None
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+        if self._alive():
+            self._update_enabled()
+
+
+def _option_widget(key: str, spec: dict[str, Any], value: Any):
+    """A magicgui widget for one method option described by ``available_methods()``."""
+    common = {"name": key, "label": key, "tooltip": spec.get("help", "")}
+    if spec.get("choices"):
+        choices = list(spec["choices"])
+        return ComboBox(choices=choices, value=value if value in choices else spec["default"],
+                        **common)
+    kind = spec.get("type")
+    if kind == "bool":
+        return CheckBox(value=bool(value), **common)
+    if kind in ("int", "float"):
+        cls = SpinBox if kind == "int" else FloatSpinBox
+        lo = spec.get("min", -1e9 if kind == "float" else -(10**9))
+        hi = spec.get("max", 1e9 if kind == "float" else 10**9)
+        extra = {} if kind == "int" else {"step": _float_step(spec["default"])}
+        cast = int if kind == "int" else float
+        try:
+            value = min(max(cast(value), lo), hi)
+        except (TypeError, ValueError):
+            value = spec["default"]
+        return cls(value=value, min=lo, max=hi, **extra, **common)
+    return LineEdit(value="" if value is None else str(value), **common)
+
+
+def _float_step(default: Any) -> float:
+    try:
+        mag = abs(float(default))
+    except (TypeError, ValueError):
+        return 0.1
+    return 10 ** np.floor(np.log10(mag)) / 10 if mag > 0 else 0.1
+
+
+def _loadable_methods() -> dict[str, dict[str, Any]]:
+    """Fallback catalogue with only the methods whose module imports."""
+    from napari_vmm.core.registry import get_method, method_names
+
+    out = {}
+    for name in method_names():
+        try:
+            cls = get_method(name)
+        except Exception:
+            continue
+        options = {}
+        for key, opt in cls.options.items():
+            spec = {"default": opt.default, "type": opt.type.__name__, "help": opt.help}
+            for attr in ("choices", "min", "max"):
+                if getattr(opt, attr) is not None:
+                    spec[attr] = getattr(opt, attr)
+            options[key] = spec
+        out[name] = {"summary": "", "kind": "classical", "options": options}
+    return out

@@ -1,0 +1,264 @@
+"""The magnify dock widget in a real napari viewer (run under ``xvfb-run -a pytest``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+from napari.utils.notifications import notification_manager  # noqa: E402
+
+import napari_vmm  # noqa: E402
+from napari_vmm._widget import MagnifyWidget, magnify_widgets, settings_path  # noqa: E402
+from napari_vmm.core.samples import translating_texture  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+FPS = 30.0
+WAIT_MS = 60_000
+
+
+def tiny_clip(n: int = 20, rgb: bool = False) -> np.ndarray:
+    """uint8 (n, 32, 48[, 3]) texture moving 0.5 px at 3 Hz."""
+    frames = translating_texture(n, (32, 48), FPS, 3.0, 0.5)
+    frames = np.rint(frames * 255).astype(np.uint8)
+    return np.repeat(frames[..., None], 3, axis=-1) if rgb else frames
+
+
+def add_clip(viewer, data, name="clip", fps=FPS, **kwargs):
+    kwargs.setdefault("scale", (1 / fps, 0.5, 0.5))
+    kwargs.setdefault("units", ("s", "um", "um"))
+    kwargs.setdefault("axis_labels", ("t", "y", "x"))
+    return viewer.add_image(data, name=name, **kwargs)
+
+
+def configure(widget, method="riesz", alpha=10.0, band=(1.0, 6.0), temporal="ideal"):
+    widget._method.value = method
+    widget._alpha.value = alpha
+    widget.set_band(*band)
+    widget._temporal.value = temporal
+
+
+def new_errors(before: int) -> list[str]:
+    return [str(n.message) for n in notification_manager.records[before:]
+            if n.severity.name in ("ERROR", "WARNING")]
+
+
+def wait_done(qtbot, widget):
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=WAIT_MS)
+
+
+def test_run_adds_magnified_layer(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    source = add_clip(viewer, tiny_clip(), contrast_limits=(10, 240))
+    widget = MagnifyWidget(viewer)
+    assert widget.layer is source
+    assert widget._fps.value == pytest.approx(FPS) and not widget._fps.enabled
+    configure(widget)
+
+    worker = widget.run()
+    assert worker is not None
+    wait_done(qtbot, widget)
+
+    out = viewer.layers["clip_magnified"]
+    assert out.data.shape == source.data.shape
+    assert out.data.dtype == np.uint8
+    np.testing.assert_allclose(out.scale, source.scale)
+    np.testing.assert_allclose(out.translate, source.translate)
+    assert out.units == source.units
+    assert tuple(out.axis_labels) == ("t", "y", "x")
+    assert tuple(out.contrast_limits) == (10, 240)
+    meta = out.metadata["napari_vmm"]
+    assert meta["version"] == napari_vmm.__version__
+    assert meta["source"] == "clip"
+    assert meta["params"]["method"] == "riesz"
+    assert meta["params"]["alpha"] == pytest.approx(10.0)
+    assert tuple(meta["params"]["band"]) == pytest.approx((1.0, 6.0))
+    assert meta["params"]["fps"] == pytest.approx(FPS)
+    # magnified motion: the output differs from the input, more so than rounding
+    diff = np.abs(out.data.astype(int) - source.data.astype(int))
+    assert diff.max() > 3
+    assert source.data is not out.data
+
+
+def test_run_on_dask_rgb_layer(make_napari_viewer, qtbot):
+    da = pytest.importorskip("dask.array")
+    viewer = make_napari_viewer()
+    frames = tiny_clip(rgb=True)
+    source = add_clip(viewer, da.from_array(frames, chunks=(4, 32, 48, 3)), name="rgb",
+                      rgb=True)
+    widget = MagnifyWidget(viewer)
+    configure(widget, method="linear", temporal="butterworth")
+    widget.run()
+    wait_done(qtbot, widget)
+    out = viewer.layers["rgb_magnified"]
+    assert out.rgb and out.data.shape == frames.shape and out.data.dtype == np.uint8
+    assert isinstance(out.data, np.ndarray)
+    assert type(source.data).__module__.startswith("dask")  # the input stays lazy
+
+
+def test_cancel_stops_within_one_chunk(make_napari_viewer, qtbot, monkeypatch):
+    import time
+
+    import napari_vmm.core.engine as engine
+
+    real = engine.iter_magnify
+    cancel_requested = []
+    chunks_after_cancel = []
+
+    def slow_iter_magnify(frames, out, **kwargs):
+        """The real engine in chunks of 2 frames, with a pause between chunks."""
+        for done, total in real(frames, out, **{**kwargs, "chunk_size": 2}):
+            if cancel_requested:
+                chunks_after_cancel.append(done)
+            yield done, total
+            time.sleep(0.05)
+
+    monkeypatch.setattr(engine, "iter_magnify", slow_iter_magnify)
+    viewer = make_napari_viewer()
+    add_clip(viewer, tiny_clip(n=40))
+    widget = MagnifyWidget(viewer)
+    configure(widget, temporal="butterworth")
+    progress = []
+    worker = widget.run()
+    worker.yielded.connect(progress.append)
+    qtbot.waitUntil(lambda: len(progress) >= 2, timeout=WAIT_MS)
+    cancel_requested.append(True)
+    widget.cancel()
+    wait_done(qtbot, widget)
+
+    assert "clip_magnified" not in viewer.layers
+    assert progress[-1][0] < 40
+    assert len(chunks_after_cancel) <= 1  # only the chunk in progress finishes
+    assert widget._run_btn.enabled and not widget._cancel_btn.enabled
+
+
+@pytest.mark.parametrize(
+    ("make_data", "expected"),
+    [
+        (lambda: np.zeros((32, 48), np.uint8), "2-D"),
+        (lambda: [np.zeros((20, 32, 48), np.uint8), np.zeros((20, 16, 24), np.uint8)],
+         "multiscale"),
+        (lambda: np.zeros((20, 32, 48), np.int32), "dtype"),
+    ],
+    ids=["2d", "multiscale", "int32"],
+)
+def test_bad_layer_gives_notification(make_napari_viewer, make_data, expected):
+    viewer = make_napari_viewer()
+    data = make_data()
+    layer = viewer.add_image(data, multiscale=isinstance(data, list), name="bad")
+    widget = MagnifyWidget(viewer)
+    widget.layer = layer
+    before = len(notification_manager.records)
+    assert widget.run() is None
+    assert widget.preview() is None
+    assert not widget.is_running
+    msgs = new_errors(before)
+    assert any(expected in m for m in msgs), msgs
+    assert "bad_magnified" not in viewer.layers
+
+
+def test_engine_error_in_worker_gives_notification(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    add_clip(viewer, tiny_clip())
+    widget = MagnifyWidget(viewer)
+    configure(widget, band=(1.0, 20.0))  # above Nyquist at 30 fps: the engine refuses it
+    before = len(notification_manager.records)
+    widget.run()
+    wait_done(qtbot, widget)
+    msgs = new_errors(before)
+    assert any("Nyquist" in m for m in msgs), msgs
+    assert "clip_magnified" not in viewer.layers
+
+
+def test_fps_editable_without_time_axis(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.add_image(tiny_clip(), name="plain")
+    widget = MagnifyWidget(viewer)
+    assert widget._fps.enabled
+    assert "no time unit" in widget._fps_note.value
+    viewer.add_image(tiny_clip(), name="timed", scale=(0.04, 1, 1), units=("ms", "um", "um"))
+    widget.layer = "timed"
+    assert widget._fps.value == pytest.approx(25_000.0)  # 0.04 ms per frame
+    assert not widget._fps.enabled
+
+
+def test_band_in_bpm_and_options_follow_method(make_napari_viewer):
+    viewer = make_napari_viewer()
+    add_clip(viewer, tiny_clip())
+    widget = MagnifyWidget(viewer)
+    widget.set_band(1.0, 2.0)
+    widget._band_unit.value = "BPM"
+    assert (widget._band_lo.value, widget._band_hi.value) == pytest.approx((60.0, 120.0))
+    assert widget.band_hz() == pytest.approx((1.0, 2.0))
+    widget.set_band(0.5, 1.5)
+    assert widget._band_hi.value == pytest.approx(90.0)
+    assert widget.params().band == pytest.approx((0.5, 1.5))
+
+    from napari_vmm.core.registry import get_method
+
+    for name in ("phase", "linear"):
+        widget._method.value = name
+        declared = set(get_method(name).options)
+        assert set(widget._option_widgets) == declared
+        assert set(widget.params().options) == declared
+
+
+def test_magnify_widgets_registry(make_napari_viewer):
+    viewer = make_napari_viewer()
+    other = make_napari_viewer()
+    assert magnify_widgets(viewer) == []
+    a, b = MagnifyWidget(viewer), MagnifyWidget(other)
+    assert magnify_widgets(viewer) == [a]
+    assert magnify_widgets(other) == [b]
+    magnify_widgets(viewer)[0].set_band(2.0, 4.0)
+    assert a.band_hz() == pytest.approx((2.0, 4.0))
+
+
+def test_params_persist_and_copy_command(make_napari_viewer, qtbot):
+    from qtpy.QtWidgets import QApplication
+
+    viewer = make_napari_viewer()
+    add_clip(viewer, tiny_clip())
+    widget = MagnifyWidget(viewer)
+    configure(widget, method="linear", alpha=33.0, band=(2.0, 5.0), temporal="fir")
+    cmd = widget.copy_command()
+    assert cmd == widget.params().to_cli("clip.tif", "clip_magnified.tif")
+    assert QApplication.clipboard().text() == cmd
+    assert settings_path().is_file()
+
+    again = MagnifyWidget(make_napari_viewer())
+    p = again.params()
+    assert (p.method, p.alpha, p.temporal) == ("linear", 33.0, "fir")
+    assert p.band == pytest.approx((2.0, 5.0))
+
+
+def test_preview_with_roi_crops_and_keeps_outside(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    source = add_clip(viewer, tiny_clip(n=24), scale=(1 / FPS, 1, 1), translate=(0, 5, 7))
+    # a rectangle drawn on frame 3 applies to every frame; data coords of the image: rows
+    # 10-20, cols 14-30
+    roi = viewer.add_shapes([np.array([[3, 15, 21], [3, 25, 21], [3, 25, 37], [3, 15, 37]])],
+                            shape_type="rectangle", name="roi")
+    widget = MagnifyWidget(viewer)
+    widget.layer = source
+    configure(widget)
+    widget._roi.value = roi
+    widget._feather.value = 2.0
+    widget._preview_frames.value = 12
+    widget.preview()
+    wait_done(qtbot, widget)
+    prev = viewer.layers["clip_preview"]
+    assert prev.data.shape[0] == 12
+    assert prev.data.shape[1] < 32 or prev.data.shape[2] < 48
+    oy, ox = prev.metadata["napari_vmm"]["preview"]["yx_offset"]
+    np.testing.assert_allclose(prev.translate, (0, 5 + oy, 7 + ox))
+
+    widget.run()
+    wait_done(qtbot, widget)
+    out = viewer.layers["clip_magnified"].data.astype(int)
+    src = source.data.astype(int)
+    assert np.abs(out[:, :5] - src[:, :5]).max() <= 1  # far from the ROI: unchanged
+    assert np.abs(out[:, 12:18, 18:26] - src[:, 12:18, 18:26]).max() > 3
