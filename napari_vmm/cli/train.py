@@ -1,0 +1,84 @@
+"""``vmm train MODEL``: train a learned magnifier on generated synthetic data.
+
+Example::
+
+    vmm train realtime                       # CPU or CUDA, resumes runs/realtime/ckpt.pt
+    vmm train oh2018 --crop 96 --max-hours 8 --run-dir runs/oh2018
+    nice -n 10 setsid nohup vmm train oh2018 > runs/oh2018.out 2>&1 &
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ..core.errors import VMMError
+
+DESCRIPTION = """\
+Train oh2018 or realtime on synthetic data generated on the fly (Oh et al. recipe; nothing is
+downloaded or written besides the run directory). Rerunning the same command resumes from
+RUN_DIR/ckpt.pt, or, without a checkpoint, from the shipped weights. Loss and validation SSIM go
+to RUN_DIR/log.jsonl; the latest validated weights with their provenance go to RUN_DIR/export/,
+from where they can be copied into napari_vmm/weights/ (see docs/learned.md).
+"""
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``train`` subcommand to ``subparsers`` (its ``func`` runs it)."""
+    p = subparsers.add_parser(
+        "train", help="train a learned magnifier (oh2018, realtime)", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", choices=["oh2018", "realtime"])
+    p.add_argument("--run-dir", default="", help="checkpoint/log directory (default runs/MODEL)")
+    p.add_argument("--steps", type=int, default=1_000_000, help="total optimiser steps")
+    p.add_argument("--batch", type=int, default=0, help="batch size (default: 4)")
+    p.add_argument("--crop", type=int, default=0,
+                   help="training crop in pixels (default: oh2018 96, realtime 128)")
+    p.add_argument("--lr", type=float, default=0.0, help="Adam learning rate (default 2e-4)")
+    p.add_argument("--reg-weight", type=float, default=0.1,
+                   help="weight of Oh's texture/shape regularisers (default 0.1)")
+    p.add_argument("--ssim-weight", type=float, default=-1.0,
+                   help="weight of a (1-SSIM) term (default: realtime 0.1, oh2018 0)")
+    p.add_argument("--clip", type=float, default=5.0, help="gradient-norm clip (0: off)")
+    p.add_argument("--noise", type=float, default=0.3,
+                   help="max Poisson noise strength, Oh's u (default 0.3)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--val-every", type=int, default=0, help="validate every N steps")
+    p.add_argument("--val-n", type=int, default=64, help="validation samples (default 64)")
+    p.add_argument("--val-size", type=int, default=128, help="validation crop (default 128)")
+    p.add_argument("--init", default="auto",
+                   help="auto (checkpoint, else shipped weights, else scratch), scratch, "
+                        "shipped, or a .pt path")
+    p.add_argument("--max-hours", type=float, default=0.0,
+                   help="stop after this many hours of this process (0: no limit)")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(ns: argparse.Namespace) -> int:
+    from ..core.learned.train import config_from_args, train
+
+    try:
+        return train(config_from_args(ns))
+    except VMMError as e:
+        print(f"vmm train: error: {e}", file=sys.stderr)
+        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry: ``python -m napari_vmm.cli.train MODEL ...``."""
+    parser = argparse.ArgumentParser(prog="vmm")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parser(sub)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] != "train":
+        argv = ["train", *argv]
+    ns = parser.parse_args(argv)
+    return ns.func(ns)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

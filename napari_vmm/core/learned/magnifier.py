@@ -1,0 +1,252 @@
+"""Learned magnifiers on the engine's encode/decode contract: ``oh2018`` and ``realtime``.
+
+The motion signal the engine filters is the network's shape representation M (at 1/2
+resolution). The engine turns it into M(t) − M(ref) (static), M(t) − M(t−1) (dynamic) or the
+band-passed T(M)(t) (temporal); :meth:`decode` then forms Oh's manipulated shape
+
+    M_out(t) = M(t) + h(alpha · g(filtered(t)))
+
+(digest §0.2/§0.4: the network's total ratio is 1 + alpha, so the project alpha is the factor
+inside) and decodes it with the current frame's texture V(t).
+
+Frames of any size work: they are padded by reflection to a multiple of the network stride
+(plus a small margin, so the zero padding inside the network never touches real pixels) and
+cropped back. Frames larger than ``net_tile`` pixels on a side are processed in spatial tiles
+that overlap and are blended with feathered (linear-ramp) weights, both for the encoder
+features and for the decoded image. Inference runs under ``torch.inference_mode`` in
+channels_last layout, with fp16 autocast on CUDA.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import VMMError
+from ..magnifiers.base import Magnifier
+from ..registry import Option
+from . import weights as W
+
+_NET_CACHE: dict[tuple, Any] = {}
+_NET_LOCK = threading.Lock()
+
+MARGIN = 8  # reflected border added around every frame (pixels)
+
+
+def load_network(model: str, device: torch.device, path: str | None = None):
+    """The trained network (eval mode, channels_last) for ``model``; cached per device/file."""
+    from .models import build_model
+
+    key = (model, str(device), str(Path(path).resolve()) if path else "")
+    with _NET_LOCK:
+        net = _NET_CACHE.get(key)
+        if net is None:
+            sd, prov = W.load_weights(model, path or None)
+            net = build_model(model)
+            try:
+                net.load_state_dict(sd)
+            except RuntimeError as e:
+                raise VMMError(f"the {model} weights do not fit the {model} architecture: "
+                               f"{str(e).splitlines()[0]}") from None
+            net = net.to(device).eval().to(memory_format=torch.channels_last)
+            net.provenance = prov
+            _NET_CACHE[key] = net
+    return net
+
+
+def _ramp(n: int, lo_edge: bool, hi_edge: bool, overlap: int, device) -> torch.Tensor:
+    """1-D feather weights of length n: linear ramps of ``overlap`` at interior tile edges."""
+    w = torch.ones(n, device=device)
+    if overlap <= 0:
+        return w
+    r = (torch.arange(n, device=device, dtype=torch.float32) + 0.5) / overlap
+    if not lo_edge:
+        w = torch.minimum(w, r)
+    if not hi_edge:
+        w = torch.minimum(w, r.flip(0))
+    return w.clamp(min=1e-3)
+
+
+def _tile_starts(size: int, tile: int, step: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    starts = list(range(0, size - tile, step))
+    starts.append(size - tile)
+    return sorted(set(starts))
+
+
+class _LearnedMagnifier(Magnifier):
+    """Shared implementation; subclasses set ``model_name``."""
+
+    model_name: ClassVar[str] = ""
+    color_space: ClassVar[str] = "rgb"
+    luma_only: ClassVar[bool] = False
+    options: ClassVar[dict[str, Option]] = {
+        "weights": Option("", str, "path to a .pt weights file (its provenance .json beside "
+                                   "it); empty: the weights shipped with the package"),
+        "net_tile": Option(1024, int, "process frames larger than this many pixels on a side "
+                                      "in overlapping, feathered tiles (memory bound)",
+                           min=128, max=8192),
+    }
+
+    def __init__(self, alpha: float, device: torch.device, **options: Any) -> None:
+        super().__init__(alpha, device, **options)
+        if self.alpha < 0:
+            raise VMMError(f"the learned magnifiers are trained for alpha >= 0 (got "
+                           f"{self.alpha:g}); use linear/phase/riesz to attenuate motion")
+        self.net = load_network(self.model_name, self.device, options.get("weights") or None)
+        self.stride = self.net.stride
+        self.tile = max(128, int(options.get("net_tile", 1024)) // 4 * 4)
+        self.overlap = min(64, self.tile // 4) // 4 * 4  # feather width, multiple of stride
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """Weights status for ``available_methods()``."""
+        return {"weights": W.describe_weights(cls.model_name)}
+
+    @property
+    def spatial_support(self) -> int:
+        return 64
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return torch.autocast("cpu", enabled=False)
+
+    def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+        """Reflect-pad (N,3,H,W) by MARGIN and up to a multiple of the stride."""
+        h, w = x.shape[-2:]
+        s = self.stride
+        ph = (-(h + 2 * MARGIN)) % s
+        pw = (-(w + 2 * MARGIN)) % s
+        pad = (MARGIN, MARGIN + pw, MARGIN, MARGIN + ph)  # left, right, top, bottom
+        mode = "reflect" if min(h, w) > MARGIN + max(ph, pw) else "replicate"
+        return F.pad(x, pad, mode=mode), pad
+
+    def _tiles(self, H: int, Wd: int) -> list[tuple[int, int, int, int]]:
+        """Tile windows (y0, y1, x0, x1) in padded-frame pixels, multiples of the stride."""
+        if max(H, Wd) <= self.tile:
+            return [(0, H, 0, Wd)]
+        t = self.tile
+        step = t - 2 * self.overlap
+        return [(y, min(H, y + t), x, min(Wd, x + t))
+                for y in _tile_starts(H, t, step) for x in _tile_starts(Wd, t, step)]
+
+    def _to_net(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        elif x.shape[1] != 3:
+            raise VMMError(f"{self.model_name} needs 1 or 3 channels, got {x.shape[1]}")
+        return x.float() * 2.0 - 1.0
+
+    # -- contract ---------------------------------------------------------------------------
+    def encode(self, x: torch.Tensor) -> tuple[list[torch.Tensor], Any]:
+        """(N, C, H, W) in [0, 1] -> signal [M (N, c, H'/2, W'/2)], ctx (V, M, geometry).
+
+        H', W' are the padded sizes; C is 1 (replicated to RGB) or 3.
+        """
+        n, c, h, w = x.shape
+        xp, pad = self._pad(self._to_net(x.to(self.device)))
+        H, Wd = xp.shape[-2:]
+        tiles = self._tiles(H, Wd)
+        if len(tiles) == 1:
+            with self._autocast():
+                v, m = self.net.encode(xp.contiguous(memory_format=torch.channels_last))
+            v, m = v.float(), m.float()
+        else:
+            v = m = None
+            acc_v = acc_m = wv = wm = None
+            for (y0, y1, x0, x1) in tiles:
+                with self._autocast():
+                    tv, tm = self.net.encode(xp[..., y0:y1, x0:x1].contiguous(
+                        memory_format=torch.channels_last))
+                tv, tm = tv.float(), tm.float()
+                if acc_v is None:
+                    acc_v = xp.new_zeros(n, tv.shape[1], H // 4, Wd // 4)
+                    acc_m = xp.new_zeros(n, tm.shape[1], H // 2, Wd // 2)
+                    wv = xp.new_zeros(1, 1, H // 4, Wd // 4)
+                    wm = xp.new_zeros(1, 1, H // 2, Wd // 2)
+                for acc, ww, t, f in ((acc_v, wv, tv, 4), (acc_m, wm, tm, 2)):
+                    wy = _ramp(t.shape[-2], y0 == 0, y1 == H, self.overlap // f, xp.device)
+                    wx = _ramp(t.shape[-1], x0 == 0, x1 == Wd, self.overlap // f, xp.device)
+                    wt = wy[:, None] * wx[None, :]
+                    sl = (..., slice(y0 // f, y1 // f), slice(x0 // f, x1 // f))
+                    acc[sl] += t * wt
+                    ww[sl] += wt
+            v, m = acc_v / wv, acc_m / wm
+        ctx = {"v": v, "m": m, "pad": pad, "hw": (h, w), "c": c, "padded": (H, Wd)}
+        return [m], ctx
+
+    def decode(self, x: torch.Tensor, filtered: list[torch.Tensor], ctx: Any) -> torch.Tensor:
+        """M_out = M + h(alpha·g(filtered)); decode with V -> (N, C, H, W) in [0, 1]."""
+        v, m = ctx["v"], ctx["m"]
+        d = filtered[0].to(m.dtype)
+        H, Wd = ctx["padded"]
+        n = m.shape[0]
+        tiles = self._tiles(H, Wd)
+        if len(tiles) == 1:
+            with self._autocast():
+                out = self._decode_part(v, m, d)
+        else:
+            out = m.new_zeros(n, 3, H, Wd)
+            wsum = m.new_zeros(1, 1, H, Wd)
+            for (y0, y1, x0, x1) in tiles:
+                s2 = (..., slice(y0 // 2, y1 // 2), slice(x0 // 2, x1 // 2))
+                s4 = (..., slice(y0 // 4, y1 // 4), slice(x0 // 4, x1 // 4))
+                with self._autocast():
+                    t = self._decode_part(v[s4], m[s2], d[s2])
+                wy = _ramp(y1 - y0, y0 == 0, y1 == H, self.overlap, m.device)
+                wx = _ramp(x1 - x0, x0 == 0, x1 == Wd, self.overlap, m.device)
+                wt = wy[:, None] * wx[None, :]
+                out[..., y0:y1, x0:x1] += t * wt
+                wsum[..., y0:y1, x0:x1] += wt
+            out = out / wsum
+        left, right, top, bottom = ctx["pad"]
+        h, w = ctx["hw"]
+        out = out[..., top:top + h, left:left + w]
+        out = ((out.clamp(-1, 1) + 1) / 2).contiguous()
+        if ctx["c"] == 1:
+            out = out.mean(dim=1, keepdim=True)
+        return out
+
+    def _decode_part(self, v: torch.Tensor, m: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        cl = torch.channels_last
+        v, m, d = (t.contiguous(memory_format=cl) for t in (v, m, d))
+        m_out = self.net.manipulate(None, m, self.alpha, delta=d)
+        return self.net.decode(v, m_out).float()
+
+
+class Oh2018Magnifier(_LearnedMagnifier):
+    """Oh et al. 2018 learned magnifier (encoder-manipulator-decoder, ~0.97 M parameters)."""
+
+    name = "oh2018"
+    model_name = "oh2018"
+
+
+class RealtimeMagnifier(_LearnedMagnifier):
+    """The real-time learned magnifier (linear encoder, 1/4-resolution decoder, ~0.71 M)."""
+
+    name = "realtime"
+    model_name = "realtime"
+
+
+def magnify_pair(model: str, frame_a, frame_b, alpha: float, device: str = "cpu",
+                 weights: str | None = None) -> torch.Tensor:
+    """Two-frame magnification with a learned model (Oh's static two-frame test).
+
+    ``frame_a``, ``frame_b``: tensors (N, 3, H, W) in [0, 1]; returns (N, 3, H, W) in [0, 1].
+    """
+    cls = {"oh2018": Oh2018Magnifier, "realtime": RealtimeMagnifier}[model]
+    mag = cls(alpha, torch.device(device), weights=weights or "", net_tile=1024)
+    with torch.inference_mode():
+        sa, _ = mag.encode(frame_a)
+        sb, ctx = mag.encode(frame_b)
+        return mag.decode(frame_b, [sb[0] - sa[0]], ctx)
+
+
+__all__ = ["Oh2018Magnifier", "RealtimeMagnifier", "load_network", "magnify_pair"]
