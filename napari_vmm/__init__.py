@@ -1,2 +1,28 @@
-"""napari-vmm: video motion magnification for napari and ffmpeg."""
+"""napari-vmm: video motion magnification for napari and ffmpeg.
+
+``import napari_vmm`` stays light: the engine (torch) and the napari widgets load on first use.
+"""
+
+from typing import Any
+
 __version__ = "0.1.0"
+
+_LAZY = {
+    "magnify": "napari_vmm.core.engine",
+    "iter_magnify": "napari_vmm.core.engine",
+    "StreamingMagnifier": "napari_vmm.core.engine",
+    "available_methods": "napari_vmm.core.registry",
+    "VMMError": "napari_vmm.core.errors",
+    "MagnifyWidget": "napari_vmm._widget",
+    "MotionTracesWidget": "napari_vmm._roi_widget",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'napari_vmm' has no attribute {name!r}")

@@ -1,0 +1,301 @@
+"""Temporal filters acting element-wise along dim 0 (time) of torch tensors.
+
+Every filter has two entry points that give the same result where the filter is the same:
+
+- :meth:`TemporalFilter.step` takes the next chunk ``(N, ...)`` of a stream and carries its state
+  (causal filters only); memory does not depend on the clip length.
+- :meth:`TemporalFilter.whole` takes the whole signal ``(T, ...)`` at once; it is the only entry
+  for non-causal filters (``ideal``, zero-phase Butterworth/FIR).
+
+The band is ``(low_hz, high_hz)`` with the frame rate ``fps``.
+
+Filters
+-------
+ideal        FFT over the whole clip, keeping |f| in [low, high] (gain 1 on both signs).
+butterworth  band-pass of order ``order`` as second-order sections; causal, or zero-phase
+             (forward-backward) on whole clips with ``zero_phase=True``.
+fir          windowed-sinc band-pass with ``taps`` taps; causal (delay (taps-1)/2 frames), or
+             zero-phase (centred) on whole clips.
+iir          difference of two first-order IIR low-passes (Wadhwa et al., as in the MIT code),
+             cut-offs at ``high`` and ``low``; started on the first frame.
+none         no filtering: the motion relative to the reference frame (as the static mode).
+static       difference to the reference frame (mode="static").
+dynamic      difference to the previous frame (mode="dynamic").
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import VMMError
+
+FILTERS = ("ideal", "butterworth", "fir", "iir", "none")
+CAUSAL_FILTERS = ("butterworth", "fir", "iir", "none")
+MODES = ("temporal", "static", "dynamic")
+
+
+def check_band(band: tuple[float, float] | None, fps: float, temporal: str) -> tuple[float, float]:
+    """Validate the frame rate and band; return the band as floats."""
+    if fps is None or not np.isfinite(fps) or fps <= 0:
+        raise VMMError(f"fps must be a positive number, got {fps!r}")
+    if temporal == "none":
+        return (0.0, fps / 2)
+    if band is None or len(band) != 2:
+        raise VMMError(f"band must be two frequencies (low, high) in Hz, got {band!r}")
+    low, high = float(band[0]), float(band[1])
+    nyquist = fps / 2
+    if not (np.isfinite(low) and np.isfinite(high)) or low < 0:
+        raise VMMError(f"band must be finite and non-negative, got ({low}, {high})")
+    if low >= high:
+        raise VMMError(f"band low ({low} Hz) must be below band high ({high} Hz)")
+    if high >= nyquist:
+        raise VMMError(
+            f"band high {high} Hz is at or above the Nyquist frequency {nyquist:g} Hz "
+            f"(fps {fps:g}); lower the band or give the true capture rate with --fps"
+        )
+    if temporal in ("butterworth", "iir") and low <= 0:
+        raise VMMError(f"the {temporal} filter needs band low > 0 Hz")
+    return low, high
+
+
+class TemporalFilter:
+    """Base class: a filter over time for any number of signal tensors.
+
+    Streaming state is kept per signal index ``key`` so one filter object serves a whole
+    magnifier signal (a list of tensors).
+    """
+
+    causal = True
+
+    def __init__(self) -> None:
+        self._state: dict[int, Any] = {}
+
+    def reset(self) -> None:
+        """Forget the stream state."""
+        self._state.clear()
+
+    def step(self, x: torch.Tensor, key: int = 0) -> torch.Tensor:
+        """Filter the next chunk ``x`` of shape (N, ...) of stream ``key``."""
+        raise VMMError(
+            f"the {type(self).__name__} filter is not causal; use it on whole clips, "
+            "or give a window/latency"
+        )
+
+    def whole(self, x: torch.Tensor) -> torch.Tensor:
+        """Filter a whole signal ``x`` of shape (T, ...) along dim 0."""
+        saved, self._state = self._state, {}
+        try:
+            return self.step(x, key=0)
+        finally:
+            self._state = saved
+
+
+class IdealFilter(TemporalFilter):
+    """FFT band-pass over the whole clip (non-causal)."""
+
+    causal = False
+
+    def __init__(self, low: float, high: float, fps: float) -> None:
+        super().__init__()
+        self.low, self.high, self.fps = low, high, fps
+
+    def whole(self, x: torch.Tensor) -> torch.Tensor:
+        t = x.shape[0]
+        freqs = torch.fft.rfftfreq(t, d=1.0 / self.fps).to(x.device)
+        keep = ((freqs >= self.low) & (freqs <= self.high)).to(x.dtype)
+        spec = torch.fft.rfft(x, dim=0)
+        spec *= keep.reshape((-1,) + (1,) * (x.ndim - 1))
+        return torch.fft.irfft(spec, n=t, dim=0)
+
+
+class SOSFilter(TemporalFilter):
+    """IIR filter as second-order sections (transposed direct form II), state per stream."""
+
+    def __init__(self, sos: np.ndarray, zero_phase: bool = False) -> None:
+        super().__init__()
+        self.sos = np.asarray(sos, dtype=np.float64)
+        self.zero_phase = zero_phase
+        self.causal = not zero_phase
+
+    def step(self, x: torch.Tensor, key: int = 0) -> torch.Tensor:
+        if self.zero_phase:
+            return super().step(x, key)
+        n_sec = self.sos.shape[0]
+        z = self._state.get(key)
+        if z is None:
+            z = torch.zeros((n_sec, 2) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device)
+        out = torch.empty_like(x)
+        coeffs = [tuple(float(c) for c in sec) for sec in self.sos]
+        for i in range(x.shape[0]):
+            v = x[i]
+            for s, (b0, b1, b2, _a0, a1, a2) in enumerate(coeffs):
+                y = b0 * v + z[s, 0]
+                z[s, 0] = b1 * v - a1 * y + z[s, 1]
+                z[s, 1] = b2 * v - a2 * y
+                v = y
+            out[i] = v
+        self._state[key] = z
+        return out
+
+    def whole(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.zero_phase:
+            return super().whole(x)
+        from scipy.signal import sosfiltfilt
+
+        y = sosfiltfilt(self.sos, x.detach().cpu().numpy().astype(np.float64), axis=0)
+        return torch.as_tensor(y, dtype=x.dtype, device=x.device)
+
+
+class FIRFilter(TemporalFilter):
+    """Windowed-sinc band-pass FIR; causal ring buffer, or centred on whole clips."""
+
+    def __init__(self, taps: np.ndarray, zero_phase: bool = False) -> None:
+        super().__init__()
+        self.taps = np.asarray(taps, dtype=np.float64)
+        self.zero_phase = zero_phase
+        self.causal = not zero_phase
+
+    def step(self, x: torch.Tensor, key: int = 0) -> torch.Tensor:
+        if self.zero_phase:
+            return super().step(x, key)
+        n = len(self.taps)
+        hist = self._state.get(key)
+        if hist is None:  # start as if the first frame had always been there
+            hist = x[:1].expand((n - 1,) + tuple(x.shape[1:])).clone()
+        buf = torch.cat([hist, x], dim=0)
+        taps = torch.as_tensor(self.taps[::-1].copy(), dtype=x.dtype, device=x.device)
+        out = torch.empty_like(x)
+        for i in range(x.shape[0]):
+            window = buf[i : i + n]
+            out[i] = torch.tensordot(taps, window, dims=([0], [0]))
+        self._state[key] = buf[-(n - 1):].clone() if n > 1 else buf[:0]
+        return out
+
+    def whole(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.zero_phase:
+            return super().whole(x)
+        from scipy.signal import filtfilt
+
+        y = filtfilt(self.taps, [1.0], x.detach().cpu().numpy().astype(np.float64), axis=0)
+        return torch.as_tensor(y, dtype=x.dtype, device=x.device)
+
+
+class DifferenceOfIIR(TemporalFilter):
+    """Difference of first-order low-passes (cut-offs ``high`` and ``low``), as in Wadhwa et al."""
+
+    def __init__(self, low: float, high: float, fps: float) -> None:
+        super().__init__()
+        # r = 1 - exp(-2 pi f / fps): the exact first-order low-pass with cut-off f.
+        self.r_high = 1.0 - math.exp(-2 * math.pi * high / fps)
+        self.r_low = 1.0 - math.exp(-2 * math.pi * low / fps)
+
+    def step(self, x: torch.Tensor, key: int = 0) -> torch.Tensor:
+        state = self._state.get(key)
+        if state is None:
+            state = (x[0].clone(), x[0].clone())
+        lp_high, lp_low = state
+        out = torch.empty_like(x)
+        for i in range(x.shape[0]):
+            lp_high = lp_high + self.r_high * (x[i] - lp_high)
+            lp_low = lp_low + self.r_low * (x[i] - lp_low)
+            out[i] = lp_high - lp_low
+        self._state[key] = (lp_high, lp_low)
+        return out
+
+
+class ReferenceDifference(TemporalFilter):
+    """Difference to a reference: frame ``reference`` (static) or the previous frame (dynamic)."""
+
+    def __init__(self, dynamic: bool = False, reference: int = 0) -> None:
+        super().__init__()
+        self.dynamic = dynamic
+        self.reference = int(reference)
+
+    def step(self, x: torch.Tensor, key: int = 0) -> torch.Tensor:
+        state = self._state.get(key)
+        if self.dynamic:
+            prev = x[:1] if state is None else state
+            out = x - torch.cat([prev, x[:-1]], dim=0)
+            self._state[key] = x[-1:].clone()
+            return out
+        if state is None:
+            if self.reference != 0:
+                raise VMMError(
+                    "a reference frame other than 0 needs the whole clip; streams use frame 0"
+                )
+            state = x[:1].clone()
+            self._state[key] = state
+        return x - state
+
+    def whole(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dynamic:
+            return super().whole(x)
+        if not 0 <= self.reference < x.shape[0]:
+            raise VMMError(f"reference frame {self.reference} is outside the clip (0..{x.shape[0] - 1})")
+        return x - x[self.reference : self.reference + 1]
+
+
+def make_filter(
+    temporal: str,
+    band: tuple[float, float] | None,
+    fps: float,
+    mode: str = "temporal",
+    reference: int = 0,
+    order: int = 2,
+    taps: int | None = None,
+    zero_phase: bool = False,
+) -> TemporalFilter:
+    """Build the temporal filter for ``mode`` and ``temporal``.
+
+    Parameters
+    ----------
+    temporal : str
+        One of ``ideal``, ``butterworth``, ``fir``, ``iir``, ``none`` (ignored unless
+        ``mode == "temporal"``).
+    band : (float, float)
+        Pass band in Hz.
+    fps : float
+        Frame rate in frames per second.
+    mode : str
+        ``temporal``, ``static`` (difference to frame ``reference``) or ``dynamic``.
+    order : int
+        Butterworth order.
+    taps : int, optional
+        FIR length; default about two periods of the low cut-off, at most 4 s.
+    zero_phase : bool
+        Forward-backward (Butterworth) or centred (FIR) filtering on whole clips.
+    """
+    if mode not in MODES:
+        raise VMMError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    if mode == "static":
+        return ReferenceDifference(reference=reference)
+    if mode == "dynamic":
+        return ReferenceDifference(dynamic=True)
+    if temporal not in FILTERS:
+        raise VMMError(f"unknown temporal filter {temporal!r}; choose one of {', '.join(FILTERS)}")
+    low, high = check_band(band, fps, temporal)
+    if temporal == "none":
+        return ReferenceDifference(reference=reference)
+    if temporal == "ideal":
+        return IdealFilter(low, high, fps)
+    if temporal == "iir":
+        return DifferenceOfIIR(low, high, fps)
+    from scipy import signal
+
+    if temporal == "butterworth":
+        if not 1 <= int(order) <= 8:
+            raise VMMError(f"butterworth order must be 1..8, got {order}")
+        sos = signal.butter(int(order), [low, high], btype="bandpass", fs=fps, output="sos")
+        return SOSFilter(sos, zero_phase=zero_phase)
+    if taps is None:
+        taps = int(min(4 * fps, max(2 * fps / max(low, 1e-6), 15)))
+        taps += 1 - taps % 2  # odd length: integer group delay
+    if taps < 3:
+        raise VMMError(f"fir needs at least 3 taps, got {taps}")
+    low_edge = max(low, 1e-6)
+    coeffs = signal.firwin(int(taps), [low_edge, high], pass_zero=False, fs=fps)
+    return FIRFilter(coeffs, zero_phase=zero_phase)
