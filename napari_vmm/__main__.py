@@ -1,0 +1,5 @@
+import sys
+
+from napari_vmm.cli import main
+
+sys.exit(main())

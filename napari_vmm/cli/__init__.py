@@ -1,0 +1,41 @@
+"""The ``vmm`` command: one module per subcommand, each with ``add_parser(subparsers)``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .. import __version__
+from .common import run_cli
+
+SUBCOMMANDS = ("magnify", "methods", "analyze", "train", "evaluate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vmm", description="Video motion magnification (napari-vmm).")
+    parser.add_argument("--version", action="version", version=f"napari-vmm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            continue
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return run_cli(args.func, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

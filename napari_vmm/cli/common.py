@@ -1,0 +1,119 @@
+"""Magnification options shared by ``vmm magnify``, ``vmm-filter`` and ``vmm-ffmpeg``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ..core.errors import VMMError
+
+METHOD_HELP = "magnifier: linear, phase, riesz, oh2018, realtime (see `vmm methods`)"
+
+
+def add_magnify_arguments(parser: argparse.ArgumentParser, streaming: bool = False) -> None:
+    """Add the magnification options; ``streaming`` makes a causal filter the default."""
+    g = parser.add_argument_group("magnification")
+    g.add_argument("--method", default="riesz", help=METHOD_HELP + " (default riesz)")
+    g.add_argument("--alpha", type=float, default=10.0,
+                   help="magnification: output motion = (1 + alpha) x input motion (default 10)")
+    g.add_argument("--band", type=float, nargs=2, metavar=("LOW", "HIGH"), default=(0.5, 3.0),
+                   help="temporal pass band in Hz (default 0.5 3)")
+    g.add_argument("--fps", type=float, default=None,
+                   help="true capture frame rate; overrides the file's (high-speed footage)")
+    g.add_argument("--temporal", default="butterworth",
+                   choices=["ideal", "butterworth", "fir", "iir", "none"],
+                   help="temporal filter (default butterworth, causal)"
+                   + ("; ideal needs --window in a pipe" if streaming else ""))
+    g.add_argument("--mode", default="temporal", choices=["temporal", "static", "dynamic"],
+                   help="temporal: band-pass; static: motion against --reference frame; "
+                   "dynamic: against the previous frame")
+    g.add_argument("--reference", type=int, default=0, help="reference frame of static mode")
+    g.add_argument("--order", type=int, default=2, help="Butterworth order (default 2)")
+    g.add_argument("--taps", type=int, default=None, help="FIR length in frames")
+    g.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    g.add_argument("--option", "-O", action="append", default=[], metavar="KEY=VALUE",
+                   help="method option, repeatable (see `vmm methods`)")
+    g.add_argument("--roi", action="append", default=[], metavar="X,Y,W,H|FILE.json",
+                   help="magnify only inside this rectangle (top-left column,row) or the ROIs "
+                   "of a JSON file; repeatable")
+    g.add_argument("--feather", type=float, default=8.0,
+                   help="ROI edge feathering in px (default 8)")
+    g.add_argument("--params", metavar="JSON", help="read parameters from a JSON file")
+    if streaming:
+        g.add_argument("--window", type=int, default=None, metavar="FRAMES",
+                       help="sliding window for --temporal ideal in a stream")
+        g.add_argument("--latency", type=int, default=None, metavar="FRAMES",
+                       help="frames of delay for --temporal ideal (default window/2)")
+
+
+def parse_options(items: list[str]) -> dict[str, str]:
+    """``["key=value", ...]`` to a dict (values stay strings; methods coerce them)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise VMMError(f"--option must look like KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def params_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Engine keyword arguments from parsed options (``fps`` may be None: take the file's).
+
+    ROIs stay as ``rois`` (list of x,y,w,h) with ``feather``; the caller turns them into a
+    mask once the frame size is known (:func:`roi_mask_for`).
+    """
+    params: dict[str, Any] = {}
+    if getattr(args, "params", None):
+        try:
+            with open(args.params) as fh:
+                params.update(json.load(fh))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise VMMError(f"cannot read parameters from {args.params}: {exc}") from None
+        params.update(params.pop("options", {}) or {})
+    params.update({
+        "method": args.method, "alpha": args.alpha, "band": tuple(args.band), "fps": args.fps,
+        "temporal": args.temporal, "mode": args.mode, "reference": args.reference,
+        "order": args.order, "taps": args.taps, "device": args.device,
+    })
+    params.update(parse_options(args.option))
+    if getattr(args, "window", None) is not None:
+        params["window"] = args.window
+    if getattr(args, "latency", None) is not None:
+        params["latency"] = args.latency
+    if args.roi:
+        from ..core.analysis import as_rois
+
+        params["rois"] = as_rois(list(args.roi))  # validates X,Y,W,H and JSON files now
+        params["feather"] = args.feather
+    return params
+
+
+def roi_mask_for(params: dict[str, Any], height: int, width: int):
+    """Pop ``rois``/``feather`` from ``params`` and return the feathered mask (or None)."""
+    rois = params.pop("rois", None)
+    feather = params.pop("feather", 8.0)
+    if not rois:
+        return None
+    from ..core.analysis import roi_mask
+
+    return roi_mask((height, width), rois, feather_px=feather)
+
+
+def run_cli(func, args: argparse.Namespace) -> int:
+    """Run a subcommand: VMMError becomes one line on stderr and exit code 1."""
+    from ..core.errors import Cancelled
+
+    try:
+        return int(func(args) or 0)
+    except VMMError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Cancelled:
+        print("cancelled", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,35 @@
+"""``vmm methods``: list the magnifiers, their options and (for learned ones) their weights."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("methods", help="list magnification methods and their options")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..core.registry import available_methods
+
+    methods = available_methods()
+    if args.json:
+        print(json.dumps(methods, indent=2, default=str))
+        return 0
+    for name, info in methods.items():
+        print(f"{name:10s} [{info['kind']}] {info['summary']}")
+        weights = info.get("weights")
+        if isinstance(weights, dict):
+            status = weights.get("status") or ("available" if weights.get("available")
+                                               else "missing")
+            metric = weights.get("val_ssim")
+            print(f"{'':12s}weights: {status}" + (f", val SSIM {metric:.3f}" if metric else ""))
+        for key, opt in info["options"].items():
+            extra = f" choices={opt['choices']}" if "choices" in opt else ""
+            print(f"{'':12s}--option {key}={opt['default']!s:<10s} {opt['help']}{extra}")
+    return 0
