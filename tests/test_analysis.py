@@ -15,19 +15,12 @@ from scipy import ndimage
 
 from napari_vmm.core import analysis as an
 from napari_vmm.core.errors import Cancelled, VMMError
+from napari_vmm.core.samples import fourier_shift
 
 FPS = 30.0
 H, W, T = 64, 112, 120
 BOX_A = (6, 12, 38, 40)  # x, y, w, h around object A (centre col 25, row 32)
 BOX_B = (66, 12, 40, 40)  # around object B (centre col 86, row 32)
-VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
-
-
-def fourier_shift(image: np.ndarray, dy: float, dx: float) -> np.ndarray:
-    """Exact sub-pixel translation of a band-limited image (content moves by +dy, +dx)."""
-    ky = np.fft.fftfreq(image.shape[0])[:, None]
-    kx = np.fft.fftfreq(image.shape[1])[None, :]
-    return np.fft.ifft2(np.fft.fft2(image) * np.exp(-2j * np.pi * (ky * dy + kx * dx))).real
 
 
 def textured_object(cy: float, cx: float, seed: int, radius: float = 12.0) -> np.ndarray:
@@ -386,11 +379,10 @@ def test_cli_errors_are_one_line(npy_clip, capsys, extra, match):
 # ---------------------------------------------------------------------------------- real data
 
 
-@pytest.mark.skipif(not (VIDEOS / "cardiomyocyte_zdisc.avi").exists(),
-                    reason="../shared/videos/cardiomyocyte_zdisc.avi not available")
-def test_cardiomyocyte_beat_is_found():
-    io = pytest.importorskip("napari_vmm.core.io")
-    src = io.open_video(str(VIDEOS / "cardiomyocyte_zdisc.avi"))
+def test_cardiomyocyte_beat_is_found(shared_video):
+    from napari_vmm.core.io import open_video
+
+    src = open_video(str(shared_video("cardiomyocyte_zdisc.avi")))
     res = an.analyze_motion(src, "150,150,100,100", n_peaks=3)
     (r,) = res.rois
     assert 0.3 < r.dominant_hz < 3.0  # a beating cell, about one beat per second

@@ -1,0 +1,170 @@
+"""The "Motion traces" dock widget in a real napari viewer (run under ``xvfb-run -a pytest``)."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+from matplotlib.backend_bases import MouseEvent  # noqa: E402
+from napari.utils.notifications import notification_manager  # noqa: E402
+
+from napari_vmm import _roi_widget, _widget  # noqa: E402
+from napari_vmm._roi_widget import MotionTracesWidget  # noqa: E402
+from napari_vmm.core.samples import translating_texture  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+FPS = 30.0
+F_HZ = 3.1
+N = 60
+WAIT_MS = 60_000
+
+
+class FakeMagnify:
+    """Stands in for a MagnifyWidget: records the bands it is sent."""
+
+    def __init__(self) -> None:
+        self.bands: list[tuple[float, float]] = []
+
+    def set_band(self, lo: float, hi: float) -> None:
+        self.bands.append((lo, hi))
+
+
+@pytest.fixture
+def magnify(monkeypatch):
+    fake = FakeMagnify()
+    monkeypatch.setattr(_widget, "magnify_widgets", lambda viewer: [fake])
+    return fake
+
+
+def setup_viewer(make_napari_viewer, with_time_scale=True):
+    viewer = make_napari_viewer()
+    frames = translating_texture(N, (40, 48), FPS, F_HZ, 0.5, direction=(0.0, 1.0))
+    kwargs = {"scale": (1 / FPS, 1, 1), "units": ("s", "pixel", "pixel")} \
+        if with_time_scale else {}
+    image = viewer.add_image(np.rint(frames * 65535).astype(np.uint16), name="clip", **kwargs)
+    rect = np.array([[5, 8, 10], [5, 8, 38], [5, 32, 38], [5, 32, 10]], dtype=float)
+    shapes = viewer.add_shapes([rect], shape_type="rectangle", name="rois", ndim=3,
+                               scale=image.scale, units=image.units)
+    return viewer, image, shapes
+
+
+def analyse(widget, qtbot):
+    worker = widget.run()
+    assert worker is not None
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=WAIT_MS)
+    assert widget.result is not None, widget._status.value
+    return widget.result
+
+
+def test_analysis_plots_and_features(make_napari_viewer, qtbot, magnify):
+    viewer, image, shapes = setup_viewer(make_napari_viewer)
+    widget = MotionTracesWidget(viewer)
+    assert widget.layer is image and widget.shapes is shapes
+    assert widget._fps.value == pytest.approx(FPS)
+    res = analyse(widget, qtbot)
+    (r,) = res.rois
+    assert abs(r.dominant_hz - F_HZ) <= r.freqs[1]
+    assert abs(r.amplitude_px - 0.5) < 0.05 and r.peaks[0].amplitude_y < 0.02
+    # two traces (x, y) on the waveform axes plus the cursor; a spectrum line
+    assert len(widget.ax_wave.lines) == 3 and len(widget.ax_spec.lines) >= 1
+    np.testing.assert_allclose(widget.ax_spec.lines[0].get_ydata(), r.spectrum)
+    assert shapes.features["dominant_hz"][0] == pytest.approx(r.dominant_hz)
+    assert "Hz" in widget._status.value
+
+
+def test_cursor_follows_frame_without_recomputing(make_napari_viewer, qtbot, magnify,
+                                                 monkeypatch):
+    viewer, _, _ = setup_viewer(make_napari_viewer)
+    widget = MotionTracesWidget(viewer)
+    analyse(widget, qtbot)
+    calls = []
+    monkeypatch.setattr(_roi_widget, "_analysis_job",
+                        lambda *a, **k: calls.append(a) or iter(()))
+    drawn = []
+    monkeypatch.setattr(widget, "_draw", lambda: drawn.append(1))
+    viewer.dims.set_current_step(0, 12)
+    assert widget.cursor_time == pytest.approx(12 / FPS)
+    viewer.dims.set_current_step(0, 45)
+    assert widget.cursor_time == pytest.approx(45 / FPS)
+    assert not calls and not drawn
+
+
+def test_click_peak_and_drag_set_the_band(make_napari_viewer, qtbot, magnify):
+    viewer, _, _ = setup_viewer(make_napari_viewer)
+    widget = MotionTracesWidget(viewer)
+    res = analyse(widget, qtbot)
+    widget.canvas.draw()
+
+    def at(hz, button_event):
+        x, y = widget.ax_spec.transData.transform((hz, 0.0))
+        y = widget.ax_spec.bbox.y0 + 5
+        MouseEvent(button_event, widget.canvas, x, y, button=1)._process()
+
+    # a click just next to the peak selects the band around the peak
+    at(F_HZ + 0.2, "button_press_event")
+    at(F_HZ + 0.2, "button_release_event")
+    assert len(magnify.bands) == 1
+    lo, hi = magnify.bands[0]
+    assert lo < res.rois[0].dominant_hz < hi
+    # a drag selects exactly the dragged range
+    at(6.0, "button_press_event")
+    at(9.0, "button_release_event")
+    assert magnify.bands[-1] == pytest.approx((6.0, 9.0), abs=0.05)
+    assert widget.band == magnify.bands[-1] and "Hz" in widget._band_label.value
+    # far from any peak, a click does nothing
+    assert widget.pick_peak(14.0) is None and len(magnify.bands) == 2
+    widget._use_suggested_band()
+    assert magnify.bands[-1] == pytest.approx(res.rois[0].band)
+
+
+def test_band_reaches_a_real_magnify_widget(make_napari_viewer, qtbot):
+    viewer, _, _ = setup_viewer(make_napari_viewer)
+    magnify = _widget.MagnifyWidget(viewer)
+    widget = MotionTracesWidget(viewer)
+    analyse(widget, qtbot)
+    widget.select_band(2.5, 3.75)
+    assert magnify.band_hz() == pytest.approx((2.5, 3.75))
+
+
+def test_csv_export(make_napari_viewer, qtbot, magnify, tmp_path):
+    viewer, _, _ = setup_viewer(make_napari_viewer)
+    widget = MotionTracesWidget(viewer)
+    widget._pixel_size.value = 0.5
+    res = analyse(widget, qtbot)
+    traces, spectra = widget.export_csv(tmp_path / "m.csv")
+    rows = list(csv.reader(traces.read_text().splitlines()))
+    assert len(rows) == N + 1 and "roi1_dx_um" in rows[0]
+    col = rows[0].index("roi1_dx_px")
+    np.testing.assert_allclose([float(r[col]) for r in rows[1:]], res.rois[0].dx, atol=1e-5)
+    assert spectra.name == "m_spectra.csv" and spectra.exists()
+
+
+def test_bad_inputs_give_one_clear_error(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    widget = MotionTracesWidget(viewer)
+    before = len(notification_manager.records)
+    assert widget.run() is None
+    assert "image" in widget._status.value
+    viewer.add_image(np.zeros((20, 32, 32), dtype=np.uint8), name="clip")
+    viewer.add_shapes(name="empty", ndim=3)
+    widget._reset_choices()
+    assert widget.run() is None and "empty" in widget._status.value
+    errors = [str(n.message) for n in notification_manager.records[before:]]
+    assert len(errors) == 2 and all("Traceback" not in e for e in errors)
+
+
+def test_cancel_stops_the_worker(make_napari_viewer, qtbot, magnify):
+    viewer, _, _ = setup_viewer(make_napari_viewer)
+    widget = MotionTracesWidget(viewer)
+    worker = widget.run()
+    widget.cancel()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=WAIT_MS)
+    assert worker is not None
+    assert widget.result is None and widget._status.value == "cancelled"
+    assert widget._run_btn.enabled and not widget._cancel_btn.enabled
