@@ -244,13 +244,14 @@ def iter_magnify(frames, out: np.ndarray, fps: float, method: str = "phase",
                  device: str = "cpu", roi_mask: np.ndarray | None = None, order: int = 2,
                  taps: int | None = None, zero_phase: bool = False,
                  chunk_size: int | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
-                 tile_size: int | None = None,
+                 tile_size: int | None = None, path: str = "auto",
                  **method_options: Any) -> Iterator[tuple[int, int]]:
     """Magnify ``frames`` into ``out``, yielding ``(done, total)`` after every chunk.
 
     Same parameters as :func:`magnify`; ``out`` is a preallocated array (or any writable array
     with numpy slicing) of the input's shape and dtype. Stopping the generator stops the work
-    within one chunk.
+    within one chunk. ``path`` forces the ``"stream"`` or ``"whole"`` path (default: the
+    streaming path whenever the filter is causal).
     """
     shape = tuple(frames.shape)
     h, w, _ = check_frame_shape(shape)
@@ -266,7 +267,11 @@ def iter_magnify(frames, out: np.ndarray, fps: float, method: str = "phase",
         pipeline._mask_for((h, w))
     chunk = chunk_size or default_chunk(h, w)
     needs_whole = not pipeline.filter.causal or (mode == "static" and reference != 0)
-    if not needs_whole:
+    if path not in ("auto", "stream", "whole"):
+        raise VMMError(f"path must be 'auto', 'stream' or 'whole', got {path!r}")
+    if path == "stream" and needs_whole:
+        raise VMMError("this filter needs the whole clip; it cannot run on the streaming path")
+    if path != "whole" and not needs_whole:
         pipeline.reset()
         for t0 in range(0, n, chunk):
             t1 = min(n, t0 + chunk)
@@ -402,7 +407,7 @@ def magnify(frames, fps: float, method: str = "phase", alpha: float = 20.0,
 
 def _magnify_stream(frames: Iterator[np.ndarray], **kwargs: Any) -> Iterator[np.ndarray]:
     chunk_size = kwargs.pop("chunk_size", None)
-    for key in ("memory_budget", "tile_size", "zero_phase"):
+    for key in ("memory_budget", "tile_size", "zero_phase", "path"):
         kwargs.pop(key, None)
     sm: StreamingMagnifier | None = None
     buf: list[np.ndarray] = []
