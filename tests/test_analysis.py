@@ -387,3 +387,17 @@ def test_cardiomyocyte_beat_is_found(shared_video):
     (r,) = res.rois
     assert 0.3 < r.dominant_hz < 3.0  # a beating cell, about one beat per second
     assert r.amplitude_px > 0.2 and r.band[0] < r.dominant_hz < r.band[1]
+
+
+def test_periodic_texture_large_motion_does_not_jump_by_a_period():
+    """Striated texture (period 6 px, like z-discs) moving 4 px: no jumps of one period."""
+    n, size = 90, 64
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:size, :size]
+    grating = np.cos(2 * np.pi * yy / 6.0) * (1 + 0.3 * np.cos(2 * np.pi * xx / 16.0))
+    grating += ndimage.gaussian_filter(rng.standard_normal((size, size)), 1.5) * 0.3
+    disp = 4.0 * np.sin(2 * np.pi * 1.5 * np.arange(n) / FPS)  # up to 1.26 px per frame
+    frames = np.stack([fourier_shift(grating, d, 0.0) for d in disp])
+    (r,) = an.analyze_motion(frames, "16,16,32,32", FPS).rois
+    assert np.max(np.abs(r.dy - disp)) < 0.1
+    assert abs(r.amplitude_px - 4.0) < 0.4

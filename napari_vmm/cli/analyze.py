@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from ..core import analysis
-    from ..core.io import open_video
+    from ..core.io import open_input
 
     rois: list[analysis.ROI] = [analysis.parse_roi(s, name=f"ROI {i + 1}")
                                 for i, s in enumerate(args.roi)]
@@ -88,7 +88,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.peaks < 1:
         raise VMMError(f"--peaks must be >= 1, got {args.peaks}")
 
-    source = open_video(args.input)
+    source = open_input(args.input)
     fps = args.fps if args.fps is not None else getattr(source, "fps", None)
     if fps is None:
         raise VMMError(f"{args.input} has no frame rate: give one with --fps")

@@ -487,10 +487,17 @@ class _Tracker:
 
     ``ref`` is the padded crop (bbox plus ``margin`` on each side, clipped to the frame);
     ``inner`` is the bbox's slice inside it and ``weights`` the ROI mask over the bbox.
+
+    Each frame starts from the previous frame's estimate. Phase correlation, searched only
+    within :attr:`search_px` of that estimate (so a periodic texture such as striated muscle
+    cannot make it jump by one period), gives the integer part; inverse-compositional
+    Lucas-Kanade on zero-mean, gain-normalised intensities refines it.
     """
 
-    max_iter = 30
-    tol = 1e-5
+    max_iter = 20
+    tol = 1e-4  # px
+    search_px = 3
+    _deriv = np.array([1.0, -8.0, 0.0, 8.0, -1.0]) / 12.0  # 5-point central difference
 
     def __init__(self, ref: np.ndarray, inner: tuple[slice, slice], weights: np.ndarray) -> None:
         self.inner = inner
@@ -500,10 +507,11 @@ class _Tracker:
         # Zero-mean, unit-gain template: brightness and contrast changes are not motion.
         self.ref_in = ref_in - np.sum(self.w * ref_in) / self.wsum
         self.ref_std = math.sqrt(np.sum(self.w * self.ref_in**2) / self.wsum)
-        gy, gx = np.gradient(ref)
-        self.gy, self.gx = gy[inner] * self.w, gx[inner] * self.w
-        hess = np.array([[np.sum(self.gy * gy[inner]), np.sum(self.gy * gx[inner])],
-                         [np.sum(self.gx * gy[inner]), np.sum(self.gx * gx[inner])]])
+        gy = ndimage.correlate1d(ref, self._deriv, axis=0, mode="nearest")[inner]
+        gx = ndimage.correlate1d(ref, self._deriv, axis=1, mode="nearest")[inner]
+        self.gy, self.gx = gy * self.w, gx * self.w
+        hess = np.array([[np.sum(self.gy * gy), np.sum(self.gy * gx)],
+                         [np.sum(self.gx * gy), np.sum(self.gx * gx)]])
         eig = np.linalg.eigvalsh(hess)
         energy = np.sum(self.w * self.ref_in**2)
         # Trackable when the weakest gradient direction carries some of the texture energy.
@@ -513,21 +521,24 @@ class _Tracker:
         self.grid = np.mgrid[ys, xs].astype(np.float64)
         self.window = np.outer(np.hanning(ref.shape[0]), np.hanning(ref.shape[1]))
         self.ref_fft = np.fft.fft2((ref - ref.mean()) * self.window)
+        size = np.array(ref.shape)
+        # Signed shift of every cell of the correlation surface.
+        self.shifts = [np.where(np.arange(n) > n / 2, np.arange(n) - n, np.arange(n))
+                       for n in size]
 
-    def _integer_shift(self, frame: np.ndarray) -> np.ndarray:
-        """Phase-correlation peak (integer px) of ``frame`` against the reference."""
+    def _integer_shift(self, frame: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        """Phase-correlation peak (integer px) within ``search_px`` of ``prior``."""
         cross = np.fft.fft2((frame - frame.mean()) * self.window) * np.conj(self.ref_fft)
         corr = np.fft.ifft2(cross / (np.abs(cross) + 1e-12)).real
-        peak = np.array(np.unravel_index(np.argmax(corr), corr.shape), dtype=np.float64)
-        size = np.array(corr.shape)
-        return np.where(peak > size / 2, peak - size, peak)
+        near_y = np.abs(self.shifts[0] - np.round(prior[0])) <= self.search_px
+        near_x = np.abs(self.shifts[1] - np.round(prior[1])) <= self.search_px
+        sub = corr[np.ix_(near_y, near_x)]
+        iy, ix = np.unravel_index(np.argmax(sub), sub.shape)
+        return np.array([self.shifts[0][near_y][iy], self.shifts[1][near_x][ix]], float)
 
-    def track(self, frame: np.ndarray) -> tuple[float, float]:
-        """Displacement ``(dy, dx)`` of ``frame``'s content (padded crop) from the reference."""
-        if not self.ok:
-            return 0.0, 0.0
-        coeffs = ndimage.spline_filter(frame, order=3, mode="nearest")
-        d = self._integer_shift(frame)
+    def _refine(self, coeffs: np.ndarray, start: np.ndarray) -> np.ndarray | None:
+        """Lucas-Kanade from ``start``; None when it diverges (moves beyond ``search_px``)."""
+        d = np.asarray(start, dtype=np.float64).copy()
         for _ in range(self.max_iter):
             warped = ndimage.map_coordinates(
                 coeffs, [self.grid[0] + d[0], self.grid[1] + d[1]], order=3, mode="nearest",
@@ -536,10 +547,28 @@ class _Tracker:
             std = math.sqrt(np.sum(self.w * warped**2) / self.wsum)
             err = warped * (self.ref_std / std if std > 0 else 1.0) - self.ref_in
             step = self.hess_inv @ np.array([np.sum(self.gy * err), np.sum(self.gx * err)])
-            d = d - step
+            d -= step
+            if not np.isfinite(d).all() or np.abs(d - start).max() > self.search_px:
+                return None
             if np.abs(step).max() < self.tol:
                 break
-        return float(d[0]), float(d[1])
+        return d
+
+    def track(self, frame: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        """Displacement ``(dy, dx)`` of ``frame``'s content (padded crop) from the reference.
+
+        ``prior`` is the previous frame's estimate. Refinement starts there, then (if it
+        diverges) from the phase-correlation peak; if both diverge (strong deformation, blur)
+        the previous estimate is kept.
+        """
+        if not self.ok:
+            return np.zeros(2)
+        coeffs = ndimage.spline_filter(frame, order=3, mode="nearest")
+        d = self._refine(coeffs, prior)
+        if d is None:
+            coarse = self._integer_shift(frame, prior)
+            d = self._refine(coeffs, coarse) if np.abs(coarse - prior).max() > 0.5 else None
+        return prior.copy() if d is None else d
 
 
 # --------------------------------------------------------------------------------------------
@@ -825,7 +854,7 @@ def iter_analyze_motion(
                 t = t0 + j
                 if t >= n:
                     break
-                disp[i][t] = trackers[i].track(frame)
+                disp[i][t] = trackers[i].track(frame, disp[i][t - 1] if t else np.zeros(2))
                 inten[i][t] = frame[inner][masks[i]].mean()
         done = min(n, t0 + len(crops[0]) if crops else n)
         yield done, n
