@@ -1,0 +1,515 @@
+"""``vmm-filter``: motion magnification as a YUV4MPEG2 pipe filter for ffmpeg chains.
+
+::
+
+    ffmpeg -i in.mp4 -f yuv4mpegpipe - | vmm-filter --method riesz --alpha 20 --band 0.5 3 \\
+        | ffmpeg -f yuv4mpegpipe -i - -c:v libx264 out.mp4
+
+It reads a y4m stream (stdin by default) and writes one (stdout by default) with exactly one
+output frame per input frame. Only luma (the Y plane) is magnified; chroma and alpha planes pass
+through untouched at their own resolution. The stream header is copied as it is (size, frame
+rate, aspect, colour space, ``XCOLORRANGE`` and every other extension).
+
+Memory does not depend on the stream's length: frames are read in chunks into preallocated
+buffers and the temporal filter is causal (``butterworth`` by default). The non-causal ``ideal``
+filter runs only over a sliding window (``--window``) with a fixed latency (``--latency``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, BinaryIO, Protocol
+
+import numpy as np
+
+from napari_vmm.core.errors import Cancelled, VMMError
+
+from .y4m import FrameBuffer, Y4MHeader, Y4MReader, Y4MWriter
+
+PROG = "vmm-filter"
+DEFAULT_CHUNK = 8
+
+
+class FrameMagnifier(Protocol):
+    """What the filter loop needs from a streaming magnifier (``StreamingMagnifier`` has it)."""
+
+    def push(self, frames: np.ndarray) -> np.ndarray: ...
+
+    def flush(self) -> np.ndarray: ...
+
+
+# --------------------------------------------------------------------------- luma adaptation
+class LumaMagnifier:
+    """Feed y4m luma samples to a magnifier and return samples of the same bit depth.
+
+    8-bit luma goes to the engine as ``uint8`` (its dtype policy scales by 1/255). Deeper luma
+    (9..16 bits, stored in the low bits of ``uint16``) goes as float32 normalised by
+    ``2**bit_depth - 1``, and comes back clipped and rounded to the same range, so an unchanged
+    sample is restored exactly.
+
+    Parameters
+    ----------
+    magnifier : FrameMagnifier
+        Takes and returns gray frames ``(N, H, W)``.
+    bit_depth : int
+        Bits per luma sample on the wire.
+    """
+
+    def __init__(self, magnifier: FrameMagnifier, bit_depth: int) -> None:
+        self.magnifier = magnifier
+        self.bit_depth = bit_depth
+        self.max_value = (1 << bit_depth) - 1
+        self.wire_dtype = np.dtype(np.uint8) if bit_depth == 8 else np.dtype("<u2")
+
+    def _to_engine(self, luma: np.ndarray) -> np.ndarray:
+        if self.bit_depth == 8:
+            return luma
+        return luma.astype(np.float32) * np.float32(1.0 / self.max_value)
+
+    def _from_engine(self, out: np.ndarray) -> np.ndarray:
+        out = np.asarray(out)
+        if out.ndim == 4 and out.shape[-1] == 1:
+            out = out[..., 0]
+        if self.bit_depth == 8:
+            if out.dtype != np.uint8:  # engines keep the dtype; be strict about what we write
+                out = np.clip(np.rint(np.asarray(out, np.float32) * 255.0), 0, 255)
+            return out.astype(np.uint8, copy=False)
+        scaled = np.rint(np.asarray(out, np.float32) * np.float32(self.max_value))
+        return np.clip(scaled, 0, self.max_value).astype(self.wire_dtype)
+
+    def push(self, luma: np.ndarray) -> np.ndarray:
+        """Magnify ``luma`` ``(N, H, W)``; return the frames that are ready (maybe fewer)."""
+        return self._from_engine(self.magnifier.push(self._to_engine(luma)))
+
+    def flush(self) -> np.ndarray:
+        """Return the frames still held back (non-empty only with a latency)."""
+        return self._from_engine(self.magnifier.flush())
+
+
+class SlidingWindowIdeal:
+    """The non-causal ``ideal`` filter over a sliding window, for streams.
+
+    Output frame ``t`` is magnified with the ideal (FFT) band-pass over a window of at most
+    ``window`` frames that holds ``latency`` frames after ``t`` (fewer at the end of the
+    stream). The window advances ``hop`` frames at a time, so each output frame sees between
+    ``latency`` and ``latency + hop - 1`` future frames; ``hop=1`` is an exact sliding window.
+    Memory holds ``window`` frames, whatever the stream's length.
+
+    Parameters
+    ----------
+    magnify_window : callable
+        ``magnify_window(frames) -> frames``: the whole-clip engine on a window ``(n, H, W)``.
+    window : int
+        Window length in frames.
+    latency : int
+        Future frames each output waits for (``0 <= latency < window``).
+    hop : int, optional
+        Frames output per window evaluation (``1 <= hop <= window - latency``); default
+        ``max(1, min(latency, window - latency) // 2)``.
+    """
+
+    def __init__(
+        self,
+        magnify_window: Callable[[np.ndarray], np.ndarray],
+        window: int,
+        latency: int,
+        hop: int | None = None,
+    ) -> None:
+        if window < 2:
+            raise VMMError(f"--window must be at least 2 frames, got {window}")
+        if not 0 <= latency < window:
+            raise VMMError(f"--latency must be in 0..{window - 1} (window - 1), got {latency}")
+        if hop is None:
+            hop = max(1, min(latency, window - latency) // 2)
+        if not 1 <= hop <= window - latency:
+            raise VMMError(
+                f"--hop must be in 1..{window - latency} (window - latency), got {hop}"
+            )
+        self.magnify_window = magnify_window
+        self.window, self.latency, self.hop = window, latency, hop
+        self._ring: np.ndarray | None = None  # (window, H, W) in arrival order modulo window
+        self._n_in = 0  # frames received
+        self._n_out = 0  # frames returned
+
+    def _window_ending_at(self, end: int) -> np.ndarray:
+        """Frames ``max(0, end - window + 1) .. end`` in time order (a copy)."""
+        start = max(0, end - self.window + 1)
+        idx = np.arange(start, end + 1) % self.window
+        return self._ring[idx]
+
+    def _emit(self, end: int, count: int) -> np.ndarray:
+        frames = self._window_ending_at(end)
+        out = np.asarray(self.magnify_window(frames))
+        first = self._n_out - max(0, end - self.window + 1)
+        self._n_out += count
+        return out[first : first + count]
+
+    def push(self, frames: np.ndarray) -> np.ndarray:
+        """Add frames ``(N, H, W)``; return the output frames that are now ready."""
+        if self._ring is None:
+            self._ring = np.empty((self.window, *frames.shape[1:]), dtype=frames.dtype)
+        ready = []
+        for frame in frames:
+            self._ring[self._n_in % self.window] = frame
+            self._n_in += 1
+            end = self._n_in - 1
+            if end - self.latency >= self._n_out + self.hop - 1:
+                ready.append(self._emit(end, self.hop))
+        if not ready:
+            return np.empty((0, *frames.shape[1:]), dtype=frames.dtype)
+        return np.concatenate(ready)
+
+    def flush(self) -> np.ndarray:
+        """Return the last frames, magnified over the window that ends the stream."""
+        left = self._n_in - self._n_out
+        if self._ring is None or left == 0:
+            shape = (0,) if self._ring is None else (0, *self._ring.shape[1:])
+            return np.empty(shape, dtype=np.uint8 if self._ring is None else self._ring.dtype)
+        return self._emit(self._n_in - 1, left)
+
+
+# --------------------------------------------------------------------------- the filter loop
+def filter_stream(
+    reader: Y4MReader,
+    writer: Y4MWriter,
+    magnifier: FrameMagnifier,
+    chunk: int = DEFAULT_CHUNK,
+    progress: Callable[[int], Any] | None = None,
+) -> int:
+    """Magnify the luma of every frame from ``reader`` and write it to ``writer``.
+
+    Chroma (and alpha) planes are written back unchanged. Output frames pair with input frames
+    in order; when the magnifier holds frames back (a latency), their other planes wait in a
+    small queue of reusable buffers, so memory depends on ``chunk`` and the latency only.
+
+    Parameters
+    ----------
+    reader : Y4MReader
+        Source stream (header already read).
+    writer : Y4MWriter
+        Destination stream (header already written).
+    magnifier : FrameMagnifier
+        Gray-frame magnifier in the wire's bit depth (see :class:`LumaMagnifier`).
+    chunk : int
+        Frames read and pushed at a time.
+    progress : callable, optional
+        Called with the number of frames written so far after each chunk.
+
+    Returns
+    -------
+    int
+        Number of frames written (equal to the number read).
+
+    Raises
+    ------
+    VMMError
+        On a truncated or malformed stream, or if the magnifier does not return one frame per
+        input frame.
+    """
+    if chunk < 1:
+        raise VMMError(f"--chunk must be at least 1 frame, got {chunk}")
+    header = reader.header
+    free: list[FrameBuffer] = []
+    pending: deque[list] = deque()  # [buffer, frames filled, frames already written]
+
+    def write_ready(out: np.ndarray) -> None:
+        done = 0
+        while done < len(out):
+            if not pending:
+                raise VMMError(
+                    "internal error: the magnifier returned more frames than it was given"
+                )
+            entry = pending[0]
+            buf, filled, written = entry
+            n = min(filled - written, len(out) - done)
+            buf.luma[written : written + n] = out[done : done + n]
+            writer.write(buf, n, start=written)
+            entry[2] += n
+            done += n
+            if entry[2] == filled:
+                free.append(pending.popleft()[0])
+
+    while True:
+        buf = free.pop() if free else FrameBuffer(header, chunk)
+        filled = reader.read_into(buf)
+        if filled == 0:
+            free.append(buf)
+            break
+        pending.append([buf, filled, 0])
+        write_ready(magnifier.push(buf.luma[:filled]))
+        if progress is not None:
+            progress(writer.frames_written)
+        if filled < chunk:
+            break
+    write_ready(magnifier.flush())
+    if writer.frames_written != reader.frames_read:
+        raise VMMError(
+            f"internal error: wrote {writer.frames_written} frames for {reader.frames_read} "
+            "input frames"
+        )
+    writer.flush()
+    if progress is not None:
+        progress(writer.frames_written)
+    return writer.frames_written
+
+
+# --------------------------------------------------------------------------- building magnifiers
+def _magnify_arguments_module():
+    """The shared ``vmm magnify`` option helpers (napari_vmm.cli.common)."""
+    from napari_vmm.cli import common
+
+    return common
+
+
+def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
+    """Stream options beside the shared magnify options (which bring --window/--latency)."""
+    g = parser.add_argument_group("streaming")
+    g.add_argument(
+        "--hop",
+        type=int,
+        default=None,
+        metavar="FRAMES",
+        help="with --window: frames output per window evaluation "
+        "(default min(latency, window-latency)/2; 1 = exact sliding window, slowest)",
+    )
+    g.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CPU threads of the engine (default: torch's choice); on a busy or small machine "
+        "running two ffmpeg processes beside the filter, 1 or 2 is often fastest",
+    )
+    g.add_argument(
+        "--chunk",
+        type=int,
+        default=DEFAULT_CHUNK,
+        metavar="FRAMES",
+        help=f"frames read and magnified at a time (default {DEFAULT_CHUNK})",
+    )
+
+
+def set_threads(threads: int | None) -> None:
+    """Set the engine's CPU thread count (``torch.set_num_threads``) when one is given."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise VMMError(f"--threads must be at least 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def make_magnifier(
+    params: dict[str, Any],
+    header: Y4MHeader,
+    hop: int | None = None,
+) -> LumaMagnifier:
+    """Build the luma magnifier for a stream.
+
+    Parameters
+    ----------
+    params : dict
+        Keyword arguments for ``StreamingMagnifier`` as ``params_from_args`` gives them:
+        ``fps`` of ``None`` means the header's frame rate; ``window``/``latency`` select the
+        sliding-window ``ideal`` filter; ``rois``/``feather`` become the ROI mask.
+    header : Y4MHeader
+        The input stream's header (frame size, frame rate, bit depth).
+    hop : int, optional
+        Window hop for ``temporal="ideal"`` (see :class:`SlidingWindowIdeal`).
+
+    Returns
+    -------
+    LumaMagnifier
+    """
+    from napari_vmm.cli.common import roi_mask_for
+    from napari_vmm.core import engine
+    from napari_vmm.core.temporal import check_band
+
+    params = dict(params)
+    window = params.pop("window", None)
+    latency = params.pop("latency", None)
+    params["roi_mask"] = roi_mask_for(params, header.height, header.width)
+    if params.get("fps") is None:
+        if header.fps is None:
+            raise VMMError("the y4m header has no frame rate (F field); give --fps")
+        params["fps"] = header.fps
+    temporal = params.get("temporal", "butterworth")
+    mode = params.get("mode", "temporal")
+    if temporal == "ideal" and mode == "temporal":
+        if window is None:
+            raise VMMError(
+                "--temporal ideal needs the whole clip, which a pipe never has: give "
+                "--window FRAMES (and optionally --latency FRAMES) to run it over a sliding "
+                "window, or use a causal filter (butterworth, fir, iir)"
+            )
+        latency = window // 2 if latency is None else latency
+
+        def magnify_window(frames: np.ndarray) -> np.ndarray:
+            return engine.magnify(frames, **params)
+
+        # Check the band now, not after `latency` frames of waiting.
+        check_band(params.get("band"), params["fps"], "ideal")
+        core = SlidingWindowIdeal(magnify_window, window, latency, hop)
+        return LumaMagnifier(core, header.colorspace.bit_depth)
+    if window is not None or latency is not None or hop is not None:
+        raise VMMError("--window/--latency/--hop apply only to --temporal ideal")
+    return LumaMagnifier(engine.StreamingMagnifier(**params), header.colorspace.bit_depth)
+
+
+# --------------------------------------------------------------------------- entry point
+def build_parser() -> argparse.ArgumentParser:
+    """The ``vmm-filter`` argument parser (the ``vmm magnify`` options plus stream options)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Motion magnification as a YUV4MPEG2 (y4m) pipe filter: reads y4m on stdin, "
+        "writes y4m on stdout, one output frame per input frame. Luma is magnified, chroma "
+        "passes through. Example: ffmpeg -i in.mp4 -f yuv4mpegpipe - | vmm-filter --alpha 20 "
+        "--band 0.5 3 | ffmpeg -f yuv4mpegpipe -i - out.mp4",
+    )
+    parser.add_argument(
+        "-i", "--input", default="-", help="y4m file to read, or - for stdin (default)"
+    )
+    parser.add_argument(
+        "-o", "--output", default="-", help="y4m file to write, or - for stdout (default)"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="print the stream and progress to stderr"
+    )
+    _magnify_arguments_module().add_magnify_arguments(parser, streaming=True)
+    add_stream_arguments(parser)
+    return parser
+
+
+class _Progress:
+    """Frames-per-second report on stderr, at most twice a second."""
+
+    def __init__(self, total: int | None = None, label: str = PROG) -> None:
+        self.total, self.label = total, label
+        self.start = self.last = time.monotonic()
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, done: int, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self.last < (0.5 if self.tty else 5.0):
+            return
+        self.last = now
+        fps = done / max(now - self.start, 1e-9)
+        of = f"/{self.total}" if self.total else ""
+        pct = f" {100 * done / self.total:5.1f}%" if self.total else ""
+        end = "\n" if final or not self.tty else "\r"
+        sys.stderr.write(f"{self.label}: frame {done}{of}{pct} ({fps:.1f} fps){end}")
+        sys.stderr.flush()
+
+
+def _open_input(path: str) -> BinaryIO:
+    if path == "-":
+        if sys.stdin.isatty():
+            raise VMMError(
+                "no input: stdin is a terminal; pipe a y4m stream in "
+                "(ffmpeg -i in.mp4 -f yuv4mpegpipe - | vmm-filter ...) or give -i FILE"
+            )
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb")
+    except OSError as err:
+        raise VMMError(f"cannot read {path}: {err.strerror}") from None
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so the exit flush cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the filter for parsed arguments; errors are raised as :class:`VMMError`."""
+    common = _magnify_arguments_module()
+    params = common.params_from_args(args)
+    to_stdout = args.output == "-"
+    if to_stdout and sys.stdout.isatty():
+        raise VMMError(
+            "refusing to write video to a terminal; pipe it into ffmpeg "
+            "(... | ffmpeg -f yuv4mpegpipe -i - out.mp4) or give -o FILE"
+        )
+    if (not to_stdout and args.input != "-" and os.path.exists(args.output)
+            and os.path.samefile(args.input, args.output)):
+        raise VMMError(f"refusing to overwrite the input {args.input}")
+    inp = _open_input(args.input)
+    tmp_path = None
+    try:
+        reader = Y4MReader(inp)
+        header = reader.header
+        set_threads(args.threads)
+        magnifier = make_magnifier(params, header, args.hop)
+        if args.verbose:
+            fps = params.get("fps") or header.fps
+            sys.stderr.write(
+                f"{PROG}: {header.width}x{header.height} {header.colorspace.pix_fmt} "
+                f"(C{header.colorspace.tag}), {fps:g} fps, range "
+                f"{header.color_range or 'unstated'}; magnifying luma\n"
+            )
+        if to_stdout:
+            out = sys.stdout.buffer
+        else:
+            folder = os.path.dirname(os.path.abspath(args.output))
+            fd, tmp_path = tempfile.mkstemp(prefix=".vmm-filter-", suffix=".y4m", dir=folder)
+            out = os.fdopen(fd, "wb")
+        with contextlib.nullcontext() if to_stdout else out:
+            writer = Y4MWriter(out, header)
+            progress = _Progress() if args.verbose else None
+            n = filter_stream(reader, writer, magnifier, args.chunk, progress)
+            if progress is not None:
+                progress(n, final=True)
+        if tmp_path is not None:
+            os.replace(tmp_path, args.output)
+            tmp_path = None
+    finally:
+        if inp is not sys.stdin.buffer:
+            inp.close()
+        if tmp_path is not None and os.path.exists(tmp_path):
+            os.unlink(tmp_path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``vmm-filter`` entry point.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name; ``sys.argv[1:]`` when ``None``.
+
+    Returns
+    -------
+    int
+        0 on success (also when the downstream process closed the pipe early), 1 on bad input
+        or parameters, 2 on a usage error, 130 when interrupted.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except (BrokenPipeError, ConnectionResetError):
+        # The reader downstream has gone (ffmpeg -t, head, a closed player): stop quietly.
+        _quiet_stdout()
+        return 0
+    except VMMError as err:
+        sys.stderr.write(f"{PROG}: error: {err}\n")
+        return 1
+    except Cancelled:
+        return 130
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return 130
