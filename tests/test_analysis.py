@@ -401,3 +401,18 @@ def test_periodic_texture_large_motion_does_not_jump_by_a_period():
     (r,) = an.analyze_motion(frames, "16,16,32,32", FPS).rois
     assert np.max(np.abs(r.dy - disp)) < 0.1
     assert abs(r.amplitude_px - 4.0) < 0.4
+
+
+def test_band_spans_the_harmonics_of_a_non_sinusoidal_beat():
+    t = np.arange(240) / FPS
+    beat = 0.5 * np.sin(2 * np.pi * 1.2 * t) + 0.8 * np.sin(2 * np.pi * 2.4 * t + 1.0)
+    freqs, spec, peaks = an.find_peaks(np.stack([beat, 0.3 * beat]), FPS)
+    assert abs(peaks[0].hz - 2.4) < 0.05 and abs(peaks[1].hz - 1.2) < 0.05
+    assert an.harmonic_series(peaks, freqs[1]) == pytest.approx((1.2, 2.4), abs=0.05)
+    lo, hi = an.band_for_peaks(freqs, spec, peaks, FPS, len(t))
+    assert lo < 1.2 and 2.4 < hi < FPS / 2
+    # a lone sinusoid keeps a narrow band around its frequency
+    freqs, spec, peaks = an.find_peaks(np.sin(2 * np.pi * 2.4 * t), FPS)
+    assert an.harmonic_series(peaks, freqs[1]) is None
+    lo, hi = an.band_for_peaks(freqs, spec, peaks, FPS, len(t))
+    assert 1.8 < lo < 2.4 < hi < 3.0

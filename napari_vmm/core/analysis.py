@@ -730,6 +730,54 @@ def suggest_band(freqs: np.ndarray, amplitude: np.ndarray, f0: float, fps: float
     return float(lo), float(hi)
 
 
+def harmonic_series(peaks: Sequence[Peak], bin_hz: float,
+                    min_ratio: float = 0.5) -> tuple[float, float] | None:
+    """Fundamental and highest strong harmonic when the dominant peak is part of a series.
+
+    Periodic but non-sinusoidal motion (a heartbeat, a contraction) puts comparable energy
+    at a fundamental ``f1`` and its multiples. Peaks count when their amplitude is at least
+    ``min_ratio`` times the dominant one and their frequency is within
+    ``max(bin_hz, 5 %)`` of an integer multiple of ``f1``.
+
+    Returns
+    -------
+    (f1, f_top) or None
+        None when the dominant peak stands alone (no strong sub-harmonic or harmonic).
+    """
+    if not peaks:
+        return None
+    top = peaks[0]
+    strong = [p for p in peaks if p.amplitude >= min_ratio * top.amplitude]
+
+    def multiple(f: float, f1: float) -> bool:
+        k = round(f / f1)
+        return k >= 1 and abs(f - k * f1) <= max(bin_hz, 0.05 * f)
+
+    below = sorted(p.hz for p in strong if p.hz < top.hz - bin_hz and multiple(top.hz, p.hz))
+    f1 = below[0] if below else top.hz
+    series = [p.hz for p in strong if multiple(p.hz, f1)]
+    if len(series) < 2:
+        return None
+    return f1, max(series)
+
+
+def band_for_peaks(freqs: np.ndarray, amplitude: np.ndarray, peaks: Sequence[Peak], fps: float,
+                   n_frames: int) -> tuple[float, float] | None:
+    """Suggested band: around the dominant peak, or spanning its harmonic series.
+
+    See :func:`suggest_band` (one peak) and :func:`harmonic_series`.
+    """
+    if not peaks:
+        return None
+    bin_hz = float(freqs[1] - freqs[0]) if len(freqs) > 1 else fps / max(n_frames, 1)
+    series = harmonic_series(peaks, bin_hz)
+    if series is None:
+        return suggest_band(freqs, amplitude, peaks[0].hz, fps, n_frames)
+    lo = suggest_band(freqs, amplitude, series[0], fps, n_frames)[0]
+    hi = suggest_band(freqs, amplitude, series[1], fps, n_frames)[1]
+    return lo, hi
+
+
 def find_peaks(traces: np.ndarray, fps: float, n_peaks: int = 5,
                fmin: float | None = None, fmax: float | None = None,
                nperseg: int | None = None) -> tuple[np.ndarray, np.ndarray, list[Peak]]:
@@ -873,8 +921,8 @@ def iter_analyze_motion(
             roi=roi, fps=fps, dx=dx, dy=dy, intensity=it, freqs=freqs, spectrum=combined,
             spectrum_x=amp_xy[0], spectrum_y=amp_xy[1], spectrum_intensity=spec_i,
             peaks=peaks, intensity_peaks=ipeaks,
-            band=suggest_band(freqs, combined, peaks[0].hz, fps, n) if peaks else None,
-            intensity_band=suggest_band(freqs, spec_i, ipeaks[0].hz, fps, n) if ipeaks else None,
+            band=band_for_peaks(freqs, combined, peaks, fps, n),
+            intensity_band=band_for_peaks(freqs, spec_i, ipeaks, fps, n),
             pixel_size=pixel_size, unit=unit if pixel_size is not None else "px",
             warnings=warnings))
     return MotionAnalysis(results, fps, n, pixel_size, unit if pixel_size is not None else "px")
