@@ -37,7 +37,7 @@ from napari.layers import Image, Shapes
 from napari.qt.threading import create_worker
 from napari.utils import cancelable_progress
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QApplication, QScrollArea, QVBoxLayout, QWidget
 
 from napari_vmm import __version__
@@ -322,12 +322,18 @@ class MagnifyWidget(QWidget):
                             layout="horizontal", labels=False)
         self._root = Container(widgets=[self._form, buttons, self._copy_btn, self._status],
                                labels=False)
+        for label in (self._method_summary, self._fps_note, self._status):
+            label.native.setWordWrap(True)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(self._root.native)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(scroll)
+        # scroll vertically only: never narrower than the form
+        scroll.setMinimumWidth(self._root.native.minimumSizeHint().width()
+                               + scroll.verticalScrollBar().sizeHint().width() + 12)
 
         # signals
         self._method.changed.connect(self._on_method_changed)

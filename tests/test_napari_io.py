@@ -1,0 +1,82 @@
+"""Plugin reader, writer and sample data (no viewer needed except where marked gui)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("dask")
+
+from napari_vmm import _sample_data  # noqa: E402
+from napari_vmm._reader import CHUNK_FRAMES, napari_get_reader  # noqa: E402
+from napari_vmm._writer import layer_fps, write_video_layer  # noqa: E402
+
+
+@pytest.mark.parametrize("make", [_sample_data.vibrating_target, _sample_data.pulsing_timelapse])
+def test_sample_data_layers(make):
+    (layer,) = make()
+    data, kwargs, kind = layer
+    assert kind == "image" and data.ndim in (3, 4)
+    info = kwargs["metadata"]["napari_vmm"]["sample"]
+    assert kwargs["scale"][0] == pytest.approx(1 / info["fps"])
+    assert kwargs["units"][0] == "s"
+    assert layer_fps(kwargs) == pytest.approx(info["fps"])
+    if data.ndim == 4:
+        assert kwargs["rgb"] and data.dtype == np.uint8 and data.shape[-1] == 3
+    else:
+        assert data.dtype == np.uint16 and kwargs["units"][1] == "um"
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "missing.mp4", "garbage.mp4", "empty.mkv"])
+def test_reader_declines_without_raising(tmp_path, name):
+    path = tmp_path / name
+    if name == "garbage.mp4":
+        path.write_bytes(b"\x00\x01not a video" * 100)
+    elif name != "missing.mp4":
+        path.write_bytes(b"")
+    assert napari_get_reader(str(path)) is None
+    assert napari_get_reader([str(path), str(path)]) is None
+
+
+def test_reader_opens_real_video_lazily(shared_video):
+    import dask.array as da
+
+    path = str(shared_video("baby.mp4"))
+    reader = napari_get_reader(path)
+    assert reader is not None
+    ((data, kwargs, kind),) = reader(path)
+    assert kind == "image" and kwargs["rgb"]
+    assert isinstance(data, da.Array)
+    assert data.ndim == 4 and data.shape[-1] == 3 and data.dtype == np.uint8
+    assert data.shape[0] > CHUNK_FRAMES and data.chunks[0][0] == CHUNK_FRAMES
+    fps = kwargs["metadata"]["napari_vmm"]["video"]["fps"]
+    assert 20 < fps < 60
+    assert kwargs["scale"][0] == pytest.approx(1 / fps) and kwargs["units"][0] == "s"
+    frame = np.asarray(data[CHUNK_FRAMES + 1])  # decodes one chunk only
+    assert frame.shape == data.shape[1:] and frame.std() > 1
+
+
+def test_writer_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, size=(12, 32, 48, 3), dtype=np.uint8)
+    path = str(tmp_path / "out.mp4")
+    meta = {"scale": (0.04, 1, 1), "units": ("s", "pixel", "pixel"), "metadata": {}}
+    assert write_video_layer(path, frames, meta) == [path]
+    ((data, kwargs, _),) = napari_get_reader(path)(path)
+    assert data.shape == frames.shape
+    assert kwargs["metadata"]["napari_vmm"]["video"]["fps"] == pytest.approx(25.0)
+
+
+@pytest.mark.gui
+def test_open_sample_in_viewer(make_napari_viewer):
+    pytest.importorskip("napari")
+    from napari_vmm._widget import MagnifyWidget
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-vmm", "pulsing_timelapse")
+    layer = viewer.layers[-1]
+    assert layer.data.dtype == np.uint16
+    widget = MagnifyWidget(viewer)
+    assert widget.layer is layer
+    info = layer.metadata["napari_vmm"]["sample"]
+    assert widget._fps.value == pytest.approx(info["fps"]) and not widget._fps.enabled
