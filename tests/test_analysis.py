@@ -363,6 +363,20 @@ def test_cli_outputs_and_text(npy_clip, tmp_path, capsys):
     assert csv_path.exists() and png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_cli_reads_a_16bit_tif_and_a_roi_file(tmp_path, capsys):
+    tifffile = pytest.importorskip("tifffile")
+    frames = render_clip(0.0, 3.1, amp_b=0.4, f_b=5.2)
+    stack = _quantised(frames, np.uint16, frames.min(), frames.max())
+    tifffile.imwrite(tmp_path / "stack.tif", stack)
+    an.save_rois(tmp_path / "rois.json", [an.ROI.ellipse(86, 32, 16, 16, name="B")])
+    rc = _cli(["analyze", str(tmp_path / "stack.tif"), "--fps", "30", "--rois",
+               str(tmp_path / "rois.json"), "--json"])
+    assert rc == 0
+    (b,) = json.loads(capsys.readouterr().out)["rois"]
+    assert b["name"] == "B" and abs(b["dominant_hz"] - 5.2) < 0.25
+    assert abs(b["amplitude_px"] - 0.4) < 0.04
+
+
 @pytest.mark.parametrize(
     ("extra", "match"),
     [([], "at least one ROI"), (["--roi", "1,2,3"], "x,y,w,h"),
