@@ -381,7 +381,8 @@ def test_cli_reads_a_16bit_tif_and_a_roi_file(tmp_path, capsys):
     ("extra", "match"),
     [([], "at least one ROI"), (["--roi", "1,2,3"], "x,y,w,h"),
      (["--roi", "1,1,5,5", "--unit", "um"], "--pixel-size"),
-     (["--roi", "500,500,5,5"], "outside")],
+     (["--roi", "500,500,5,5"], "outside"),
+     (["--roi", "6,12,38,40", "--csv", "/nonexistent-dir/t.csv"], "does not exist")],
 )
 def test_cli_errors_are_one_line(npy_clip, capsys, extra, match):
     rc = _cli(["analyze", str(npy_clip), "--fps", "30", *extra])

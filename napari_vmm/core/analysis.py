@@ -40,7 +40,6 @@ import csv
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -974,16 +973,10 @@ def analyze_motion(
 
 
 def _atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from .io import atomic_output
+
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
 
 
 def _rows_to_csv(rows: list[list[Any]]) -> str:
@@ -1117,16 +1110,9 @@ def plot_analysis(analysis: MotionAnalysis, path: str | os.PathLike | None = Non
             axes[i, 1].set_title(f"suggested band {r.band[0]:.3g}-{r.band[1]:.3g} Hz",
                                  fontsize=9, loc="left")
     if path is not None:
-        path = Path(path)
-        fmt = path.suffix.lstrip(".").lower() or "png"
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{fmt}",
-                                   dir=path.parent or ".")
-        os.close(fd)
-        try:
+        from .io import atomic_output
+
+        fmt = Path(path).suffix.lstrip(".").lower() or "png"
+        with atomic_output(path) as tmp:
             fig.savefig(tmp, dpi=dpi, format=fmt)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
     return fig
