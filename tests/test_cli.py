@@ -1,0 +1,135 @@
+"""`vmm magnify` / `vmm methods` end to end, and the import-weight rules."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_vmm.cli import main
+from napari_vmm.core.io import open_input, open_video, write_video
+from napari_vmm.core.samples import vibrating_target
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    frames, info = vibrating_target(n_frames=24, shape=(48, 64))
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    write_video(path, frames, info["fps"], codec="h264-lossless")
+    return path
+
+
+def test_magnify_video_to_video_and_compare_png(clip, tmp_path, capsys):
+    out, png = tmp_path / "out.mp4", tmp_path / "cmp.png"
+    assert main(["magnify", str(clip), str(out), "--alpha", "20", "--band", "1.5", "2.5",
+                 "--compare", str(png), "-q"]) == 0
+    src, res = open_video(clip), open_video(out)
+    assert res.shape == src.shape and res.fps == src.fps
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob(".*"))  # no temporary files left
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".tif"])
+def test_magnify_whole_clip_to_stack(clip, tmp_path, suffix):
+    out = tmp_path / f"out{suffix}"
+    assert main(["magnify", str(clip), str(out), "--method", "phase", "--temporal", "ideal",
+                 "--band", "1.5", "2.5", "-q"]) == 0
+    data = np.asarray(open_input(out))
+    assert data.shape == open_video(clip).shape and data.dtype == np.uint8
+
+
+def test_sixteen_bit_stack_round_trip(tmp_path):
+    frames = (np.random.default_rng(0).integers(0, 65535, (12, 32, 32))).astype(np.uint16)
+    np.save(tmp_path / "in.npy", frames)
+    assert main(["magnify", str(tmp_path / "in.npy"), str(tmp_path / "out.tif"), "--fps", "10",
+                 "--alpha", "0", "--band", "1", "3", "-q"]) == 0
+    out = np.asarray(open_input(tmp_path / "out.tif"))
+    assert out.dtype == np.uint16 and np.abs(out.astype(int) - frames).max() <= 1
+
+
+@pytest.mark.ffmpeg
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+def test_magnify_keeps_audio(tmp_path):
+    src = tmp_path / "av.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=64x48:rate=25", "-f", "lavfi", "-i", "sine=frequency=440",
+                    "-t", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
+                    str(src)], check=True)
+    out = tmp_path / "out.mp4"
+    assert main(["magnify", str(src), str(out), "--band", "1", "5", "-q"]) == 0
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries",
+                            "stream=codec_type,nb_frames,r_frame_rate", "-of", "json", str(out)],
+                           capture_output=True, text=True, check=True)
+    streams = json.loads(probe.stdout)["streams"]
+    assert {s["codec_type"] for s in streams} == {"video", "audio"}
+    video = next(s for s in streams if s["codec_type"] == "video")
+    assert video["r_frame_rate"] == "25/1" and int(video["nb_frames"]) == 25
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--band", "1", "40"], "Nyquist"),
+    (["--method", "nope"], "unknown method"),
+    (["--option", "levels=x"], "levels"),
+    (["--alpha", "1e9"], "alpha"),
+])
+def test_bad_input_gives_one_line_and_no_output(clip, tmp_path, capsys, args, message):
+    out = tmp_path / "out.mp4"
+    assert main(["magnify", str(clip), str(out), "-q", *args]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_corrupt_and_empty_files_are_refused(tmp_path, capsys):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00not a video" * 100)
+    empty = tmp_path / "empty.tif"
+    empty.write_bytes(b"")
+    for path in (bad, empty):
+        assert main(["magnify", str(path), str(tmp_path / "o.mp4"), "-q"]) == 1
+        assert "cannot read" in capsys.readouterr().err
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_refuses_to_overwrite_input(clip, capsys):
+    before = clip.read_bytes()
+    assert main(["magnify", str(clip), str(clip), "-q"]) == 1
+    assert "refusing to overwrite" in capsys.readouterr().err
+    assert clip.read_bytes() == before
+
+
+def test_methods_json_lists_options():
+    proc = subprocess.run([sys.executable, "-m", "napari_vmm", "methods", "--json"],
+                          capture_output=True, text=True, check=True)
+    methods = json.loads(proc.stdout)
+    assert {"linear", "phase", "riesz"} <= set(methods)
+    assert methods["phase"]["options"]["pyramid"]["default"] == "octave"
+
+
+def test_import_napari_vmm_is_light():
+    code = ("import sys, napari_vmm, napari_vmm.core.registry; "
+            "heavy = [m for m in ('torch', 'napari', 'qtpy', 'PyQt6', 'av') if m in sys.modules]; "
+            "print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
+
+
+def test_engine_never_imports_napari_or_qt():
+    offenders = []
+    for path in (ROOT / "napari_vmm" / "core").rglob("*.py"):
+        for line in path.read_text().splitlines():
+            stripped = line.strip()
+            if stripped.startswith(("import ", "from ")):
+                module = stripped.split()[1]
+                if module.split(".")[0] in {"napari", "qtpy", "PyQt5", "PyQt6", "PySide6",
+                                            "magicgui", "superqt"}:
+                    offenders.append(f"{path.name}: {stripped}")
+    assert offenders == []
