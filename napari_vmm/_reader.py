@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -86,25 +85,7 @@ def video_as_dask(path: str, chunk_frames: int = CHUNK_FRAMES):
     shape = tuple(int(s) for s in source.shape)
     if len(shape) != 4 or shape[0] < 1:
         raise ValueError(f"unexpected video shape {shape}")
-    data = da.from_array(_FrameAccessor(source), chunks=(chunk_frames, *shape[1:]),
-                         asarray=True, fancy=False, lock=True, name=False)
+    # the source decodes sequentially and is not thread-safe: one dask task at a time
+    data = da.from_array(source, chunks=(chunk_frames, *shape[1:]), asarray=True,
+                         fancy=False, lock=True, name=False)
     return data, source
-
-
-class _FrameAccessor:
-    """Array-like over a VideoSource: decodes only the frames a slice asks for."""
-
-    def __init__(self, source: Any) -> None:
-        self.source = source
-        self.shape = tuple(int(s) for s in source.shape)
-        self.dtype = source.dtype
-        self.ndim = len(self.shape)
-
-    def __getitem__(self, key):
-        key = key if isinstance(key, tuple) else (key,)
-        t = key[0]
-        frames = self.source[t]  # the time index is decoded; the rest is numpy slicing
-        rest = key[1:]
-        if isinstance(t, int):
-            return frames[rest] if rest else frames
-        return frames[(slice(None), *rest)] if rest else frames

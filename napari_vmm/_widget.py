@@ -98,8 +98,9 @@ def check_image_layer(layer: Any) -> None:
         )
     if layer.rgb and shape[-1] == 4:
         raise VMMError(f"layer {layer.name!r} is RGBA; convert it to RGB or gray first")
-    check_frame_shape(shape, what=f"layer {layer.name!r}")
-    check_dtype(layer.data.dtype, what=f"layer {layer.name!r}")
+    what = f"the frames of layer {layer.name!r}"
+    check_frame_shape(shape, what=what)
+    check_dtype(layer.data.dtype, what=what)
     if shape[0] < 2:
         raise VMMError(f"layer {layer.name!r} has a single frame; magnification needs a video")
 
@@ -358,6 +359,9 @@ class MagnifyWidget(QWidget):
         self._save_timer.setInterval(300)
         self._save_timer.timeout.connect(self.save_settings)
 
+        from napari_vmm.core.params import MagnifyParams
+
+        self.set_params(MagnifyParams())  # the shared defaults, then the user's last session
         self._load_settings()
         self._rebuild_options()
         active = viewer.layers.selection.active
@@ -707,9 +711,9 @@ class MagnifyWidget(QWidget):
             if params.mode == "static" and params.reference >= n:
                 raise VMMError(f"reference frame {params.reference} is outside the {n} "
                                "preview frames")
-        check_frame_shape(tuple(frames.shape), what=f"layer {source.name!r}")
+        check_frame_shape(tuple(frames.shape), what=f"the frames of layer {source.name!r}")
         out = allocate_output(tuple(frames.shape), frames.dtype)
-        kwargs = self._engine_kwargs(params, mask)
+        kwargs = {**params.engine_kwargs(), "roi_mask": mask}
         name = f"{source.name}_preview" if preview else f"{source.name}_magnified"
         provenance = {
             "version": __version__,
@@ -722,21 +726,6 @@ class MagnifyWidget(QWidget):
                         if preview else None),
         }
         return frames, out, kwargs, source, name, provenance, offset
-
-    @staticmethod
-    def _engine_kwargs(params: MagnifyParams, mask: np.ndarray | None) -> dict[str, Any]:
-        return {
-            "fps": params.fps,
-            "method": params.method,
-            "alpha": params.alpha,
-            "band": tuple(params.band),
-            "temporal": params.temporal,
-            "mode": params.mode,
-            "reference": params.reference,
-            "device": params.device,
-            "roi_mask": mask,
-            **params.options,
-        }
 
     # ---------------------------------------------------------------- worker callbacks
 

@@ -72,8 +72,11 @@ def write_video_layer(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     if fps is None:
         fps = DEFAULT_FPS
         _notify_warning(f"layer has no time scale: writing {path} at {fps:g} fps")
+    # a layer read lazily from a video must not be written over that video
+    video = (meta.get("metadata") or {}).get("napari_vmm", {}).get("video", {})
+    protect = [video["path"]] if isinstance(video, dict) and video.get("path") else []
     try:
-        write_video(path, data, fps)
+        write_video(path, data, fps, protect=protect)
     except VMMError as exc:
         _notify_error(f"cannot write {path}: {exc}")
         return []

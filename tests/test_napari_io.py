@@ -38,9 +38,19 @@ def test_reader_declines_without_raising(tmp_path, name):
     assert napari_get_reader([str(path), str(path)]) is None
 
 
-def test_reader_opens_real_video_lazily(shared_video):
+def test_reader_opens_real_video_lazily(shared_video, monkeypatch):
     import dask.array as da
 
+    from napari_vmm.core.io import VideoSource
+
+    decoded = []  # (start, stop) of every decode request
+    real_read_range = VideoSource._read_range
+
+    def counting_read_range(self, start, stop):
+        decoded.append((start, stop))
+        return real_read_range(self, start, stop)
+
+    monkeypatch.setattr(VideoSource, "_read_range", counting_read_range)
     path = str(shared_video("baby.mp4"))
     reader = napari_get_reader(path)
     assert reader is not None
@@ -52,8 +62,10 @@ def test_reader_opens_real_video_lazily(shared_video):
     fps = kwargs["metadata"]["napari_vmm"]["video"]["fps"]
     assert 20 < fps < 60
     assert kwargs["scale"][0] == pytest.approx(1 / fps) and kwargs["units"][0] == "s"
-    frame = np.asarray(data[CHUNK_FRAMES + 1])  # decodes one chunk only
+    assert decoded == []  # opening decodes nothing
+    frame = np.asarray(data[CHUNK_FRAMES + 1])
     assert frame.shape == data.shape[1:] and frame.std() > 1
+    assert decoded == [(CHUNK_FRAMES, 2 * CHUNK_FRAMES)]  # only the chunk holding that frame
 
 
 def test_writer_round_trip(tmp_path):
@@ -80,3 +92,13 @@ def test_open_sample_in_viewer(make_napari_viewer):
     assert widget.layer is layer
     info = layer.metadata["napari_vmm"]["sample"]
     assert widget._fps.value == pytest.approx(info["fps"]) and not widget._fps.enabled
+
+
+def test_writer_never_overwrites_the_source_video(tmp_path):
+    frames = np.zeros((4, 16, 16, 3), np.uint8)
+    src = str(tmp_path / "src.mp4")
+    assert write_video_layer(src, frames, {"scale": (0.1, 1, 1), "units": ("s", "px", "px")})
+    before = (tmp_path / "src.mp4").read_bytes()
+    ((data, kwargs, _),) = napari_get_reader(src)(src)
+    assert write_video_layer(src, np.full_like(frames, 200), kwargs) == []
+    assert (tmp_path / "src.mp4").read_bytes() == before
