@@ -222,8 +222,14 @@ def magnify_widgets(viewer: napari.viewer.Viewer) -> list[MagnifyWidget]:
     The "Motion traces" widget uses it to push a band chosen on a spectrum
     (:meth:`MagnifyWidget.set_band`).
     """
-    return sorted((w for w in list(_WIDGETS) if w.viewer is viewer and w._alive()),
+    target = _unwrap(viewer)
+    return sorted((w for w in list(_WIDGETS) if _unwrap(w.viewer) is target and w._alive()),
                   key=lambda w: w._serial)
+
+
+def _unwrap(obj: Any) -> Any:
+    """The object behind napari's PublicOnlyProxy (docked plugin widgets get a proxy)."""
+    return getattr(obj, "__wrapped__", obj)
 
 
 def _job(frames: Any, out: np.ndarray, kwargs: dict[str, Any]):

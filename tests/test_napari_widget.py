@@ -213,6 +213,11 @@ def test_magnify_widgets_registry(make_napari_viewer):
     assert magnify_widgets(other) == [b]
     magnify_widgets(viewer)[0].set_band(2.0, 4.0)
     assert a.band_hz() == pytest.approx((2.0, 4.0))
+    # docked from the Plugins menu, the widget gets a PublicOnlyProxy of the viewer
+    _, docked = viewer.window.add_plugin_dock_widget("napari-vmm", "Motion magnification")
+    assert isinstance(docked, MagnifyWidget) and docked.viewer is not viewer
+    assert magnify_widgets(viewer) == [a, docked]
+    assert magnify_widgets(docked.viewer) == [a, docked]
 
 
 def test_params_persist_and_copy_command(make_napari_viewer, qtbot):
