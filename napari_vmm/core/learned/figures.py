@@ -1,0 +1,89 @@
+"""Figures for the docs: example training samples and training curves (needs matplotlib).
+
+``python -m napari_vmm.core.learned.figures samples docs/images/learned_samples.png``
+``python -m napari_vmm.core.learned.figures curves docs/images/learned_training.png RUN_DIR...``
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def samples_figure(path: str, seed: int = 0, size: int = 128) -> None:
+    """One row per subset: A, B' (perturbed query), |C − A|, Y' (ground truth)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .data import SUBSETS, DataConfig, generate_sample
+
+    cfg = DataConfig(size=size)
+    fig, axes = plt.subplots(5, 4, figsize=(8.4, 11))
+    for r, sub in enumerate(SUBSETS):
+        s = generate_sample(seed, "val", 1000 + r, cfg, subset=sub)
+        diff = (s["C"] - s["A"]).abs().mean(0)
+        imgs = [s["A"], s["B"], diff, s["Y"]]
+        titles = ["A (reference)", "B' (query, colour-perturbed)", "|B − A| (motion)",
+                  f"Y' (target, α={s['alpha']:.1f})"]
+        for c, (im, t) in enumerate(zip(imgs, titles, strict=True)):
+            ax = axes[r, c]
+            if im.ndim == 3:
+                ax.imshow(im.permute(1, 2, 0).numpy())
+            else:
+                ax.imshow(im.numpy(), cmap="magma", vmin=0, vmax=0.3)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(t, fontsize=8)
+        axes[r, 0].set_ylabel(f"{sub}: {SUBSETS[sub]}", fontsize=7)
+    fig.suptitle("Synthetic training samples (validation split), one row per subset",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=64)
+
+
+def curves_figure(path: str, run_dirs: list[str]) -> None:
+    """Training loss and validation SSIM against samples seen, for each run directory."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for d in run_dirs:
+        name = Path(d).name
+        lines = [json.loads(x) for x in (Path(d) / "log.jsonl").read_text().splitlines() if x]
+        ck = Path(d) / "ckpt.pt"
+        batch = 4
+        if ck.exists():
+            import torch
+
+            batch = torch.load(ck, map_location="cpu", weights_only=False)["config"]["batch"]
+        tr = [x for x in lines if "loss" in x]
+        va = [x for x in lines if "val" in x]
+        a1.plot([x["step"] * batch for x in tr], [x["loss"] for x in tr], lw=0.8, label=name)
+        if va:
+            a2.plot([x["step"] * batch for x in va], [x["val"]["ssim"] for x in va], "o-",
+                    ms=3, label=f"{name}")
+            a2.axhline(va[-1]["val"]["ssim_input"], ls=":", lw=0.8, color="gray")
+    a2.axhline(0.95, ls="--", color="red", lw=0.8, label="quality bar 0.95")
+    a1.set_xlabel("training samples")
+    a1.set_ylabel("training loss")
+    a1.set_yscale("log")
+    a2.set_xlabel("training samples")
+    a2.set_ylabel("validation SSIM (dotted: input copy)")
+    a1.legend(fontsize=8)
+    a2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+if __name__ == "__main__":
+    what, out, *rest = sys.argv[1:]
+    if what == "samples":
+        samples_figure(out)
+    else:
+        curves_figure(out, rest)

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Copy the latest validated weights of the background training runs into the package
+# (napari_vmm/weights/MODEL.pt + MODEL.json with provenance and sha256), redraw the training
+# curves (docs/images/learned_training.png) and commit just those files.
+#   bash scripts/train_snapshot.sh            # both models
+#   bash scripts/train_snapshot.sh --no-commit
+set -euo pipefail
+cd "$(dirname "$0")/.."
+commit=1
+[ "${1:-}" = "--no-commit" ] && commit=0
+files=()
+for m in oh2018 realtime; do
+    src="runs/$m/export"
+    if [ -f "$src/$m.pt" ] && [ -f "$src/$m.json" ]; then
+        # copy the pair atomically enough: json last, and verify the checksum after copying
+        cp "$src/$m.pt" "napari_vmm/weights/$m.pt.tmp" && mv "napari_vmm/weights/$m.pt.tmp" "napari_vmm/weights/$m.pt"
+        cp "$src/$m.json" "napari_vmm/weights/$m.json"
+        files+=("napari_vmm/weights/$m.pt" "napari_vmm/weights/$m.json")
+    fi
+done
+.venv/bin/python - <<'PY'
+from napari_vmm.core.learned import weights as W
+for m in ("oh2018", "realtime"):
+    if W.read_provenance(m) is not None:
+        _, p = W.load_weights(m)  # verifies the sha256
+        print(f"{m}: step {p['steps']}, val SSIM {p['validation']['ssim']}, {p['status']}")
+PY
+runs=()
+for m in oh2018 realtime; do [ -f "runs/$m/log.jsonl" ] && runs+=("runs/$m"); done
+if [ ${#runs[@]} -gt 0 ]; then
+    nice -n 5 .venv/bin/python -m napari_vmm.core.learned.figures curves docs/images/learned_training.png "${runs[@]}"
+    files+=(docs/images/learned_training.png)
+fi
+if [ $commit = 1 ] && [ ${#files[@]} -gt 0 ]; then
+    git add "${files[@]}"
+    git commit -m "Learned weights snapshot: $(.venv/bin/python -c "
+from napari_vmm.core.learned import weights as W
+print('; '.join(f\"{m} step {p['steps']} val SSIM {p['validation']['ssim']:.4f} ({p['status']})\"
+      for m in ('oh2018','realtime') if (p := W.read_provenance(m))))")" -- "${files[@]}"
+fi
