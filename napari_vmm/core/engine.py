@@ -376,8 +376,11 @@ def magnify(frames, fps: float, method: str = "phase", alpha: float = 20.0,
 
     Returns
     -------
-    ndarray
-        Same shape and dtype as ``frames`` (a generator of frames for iterable input).
+    ndarray or dask.array.Array
+        Same shape and dtype as ``frames`` (a generator of frames for iterable input). A dask
+        array in gives a lazy dask array out, with the same chunks, computed on whatever
+        scheduler computes it (see :func:`napari_vmm.core.parallel.magnify_dask`; ``progress``
+        is not called then).
 
     Raises
     ------
@@ -390,11 +393,14 @@ def magnify(frames, fps: float, method: str = "phase", alpha: float = 20.0,
                                roi_mask=roi_mask, **options)
     if not hasattr(frames, "shape"):
         raise VMMError(f"frames must be an array or an iterable of frames, got {type(frames).__name__}")
-    if hasattr(frames, "dask"):  # dask arrays are read chunk by chunk, never whole
-        out = np.empty(frames.shape, dtype=frames.dtype)
-    else:
-        frames = np.asarray(frames)
-        out = np.empty_like(frames)
+    if hasattr(frames, "dask"):  # dask in, dask out: lazy, same chunks (core.parallel)
+        from .parallel import magnify_dask
+
+        return magnify_dask(frames, fps=fps, method=method, alpha=alpha, band=band,
+                            temporal=temporal, mode=mode, reference=reference, device=device,
+                            roi_mask=roi_mask, **options)
+    frames = np.asarray(frames)
+    out = np.empty_like(frames)
     gen = iter_magnify(frames, out, fps=fps, method=method, alpha=alpha, band=band,
                        temporal=temporal, mode=mode, reference=reference, device=device,
                        roi_mask=roi_mask, **options)
