@@ -100,7 +100,7 @@ class MotionTracesWidget(QWidget):
 
         self.figure = Figure(figsize=(4.5, 4.5), layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(320)
+        self.canvas.setMinimumHeight(420)
         self.ax_wave, self.ax_spec = self.figure.subplots(2, 1)
         self._cursor = None
         self._style_axes()
@@ -318,7 +318,7 @@ class MotionTracesWidget(QWidget):
             draw_roi(self.ax_wave, self.ax_spec, r, color=f"C{i % 10}", label=f"ROI {i + 1}",
                      show_band=False)
         if len(result.rois) <= 4:
-            self.ax_wave.legend(fontsize=7, loc="upper right", ncols=2)
+            self.ax_wave.legend(fontsize=7, loc="upper right", ncols=2, framealpha=0.4)
         self.ax_spec.set_title("click a peak or drag a range to set the band", fontsize=8)
         self._cursor = self.ax_wave.axvline(self._current_time(), color="0.5", lw=1)
         self._style_axes()
@@ -424,7 +424,7 @@ class MotionTracesWidget(QWidget):
     def _draw_band(self, lo: float, hi: float) -> None:
         if self._band_span is not None:
             self._band_span.remove()
-        self._band_span = self.ax_spec.axvspan(lo, hi, color="C1", alpha=0.25, lw=0)
+        self._band_span = self.ax_spec.axvspan(lo, hi, color="#f2c84b", alpha=0.35, lw=0)
 
     def _send_band(self, lo: float, hi: float) -> None:
         from napari_vmm import _widget
