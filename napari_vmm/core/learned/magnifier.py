@@ -19,6 +19,7 @@ channels_last layout, with fp16 autocast on CUDA.
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 from typing import Any, ClassVar
@@ -71,12 +72,16 @@ def _ramp(n: int, lo_edge: bool, hi_edge: bool, overlap: int, device) -> torch.T
     return w.clamp(min=1e-3)
 
 
-def _tile_starts(size: int, tile: int, step: int) -> list[int]:
+def _tile_spans(size: int, tile: int, overlap: int, align: int = 4) -> list[tuple[int, int]]:
+    """Evenly spread windows of at most ``tile`` covering ``size`` (all multiples of
+    ``align``), neighbours overlapping by at least ``2 * overlap``."""
     if size <= tile:
-        return [0]
-    starts = list(range(0, size - tile, step))
-    starts.append(size - tile)
-    return sorted(set(starts))
+        return [(0, size)]
+    ov = 2 * overlap
+    n = math.ceil((size - ov) / (tile - ov))
+    length = min(tile, -(-math.ceil((size + (n - 1) * ov) / n) // align) * align)
+    starts = [round(i * (size - length) / (n - 1) / align) * align for i in range(n)]
+    return [(s0, min(size, s0 + length)) for s0 in starts]
 
 
 class _LearnedMagnifier(Magnifier):
@@ -88,7 +93,7 @@ class _LearnedMagnifier(Magnifier):
     options: ClassVar[dict[str, Option]] = {
         "weights": Option("", str, "path to a .pt weights file (its provenance .json beside "
                                    "it); empty: the weights shipped with the package"),
-        "net_tile": Option(1024, int, "process frames larger than this many pixels on a side "
+        "net_tile": Option(2048, int, "process frames larger than this many pixels on a side "
                                       "in overlapping, feathered tiles (memory bound)",
                            min=128, max=8192),
     }
@@ -100,7 +105,7 @@ class _LearnedMagnifier(Magnifier):
                            f"{self.alpha:g}); use linear/phase/riesz to attenuate motion")
         self.net = load_network(self.model_name, self.device, options.get("weights") or None)
         self.stride = self.net.stride
-        self.tile = max(128, int(options.get("net_tile", 1024)) // 4 * 4)
+        self.tile = max(128, int(options.get("net_tile", 2048)) // 4 * 4)
         self.overlap = min(64, self.tile // 4) // 4 * 4  # feather width, multiple of stride
 
     @classmethod
@@ -132,10 +137,9 @@ class _LearnedMagnifier(Magnifier):
         """Tile windows (y0, y1, x0, x1) in padded-frame pixels, multiples of the stride."""
         if max(H, Wd) <= self.tile:
             return [(0, H, 0, Wd)]
-        t = self.tile
-        step = t - 2 * self.overlap
-        return [(y, min(H, y + t), x, min(Wd, x + t))
-                for y in _tile_starts(H, t, step) for x in _tile_starts(Wd, t, step)]
+        return [(y0, y1, x0, x1)
+                for (y0, y1) in _tile_spans(H, self.tile, self.overlap)
+                for (x0, x1) in _tile_spans(Wd, self.tile, self.overlap)]
 
     def _to_net(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] == 1:
@@ -242,7 +246,7 @@ def magnify_pair(model: str, frame_a, frame_b, alpha: float, device: str = "cpu"
     ``frame_a``, ``frame_b``: tensors (N, 3, H, W) in [0, 1]; returns (N, 3, H, W) in [0, 1].
     """
     cls = {"oh2018": Oh2018Magnifier, "realtime": RealtimeMagnifier}[model]
-    mag = cls(alpha, torch.device(device), weights=weights or "", net_tile=1024)
+    mag = cls(alpha, torch.device(device), weights=weights or "", net_tile=2048)
     with torch.inference_mode():
         sa, _ = mag.encode(frame_a)
         sb, ctx = mag.encode(frame_b)
