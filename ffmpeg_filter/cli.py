@@ -34,7 +34,6 @@ from napari_vmm.core.errors import Cancelled, VMMError
 from .y4m import FrameBuffer, Y4MHeader, Y4MReader, Y4MWriter
 
 PROG = "vmm-filter"
-DEFAULT_CHUNK = 8
 
 
 class FrameMagnifier(Protocol):
@@ -180,7 +179,7 @@ def filter_stream(
     reader: Y4MReader,
     writer: Y4MWriter,
     magnifier: FrameMagnifier,
-    chunk: int = DEFAULT_CHUNK,
+    chunk: int | None = None,
     progress: Callable[[int], Any] | None = None,
 ) -> int:
     """Magnify the luma of every frame from ``reader`` and write it to ``writer``.
@@ -197,8 +196,9 @@ def filter_stream(
         Destination stream (header already written).
     magnifier : FrameMagnifier
         Gray-frame magnifier in the wire's bit depth (see :class:`LumaMagnifier`).
-    chunk : int
-        Frames read and pushed at a time.
+    chunk : int, optional
+        Frames read and pushed at a time; default the engine's ``default_chunk`` for the
+        frame size.
     progress : callable, optional
         Called with the number of frames written so far after each chunk.
 
@@ -213,9 +213,13 @@ def filter_stream(
         On a truncated or malformed stream, or if the magnifier does not return one frame per
         input frame.
     """
+    header = reader.header
+    if chunk is None:
+        from napari_vmm.core.engine import default_chunk
+
+        chunk = default_chunk(header.height, header.width)
     if chunk < 1:
         raise VMMError(f"--chunk must be at least 1 frame, got {chunk}")
-    header = reader.header
     free: list[FrameBuffer] = []
     pending: deque[list] = deque()  # [buffer, frames filled, frames already written]
 
@@ -290,9 +294,10 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--chunk",
         type=int,
-        default=DEFAULT_CHUNK,
+        default=None,
         metavar="FRAMES",
-        help=f"frames read and magnified at a time (default {DEFAULT_CHUNK})",
+        help="frames read and magnified at a time (default: the engine's choice for the frame "
+        "size, about 2 megapixels: 1 frame at 1080p, 16 at 320x240)",
     )
 
 

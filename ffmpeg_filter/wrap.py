@@ -468,3 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     except (Cancelled, KeyboardInterrupt):
         _say("interrupted")
         return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

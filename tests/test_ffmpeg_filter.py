@@ -205,24 +205,50 @@ def test_missing_frame_rate_needs_fps():
         cli.make_magnifier(dict(method="riesz", alpha=5, band=(0.5, 3)), header)
 
 
-def test_real_engine_magnifies_luma_and_keeps_chroma():
-    # A smooth pattern moving sinusoidally at 2 Hz, 30 fps, 4:2:0.
+def moving_pattern_y4m() -> tuple[object, FrameBuffer, bytes]:
+    """24 frames of a 48x32 4:2:0 pattern moving sinusoidally at 2 Hz (30 fps)."""
     t = np.arange(24)[:, None, None]
-    yy, xx = np.mgrid[0:32, 0:48]
+    _, xx = np.mgrid[0:32, 0:48]
     luma = 128 + 60 * np.sin(2 * np.pi * (xx - 0.5 * np.sin(2 * np.pi * 2 * t / 30)) / 16)
-    header = parse_header(b"YUV4MPEG2 W48 H32 F30:1 Ip C420jpeg\n")
+    header = parse_header(b"YUV4MPEG2 W48 H32 F30:1 Ip C420jpeg XCOLORRANGE=LIMITED\n")
     buf = FrameBuffer(header, 24)
     buf.luma[:] = np.rint(luma).astype(np.uint8)
     buf.planes[1][:] = 90
     buf.planes[2][:] = 170
     src = io.BytesIO()
     Y4MWriter(src, header).write(buf)
+    return header, buf, src.getvalue()
+
+
+def test_real_engine_magnifies_luma_and_keeps_chroma():
+    header, buf, data = moving_pattern_y4m()
     params = dict(method="riesz", alpha=20, band=(1.0, 4.0), temporal="butterworth")
-    out = run_filter(src.getvalue(), cli.make_magnifier(params, header), chunk=5)
+    out = run_filter(data, cli.make_magnifier(params, header), chunk=5)
     _, planes = read_all(out)
     assert len(planes[0]) == 24
     assert (planes[1] == 90).all() and (planes[2] == 170).all()
     assert np.abs(planes[0].astype(int) - buf.luma).max() > 5
+
+
+def test_roi_limits_the_magnification(tmp_path):
+    header, buf, data = moving_pattern_y4m()
+    src, dst = tmp_path / "in.y4m", tmp_path / "out.y4m"
+    src.write_bytes(data)
+    rc = cli.main(["-i", str(src), "-o", str(dst), *MAGNIFY, "--band", "1", "4",
+                   "--roi", "0,0,20,32", "--feather", "0"])
+    assert rc == 0
+    _, planes = read_all(dst.read_bytes())
+    inside, outside = planes[0][:, :, :20], planes[0][:, :, 24:]
+    assert np.abs(inside.astype(int) - buf.luma[:, :, :20]).max() > 5
+    np.testing.assert_array_equal(outside, buf.luma[:, :, 24:])
+
+
+def test_fps_overrides_the_header_rate():
+    header = parse_header(b"YUV4MPEG2 W16 H16 F30:1 Cmono\n")  # stored at 30 fps
+    params = dict(method="riesz", alpha=5, band=(72.0, 92.0))
+    with pytest.raises(VMMError, match="Nyquist"):
+        cli.make_magnifier(params, header)
+    assert cli.make_magnifier({**params, "fps": 600.0}, header) is not None
 
 
 # --------------------------------------------------------------------------- wrapper helpers

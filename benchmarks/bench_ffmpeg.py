@@ -1,0 +1,186 @@
+"""ffmpeg-chain speed and memory: vmm-ffmpeg / vmm-filter against plain ffmpeg.
+
+Run:  .venv/bin/python benchmarks/bench_ffmpeg.py [--quick] [--method riesz] [--device cpu]
+
+Every clip is generated with ffmpeg's lavfi sources (testsrc2 + sine), so no data is committed.
+Every number is reported beside a reference measured in the same run:
+
+1. **Chain speed** at 1080p: frames per second of ``vmm-ffmpeg`` (decode -> filter -> encode,
+   audio copied) against a plain ``ffmpeg`` decode -> encode of the same clip with the same
+   encoder settings (libx264, preset medium, crf 18, audio copied). Target: ratio >= 0.5.
+2. **Filter alone**: ``vmm-filter`` frames per second on a 1080p y4m file (stdout to
+   /dev/null), against the same y4m read/write loop with an identity magnifier (the I/O
+   ceiling of the pipe).
+3. **Memory**: peak RSS of ``vmm-filter`` fed by ffmpeg with a 10 s and a 100 s stream (the
+   ratio must be 1 within noise: memory does not grow with the stream's length).
+
+Peak RSS is that of the filter process alone (``os.wait4``). The machines these run on may be
+shared and noisy: read the ratios, not the absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+def sh(cmd: list[str], **kw) -> None:
+    subprocess.run(cmd, check=True, **kw)
+
+
+def timed(cmd: list[str], **kw) -> tuple[float, int]:
+    """Run ``cmd``; return (seconds, peak RSS in MiB of that process)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, **kw)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}")
+    return elapsed, usage.ru_maxrss // 1024
+
+
+def make_clip(path: Path, size: str, seconds: float, rate: int = 30) -> None:
+    sh(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+        f"testsrc2=s={size}:r={rate}:d={seconds}", "-f", "lavfi", "-i",
+        f"sine=f=440:d={seconds}", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
+        "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path)])
+
+
+def frames_of(path: Path) -> int:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries",
+         "stream=nb_read_packets", "-of", "csv=p=0", str(path)],
+        capture_output=True, text=True, check=True).stdout
+    return int(out.strip())
+
+
+def magnify_args(a: argparse.Namespace) -> list[str]:
+    args = ["--method", a.method, "--alpha", "20", "--band", "0.5", "3", "--device", a.device]
+    if a.threads:
+        args += ["--threads", str(a.threads)]
+    return args
+
+
+IDENTITY_FILTER = """
+import sys, numpy as np
+from ffmpeg_filter.cli import LumaMagnifier, filter_stream
+from ffmpeg_filter.y4m import Y4MReader, Y4MWriter
+class Identity:
+    def push(self, f): return np.array(f)
+    def flush(self): return np.empty((0, 1, 1), np.uint8)
+r = Y4MReader(open(sys.argv[1], "rb"))
+w = Y4MWriter(sys.stdout.buffer, r.header)
+filter_stream(r, w, LumaMagnifier(Identity(), r.header.colorspace.bit_depth))
+"""
+
+
+def bench_chain(a, tmp: Path) -> dict:
+    clip = tmp / "clip1080.mp4"
+    make_clip(clip, "1920x1080", a.seconds)
+    n = frames_of(clip)
+    plain_t, _ = timed(["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", str(clip),
+                        "-map", "0:v:0", "-map", "0:a?", "-c:v", "libx264", "-preset", "medium",
+                        "-crf", "18", "-pix_fmt", "yuv420p", "-c:a", "copy",
+                        str(tmp / "plain.mp4")])
+    chain_t, chain_rss = timed([PY, "-m", "ffmpeg_filter.wrap", "-i", str(clip), "-o",
+                                str(tmp / "vmm.mp4"), "-y", "-q", *magnify_args(a)])
+    return {"frames": n, "plain_ffmpeg_fps": n / plain_t, "chain_fps": n / chain_t,
+            "chain_over_plain": plain_t / chain_t, "chain_peak_rss_mib": chain_rss,
+            "target_ratio": 0.5}
+
+
+def bench_filter(a, tmp: Path) -> dict:
+    y4m = tmp / "clip1080.y4m"
+    n = max(8, int(a.seconds * 30))
+    sh(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+        f"testsrc2=s=1920x1080:r=30:d={n / 30}", "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe",
+        str(y4m)])
+    with open(os.devnull, "wb") as null:
+        io_t, _ = timed([PY, "-c", IDENTITY_FILTER, str(y4m)], stdout=null)
+        filt_t, filt_rss = timed([PY, "-m", "ffmpeg_filter", "-i", str(y4m),
+                                  *magnify_args(a)], stdout=null)
+    y4m.unlink()
+    return {"frames": n, "filter_fps": n / filt_t, "identity_io_fps": n / io_t,
+            "filter_over_identity_io": io_t / filt_t, "filter_peak_rss_mib": filt_rss}
+
+
+def bench_memory(a, lengths: tuple[int, int] = (10, 100)) -> dict:
+    """Peak RSS of vmm-filter fed by ffmpeg with a short and a 10x longer stream."""
+    out: dict = {"size": a.memory_size}
+    for seconds in lengths:
+        src = subprocess.Popen(
+            ["ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi", "-i",
+             f"testsrc2=s={a.memory_size}:r=30:d={seconds}", "-pix_fmt", "yuv420p",
+             "-f", "yuv4mpegpipe", "-"], stdout=subprocess.PIPE)
+        with open(os.devnull, "wb") as null:
+            t, rss = timed([PY, "-m", "ffmpeg_filter", *magnify_args(a)], stdin=src.stdout,
+                           stdout=null)
+        src.stdout.close()
+        src.wait()
+        out[f"{seconds}s"] = {"frames": 30 * seconds, "peak_rss_mib": rss,
+                              "fps": 30 * seconds / t}
+    short, long = (out[f"{s}s"]["peak_rss_mib"] for s in lengths)
+    out["rss_long_over_short"] = long / short
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--method", default="riesz", help="magnifier (default riesz)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--threads", type=int, default=None, help="engine threads (--threads)")
+    p.add_argument("--seconds", type=float, default=3.0,
+                   help="length of the 1080p clip for chain and filter speed (default 3 s)")
+    p.add_argument("--memory-size", default="160x120",
+                   help="frame size of the 10 s / 100 s memory streams (default 160x120)")
+    p.add_argument("--quick", action="store_true",
+                   help="1 s clips and a 2 s / 20 s memory pair (a smoke run)")
+    p.add_argument("--only", choices=("chain", "filter", "memory"), action="append",
+                   help="run only these parts (repeatable)")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    a = p.parse_args(argv)
+    if shutil.which("ffmpeg") is None:
+        print("error: ffmpeg is not installed", file=sys.stderr)
+        return 1
+    if a.quick:
+        a.seconds = 1.0
+    parts = a.only or ["chain", "filter", "memory"]
+    results: dict = {"method": a.method, "device": a.device, "threads": a.threads}
+    with tempfile.TemporaryDirectory(prefix="vmm-bench-") as tmp:
+        if "chain" in parts:
+            results["chain"] = r = bench_chain(a, Path(tmp))
+            print(f"chain 1080p, {r['frames']} frames: plain ffmpeg {r['plain_ffmpeg_fps']:.1f} "
+                  f"fps, vmm-ffmpeg {r['chain_fps']:.2f} fps -> ratio "
+                  f"{r['chain_over_plain']:.3f} (target >= 0.5); peak RSS "
+                  f"{r['chain_peak_rss_mib']} MiB", flush=True)
+        if "filter" in parts:
+            results["filter"] = r = bench_filter(a, Path(tmp))
+            print(f"filter alone 1080p y4m, {r['frames']} frames: vmm-filter "
+                  f"{r['filter_fps']:.2f} fps, identity I/O {r['identity_io_fps']:.1f} fps -> "
+                  f"ratio {r['filter_over_identity_io']:.3f}; peak RSS "
+                  f"{r['filter_peak_rss_mib']} MiB", flush=True)
+    if "memory" in parts:
+        results["memory"] = r = bench_memory(a, (2, 20) if a.quick else (10, 100))
+        keys = [k for k in r if k.endswith("s") and isinstance(r[k], dict)]
+        desc = ", ".join(f"{k}: {r[k]['peak_rss_mib']} MiB ({r[k]['fps']:.1f} fps)" for k in keys)
+        print(f"memory {r['size']}: {desc} -> ratio {r['rss_long_over_short']:.3f} "
+              "(must be ~1)", flush=True)
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
