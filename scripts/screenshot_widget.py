@@ -64,16 +64,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     # side by side, at the frame of largest displacement (a quarter period)
-    viewer.grid.enabled = True
-    viewer.grid.stride = 1
+    grid = viewer.canvas.grid
+    grid.enabled = True
+    grid.stride = 1
     quarter = round(info["fps"] / info["freq_hz"] / 4)
     viewer.dims.set_current_step(0, quarter)
     viewer.layers.selection.active = viewer.layers[name]
-    viewer.text_overlay.visible = True
-    viewer.text_overlay.position = "top_left"
-    viewer.text_overlay.font_size = 8
-    viewer.text_overlay.text = (f"left: source   right: {args.method}, α = {args.alpha:g}\n"
-                                f"frame {quarter}: largest displacement")
+    text = viewer.canvas.overlays.text
+    text.visible = True
+    text.position = "top_left"
+    text.font_size = 8
+    text.text = (f"left: source   right: {args.method}, α = {args.alpha:g}\n"
+                 f"frame {quarter}: largest displacement")
     viewer.reset_view()
     for _ in range(20):
         QApplication.processEvents()
