@@ -1,9 +1,14 @@
-"""``vmm magnify INPUT OUTPUT``: magnify a video or stack into a video or stack."""
+"""``vmm magnify INPUT OUTPUT``: magnify a video or stack into a video or stack.
+
+Several inputs (or a folder) go to ``--out-dir``; ``--cluster local:N`` or
+``--cluster tcp://host:port`` runs them on Dask (:mod:`napari_vmm.cli.batch`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,12 +22,28 @@ from .common import add_magnify_arguments, params_from_args, roi_mask_for
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "magnify", help="magnify motion in a video or stack",
-        description="Magnify motion in INPUT (any video PyAV reads, or .tif/.tiff/.npy) and "
-        "write OUTPUT (.mp4/.mkv/.mov video, or .tif/.npy stack). Videos keep their frame "
-        "rate, colour tags and audio.")
-    p.add_argument("input")
-    p.add_argument("output")
+        usage="vmm magnify INPUT OUTPUT [options]\n"
+              "       vmm magnify INPUT|FOLDER [INPUT ...] --out-dir DIR [options]",
+        description="Magnify motion in INPUT (any video PyAV reads, .tif/.tiff/.npy, or a "
+        ".zarr / OME-Zarr store) and write OUTPUT (.mp4/.mkv/.mov video, .tif/.npy stack or "
+        ".zarr). Videos keep their frame rate, colour tags and audio. With --out-dir, every "
+        "INPUT (and every video, stack or .zarr in an INPUT folder) is written there under "
+        "its own name. --cluster runs the work on Dask.")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="INPUT OUTPUT, or inputs and folders with --out-dir")
     add_magnify_arguments(p)
+    scale = p.add_argument_group("several files and clusters")
+    scale.add_argument("--out-dir", metavar="DIR",
+                       help="write one output per input into DIR (same file name)")
+    scale.add_argument("--out-ext", metavar="EXT",
+                       help="with --out-dir: output extension, e.g. .mkv or .zarr "
+                       "(default: the input's)")
+    scale.add_argument("--cluster", metavar="local:N|tcp://HOST:PORT",
+                       help="run on Dask: a LocalCluster of N worker processes, or an existing "
+                       "scheduler (whose workers see the same files)")
+    scale.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
+                       help="with --cluster: GiB one task may hold (default 1); sizes tiles "
+                       "and time segments")
     out = p.add_argument_group("output")
     out.add_argument("--codec", default=None,
                      choices=["h264", "h264-lossless", "hevc", "ffv1"],
@@ -46,22 +67,40 @@ def _progress(total: int, quiet: bool, desc: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    from .batch import plan_jobs, run_on_cluster
+
+    jobs = plan_jobs(args.paths, args.out_dir, args.out_ext)
+    if args.compare and (len(jobs) > 1 or args.cluster):
+        raise VMMError("--compare works with one input and no --cluster")
+    if args.cluster:
+        return run_on_cluster(jobs, args)
+    for i, (src, dst) in enumerate(jobs):
+        if len(jobs) > 1 and not args.quiet:
+            print(f"[{i + 1}/{len(jobs)}] {src}", file=sys.stderr, flush=True)
+        magnify_file(src, dst, args)
+    return 0
+
+
+def magnify_file(input_path: str, output_path: str, args: argparse.Namespace) -> None:
+    """Magnify one file in this process (the single-file ``vmm magnify``)."""
     from ..core.engine import StreamingMagnifier, iter_magnify
     from ..core.io import (STACK_EXTENSIONS, VIDEO_EXTENSIONS, VideoSource, iter_frame_chunks,
-                           open_input, write_stack, write_video)
+                           write_stack, write_video)
     from ..core.temporal import CAUSAL_FILTERS
+    from .batch import ZARR_EXTENSIONS, open_any, write_zarr_frames
 
+    args = argparse.Namespace(**{**vars(args), "input": input_path, "output": output_path})
     out_suffix = Path(args.output).suffix.lower()
-    if out_suffix not in VIDEO_EXTENSIONS + STACK_EXTENSIONS:
-        raise VMMError(f"cannot write {args.output}: use a video (.mp4, .mkv, .mov) or a stack "
-                       "(.tif, .npy) extension")
+    if out_suffix not in VIDEO_EXTENSIONS + STACK_EXTENSIONS + ZARR_EXTENSIONS:
+        raise VMMError(f"cannot write {args.output}: use a video (.mp4, .mkv, .mov), a stack "
+                       "(.tif, .npy) or a .zarr extension")
     if os.path.exists(args.output) and os.path.exists(args.input) and os.path.samefile(
             args.input, args.output):
         raise VMMError(f"refusing to overwrite the input {args.input}")
     params = params_from_args(args)
-    src = open_input(args.input)
+    src, src_fps = open_any(args.input)
     is_video = isinstance(src, VideoSource)
-    fps = params.pop("fps") or (src.fps if is_video else None)
+    fps = params.pop("fps") or src_fps
     if not fps:
         raise VMMError(f"{args.input} has no frame rate; give the capture rate with --fps")
     n, h, w = src.shape[:3]
@@ -111,6 +150,9 @@ def run(args: argparse.Namespace) -> int:
                         audio_from=audio, codec=args.codec, crf=args.crf,
                         color_from=src if is_video else None, ten_bit=args.ten_bit,
                         protect=[args.input])
+        elif out_suffix in ZARR_EXTENSIONS:
+            write_zarr_frames(args.output, frames_out(), src.shape, src.dtype, fps,
+                              protect=[args.input])
         else:
             write_stack(args.output, frames_out(), src.shape, src.dtype, protect=[args.input])
         if compare is not None:
@@ -125,4 +167,3 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(tmp_dir, ignore_errors=True)
     print(f"wrote {args.output}" + (f" and {args.compare}" if args.compare else ""),
           flush=True)
-    return 0

@@ -234,6 +234,7 @@ def estimate_task_memory(shape: Sequence[int], dtype: Any, fps: float, method: s
                          chunk_size: int | None = None, order: int = 2,
                          taps: int | None = None, zero_phase: bool = False,
                          memory_budget: int = DEFAULT_MEMORY_BUDGET, device: str = "cpu",
+                         alpha: float = 1.0, reference: int = 0,
                          **method_options: Any) -> TaskMemory:
     """Peak memory of one Dask task for a clip of ``shape``, before running anything.
 
@@ -256,6 +257,9 @@ def estimate_task_memory(shape: Sequence[int], dtype: Any, fps: float, method: s
         Frames per engine chunk inside a task.
     memory_budget : int
         Bytes one task may hold; used to choose the tile and segment sizes.
+    alpha, reference
+        Accepted so that the engine's keyword arguments can be passed as they are; they do
+        not change the memory.
 
     Returns
     -------
@@ -346,21 +350,25 @@ def _even_chunks(length: int, target: int, minimum: int = 1) -> tuple[int, ...]:
 
 
 def _tile_chunks(length: int, target: int, halo: int) -> tuple[int, ...]:
-    """Spatial chunks of about ``target`` px, each >= ``halo``, with aligned boundaries.
+    """Regular spatial chunks of about ``target`` px, the last one >= ``halo``, aligned.
 
-    Tile boundaries fall on multiples of the pyramid's decimation step (the largest power of
-    two <= ``halo / 4``: ``spatial_support`` is ``2^levels x 4`` for the pyramids), so a tile's
-    window samples the same pyramid grid as the whole frame does.
+    Tiles are multiples of the pyramid's decimation step (the largest power of two <=
+    ``halo / 4``: ``spatial_support`` is ``2^levels x 4`` for the pyramids), so a tile's
+    window samples the same pyramid grid as the whole frame does; the chunks are regular
+    (all equal but the last), so Zarr chunks can match them.
     """
     align = 1 << max(0, int(math.log2(max(1, halo // 4))))
-    n = max(1, math.ceil(length / max(1, target)))
-    while True:
-        cuts = sorted({int(round(i * length / n / align)) * align for i in range(1, n)})
-        edges = [0] + [c for c in cuts if 0 < c < length] + [length]
-        sizes = [b - a for a, b in zip(edges[:-1], edges[1:], strict=True)]
-        if n == 1 or min(sizes) >= min(halo, length):
-            return tuple(sizes)
-        n -= 1
+    if length <= target:
+        return (length,)
+    base = max(align, int(round(target / align)) * align, halo)
+    for step in range(0, base):
+        for tile in (base + step * align, base - step * align):
+            if tile < max(halo, align) or tile >= length:
+                continue
+            rest = length % tile
+            if rest == 0 or rest >= halo:
+                return (tile,) * (length // tile) + ((rest,) if rest else ())
+    return (length,)
 
 
 def _bounds(chunks: Sequence[int]) -> list[tuple[int, int]]:
@@ -518,7 +526,8 @@ def _magnify_segments(frames, params, roi_mask, tile_size, segment_frames, warmu
             2 * wu, plan.chunk):
         seg_bounds = _bounds(tchunks)  # the input's time chunks are long enough
     else:
-        seg_bounds = _bounds(_even_chunks(n, plan.segment))
+        seg = plan.segment if plan.segment >= n else max(8, plan.segment // 8 * 8)
+        seg_bounds = _bounds((seg,) * (n // seg) + ((n % seg,) if n % seg else ()))
     if tile_size is None and (len(frames.chunks[1]) > 1 or len(frames.chunks[2]) > 1):
         ybounds = _bounds(_tile_chunks(h, max(frames.chunks[1]), halo))
         xbounds = _bounds(_tile_chunks(w, max(frames.chunks[2]), halo))
@@ -707,7 +716,8 @@ def _ome_to_thwc(arr, axes: list[str], ms: dict, ds: dict, path: str):
 
 def write_zarr_blocks(x: Any, path: str | os.PathLike, fps: float | None = None,
                       client: Any = None, progress: Callable[[int, int], Any] | None = None,
-                      protect: Iterable[str | os.PathLike] = ()) -> None:
+                      protect: Iterable[str | os.PathLike] = (),
+                      zarr_chunks: Sequence[int] | None = None) -> None:
     """Compute ``x`` block by block into a Zarr array at ``path``, atomically.
 
     The store is written beside ``path`` and renamed at the end; ``progress(done, total)`` is
@@ -716,7 +726,8 @@ def write_zarr_blocks(x: Any, path: str | os.PathLike, fps: float | None = None,
     Parameters
     ----------
     x : dask.array.Array
-        Any chunks; they are made regular (the Zarr chunks) first.
+        Any chunks. Each block is written by one task into the Zarr chunks it covers, so
+        blocks are rechunked first where they do not cover whole Zarr chunks.
     path : path
         The ``.zarr`` folder to create (replaced when it exists).
     fps : float, optional
@@ -726,6 +737,9 @@ def write_zarr_blocks(x: Any, path: str | os.PathLike, fps: float | None = None,
     progress : callable, optional
     protect : paths
         Inputs that must never be overwritten.
+    zarr_chunks : sequence of int, optional
+        The store's chunks (default: the blocks' regular size); finer than the blocks lets
+        readers take a few frames of a full-T tile, e.g. ``(8, ty, tx)``.
     """
     import dask
     import zarr
@@ -736,8 +750,11 @@ def write_zarr_blocks(x: Any, path: str | os.PathLike, fps: float | None = None,
             raise VMMError(f"refusing to overwrite the input {src}")
     if not dest.parent.exists():
         raise VMMError(f"cannot write {dest}: folder {dest.parent} does not exist")
-    regular = tuple(max(c) for c in x.chunks)
-    x = x.rechunk(regular)
+    regular = tuple(int(c) for c in (zarr_chunks or [max(c) for c in x.chunks]))
+    aligned = all(all(e % z == 0 or e == size for e in np.cumsum(c))
+                  for c, z, size in zip(x.chunks, regular, x.shape, strict=True))
+    if not aligned:
+        x = x.rechunk(regular)
     tmp = tempfile.mkdtemp(prefix=f".{dest.stem}.", suffix=".zarr", dir=dest.parent)
     try:
         z = zarr.create_array(tmp, shape=x.shape, chunks=regular, dtype=x.dtype,
@@ -987,7 +1004,7 @@ def magnify_video_segments(src_path: str | os.PathLike, dst_path: str | os.PathL
     sos = getattr(probe.filter, "sos", None) if not static else None
     segments = video_segments(index, max(1, plan.segment))
     dest = Path(dst_path)
-    work = tempfile.mkdtemp(prefix=f".{dest.stem}.", dir=dest.parent)
+    work = os.path.abspath(tempfile.mkdtemp(prefix=f".{dest.stem}.", dir=dest.parent))
     try:
         encode = dask.delayed(_encode_video_segment, pure=False)
         tasks = []
@@ -1074,8 +1091,10 @@ def get_client(cluster: str | None):
                            ) from None
         if workers < 1:
             raise VMMError(f"--cluster local:N needs N >= 1, got {workers}")
+        import logging
+
         lc = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None)
+                          dashboard_address=None, silence_logs=logging.ERROR)
         client = Client(lc)
         client._vmm_owned_cluster = lc  # closed by close_client
         return client
