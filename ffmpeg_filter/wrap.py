@@ -230,12 +230,23 @@ def pipe_pix_fmt(src_pix_fmt: str, bit_depth: int) -> str:
     return f"yuv{family}p{bit_depth}le"
 
 
+def is_rgb(pix_fmt: str) -> bool:
+    """Whether an FFmpeg pixel format holds RGB (y4m has none: ffmpeg converts it to YUV)."""
+    return pix_fmt.startswith(("rgb", "bgr", "gbr", "argb", "abgr", "0rgb", "0bgr", "x2rgb",
+                               "x2bgr"))
+
+
 def decode_command(tools: FFmpeg, src: str, pix_fmt: str, rate: Fraction,
-                   loglevel: str = "error") -> list[str]:
-    """ffmpeg argv that decodes the first video stream of ``src`` to y4m on stdout."""
+                   loglevel: str = "error", from_rgb: bool = False) -> list[str]:
+    """ffmpeg argv that decodes the first video stream of ``src`` to y4m on stdout.
+
+    With ``from_rgb``, the RGB to YUV conversion uses the BT.709 matrix (limited range), which
+    :func:`encode_command` then tags, instead of swscale's untagged BT.601 default.
+    """
+    convert = ["-vf", "scale=out_color_matrix=bt709:out_range=tv"] if from_rgb else []
     return [
         tools.ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", loglevel,
-        "-i", src, "-map", "0:v:0", "-an", "-sn", "-dn",
+        "-i", src, "-map", "0:v:0", "-an", "-sn", "-dn", *convert,
         "-r", f"{rate.numerator}/{rate.denominator}",
         "-pix_fmt", pix_fmt, "-strict", "-1", "-f", "yuv4mpegpipe", "pipe:1",
     ]
@@ -279,7 +290,9 @@ def encode_command(
         cmd += ["-c:a", acodec]
     if color_range:
         cmd += ["-color_range", color_range]
-    if info.color_space:
+    if is_rgb(info.pix_fmt):
+        cmd += ["-colorspace", "bt709"]  # the matrix decode_command(from_rgb=True) used
+    elif info.color_space:
         cmd += ["-colorspace", info.color_space]
     if info.color_primaries:
         cmd += ["-color_primaries", info.color_primaries]
@@ -385,7 +398,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     dec = enc = None
     try:
         dec = subprocess.Popen(
-            decode_command(tools, src, pipe_fmt, info.rate, args.loglevel),
+            decode_command(tools, src, pipe_fmt, info.rate, args.loglevel,
+                           from_rgb=is_rgb(info.pix_fmt)),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         )
         try:

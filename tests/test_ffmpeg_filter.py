@@ -285,6 +285,17 @@ def test_encode_command_reasserts_colour_and_copies_audio():
     assert cmd[-3:] == ["-crf", "30", "out.mp4"]  # extra options last, then the output
 
 
+def test_rgb_sources_are_converted_and_tagged_bt709():
+    tools = wrap.FFmpeg("ffmpeg", "ffprobe", "x")
+    assert wrap.is_rgb("gbrp") and wrap.is_rgb("rgb24") and not wrap.is_rgb("yuv444p")
+    dec = wrap.decode_command(tools, "in.mkv", "yuv444p", Fraction(25), from_rgb=True)
+    assert "scale=out_color_matrix=bt709:out_range=tv" in dec
+    info = wrap.VideoInfo(64, 48, "gbrp", Fraction(25), Fraction(1, 1000), "gbr", None, None,
+                          "pc", 8, False, 10, 0.4)
+    enc = " ".join(wrap.encode_command(tools, "in.mkv", "out.mkv", info, "yuv444p", "tv"))
+    assert "-colorspace bt709" in enc and "gbr" not in enc
+
+
 def test_missing_ffmpeg_is_a_clear_error():
     with pytest.raises(VMMError, match="ffmpeg was not found"):
         wrap.find_ffmpeg("/nonexistent/ffmpeg")
