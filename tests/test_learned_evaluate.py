@@ -1,0 +1,52 @@
+"""vmm evaluate machinery on tiny settings."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from napari_vmm.core.learned import weights as W  # noqa: E402
+from napari_vmm.core.learned.evaluate import (  # noqa: E402
+    EvalConfig,
+    make_scene,
+    markdown_tables,
+    photon_noise,
+    run_evaluation,
+    ssim_clip,
+)
+from napari_vmm.core.learned.models import build_model  # noqa: E402
+
+
+def test_scene_motion_is_subpixel_accurate():
+    scene = make_scene(0, 0, 48)
+    a = scene.render(np.zeros(2), np.zeros(2))
+    b = scene.render(np.zeros(2), np.array([0.0, 0.5]))
+    c = scene.render(np.zeros(2), np.array([0.0, 1.0]))
+    assert a.shape == (3, 48, 48)
+    # half a pixel of foreground motion changes the frame less than a whole pixel
+    assert 0 < float((b - a).abs().mean()) < float((c - a).abs().mean())
+
+
+def test_photon_noise_scales_with_factor():
+    x = np.full((4, 16, 16, 3), 0.5, np.float32)
+    rng = np.random.default_rng(0)
+    s1 = np.std(photon_noise(x, 1.0, rng) - x)
+    s2 = np.std(photon_noise(x, 2.0, rng) - x)
+    assert abs(s1 - np.sqrt(127.5) / 255) < 0.01 and 1.7 < s2 / s1 < 2.3
+    assert ssim_clip(x, x) == pytest.approx(1.0)
+
+
+def test_run_evaluation_tiny(tmp_path):
+    pt, _ = W.save_weights(build_model("realtime").state_dict(), {"steps": 0}, "realtime",
+                           tmp_path)
+    cfg = EvalConfig(methods=("realtime", "linear"), size=32, scenes=1, frames=10,
+                     weights={"realtime": str(pt)}, tests=("subpixel", "noise"),
+                     subpixel_amplitudes=(0.5,), noise_factors=(1.0,),
+                     noise_motions=((0.5, 9.0),))
+    res = run_evaluation(cfg, log=lambda s: None)
+    assert len(res["rows"]) == 2
+    for row in res["rows"]:
+        for m in ("input", "realtime", "linear"):
+            assert -1 <= row[m] <= 1
+    md = markdown_tables(res)
+    assert "Sub-pixel" in md and "Noise test" in md and "realtime" in md
