@@ -410,6 +410,8 @@ class MagnifyWidget(QWidget):
             return
         self._layer.reset_choices()
         self._roi.reset_choices()
+        if self._layer.value is None and self._layer.choices:  # first image: select it
+            self._layer.value = self._layer.choices[-1]
         # follow renames too (disconnecting first keeps one connection per layer)
         for layer in self.viewer.layers:
             layer.events.name.disconnect(self._reset_layer_choices)
@@ -536,7 +538,8 @@ class MagnifyWidget(QWidget):
         self._cancel_btn.enabled = running
 
     def _set_status(self, text: str) -> None:
-        self._status.value = text
+        if self._alive():  # the dock may have been closed while a worker ran
+            self._status.value = text
 
     # ---------------------------------------------------------------- parameters
 

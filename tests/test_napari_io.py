@@ -102,3 +102,16 @@ def test_writer_never_overwrites_the_source_video(tmp_path):
     ((data, kwargs, _),) = napari_get_reader(src)(src)
     assert write_video_layer(src, np.full_like(frames, 200), kwargs) == []
     assert (tmp_path / "src.mp4").read_bytes() == before
+
+
+def test_large_outputs_go_to_an_anonymous_file(monkeypatch):
+    pytest.importorskip("napari")
+    from napari_vmm import _widget
+
+    small = _widget.allocate_output((4, 8, 8), np.uint16)
+    assert type(small) is np.ndarray and small.dtype == np.uint16
+    monkeypatch.setattr(_widget, "MEMMAP_BYTES", 100)
+    big = _widget.allocate_output((4, 8, 8, 3), np.uint8)
+    assert isinstance(big, np.memmap) and big.shape == (4, 8, 8, 3)
+    big[:] = 7
+    assert int(big.sum()) == 7 * big.size

@@ -173,8 +173,10 @@ def test_engine_error_in_worker_gives_notification(make_napari_viewer, qtbot):
 
 def test_fps_editable_without_time_axis(make_napari_viewer):
     viewer = make_napari_viewer()
-    viewer.add_image(tiny_clip(), name="plain")
     widget = MagnifyWidget(viewer)
+    assert widget.layer is None
+    viewer.add_image(tiny_clip(), name="plain")
+    assert widget.layer.name == "plain"  # the first image layer is picked up
     assert widget._fps.enabled
     assert "no time unit" in widget._fps_note.value
     viewer.add_image(tiny_clip(), name="timed", scale=(0.04, 1, 1), units=("ms", "um", "um"))
