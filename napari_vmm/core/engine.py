@@ -136,13 +136,24 @@ class _Pipeline:
             raise VMMError(f"roi_mask has shape {mask.shape}, frames are {tuple(hw)}")
         return mask
 
+    # -- the motion signal as one (N, K) tensor, so the filter runs once per frame ---------
+    def flatten(self, signal: list) -> Any:
+        return self.torch.cat([s.reshape(s.shape[0], -1) for s in signal], dim=1)
+
+    @staticmethod
+    def unflatten(flat, like: list) -> list:
+        sizes = [s[0].numel() for s in like]
+        parts = flat.split(sizes, dim=1)
+        return [p.reshape((flat.shape[0],) + tuple(s.shape[1:])) for p, s in zip(parts, like,
+                                                                                  strict=True)]
+
     # -- one chunk of the stream -----------------------------------------------------------
     def stream_chunk(self, chunk: np.ndarray) -> np.ndarray:
         torch = self.torch
         with torch.inference_mode():
             x, rest = self.prepare(chunk)
             signal, ctx = self.magnifier.encode(x)
-            filtered = [self.filter.step(s, key=i) for i, s in enumerate(signal)]
+            filtered = self.unflatten(self.filter.step(self.flatten(signal)), signal)
             y = self.magnifier.decode(x, filtered, ctx)
             return self.finish(y, rest, chunk)
 
@@ -315,14 +326,14 @@ def _whole_clip(frames, out, pipeline: _Pipeline, chunk: int, memory_budget: int
             crop = (core[0] - window[0], core[1] - window[0], core[2] - window[2],
                     core[3] - window[2])
             pipeline.reset()
-            parts: list[list] = []
+            parts = []
             for t0 in range(0, n, chunk):
                 x, _ = pipeline.prepare(_read(frames, t0, min(n, t0 + chunk), window))
                 signal, _ = mag.encode(x)
-                parts.append(signal)
+                parts.append(pipeline.flatten(signal))
                 done += 1
                 yield done, total
-            filtered = [pipeline.filter.whole(torch.cat(list(p), dim=0)) for p in zip(*parts, strict=True)]
+            filtered = pipeline.filter.whole(torch.cat(parts, dim=0))
             del parts
             pipeline.reset()
             for t0 in range(0, n, chunk):
@@ -330,7 +341,7 @@ def _whole_clip(frames, out, pipeline: _Pipeline, chunk: int, memory_budget: int
                 block = _read(frames, t0, t1, window)
                 x, rest = pipeline.prepare(block)
                 signal, ctx = mag.encode(x)
-                y = mag.decode(x, [f[t0:t1] for f in filtered], ctx)
+                y = mag.decode(x, pipeline.unflatten(filtered[t0:t1], signal), ctx)
                 core_block = block[:, crop[0]:crop[1], crop[2]:crop[3]]
                 out[t0:t1, core[0]:core[1], core[2]:core[3]] = pipeline.finish(
                     y, rest, core_block, crop=crop, region=core)

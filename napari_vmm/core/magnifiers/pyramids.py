@@ -8,34 +8,56 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-_BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
 KERNEL_RADIUS = 2
 
 
+def _binomial_1d(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """[1, 4, 6, 4, 1] / 16 along ``dim`` (-1 or -2) with reflect padding, as shifted adds.
+
+    Shifted adds beat ``conv2d`` on single-channel maps by an order of magnitude on CPU.
+    """
+    n = x.shape[dim]
+    if n < 3:
+        return x
+    pad = (KERNEL_RADIUS, KERNEL_RADIUS, 0, 0) if dim == -1 else (0, 0, KERNEL_RADIUS, KERNEL_RADIUS)
+    mode = "reflect" if n > KERNEL_RADIUS else "replicate"
+    p = F.pad(x, pad, mode=mode)
+    s = [p.narrow(dim, k, n) for k in range(5)]
+    return (s[0] + s[4] + 4.0 * (s[1] + s[3]) + 6.0 * s[2]) * (1.0 / 16.0)
+
+
 def blur(x: torch.Tensor) -> torch.Tensor:
-    """Separable 5-tap binomial blur with reflect padding, per channel."""
-    n, c, h, w = x.shape
-    k = _BINOMIAL.to(x.device, x.dtype)
-    y = x.reshape(n * c, 1, h, w)
-    mode = "reflect" if min(h, w) > KERNEL_RADIUS else "replicate"
-    y = F.pad(y, (KERNEL_RADIUS, KERNEL_RADIUS, 0, 0), mode=mode)
-    y = F.conv2d(y, k.view(1, 1, 1, 5))
-    y = F.pad(y, (0, 0, KERNEL_RADIUS, KERNEL_RADIUS), mode=mode)
-    y = F.conv2d(y, k.view(1, 1, 5, 1))
-    return y.reshape(n, c, h, w)
+    """Separable 5-tap binomial blur with reflect padding, per channel (N, C, H, W)."""
+    return _binomial_1d(_binomial_1d(x, -1), -2)
 
 
 def downsample(x: torch.Tensor) -> torch.Tensor:
-    """Blur then keep every second row and column."""
-    return blur(x)[..., ::2, ::2]
+    """Blur then keep every second row and column (only the kept samples are computed)."""
+    return _binomial_1d(_binomial_1d(x, -1)[..., ::2], -2)[..., ::2, :]
+
+
+def _upsample_1d(x: torch.Tensor, n: int, dim: int) -> torch.Tensor:
+    """Zero-insert to length ``n`` along ``dim`` (-1 or -2) and blur, in polyphase form.
+
+    With the zero-insertion gain of 2, even outputs are (x[k-1] + 6 x[k] + x[k+1]) / 8 and
+    odd ones (x[k] + x[k+1]) / 2: the 5-tap binomial without multiplying zeros.
+    """
+    m = x.shape[dim]
+    if m < 2:
+        return x.repeat_interleave(2, dim=dim).narrow(dim, 0, n)
+    pad = (1, 1, 0, 0) if dim == -1 else (0, 0, 1, 1)
+    p = F.pad(x, pad, mode="reflect")
+    left, right = p.narrow(dim, 0, m), p.narrow(dim, 2, m)
+    even = (left + right + 6.0 * x) * 0.125
+    odd = (x + right) * 0.5
+    shape = list(x.shape)
+    shape[dim] = 2 * m
+    return torch.stack([even, odd], dim=dim if dim == -1 else -2).reshape(shape).narrow(dim, 0, n)
 
 
 def upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Zero-insert to ``size`` and blur (gain 4 keeps the mean)."""
-    n, c, h, w = x.shape
-    up = x.new_zeros((n, c, size[0], size[1]))
-    up[..., ::2, ::2] = x[..., : (size[0] + 1) // 2, : (size[1] + 1) // 2] * 4.0
-    return blur(up)
+    """Expand to ``size`` (zero insertion and binomial blur, gain 4 keeps the mean)."""
+    return _upsample_1d(_upsample_1d(x, size[1], -1), size[0], -2)
 
 
 def max_levels(h: int, w: int, min_size: int = 4) -> int:
