@@ -283,25 +283,25 @@ class MagnifyWidget(QWidget):
         self._options_by_method: dict[str, dict[str, Any]] = {}
         self._option_widgets: dict[str, Any] = {}
 
-        # inputs
+        # inputs (values come from MagnifyParams defaults and the saved session below)
         self._layer = ComboBox(label="image", choices=self._image_choices, nullable=True,
                                tooltip="T,Y,X or T,Y,X,C layer (numpy or dask)")
         self._method = ComboBox(label="method", choices=list(self._methods),
                                 tooltip="magnification method")
         self._method_summary = Label(value="")
         self._options = Container(labels=True)
-        self._alpha = FloatSpinBox(label="α", value=20.0, min=0.0, max=10000.0, step=1.0,
+        self._alpha = FloatSpinBox(label="α", min=0.0, max=10000.0, step=1.0,
                                    tooltip="output displacement = (1+α) × input displacement")
         self._band_unit = ComboBox(label="band unit", choices=["Hz", "BPM"], value="Hz")
-        self._band_lo = FloatSpinBox(label="band low", value=0.5, min=0.0, max=1e6, step=0.1)
-        self._band_hi = FloatSpinBox(label="band high", value=3.0, min=0.0, max=1e6, step=0.1)
-        self._fps = FloatSpinBox(label="fps", value=30.0, min=0.001, max=1e6, step=1.0,
+        self._band_lo = FloatSpinBox(label="band low", min=0.0, max=1e6, step=0.1)
+        self._band_hi = FloatSpinBox(label="band high", min=0.0, max=1e6, step=0.1)
+        self._fps = FloatSpinBox(label="fps", min=0.001, max=1e6, step=1.0,
                                  tooltip="frame rate; taken from the layer when its first "
                                          "axis is in time units")
         self._fps_note = Label(value="")
-        self._temporal = ComboBox(label="temporal", choices=list(FILTERS), value="ideal",
+        self._temporal = ComboBox(label="temporal", choices=list(FILTERS),
                                   tooltip="ideal: whole clip FFT; others are causal")
-        self._mode = ComboBox(label="mode", choices=list(MODES), value="temporal",
+        self._mode = ComboBox(label="mode", choices=list(MODES),
                               tooltip="temporal filter, or difference to a reference frame "
                                       "(static) or to the previous frame (dynamic)")
         self._reference = SpinBox(label="reference frame", value=0, min=0, max=10**9)
@@ -444,8 +444,11 @@ class MagnifyWidget(QWidget):
             return
         info = self._methods[name]
         summary = info.get("summary", "")
-        if info.get("kind") == "learned" and "weights" in info:
-            summary += f"\nweights: {info['weights']}"
+        weights = info.get("weights")
+        if isinstance(weights, dict):  # learned methods say whether trained weights ship
+            summary += f"\nweights: {weights.get('status', 'unknown')}"
+            if weights.get("val_ssim") is not None:
+                summary += f" (validation SSIM {weights['val_ssim']:.3f})"
         self._method_summary.value = summary
         self._method_summary.visible = bool(summary)
         saved = self._options_by_method.get(name, {})
