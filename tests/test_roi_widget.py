@@ -170,10 +170,6 @@ def test_cancel_stops_the_worker(make_napari_viewer, qtbot, magnify):
     assert widget._run_btn.enabled and not widget._cancel_btn.enabled
 
 
-@pytest.mark.xfail(
-    reason="napari_vmm._widget.magnify_widgets compares viewers with `is`, but napari hands "
-           "each docked plugin widget its own PublicOnlyProxy of the viewer; it must compare "
-           "getattr(v, '__wrapped__', v)", strict=False)
 def test_docked_from_the_menu_the_band_reaches_magnify(make_napari_viewer, qtbot):
     """Both widgets docked as a user does (napari hands each a proxy of the viewer)."""
     viewer, _, _ = setup_viewer(make_napari_viewer)

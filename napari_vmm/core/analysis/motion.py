@@ -1,0 +1,143 @@
+"""The analysis itself: one pass over the frames, then spectra, peaks and bands per ROI."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Generator
+from typing import Any
+
+import numpy as np
+
+from ..errors import Cancelled, VMMError
+from .results import MotionAnalysis, RoiAnalysis
+from .rois import as_rois
+from .spectra import amplitude_spectrum, band_for_peaks, find_peaks
+from .tracking import _iter_crop_chunks, _read_frame_crop, _source_info, _to_luma, _Tracker
+
+
+def iter_analyze_motion(
+    frames: Any,
+    rois: Any,
+    fps: float | None = None,
+    *,
+    reference: int = 0,
+    pixel_size: float | None = None,
+    unit: str = "px",
+    n_peaks: int = 5,
+    fmin: float | None = None,
+    fmax: float | None = None,
+    nperseg: int | None = None,
+    max_shift: int = 8,
+    chunk_frames: int = 32,
+) -> Generator[tuple[int, int], None, MotionAnalysis]:
+    """Generator form of :func:`analyze_motion`: yields ``(frames_done, n_frames)`` per chunk.
+
+    Its return value (``StopIteration.value``, or a napari ``GeneratorWorker``'s ``returned``
+    signal) is the :class:`MotionAnalysis`. Closing the generator stops the work.
+    """
+    n, (h, w), frame_ndim = _source_info(frames)
+    if fps is None:
+        fps = getattr(frames, "fps", None)
+    if fps is None or not (float(fps) > 0 and math.isfinite(float(fps))):
+        raise VMMError(f"a positive frame rate is needed (fps), got {fps!r}")
+    fps = float(fps)
+    if pixel_size is not None and not (pixel_size > 0 and math.isfinite(pixel_size)):
+        raise VMMError(f"pixel size must be a positive number, got {pixel_size!r}")
+    if n < 8:
+        raise VMMError(f"need at least 8 frames to analyse motion, got {n}")
+    if not 0 <= reference < n:
+        raise VMMError(f"reference frame {reference} is outside the clip (0..{n - 1})")
+    roi_list = as_rois(rois)
+    max_shift = int(max(1, max_shift))
+
+    boxes, padded, trackers, masks = [], [], [], []
+    for roi in roi_list:
+        box = roi.bbox((h, w))
+        r0, r1, c0, c1 = box
+        pad = (max(0, r0 - max_shift), min(h, r1 + max_shift),
+               max(0, c0 - max_shift), min(w, c1 + max_shift))
+        inner = (slice(r0 - pad[0], r1 - pad[0]), slice(c0 - pad[2], c1 - pad[2]))
+        mask = roi.mask((h, w), box)
+        if not mask.any():
+            raise VMMError(f"ROI {roi.label()} contains no pixel centre")
+        ref = _to_luma(_read_frame_crop(frames, reference, pad)[None], frame_ndim)[0]
+        boxes.append(box)
+        padded.append((pad, inner))
+        trackers.append(_Tracker(ref, inner, mask))
+        masks.append(mask)
+
+    disp = [np.zeros((n, 2)) for _ in roi_list]
+    inten = [np.zeros(n) for _ in roi_list]
+    done = 0
+    for t0, crops in _iter_crop_chunks(frames, [p for p, _ in padded], chunk_frames):
+        for i, crop in enumerate(crops):
+            luma = _to_luma(crop, frame_ndim)
+            inner = padded[i][1]
+            for j, frame in enumerate(luma):
+                t = t0 + j
+                if t >= n:
+                    break
+                disp[i][t] = trackers[i].track(frame, disp[i][t - 1] if t else np.zeros(2))
+                inten[i][t] = frame[inner][masks[i]].mean()
+        done = min(n, t0 + len(crops[0]) if crops else n)
+        yield done, n
+    if done < n:
+        raise VMMError(f"the source ended after {done} of {n} frames")
+
+    results = []
+    for roi, d, it, tr in zip(roi_list, disp, inten, trackers, strict=True):
+        dy, dx = d[:, 0], d[:, 1]
+        freqs, amp_xy = amplitude_spectrum(np.stack([dx, dy]), fps, nperseg)
+        _, combined, peaks = find_peaks(np.stack([dx, dy]), fps, n_peaks, fmin, fmax, nperseg)
+        _, spec_i, ipeaks = find_peaks(it, fps, n_peaks, fmin, fmax, nperseg)
+        warnings = [] if tr.ok else [
+            f"{roi.label()} has too little texture to track: displacement set to 0"]
+        results.append(RoiAnalysis(
+            roi=roi, fps=fps, dx=dx, dy=dy, intensity=it, freqs=freqs, spectrum=combined,
+            spectrum_x=amp_xy[0], spectrum_y=amp_xy[1], spectrum_intensity=spec_i,
+            peaks=peaks, intensity_peaks=ipeaks,
+            band=band_for_peaks(freqs, combined, peaks, fps, n),
+            intensity_band=band_for_peaks(freqs, spec_i, ipeaks, fps, n),
+            pixel_size=pixel_size, unit=unit if pixel_size is not None else "px",
+            warnings=warnings))
+    return MotionAnalysis(results, fps, n, pixel_size, unit if pixel_size is not None else "px")
+
+
+def analyze_motion(
+    frames: Any,
+    rois: Any,
+    fps: float | None = None,
+    *,
+    progress: Callable[[int, int], Any] | None = None,
+    **options: Any,
+) -> MotionAnalysis:
+    """Displacement, intensity, spectra, peaks and a suggested band for each ROI.
+
+    Parameters
+    ----------
+    frames : array-like (T, H, W) or (T, H, W, C), or a video source
+        numpy (uint8, uint16, float), a memory map, a dask array, or a
+        ``napari_vmm.core.io`` source (``iter_chunks``, ``fps``). Colour is reduced to luma.
+    rois : ROIs in any form :func:`as_rois` accepts.
+    fps : float, optional
+        Frame rate in Hz; taken from ``frames.fps`` when omitted.
+    progress : callable(done, total), optional
+        Called after each chunk; returning ``False`` stops with :class:`Cancelled`.
+    **options
+        ``reference`` (frame index, 0), ``pixel_size`` and ``unit`` (physical units),
+        ``n_peaks`` (5), ``fmin``/``fmax`` (peak search range, Hz), ``nperseg`` (Welch segment),
+        ``max_shift`` (px margin read around each ROI, 8), ``chunk_frames`` (32).
+
+    Returns
+    -------
+    MotionAnalysis
+    """
+    gen = iter_analyze_motion(frames, rois, fps, **options)
+    try:
+        while True:
+            done, total = next(gen)
+            if progress is not None and progress(done, total) is False:
+                gen.close()
+                raise Cancelled("analysis cancelled")
+    except StopIteration as stop:
+        return stop.value
