@@ -30,7 +30,7 @@ def synthetic_frames(n: int, h: int, w: int, seed: int = 0):
     base = np.repeat(np.repeat(base, 4, axis=0), 4, axis=1)
     for i in range(n):
         shift = int(round(2 * np.sin(2 * np.pi * i / 15)))
-        yield np.ascontiguousarray(base[1 + shift:1 + shift + h, 1:1 + w])
+        yield np.ascontiguousarray(base[4 + shift:4 + shift + h, 4:4 + w])
 
 
 def run_engine(method: str, h: int, w: int, n: int, options: dict) -> dict:

@@ -25,7 +25,8 @@ fi
 PY=.venv/bin/python
 $PY -m pip install -q --upgrade pip >/dev/null
 # CPU torch first, so no CUDA wheels are pulled in by the resolver.
-$PY -c "import torch" 2>/dev/null || $PY -m pip install -q "torch==2.13.0" || $PY -m pip install -q torch \
-    --index-url https://download.pytorch.org/whl/cpu
-$PY -m pip install -q -e ".[napari,dask,dev]"
+$PY -c "import torch" 2>/dev/null || $PY -m pip install -q "torch==2.13.0" 2> >(grep -v "^WARNING: Location" >&2) \
+    || $PY -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
+# (the machine's pip config lists a local index whose empty entries pip warns about: hide those)
+$PY -m pip install -q -e ".[napari,dask,dev]" 2> >(grep -v "^WARNING: Location" >&2)
 echo "setup: done ($($PY -c 'import napari_vmm, torch; print("napari-vmm", napari_vmm.__version__, "torch", torch.__version__)'))" >&2
