@@ -70,6 +70,7 @@ class MotionTracesWidget(QWidget):
         self.result: MotionAnalysis | None = None
         self.band: tuple[float, float] | None = None
         self._worker: GeneratorWorker | None = None
+        self._returned = False  # whether the current or last run delivered a result
         self._result_layer: Image | None = None
         self._band_span = None
         self._press: tuple[float, float] | None = None  # (xdata, screen x) of a press
@@ -173,7 +174,6 @@ class MotionTracesWidget(QWidget):
         from napari_vmm._writer import layer_fps
 
         layer = self.layer
-        self._fps.enabled = True
         if layer is None:
             return
         fps = layer_fps({"scale": layer.scale, "units": layer.units, "metadata": layer.metadata})
@@ -217,6 +217,7 @@ class MotionTracesWidget(QWidget):
         worker.errored.connect(self._on_errored)
         worker.finished.connect(self._on_finished)
         self._worker = worker
+        self._returned = False
         self._result_layer = self.layer
         self._set_running(True)
         self._status.value = f"analysing {len(rois)} ROI(s) over {n} frames…"
@@ -254,6 +255,7 @@ class MotionTracesWidget(QWidget):
         self._status.value = f"analysing… {done}/{total} frames"
 
     def _on_returned(self, result: MotionAnalysis) -> None:
+        self._returned = True
         self.result = result
         self._store_features(result)
         self._draw()
@@ -273,7 +275,7 @@ class MotionTracesWidget(QWidget):
     def _on_finished(self) -> None:
         self._worker = None
         self._set_running(False)
-        if self.result is None and not self._status.value.startswith("error"):
+        if not self._returned and not self._status.value.startswith("error"):
             self._status.value = "cancelled"
 
     def _store_features(self, result: MotionAnalysis) -> None:

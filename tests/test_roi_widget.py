@@ -168,6 +168,12 @@ def test_cancel_stops_the_worker(make_napari_viewer, qtbot, magnify):
     assert worker is not None
     assert widget.result is None and widget._status.value == "cancelled"
     assert widget._run_btn.enabled and not widget._cancel_btn.enabled
+    # cancelling a re-run keeps the previous result and says so
+    first = analyse(widget, qtbot)
+    widget.run()
+    widget.cancel()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=WAIT_MS)
+    assert widget.result is first and widget._status.value == "cancelled"
 
 
 def test_docked_from_the_menu_the_band_reaches_magnify(make_napari_viewer, qtbot):
