@@ -80,7 +80,7 @@ def test_writer_round_trip(tmp_path):
 
 
 @pytest.mark.gui
-def test_open_sample_in_viewer(make_napari_viewer):
+def test_open_sample_and_preview_it(make_napari_viewer, qtbot):
     pytest.importorskip("napari")
     from napari_vmm._widget import MagnifyWidget
 
@@ -92,6 +92,18 @@ def test_open_sample_in_viewer(make_napari_viewer):
     assert widget.layer is layer
     info = layer.metadata["napari_vmm"]["sample"]
     assert widget._fps.value == pytest.approx(info["fps"]) and not widget._fps.enabled
+
+    widget._method.value = "linear"
+    widget._temporal.value = "ideal"
+    widget.set_band(0.5 * info["freq_hz"], 2 * info["freq_hz"])
+    widget._preview_frames.value = 12
+    widget.preview()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=60_000)
+    preview = viewer.layers[f"{layer.name}_preview"]
+    assert preview.data.shape == (12, *layer.data.shape[1:])
+    assert preview.data.dtype == np.uint16
+    assert preview.units == layer.units
+    assert preview.metadata["napari_vmm"]["preview"]["frames"] == 12
 
 
 def test_writer_never_overwrites_the_source_video(tmp_path):
