@@ -123,15 +123,6 @@ def test_click_peak_and_drag_set_the_band(make_napari_viewer, qtbot, magnify):
     assert magnify.bands[-1] == pytest.approx(res.rois[0].band)
 
 
-def test_band_reaches_a_real_magnify_widget(make_napari_viewer, qtbot):
-    viewer, _, _ = setup_viewer(make_napari_viewer)
-    magnify = _widget.MagnifyWidget(viewer)
-    widget = MotionTracesWidget(viewer)
-    analyse(widget, qtbot)
-    widget.select_band(2.5, 3.75)
-    assert magnify.band_hz() == pytest.approx((2.5, 3.75))
-
-
 def test_csv_export(make_napari_viewer, qtbot, magnify, tmp_path):
     viewer, _, _ = setup_viewer(make_napari_viewer)
     widget = MotionTracesWidget(viewer)
