@@ -55,6 +55,26 @@ def _analysis_job(frames: Any, rois: list, fps: float, options: dict[str, Any]):
                                            **options))
 
 
+def pixel_size_from_layer(layer: Image) -> tuple[float, str] | None:
+    """``(size, unit)`` of one pixel when the layer's y and x axes share a physical length unit.
+
+    None for pixel units, non-square pixels or units without the dimension of length.
+    """
+    try:
+        import pint
+
+        units = [pint.get_application_registry().Unit(str(u)) for u in layer.units[-2:]]
+        sy, sx = (float(v) for v in layer.scale[-2:])
+    except Exception:  # missing or unparsable units
+        return None
+    if len(units) != 2 or units[0] != units[1] or sy != sx or not sx > 0:
+        return None
+    unit = units[1]
+    if unit.dimensionality != pint.get_application_registry().Unit("m").dimensionality:
+        return None  # "pixel" is dimensionless in napari's registry
+    return sx, f"{unit:~}".replace("µ", "u") or str(unit)
+
+
 class MotionTracesWidget(QWidget):
     """Dock widget: displacement traces and spectra of the ROIs of a Shapes layer.
 
@@ -179,6 +199,9 @@ class MotionTracesWidget(QWidget):
         fps = layer_fps({"scale": layer.scale, "units": layer.units, "metadata": layer.metadata})
         if fps is not None:
             self._fps.value = round(fps, 6)
+        size = pixel_size_from_layer(layer)
+        if size is not None:
+            self._pixel_size.value, self._unit.value = size
 
     def _on_shapes_changed(self, *_: Any) -> None:
         if self._watched_shapes is not None:

@@ -42,11 +42,10 @@ def magnify(monkeypatch):
     return fake
 
 
-def setup_viewer(make_napari_viewer, with_time_scale=True):
+def setup_viewer(make_napari_viewer, pixel=(1.0, "pixel")):
     viewer = make_napari_viewer()
     frames = translating_texture(N, (40, 48), FPS, F_HZ, 0.5, direction=(0.0, 1.0))
-    kwargs = {"scale": (1 / FPS, 1, 1), "units": ("s", "pixel", "pixel")} \
-        if with_time_scale else {}
+    kwargs = {"scale": (1 / FPS, pixel[0], pixel[0]), "units": ("s", pixel[1], pixel[1])}
     image = viewer.add_image(np.rint(frames * 65535).astype(np.uint16), name="clip", **kwargs)
     rect = np.array([[5, 8, 10], [5, 8, 38], [5, 32, 38], [5, 32, 10]], dtype=float)
     shapes = viewer.add_shapes([rect], shape_type="rectangle", name="rois", ndim=3,
@@ -124,15 +123,19 @@ def test_click_peak_and_drag_set_the_band(make_napari_viewer, qtbot, magnify):
 
 
 def test_csv_export(make_napari_viewer, qtbot, magnify, tmp_path):
-    viewer, _, _ = setup_viewer(make_napari_viewer)
+    viewer, _, _ = setup_viewer(make_napari_viewer, pixel=(0.5, "um"))
     widget = MotionTracesWidget(viewer)
-    widget._pixel_size.value = 0.5
+    # the pixel size comes from the layer's scale and units
+    assert widget._pixel_size.value == 0.5 and widget._unit.value == "um"
     res = analyse(widget, qtbot)
+    assert abs(res.rois[0].amplitude_px - 0.5) < 0.05  # ROIs mapped through the 0.5 um scale
     traces, spectra = widget.export_csv(tmp_path / "m.csv")
     rows = list(csv.reader(traces.read_text().splitlines()))
     assert len(rows) == N + 1 and "roi1_dx_um" in rows[0]
-    col = rows[0].index("roi1_dx_px")
+    col, col_um = rows[0].index("roi1_dx_px"), rows[0].index("roi1_dx_um")
     np.testing.assert_allclose([float(r[col]) for r in rows[1:]], res.rois[0].dx, atol=1e-5)
+    np.testing.assert_allclose([float(r[col_um]) for r in rows[1:]], 0.5 * res.rois[0].dx,
+                               atol=1e-5)
     assert spectra.name == "m_spectra.csv" and spectra.exists()
 
 
