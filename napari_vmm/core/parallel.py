@@ -583,19 +583,18 @@ def _segment_task(block: np.ndarray, ref0: np.ndarray | None, refr: np.ndarray |
         if ref0 is not None:  # the magnifier's phase reference is frame 0, as in memory
             x, _ = pipe.prepare(np.asarray(ref0))
             pipe.magnifier.encode(x)
+        # The engine filters the signal flattened to one (N, K) tensor, stream key 0.
         if refr is not None:  # static mode: the filter's reference is frame `reference`
             x, _ = pipe.prepare(np.asarray(refr))
             signal, _ = pipe.magnifier.encode(x)
-            for i, s in enumerate(signal):
-                pipe.filter.step(s, key=i)
+            pipe.filter.step(pipe.flatten(signal))
         elif prime is not None:
             # Butterworth: start from the state after a constant input since frame 0.
             x, _ = pipe.prepare(np.asarray(block[:1]))
             signal, _ = pipe.magnifier.encode(x)
-            for i, s in enumerate(signal):
-                z = torch.as_tensor(prime, dtype=s.dtype, device=s.device)
-                pipe.filter._state[i] = (z.reshape(z.shape + (1,) * (s.ndim - 1))
-                                         * s[0]).contiguous()
+            s = pipe.flatten(signal)
+            z = torch.as_tensor(prime, dtype=s.dtype, device=s.device)
+            pipe.filter._state[0] = (z[:, :, None] * s[0]).contiguous()
     out = [pipe.stream_chunk(np.asarray(block[t:t + chunk]))
            for t in range(0, block.shape[0], chunk)]
     result = np.concatenate(out)

@@ -1,0 +1,247 @@
+"""Dask scale-out (napari_vmm.core.parallel, vmm magnify --cluster/--out-dir/.zarr).
+
+Equality with the in-memory path is checked on a LocalCluster of 2 worker processes with one
+thread each; frames are tiny so the module runs in well under two minutes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+zarr = pytest.importorskip("zarr")
+
+from napari_vmm.cli import main  # noqa: E402
+from napari_vmm.core import parallel  # noqa: E402
+from napari_vmm.core.engine import magnify  # noqa: E402
+from napari_vmm.core.errors import VMMError  # noqa: E402
+from napari_vmm.core.frames import from_float  # noqa: E402
+from napari_vmm.core.samples import translating_texture  # noqa: E402
+
+FPS = 30.0
+# Linear EVM with 2 levels: a compact spatial support (halo 2^2 x 2 x 2 = 16 px).
+LINEAR = dict(method="linear", alpha=10, levels=2)
+
+
+def clip(n: int = 32, size: int = 64, seed: int = 3, freq: float = 4.0) -> np.ndarray:
+    frames = translating_texture(n, (size, size), FPS, freq, 0.3, seed=seed,
+                                 min_wavelength=8, max_wavelength=24)
+    return from_float(np.asarray(frames, np.float32), np.dtype(np.uint8))
+
+
+def max_diff(a, b) -> int:
+    return int(np.abs(np.asarray(a).astype(int) - np.asarray(b).astype(int)).max())
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                       dashboard_address=None, silence_logs=40)
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def test_dask_in_dask_out_lazy_with_same_chunks():
+    frames = clip(16)
+    x = da.from_array(frames, chunks=(4, 64, 64))
+    y = magnify(x, FPS, band=(3, 6), temporal="butterworth", **LINEAR)
+    assert isinstance(y, da.Array)
+    assert y.chunks == x.chunks and y.dtype == x.dtype
+    z = magnify(x, FPS, band=(3, 6), temporal="ideal", **LINEAR)
+    assert isinstance(z, da.Array) and z.chunks == x.chunks
+
+
+def test_whole_clip_on_cluster_equals_in_memory(client):
+    frames = clip(16, 64)
+    ref = magnify(frames, FPS, band=(3, 6), temporal="ideal", **LINEAR)
+    x = da.from_array(frames, chunks=(1, 64, 64))  # one frame per chunk: rechunked once
+    lazy = parallel.magnify_dask(x, FPS, band=(3, 6), temporal="ideal", tile_size=32,
+                                 keep_chunks=False, **LINEAR)
+    assert lazy.numblocks[1] * lazy.numblocks[2] > 1  # really tiled
+    out = magnify(x, FPS, band=(3, 6), temporal="ideal", tile_size=32, **LINEAR)
+    assert out.chunks == x.chunks
+    result = client.compute(out).result()
+    assert max_diff(result, ref) <= 1
+    assert max_diff(ref, frames) > 10  # something was magnified
+
+
+def test_causal_on_cluster_equals_in_memory(client):
+    frames = clip(72, 48)
+    kw = dict(band=(3, 6), temporal="butterworth", **LINEAR)
+    warm = parallel.warmup_frames(FPS, "butterworth", (3, 6))
+    assert 0 < warm < 48  # so that later segments really start from a warm-up
+    ref = magnify(frames, FPS, **kw)
+    x = da.from_array(frames, chunks=(24, 48, 48))
+    out = parallel.magnify_dask(x, FPS, segment_frames=24, **kw)
+    assert out.chunks == x.chunks
+    result = client.compute(out).result()
+    assert max_diff(result, ref) <= 1
+    # Too short a warm-up is visible: the default is not arbitrary.
+    short = parallel.magnify_dask(x, FPS, segment_frames=24, warmup=4, **kw)
+    assert max_diff(client.compute(short).result(), ref) > 1
+
+
+@pytest.mark.parametrize("mode", ["static", "dynamic"])
+def test_static_and_dynamic_segments_are_exact(mode):
+    frames = clip(32, 48)
+    kw = dict(mode=mode, reference=7, **LINEAR)
+    ref = magnify(frames, FPS, **kw)
+    x = da.from_array(frames, chunks=(8, 48, 48))
+    out = parallel.magnify_dask(x, FPS, segment_frames=16, **kw)
+    assert max_diff(out.compute(scheduler="sync"), ref) == 0
+
+
+def test_no_seams_between_tiles():
+    frames = clip(12, 64)
+    x = da.from_array(frames, chunks=(12, 64, 64))
+    for temporal in ("ideal", "butterworth"):
+        kw = dict(band=(3, 6), temporal=temporal, **LINEAR)
+        untiled = parallel.magnify_dask(x, FPS, tile_size=64, **kw).compute(scheduler="sync")
+        tiled = parallel.magnify_dask(x, FPS, tile_size=32, keep_chunks=False, **kw)
+        assert tiled.numblocks[1] > 1
+        assert max_diff(tiled.compute(scheduler="sync"), untiled) <= 1, temporal
+
+
+def test_roi_mask_on_tiles_matches_in_memory():
+    frames = clip(12, 64)
+    mask = np.zeros((64, 64), np.float32)
+    mask[10:40, 5:30] = 1
+    kw = dict(band=(3, 6), temporal="ideal", roi_mask=mask, **LINEAR)
+    ref = magnify(frames, FPS, **kw)
+    out = magnify(da.from_array(frames, chunks=(12, 32, 32)), FPS, tile_size=32, **kw)
+    result = out.compute(scheduler="sync")
+    assert max_diff(result, ref) <= 1
+    assert max_diff(result[:, 50:, 50:], frames[:, 50:, 50:]) == 0
+
+
+def test_warmup_frames():
+    assert parallel.warmup_frames(FPS, "fir", (2, 5), taps=9) == 8
+    assert parallel.warmup_frames(FPS, "butterworth", (2, 5), mode="dynamic") == 1
+    assert parallel.warmup_frames(FPS, "butterworth", (2, 5), mode="static") == 0
+    fast = parallel.warmup_frames(FPS, "butterworth", (3, 6))
+    slow = parallel.warmup_frames(FPS, "butterworth", (0.5, 1))
+    assert slow > 3 * fast  # the warm-up follows the band's time constant
+    assert parallel.warmup_frames(FPS, "iir", (0.5, 3)) > parallel.warmup_frames(
+        FPS, "iir", (2, 3))
+    with pytest.raises(VMMError, match="whole clip"):
+        parallel.warmup_frames(FPS, "ideal", (0.5, 3))
+
+
+def test_estimate_task_memory():
+    est = parallel.estimate_task_memory((300, 256, 256), np.uint8, FPS, method="linear",
+                                        temporal="ideal", band=(1, 3), levels=3)
+    longer = parallel.estimate_task_memory((600, 256, 256), np.uint8, FPS, method="linear",
+                                           temporal="ideal", band=(1, 3), levels=3)
+    assert est.path == "whole" and longer.bytes > 1.9 * est.bytes  # all T per task
+    small = parallel.estimate_task_memory((300, 256, 256), np.uint8, FPS, method="linear",
+                                          temporal="ideal", band=(1, 3), levels=3,
+                                          memory_budget=est.bytes // 3)
+    assert small.bytes <= est.bytes // 3 and small.window[0] < 256 and small.halo == 32
+    seg = parallel.estimate_task_memory((3000, 256, 256), np.uint8, FPS, method="linear",
+                                        temporal="butterworth", band=(1, 3), levels=3)
+    seg2 = parallel.estimate_task_memory((30000, 256, 256), np.uint8, FPS, method="linear",
+                                         temporal="butterworth", band=(1, 3), levels=3)
+    assert seg.path == "segments" and seg.bytes == seg2.bytes  # independent of the length
+    assert seg.warmup == parallel.warmup_frames(FPS, "butterworth", (1, 3))
+    assert "MiB per task" in str(seg)
+
+
+def test_zarr_and_ome_zarr_inputs(tmp_path):
+    frames = clip(8)
+    z = zarr.create_array(str(tmp_path / "a.zarr"), shape=frames.shape, chunks=(1, 64, 64),
+                          dtype=frames.dtype)
+    z[:] = frames
+    z.attrs["fps"] = 25.0
+    arr, attrs = parallel.open_zarr(tmp_path / "a.zarr")
+    assert attrs["fps"] == 25.0 and np.array_equal(arr.compute(), frames)
+    # OME-Zarr (t, c, y, x) with a time scale of 0.04 s.
+    g = zarr.open_group(str(tmp_path / "b.ome.zarr"), mode="w")
+    img = g.create_array("0", shape=(8, 1, 64, 64), dtype=frames.dtype, chunks=(1, 1, 64, 64))
+    img[:] = frames[:, None]
+    g.attrs["multiscales"] = [{
+        "axes": [{"name": "t", "type": "time", "unit": "second"},
+                 {"name": "c", "type": "channel"}, {"name": "y", "type": "space"},
+                 {"name": "x", "type": "space"}],
+        "datasets": [{"path": "0", "coordinateTransformations": [
+            {"type": "scale", "scale": [0.04, 1, 1, 1]}]}]}]
+    arr, attrs = parallel.open_zarr(tmp_path / "b.ome.zarr")
+    assert arr.shape == frames.shape and attrs["fps"] == pytest.approx(25.0)
+    with pytest.raises(VMMError, match="no such"):
+        parallel.open_zarr(tmp_path / "missing.zarr")
+
+
+def test_several_files_through_one_cluster(client, tmp_path, capsys):
+    address = client.scheduler.address
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    clips = {f"c{i}.npy": clip(12, 48, seed=i) for i in range(3)}
+    for name, frames in clips.items():
+        np.save(inputs / name, frames)
+    common = ["--fps", "30", "--method", "linear", "-O", "levels=2", "--band", "3", "6", "-q"]
+    # A folder, 3 files >= 2 workers: one task per file on the cluster.
+    rc = main(["magnify", str(inputs), "--out-dir", str(tmp_path / "out"),
+               "--cluster", address, *common])
+    assert rc == 0
+    for name, frames in clips.items():
+        ref = magnify(frames, FPS, band=(3, 6), temporal="butterworth", **LINEAR)
+        assert max_diff(np.load(tmp_path / "out" / name), ref) == 0
+    # One file split across the cluster into a Zarr store (whole-clip tiles).
+    rc = main(["magnify", str(inputs / "c0.npy"), str(tmp_path / "c0.zarr"), "--cluster",
+               address, "--temporal", "ideal", *common])
+    assert rc == 0
+    ref = magnify(clips["c0.npy"], FPS, band=(3, 6), temporal="ideal", **LINEAR)
+    stored = zarr.open_array(str(tmp_path / "c0.zarr"), mode="r")
+    assert stored.attrs["fps"] == 30.0 and max_diff(stored[:], ref) <= 1
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no scratch left
+    capsys.readouterr()
+
+
+def test_cli_errors(tmp_path, capsys):
+    np.save(tmp_path / "a.npy", clip(8))
+    np.save(tmp_path / "b.npy", clip(8))
+    assert main(["magnify", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"),
+                 str(tmp_path / "c.npy"), "--fps", "30"]) == 1
+    assert "--out-dir" in capsys.readouterr().err
+    assert main(["magnify", str(tmp_path), str(tmp_path / "x.npy"), "--fps", "30"]) == 1
+    assert "folder" in capsys.readouterr().err
+    assert main(["magnify", str(tmp_path / "a.npy"), str(tmp_path / "o.npy"), "--fps", "30",
+                 "--cluster", "nowhere"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: --cluster must be local:N") and "Traceback" not in err
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+def test_video_keyframe_segments_equal_one_pass(client, tmp_path):
+    """Segments cut at keyframes, joined with -c copy, audio muxed once: same frames."""
+    from napari_vmm.core.io import open_video, write_video
+
+    frames = np.repeat(clip(64, 32)[..., None], 3, axis=-1)
+    write_video(tmp_path / "src.mkv", frames, FPS)
+    src = tmp_path / "v.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(tmp_path / "src.mkv"), "-f",
+                    "lavfi", "-i", "sine=frequency=440:duration=2.2", "-c:v", "libx264",
+                    "-g", "16", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(src)],
+                   check=True)
+    index = parallel.index_video(src)
+    assert index.keyframes[:4] == [0, 16, 32, 48]
+    assert np.array_equal(parallel.read_video_frames(src, 20, 23, index),
+                          np.asarray(open_video(src)[20:23]))
+    kw = dict(method="linear", alpha=10, band=(3, 6), temporal="fir", taps=9, levels=3)
+    n = parallel.magnify_video_segments(src, tmp_path / "seg.mkv", client=client,
+                                        segment_frames=16, **kw)
+    assert n == 4
+    ref = magnify(np.asarray(open_video(src)), FPS, **kw)
+    with open_video(tmp_path / "seg.mkv") as out:
+        assert out.has_audio and out.shape == ref.shape
+        assert max_diff(np.asarray(out), ref) == 0  # FIR warm-up (taps - 1) is exact
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type",
+                            "-of", "csv=p=0", str(tmp_path / "seg.mkv")],
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert probe.count("audio") == 1 and probe.count("video") == 1
