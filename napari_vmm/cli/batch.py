@@ -258,10 +258,14 @@ def _files_in_parallel(client: Any, jobs: list[tuple[str, str]],
 def magnify_on_cluster(src: str, dst: str, args: argparse.Namespace, client: Any) -> None:
     """One file split across the cluster: keyframe segments, or dask tiles/segments."""
     from ..core.engine import DEFAULT_MEMORY_BUDGET
-    from ..core.io import (STACK_EXTENSIONS, VIDEO_EXTENSIONS, VideoSource, write_stack,
-                           write_video)
-    from ..core.parallel import (estimate_task_memory, magnify_dask, magnify_video_segments,
-                                 needs_whole_clip, write_zarr_blocks)
+    from ..core.io import STACK_EXTENSIONS, VIDEO_EXTENSIONS, VideoSource, write_stack, write_video
+    from ..core.parallel import (
+        estimate_task_memory,
+        magnify_dask,
+        magnify_video_segments,
+        needs_whole_clip,
+        write_zarr_blocks,
+    )
     from .common import params_from_args, roi_mask_for
 
     out_suffix = Path(dst).suffix.lower()

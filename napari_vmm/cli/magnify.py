@@ -84,8 +84,14 @@ def run(args: argparse.Namespace) -> int:
 def magnify_file(input_path: str, output_path: str, args: argparse.Namespace) -> None:
     """Magnify one file in this process (the single-file ``vmm magnify``)."""
     from ..core.engine import StreamingMagnifier, iter_magnify
-    from ..core.io import (STACK_EXTENSIONS, VIDEO_EXTENSIONS, VideoSource, iter_frame_chunks,
-                           write_stack, write_video)
+    from ..core.io import (
+        STACK_EXTENSIONS,
+        VIDEO_EXTENSIONS,
+        VideoSource,
+        iter_frame_chunks,
+        write_stack,
+        write_video,
+    )
     from ..core.temporal import CAUSAL_FILTERS
     from .batch import ZARR_EXTENSIONS, open_any, write_zarr_frames
 
