@@ -179,3 +179,24 @@ def test_docked_from_the_menu_the_band_reaches_magnify(make_napari_viewer, qtbot
     analyse(widget, qtbot)
     widget.select_band(2.5, 3.75)
     assert magnify.band_hz() == pytest.approx((2.5, 3.75))
+
+
+@pytest.mark.parametrize("kind", ["rectangle", "ellipse", "polygon"])
+def test_roi_masks_match_napari_rasterisation(kind):
+    """Our masks agree with what napari draws (up to boundary pixels), rotated shapes too."""
+    from napari.layers import Shapes
+
+    from napari_vmm.core.analysis import rois_from_shapes
+
+    if kind == "polygon":
+        verts = np.array([[5.0, 6.0], [8.0, 40.0], [30.0, 33.0], [26.0, 10.0], [15.0, 3.0]])
+    else:  # a box rotated by 30 degrees around (20, 24)
+        half = np.array([[-8.0, -14.0], [-8.0, 14.0], [8.0, 14.0], [8.0, -14.0]])
+        c, s = np.cos(np.pi / 6), np.sin(np.pi / 6)
+        verts = half @ np.array([[c, s], [-s, c]]) + [20.0, 24.0]
+    layer = Shapes([verts], shape_type=kind)
+    theirs = np.asarray(layer.to_masks((40, 48))[0], dtype=bool)
+    (roi,) = rois_from_shapes(layer.data, layer.shape_type)
+    ours = roi.mask((40, 48))
+    iou = (ours & theirs).sum() / (ours | theirs).sum()
+    assert iou > 0.9, iou
