@@ -239,6 +239,9 @@ def atomic_output(path: str | os.PathLike, protect: Iterable[str | os.PathLike] 
         raise VMMError(f"cannot write {dest}: folder {dest.parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=dest.suffix, dir=dest.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; outputs get the usual mode
     try:
         yield tmp
         os.replace(tmp, dest)
