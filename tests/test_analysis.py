@@ -3,7 +3,6 @@ sources (dtypes, dask, video-like, bounded reads), outputs and the ``vmm analyze
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -325,12 +324,9 @@ def test_csv_and_plot(tmp_path, two_objects):
 
 
 def _cli(argv: list[str]) -> int:
-    from napari_vmm.cli import analyze
+    from napari_vmm.cli import main
 
-    parser = argparse.ArgumentParser(prog="vmm")
-    analyze.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return main(argv)
 
 
 @pytest.fixture(scope="module")

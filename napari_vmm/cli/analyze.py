@@ -13,7 +13,7 @@ import json
 import sys
 from typing import Any
 
-from ..core.errors import Cancelled, VMMError
+from ..core.errors import VMMError
 
 DESCRIPTION = """\
 Measure the sub-pixel displacement (x, y) and the mean intensity of each ROI over time, their
@@ -59,21 +59,7 @@ def _progress_bar(total: int):
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``vmm analyze`` with parsed arguments; return the exit code."""
-    try:
-        return _run(args)
-    except VMMError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except Cancelled:
-        print("error: cancelled", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-
-
-def _run(args: argparse.Namespace) -> int:
+    """Run ``vmm analyze`` with parsed arguments; errors are raised as VMMError."""
     from ..core import analysis
     from ..core.io import open_input
 
