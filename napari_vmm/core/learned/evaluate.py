@@ -248,22 +248,21 @@ def run_evaluation(cfg: EvalConfig, log=print) -> dict[str, Any]:
     """Run ``cfg.tests``; returns {"config", "rows", "weights", "wall_time_s"}."""
     from . import weights as W
 
-    t0 = time.time()
-    rows: list[dict[str, Any]] = []
-    for name in cfg.tests:
-        rows += TESTS[name](cfg, log)
     winfo = {}
-    for m in cfg.methods:
+    for m in cfg.methods:  # recorded before the run: the files may be replaced meanwhile
         if m in LEARNED:
-            path = cfg.weights.get(m)
             try:
-                _, prov = W.load_weights(m, path)
+                _, prov = W.load_weights(m, cfg.weights.get(m))
             except Exception as e:  # noqa: BLE001
                 winfo[m] = {"error": str(e)}
                 continue
             winfo[m] = {"sha256": prov.get("sha256"), "steps": prov.get("steps"),
                         "val_ssim": prov.get("validation", {}).get("ssim"),
                         "status": prov.get("status")}
+    t0 = time.time()
+    rows: list[dict[str, Any]] = []
+    for name in cfg.tests:
+        rows += TESTS[name](cfg, log)
     c = dict(cfg.__dict__)
     return {"config": c, "rows": rows, "weights": winfo,
             "wall_time_s": round(time.time() - t0, 1)}
@@ -281,6 +280,14 @@ def markdown_tables(result: dict[str, Any]) -> str:
                           "magnified amplitude 10 px",
               "noise": "Noise test (Oh et al.): SSIM vs ground truth",
               "fd4mm": "FD4MM sinusoid protocol: SSIM vs ground truth"}
+    for m, w in result.get("weights", {}).items():
+        if "error" in w:
+            out.append(f"- `{m}` weights: {w['error']}")
+        else:
+            out.append(f"- `{m}` weights: step {w['steps']}, validation SSIM {w['val_ssim']}, "
+                       f"sha256 `{str(w['sha256'])[:12]}…`, status: {w['status']}")
+    if out:
+        out.append("")
     for test, keys in keyset.items():
         rows = [r for r in result["rows"] if r["test"] == test]
         if not rows:
