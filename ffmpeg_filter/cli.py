@@ -410,7 +410,7 @@ class _Progress:
         of = f"/{self.total}" if self.total else ""
         pct = f" {100 * done / self.total:5.1f}%" if self.total else ""
         end = "\n" if final or not self.tty else "\r"
-        sys.stderr.write(f"{self.label}: frame {done}{of}{pct} ({fps:.1f} fps){end}")
+        sys.stderr.write(f"{self.label}: frame {done}{of}{pct} ({fps:.3g} fps){end}")
         sys.stderr.flush()
 
 
