@@ -12,10 +12,12 @@ copied into ``napari_vmm/weights/``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shlex
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -207,6 +209,12 @@ def train(cfg: TrainConfig) -> int:
                             "wall_time_s": wall, "curve": curve, "init_from": init_from,
                             "best": best, "config": cfg.__dict__}, ckpt_path)
 
+    def _on_term(signum, frame):  # `kill PID` saves a checkpoint, like Ctrl-C
+        raise KeyboardInterrupt
+
+    prev_term = None
+    with contextlib.suppress(ValueError):  # ValueError: not in the main thread
+        prev_term = signal.signal(signal.SIGTERM, _on_term)
     logf = open(log_path, "a")  # noqa: SIM115 - closed in the finally below
     t_start = time.time()
     t_last = time.time()
@@ -282,6 +290,8 @@ def train(cfg: TrainConfig) -> int:
     finally:
         save_ckpt()
         logf.close()
+        if prev_term is not None:
+            signal.signal(signal.SIGTERM, prev_term)
     return 0
 
 
