@@ -130,14 +130,22 @@ class SOSFilter(TemporalFilter):
             z = torch.zeros((n_sec, 2) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device)
         out = torch.empty_like(x)
         coeffs = [tuple(float(c) for c in sec) for sec in self.sos]
+        last = len(coeffs) - 1
+        scratch = [torch.empty_like(x[0]) for _ in range(min(2, last))]
+        # In place (transposed direct form II): no temporaries per frame and section.
         for i in range(x.shape[0]):
             v = x[i]
             for s, (b0, b1, b2, _a0, a1, a2) in enumerate(coeffs):
-                y = b0 * v + z[s, 0]
-                z[s, 0] = b1 * v - a1 * y + z[s, 1]
-                z[s, 1] = b2 * v - a2 * y
+                z0, z1 = z[s, 0], z[s, 1]
+                y = out[i] if s == last else scratch[s % 2]
+                torch.add(z0, v, alpha=b0, out=y)  # y = b0 v + z0
+                z0.copy_(z1).add_(y, alpha=-a1)  # z0 = b1 v - a1 y + z1
+                if b1:
+                    z0.add_(v, alpha=b1)
+                torch.mul(y, -a2, out=z1)  # z1 = b2 v - a2 y
+                if b2:
+                    z1.add_(v, alpha=b2)
                 v = y
-            out[i] = v
         self._state[key] = z
         return out
 
