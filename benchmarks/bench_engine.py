@@ -110,30 +110,28 @@ def main() -> None:
         one(ns)
         return
     short = 40 if args.quick else 90
-    rows = []
     configs = [
         ("linear", "640x480", {}), ("riesz", "640x480", {}), ("phase", "640x480", {}),
         ("phase", "960x544", {"pyramid": "half_octave", "orientations": 8}),
         ("linear", "1920x1080", {}), ("riesz", "1920x1080", {}),
     ]
-    refs = {size: spawn("reference", size, short) for size in ("640x480", "960x544")}
+    refs = {}
+    for size in ("640x480", "960x544"):
+        refs[size] = ref = spawn("reference", size, short)
+        print(f"reference (load-everything linear EVM) {size}: "
+              f"{1000 * ref['s_per_frame']:.1f} ms/frame, {ref['peak_rss_mb']:.0f} MB for "
+              f"{short} frames", flush=True)
+    print(f"{'method':8s} {'size':10s} {'ms/frame':>9s} {'fps':>7s} {'RSS MB':>8s} "
+          f"{'speed vs ref':>13s} {'RSS vs ref':>11s}  options", flush=True)
     for method, size, options in configs:
         n = short if size != "1920x1080" else max(12, short // 4)
         r = spawn(method, size, n, options)
         ref = refs.get(size)
-        rows.append((method, size, options, r, ref))
-    print(f"{'method':8s} {'size':10s} {'ms/frame':>9s} {'fps':>7s} {'RSS MB':>8s} "
-          f"{'speed vs ref':>13s} {'RSS vs ref':>11s}  options")
-    for method, size, options, r, ref in rows:
         speed = f"{ref['s_per_frame'] / r['s_per_frame']:.1f}x" if ref else "-"
         mem = f"{r['peak_rss_mb'] / ref['peak_rss_mb']:.2f}" if ref else "-"
         print(f"{method:8s} {size:10s} {1000 * r['s_per_frame']:9.1f} "
               f"{1 / r['s_per_frame']:7.1f} {r['peak_rss_mb']:8.0f} {speed:>13s} {mem:>11s}  "
-              f"{options or ''}")
-    for size, ref in refs.items():
-        print(f"reference (load-everything linear EVM) {size}: "
-              f"{1000 * ref['s_per_frame']:.1f} ms/frame, {ref['peak_rss_mb']:.0f} MB for "
-              f"{short} frames")
+              f"{options or ''}", flush=True)
     # Memory must not grow with clip length: the same run on a clip ten times longer.
     n_short = 12 if args.quick else 20
     a = spawn("riesz", "1920x1080", n_short)
