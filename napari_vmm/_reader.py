@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,39 @@ def video_as_dask(path: str, chunk_frames: int = CHUNK_FRAMES):
     if len(shape) != 4 or shape[0] < 1:
         raise ValueError(f"unexpected video shape {shape}")
     # the source decodes sequentially and is not thread-safe: one dask task at a time
-    data = da.from_array(source, chunks=(chunk_frames, *shape[1:]), asarray=True,
-                         fancy=False, lock=True, name=False)
+    data = da.from_array(_RecentChunks(source), chunks=(chunk_frames, *shape[1:]),
+                         asarray=True, fancy=False, lock=True, name=False)
     return data, source
+
+
+class _RecentChunks:
+    """Array-like over a VideoSource that keeps the last ``keep`` decoded time ranges.
+
+    The engine reads a few frames at a time, so consecutive reads hit the same dask chunk,
+    and dask computes a chunk again on every read. Without this cache every such read would
+    decode the chunk again, restarting the decoder from the first frame when it has moved past.
+    """
+
+    def __init__(self, source: Any, keep: int = 2) -> None:
+        self.source = source
+        self.shape = tuple(int(s) for s in source.shape)
+        self.dtype = source.dtype
+        self.ndim = len(self.shape)
+        self.keep = keep
+        self._recent: OrderedDict[tuple[int, int], Any] = OrderedDict()
+
+    def __getitem__(self, key: Any) -> Any:
+        key = key if isinstance(key, tuple) else (key,)
+        tkey, rest = key[0], key[1:]
+        if not isinstance(tkey, slice):
+            return self.source[key]
+        start, stop, step = tkey.indices(self.shape[0])
+        frames = self._recent.get((start, stop))
+        if frames is None:
+            frames = self.source[start:stop]
+            self._recent[(start, stop)] = frames
+            while len(self._recent) > self.keep:
+                self._recent.popitem(last=False)
+        else:
+            self._recent.move_to_end((start, stop))
+        return frames[(slice(None, None, step), *rest)]
