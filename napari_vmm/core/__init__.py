@@ -1,1 +1,4 @@
-"""The napari-vmm engine. Never imports napari or Qt; torch is imported by the modules that need it."""
+"""The napari-vmm engine.
+
+Never imports napari or Qt; torch is imported by the modules that need it.
+"""

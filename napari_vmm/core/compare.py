@@ -45,7 +45,8 @@ class SliceRecorder:
         for a, b in zip(chunk_in, chunk_out, strict=True):
             self.rows_in.append(to_rgb8(a)[self.row])
             self.rows_out.append(to_rgb8(b)[self.row])
-            if self.frames is None and (self.frame_index is None or self._seen >= self.frame_index):
+            wanted = self.frame_index is None or self._seen >= self.frame_index
+            if self.frames is None and wanted:
                 self.frames = (to_rgb8(a), to_rgb8(b))
             self._seen += 1
 

@@ -39,7 +39,8 @@ def resolve_device(device: str | Any = "cpu"):
     except (RuntimeError, TypeError):
         raise VMMError(f"unknown device {device!r}; use 'cpu' or 'cuda'") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise VMMError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu")
+        raise VMMError(
+            "device 'cuda' was asked for but no CUDA GPU is available; use --device cpu")
     if dev.type not in ("cpu", "cuda"):
         raise VMMError(f"unsupported device {device!r}; use 'cpu' or 'cuda'")
     return dev
@@ -403,7 +404,8 @@ def magnify(frames, fps: float, method: str = "phase", alpha: float = 20.0,
                                temporal=temporal, mode=mode, device=device,
                                roi_mask=roi_mask, **options)
     if not hasattr(frames, "shape"):
-        raise VMMError(f"frames must be an array or an iterable of frames, got {type(frames).__name__}")
+        raise VMMError(
+            f"frames must be an array or an iterable of frames, got {type(frames).__name__}")
     if hasattr(frames, "dask"):  # dask in, dask out: lazy, same chunks (core.parallel)
         from .parallel import magnify_dask
 

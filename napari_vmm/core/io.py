@@ -413,7 +413,8 @@ def write_video(path: str | os.PathLike, frames: Any, fps: float, *,
                     if gray:
                         data = data[..., 0]
                     for img in data:
-                        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format=in_fmt)
+                        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img),
+                                                           format=in_fmt)
                         frame.pts = index
                         frame.time_base = frame_time
                         index += 1
@@ -453,7 +454,8 @@ def write_stack(path: str | os.PathLike, frames: Any, shape: tuple[int, ...], dt
         else:
             import tifffile
 
-            with tifffile.TiffWriter(tmp, bigtiff=np.prod(shape) * np.dtype(dtype).itemsize > 2**31) as tif:
+            big = np.prod(shape) * np.dtype(dtype).itemsize > 2**31
+            with tifffile.TiffWriter(tmp, bigtiff=big) as tif:
                 for chunk in iter_frame_chunks(frames):
                     for frame in chunk:
                         tif.write(frame, contiguous=True,

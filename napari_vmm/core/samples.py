@@ -39,7 +39,10 @@ def translating_texture(n_frames: int, shape: tuple[int, int], fps: float, freq_
                         amplitude_px: float, direction: tuple[float, float] = (0.0, 1.0),
                         seed: int = 0, min_wavelength: float = 8.0,
                         max_wavelength: float | None = None) -> np.ndarray:
-    """Float32 frames (T, H, W) of a texture moving ``amplitude * sin(2 pi f t)`` along ``direction``."""
+    """Float32 frames (T, H, W) of a texture moving ``amplitude * sin(2 pi f t)``.
+
+    The motion is along ``direction`` (dy, dx); wavelengths are in [min, max] px.
+    """
     rng = np.random.default_rng(seed)
     tex = smooth_texture(shape, rng, min_wavelength, max_wavelength)
     dy, dx = np.asarray(direction, dtype=float) / np.hypot(*direction)

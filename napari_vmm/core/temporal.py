@@ -243,7 +243,8 @@ class ReferenceDifference(TemporalFilter):
         if self.dynamic:
             return super().whole(x)
         if not 0 <= self.reference < x.shape[0]:
-            raise VMMError(f"reference frame {self.reference} is outside the clip (0..{x.shape[0] - 1})")
+            raise VMMError(f"reference frame {self.reference} is outside the clip "
+                           f"(0..{x.shape[0] - 1})")
         return x - x[self.reference : self.reference + 1]
 
 

@@ -50,7 +50,8 @@ class SteerablePyramid:
         angle = torch.atan2(yy, xx)
         twidth = TRANSITION_WIDTH[filters_per_octave]
         depth = max(1, int(math.floor(math.log2(min(height, width)))) - 1)
-        boundaries = [2.0 ** (-k / filters_per_octave) for k in range(depth * filters_per_octave + 1)]
+        n_bounds = depth * filters_per_octave + 1
+        boundaries = [2.0 ** (-k / filters_per_octave) for k in range(n_bounds)]
 
         def high_mask(r0: float) -> torch.Tensor:
             log_rad = torch.clamp(torch.log2(radius) - math.log2(r0), -twidth, 0)
@@ -90,8 +91,9 @@ class SteerablePyramid:
     def _crop_box(r_max: float, height: int, width: int) -> tuple[int, int, int, int]:
         half_h = min(math.ceil(r_max * height / 2) + 1, height // 2)
         half_w = min(math.ceil(r_max * width / 2) + 1, width // 2)
-        rows = (0, height) if 2 * half_h >= height - 1 else (height // 2 - half_h, height // 2 + half_h)
-        cols = (0, width) if 2 * half_w >= width - 1 else (width // 2 - half_w, width // 2 + half_w)
+        ch, cw = height // 2, width // 2
+        rows = (0, height) if 2 * half_h >= height - 1 else (ch - half_h, ch + half_h)
+        cols = (0, width) if 2 * half_w >= width - 1 else (cw - half_w, cw + half_w)
         return rows[0], rows[1], cols[0], cols[1]
 
     def analyze(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -175,7 +177,8 @@ class PhaseMagnifier(Magnifier):
         spectrum, coeffs = self._pyr(x).analyze(x[:, 0])
         if self._reference is None:
             self._reference = [c[:1] / (c[:1].abs() + 1e-12) for c in coeffs]
-        signal = [torch.angle(c * ref.conj()) for c, ref in zip(coeffs, self._reference, strict=True)]
+        signal = [torch.angle(c * ref.conj())
+                  for c, ref in zip(coeffs, self._reference, strict=True)]
         return signal, (spectrum, coeffs)
 
     def decode(self, x: torch.Tensor, filtered: list[torch.Tensor], ctx: Any) -> torch.Tensor:

@@ -19,7 +19,8 @@ def _binomial_1d(x: torch.Tensor, dim: int) -> torch.Tensor:
     n = x.shape[dim]
     if n < 3:
         return x
-    pad = (KERNEL_RADIUS, KERNEL_RADIUS, 0, 0) if dim == -1 else (0, 0, KERNEL_RADIUS, KERNEL_RADIUS)
+    r = KERNEL_RADIUS
+    pad = (r, r, 0, 0) if dim == -1 else (0, 0, r, r)
     mode = "reflect" if n > KERNEL_RADIUS else "replicate"
     p = F.pad(x, pad, mode=mode)
     s = [p.narrow(dim, k, n) for k in range(5)]
