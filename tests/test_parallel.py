@@ -245,3 +245,31 @@ def test_video_keyframe_segments_equal_one_pass(client, tmp_path):
                             "-of", "csv=p=0", str(tmp_path / "seg.mkv")],
                            capture_output=True, text=True, check=True).stdout.split()
     assert probe.count("audio") == 1 and probe.count("video") == 1
+
+
+def _nap(seconds: float) -> float:
+    import time
+
+    time.sleep(seconds)
+    return seconds
+
+
+def test_progress_from_futures_and_cancel(client):
+    import dask
+
+    from napari_vmm.core.errors import Cancelled
+
+    seen = []
+    tasks = [dask.delayed(_nap, pure=False)(0.01) for _ in range(4)]
+    assert parallel.run_tasks(tasks, client, lambda d, t: seen.append((d, t))) == [0.01] * 4
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    slow = [dask.delayed(_nap, pure=False)(0.01)] + [
+        dask.delayed(_nap, pure=False)(5) for _ in range(3)]
+    with pytest.raises(Cancelled):
+        parallel.run_tasks(slow, client, lambda d, t: False)  # stop at the first future
+    import time
+
+    deadline = time.time() + 10
+    while client.processing() and any(client.processing().values()) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(client.processing().values())  # the pending tasks were cancelled

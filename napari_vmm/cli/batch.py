@@ -215,7 +215,7 @@ def run_on_cluster(jobs: list[tuple[str, str]], args: argparse.Namespace) -> int
 
     client = get_client(args.cluster)
     try:
-        workers = len(client.scheduler_info().get("workers", {})) or 1
+        workers = len(client.nthreads()) or 1
         if len(jobs) > 1 and len(jobs) >= workers:
             return _files_in_parallel(client, jobs, args)
         for i, (src, dst) in enumerate(jobs):
