@@ -142,14 +142,9 @@ def write_zarr_frames(path: str, chunks: Iterable[np.ndarray], shape: tuple[int,
     """Write chunks of frames in order to a new ``.zarr`` array, atomically."""
     import zarr
 
-    from ..core.io import iter_frame_chunks
+    from ..core.io import check_output_path, iter_frame_chunks
 
-    dest = Path(path)
-    for src in protect:
-        if dest.exists() and Path(src).exists() and os.path.samefile(dest, src):
-            raise VMMError(f"refusing to overwrite the input {src}")
-    if not dest.parent.exists():
-        raise VMMError(f"cannot write {dest}: folder {dest.parent} does not exist")
+    dest = check_output_path(path, protect)
     tmp = tempfile.mkdtemp(prefix=f".{dest.stem}.", suffix=".zarr", dir=dest.parent)
     try:
         z = zarr.create_array(tmp, shape=tuple(shape), dtype=dtype, overwrite=True,

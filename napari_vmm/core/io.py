@@ -225,18 +225,25 @@ def open_input(path: str | os.PathLike):
     return open_video(path)
 
 
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, protect: Iterable[str | os.PathLike] = ()):
-    """Yield a temporary path beside ``path``; rename it to ``path`` only on success.
-
-    Refuses to write over any file in ``protect`` (the inputs).
-    """
+def check_output_path(path: str | os.PathLike,
+                      protect: Iterable[str | os.PathLike] = ()) -> Path:
+    """Refuse an output that is one of the inputs in ``protect`` or lies in a missing folder."""
     dest = Path(path)
     for src in protect:
         if dest.exists() and Path(src).exists() and os.path.samefile(dest, src):
             raise VMMError(f"refusing to overwrite the input {src}")
     if not dest.parent.exists():
         raise VMMError(f"cannot write {dest}: folder {dest.parent} does not exist")
+    return dest
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, protect: Iterable[str | os.PathLike] = ()):
+    """Yield a temporary path beside ``path``; rename it to ``path`` only on success.
+
+    Refuses to write over any file in ``protect`` (the inputs).
+    """
+    dest = check_output_path(path, protect)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=dest.suffix, dir=dest.parent)
     os.close(fd)
     umask = os.umask(0)

@@ -43,6 +43,7 @@ import numpy as np
 from .engine import DEFAULT_MEMORY_BUDGET, _Pipeline, _whole_clip, default_chunk
 from .errors import Cancelled, VMMError
 from .frames import check_dtype, check_frame_shape
+from .io import check_output_path
 
 #: Engine options that are not method options.
 ENGINE_KEYS = ("order", "taps", "zero_phase", "chunk_size", "memory_budget", "tile_size",
@@ -743,12 +744,7 @@ def write_zarr_blocks(x: Any, path: str | os.PathLike, fps: float | None = None,
     import dask
     import zarr
 
-    dest = Path(path)
-    for src in protect:
-        if dest.exists() and Path(src).exists() and os.path.samefile(dest, src):
-            raise VMMError(f"refusing to overwrite the input {src}")
-    if not dest.parent.exists():
-        raise VMMError(f"cannot write {dest}: folder {dest.parent} does not exist")
+    dest = check_output_path(path, protect)
     regular = tuple(int(c) for c in (zarr_chunks or [max(c) for c in x.chunks]))
     aligned = all(all(e % z == 0 or e == size for e in np.cumsum(c))
                   for c, z, size in zip(x.chunks, regular, x.shape, strict=True))
