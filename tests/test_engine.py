@@ -189,3 +189,8 @@ def test_bad_frames_raise_one_clear_error():
 def test_streaming_refuses_whole_clip_filter():
     with pytest.raises(VMMError, match="whole clip"):
         StreamingMagnifier(FPS, method="riesz", temporal="ideal")
+
+
+def test_whole_clip_on_frames_smaller_than_a_tile():
+    frames = clip(0.2, n=10, size=16)
+    assert magnify(frames, FPS, method="phase", band=(1, 4), temporal="ideal").shape == (10, 16, 16)

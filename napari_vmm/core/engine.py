@@ -312,12 +312,12 @@ def _whole_clip(frames, out, pipeline: _Pipeline, chunk: int, memory_budget: int
             tile_size = max(h, w)
         else:
             tile_size = int(math.sqrt(max_area)) - 2 * mag.spatial_support
-        if tile_size < 32:
-            raise VMMError(
-                f"the {n}-frame clip needs more than memory_budget={memory_budget} bytes for "
-                "whole-clip filtering even with 32 px tiles; use a causal filter or a larger "
-                "budget"
-            )
+            if tile_size < 32:
+                raise VMMError(
+                    f"the {n}-frame clip needs more than memory_budget={memory_budget} bytes "
+                    "for whole-clip filtering even with 32 px tiles; use a causal filter or a "
+                    "larger budget"
+                )
     halo = 0 if tile_size >= max(h, w) else mag.spatial_support
     tiles = list(_tiles(h, w, tile_size, halo))
     total = len(tiles) * 2 * math.ceil(n / chunk)
