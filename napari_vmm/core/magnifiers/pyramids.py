@@ -89,22 +89,29 @@ def collapse(bands: list[torch.Tensor]) -> torch.Tensor:
     return current
 
 
+def _taps_1d(x: torch.Tensor, taps: list[float], dim: int) -> torch.Tensor:
+    """Symmetric FIR ``taps`` along ``dim`` (-1 or -2), reflect-padded, as shifted adds."""
+    r = len(taps) // 2
+    n = x.shape[dim]
+    pad = (r, r, 0, 0) if dim == -1 else (0, 0, r, r)
+    p = F.pad(x, pad, mode="reflect")
+    out = p.narrow(dim, r, n) * taps[r]
+    for k in range(r):
+        out += (p.narrow(dim, k, n) + p.narrow(dim, 2 * r - k, n)) * taps[k]
+    return out
+
+
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of (N, C, H, W) with reflect padding."""
     if sigma <= 0:
         return x
-    radius = max(1, int(round(2.5 * sigma)))
-    radius = min(radius, x.shape[-1] - 1, x.shape[-2] - 1)
+    radius = min(max(1, int(round(2.5 * sigma))), x.shape[-1] - 1, x.shape[-2] - 1)
     if radius < 1:
         return x
-    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    n, c, h, w = x.shape
-    y = x.reshape(n * c, 1, h, w)
-    y = F.conv2d(F.pad(y, (radius, radius, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
-    y = F.conv2d(F.pad(y, (0, 0, radius, radius), mode="reflect"), k.view(1, 1, -1, 1))
-    return y.reshape(n, c, h, w)
+    taps = (k / k.sum()).tolist()
+    return _taps_1d(_taps_1d(x, taps, -1), taps, -2)
 
 
 def amplitude_weighted_blur(values: torch.Tensor, amplitude: torch.Tensor,
