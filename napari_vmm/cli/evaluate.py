@@ -88,15 +88,11 @@ def run(ns: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry: ``python -m napari_vmm.cli.evaluate ...``."""
-    parser = argparse.ArgumentParser(prog="vmm")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_parser(sub)
+    """Stand-alone entry: ``python -m napari_vmm.cli.evaluate ...`` is ``vmm evaluate ...``."""
+    from . import main as vmm_main
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] != "evaluate":
-        argv = ["evaluate", *argv]
-    ns = parser.parse_args(argv)
-    return ns.func(ns)
+    return vmm_main(argv if argv[:1] == ["evaluate"] else ["evaluate", *argv])
 
 
 if __name__ == "__main__":

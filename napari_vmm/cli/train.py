@@ -69,15 +69,11 @@ def run(ns: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry: ``python -m napari_vmm.cli.train MODEL ...``."""
-    parser = argparse.ArgumentParser(prog="vmm")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_parser(sub)
+    """Stand-alone entry: ``python -m napari_vmm.cli.train ...`` is ``vmm train ...``."""
+    from . import main as vmm_main
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] != "train":
-        argv = ["train", *argv]
-    ns = parser.parse_args(argv)
-    return ns.func(ns)
+    return vmm_main(argv if argv[:1] == ["train"] else ["train", *argv])
 
 
 if __name__ == "__main__":
