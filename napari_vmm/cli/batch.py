@@ -142,11 +142,9 @@ def write_zarr_frames(path: str, chunks: Iterable[np.ndarray], shape: tuple[int,
     """Write chunks of frames in order to a new ``.zarr`` array, atomically."""
     import zarr
 
-    from ..core.io import check_output_path, iter_frame_chunks
+    from ..core.io import atomic_output_dir, iter_frame_chunks
 
-    dest = check_output_path(path, protect)
-    tmp = tempfile.mkdtemp(prefix=f".{dest.stem}.", suffix=".zarr", dir=dest.parent)
-    try:
+    with atomic_output_dir(path, protect) as tmp:
         z = zarr.create_array(tmp, shape=tuple(shape), dtype=dtype, overwrite=True,
                               chunks=(min(ZARR_TIME_CHUNK, shape[0]),) + tuple(shape[1:]))
         if fps:
@@ -156,13 +154,7 @@ def write_zarr_frames(path: str, chunks: Iterable[np.ndarray], shape: tuple[int,
             z[t:t + len(chunk)] = chunk
             t += len(chunk)
         if t != shape[0]:
-            raise VMMError(f"cannot write {dest}: got {t} frames, expected {shape[0]}")
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            raise VMMError(f"cannot write {path}: got {t} frames, expected {shape[0]}")
 
 
 def _zarr_frames(store: str, step: int = ZARR_TIME_CHUNK) -> Iterator[np.ndarray]:

@@ -258,6 +258,24 @@ def atomic_output(path: str | os.PathLike, protect: Iterable[str | os.PathLike] 
         raise
 
 
+@contextlib.contextmanager
+def atomic_output_dir(path: str | os.PathLike, protect: Iterable[str | os.PathLike] = ()):
+    """Like :func:`atomic_output` for a folder output (``.zarr``): a temporary folder beside
+    ``path`` replaces ``path`` only on success."""
+    import shutil
+
+    dest = check_output_path(path, protect)
+    tmp = tempfile.mkdtemp(prefix=f".{dest.stem}.", suffix=dest.suffix, dir=dest.parent)
+    try:
+        yield tmp
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def iter_frame_chunks(frames: Any, n: int = 8) -> Iterator[np.ndarray]:
     """Chunks (N, H, W[, C]) of an array-like (numpy, dask, VideoSource) or of an iterable.
 

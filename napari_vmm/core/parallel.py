@@ -43,7 +43,7 @@ import numpy as np
 from .engine import DEFAULT_MEMORY_BUDGET, _Pipeline, _whole_clip, default_chunk
 from .errors import Cancelled, VMMError
 from .frames import check_dtype, check_frame_shape
-from .io import check_output_path
+from .io import atomic_output_dir
 
 #: Engine options that are not method options.
 ENGINE_KEYS = ("order", "taps", "zero_phase", "chunk_size", "memory_budget", "tile_size",
@@ -744,14 +744,12 @@ def write_zarr_blocks(x: Any, path: str | os.PathLike, fps: float | None = None,
     import dask
     import zarr
 
-    dest = check_output_path(path, protect)
     regular = tuple(int(c) for c in (zarr_chunks or [max(c) for c in x.chunks]))
     aligned = all(all(e % z == 0 or e == size for e in np.cumsum(c))
                   for c, z, size in zip(x.chunks, regular, x.shape, strict=True))
     if not aligned:
         x = x.rechunk(regular)
-    tmp = tempfile.mkdtemp(prefix=f".{dest.stem}.", suffix=".zarr", dir=dest.parent)
-    try:
+    with atomic_output_dir(path, protect) as tmp:
         z = zarr.create_array(tmp, shape=x.shape, chunks=regular, dtype=x.dtype,
                               overwrite=True)
         if fps:
@@ -763,12 +761,6 @@ def write_zarr_blocks(x: Any, path: str | os.PathLike, fps: float | None = None,
             region = tuple(slice(*starts[d][i]) for d, i in enumerate(index))
             tasks.append(dask.delayed(_store_block, pure=False)(blocks[index], tmp, region))
         run_tasks(tasks, client, progress)
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _store_block(block: np.ndarray, store: str, region: tuple[slice, ...]) -> int:
