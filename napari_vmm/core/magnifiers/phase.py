@@ -1,12 +1,14 @@
 """Phase-based magnification on a complex steerable pyramid (Wadhwa et al. 2013).
 
-The pyramid is built in the Fourier domain with torch. Each band is cropped to the support
-of its filter before the inverse FFT, so coarse levels cost little.
+The pyramid is built in the Fourier domain with torch. Each oriented band is cropped to the
+tight bounding box of its filter's support before the inverse FFT, so coarse levels cost
+little and an oriented band costs about half of its annulus' box.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, ClassVar
 
@@ -19,6 +21,44 @@ from .pyramids import amplitude_weighted_blur
 FILTERS_PER_OCTAVE = {"octave": 1, "half_octave": 2, "quarter_octave": 4}
 # Transition widths (in octaves) of the radial masks, as in the MIT code.
 TRANSITION_WIDTH = {1: 1.0, 2: 0.75, 4: 0.6}
+# Filter values below this fraction of a band's peak are dropped (before the tight-frame
+# normalisation, so reconstruction stays exact); it bounds the boxes of oriented bands.
+SUPPORT_THRESHOLD = 1e-3
+
+
+@dataclass
+class BandGroup:
+    """Oriented bands of one scale whose boxes have the same size.
+
+    ``filters`` is (G, h, w) float32; ``offsets`` the top-left corner of each member's box in
+    the centred spectrum; ``sigma`` the (y, x) blur in box pixels that equals ``sigma`` px of
+    the scale's own sampling (its radius times the frame size).
+    """
+
+    filters: torch.Tensor
+    offsets: list[tuple[int, int]]
+    sigma_scale: tuple[float, float]
+
+
+def _smooth_size(n: int, limit: int) -> int:
+    """Smallest 2-3-5-smooth length >= ``n`` (fast FFTs), or ``limit`` if that comes first."""
+    for m in range(n, limit):
+        k = m
+        for p in (2, 3, 5):
+            while k % p == 0:
+                k //= p
+        if k == 1:
+            return m
+    return limit
+
+
+def _support_span(mask_1d: torch.Tensor, limit: int) -> tuple[int, int]:
+    """[start, stop) covering the True entries, grown to a smooth length within ``limit``."""
+    idx = torch.nonzero(mask_1d).flatten()
+    lo, hi = int(idx.min()), int(idx.max()) + 1
+    size = _smooth_size(hi - lo, limit)
+    start = min(max(0, lo - (size - (hi - lo)) // 2), limit - size)
+    return start, start + size
 
 
 class SteerablePyramid:
@@ -36,7 +76,9 @@ class SteerablePyramid:
     Notes
     -----
     Filters are normalised so that the pyramid is a tight frame: decoding the unmodified
-    coefficients returns the input exactly (up to float error).
+    coefficients returns the input exactly (up to float error). A band cropped at an offset
+    box is the true band times a fixed carrier ``exp(i k0 . x)``; phase *differences* between
+    frames do not see it, and synthesis removes it, so no fftshift is needed per band.
     """
 
     def __init__(self, height: int, width: int, filters_per_octave: int, orientations: int,
@@ -70,31 +112,39 @@ class SteerablePyramid:
             angular.append(2 * mask)
 
         residual = high_mask(boundaries[0]) ** 2 + low_mask(boundaries[-1]) ** 2
-        bands, crops = [], []
+        scales = []  # per scale: (truncated filters, the scale's sampling (h, w))
         for k in range(1, len(boundaries)):
             radial = high_mask(boundaries[k]) * low_mask(boundaries[k - 1])
-            bands.append(torch.stack([radial * a for a in angular]))
-            crops.append(self._crop_box(boundaries[k - 1] * 2 ** 0.05, height, width))
+            filters = torch.stack([radial * a for a in angular])
+            peak = filters.amax(dim=(1, 2), keepdim=True).clamp_min(1e-30)
+            filters = torch.where(filters >= SUPPORT_THRESHOLD * peak, filters, 0.0)
+            r_max = boundaries[k - 1] * 2**0.05
+            sampling = (min(height, 2 * math.ceil(r_max * height / 2) + 2),
+                        min(width, 2 * math.ceil(r_max * width / 2) + 2))
+            scales.append((filters, sampling))
         # Tight-frame normalisation: residual + sum over bands of the symmetrised squares == 1.
         total = residual.clone()
-        for f in bands:
-            sq = (f**2).sum(0)
+        for filters, _ in scales:
+            sq = (filters**2).sum(0)
             total += 0.5 * (sq + _flip(sq))
         scale = 1 / torch.sqrt(total)
         self.residual = (residual * scale**2).to(device, torch.float32)
-        self.bands = []
-        for f, (r0, r1, c0, c1) in zip(bands, crops, strict=True):
-            self.bands.append((f * scale)[:, r0:r1, c0:c1].to(device, torch.float32))
-        self.crops = crops
-
-    @staticmethod
-    def _crop_box(r_max: float, height: int, width: int) -> tuple[int, int, int, int]:
-        half_h = min(math.ceil(r_max * height / 2) + 1, height // 2)
-        half_w = min(math.ceil(r_max * width / 2) + 1, width // 2)
-        ch, cw = height // 2, width // 2
-        rows = (0, height) if 2 * half_h >= height - 1 else (ch - half_h, ch + half_h)
-        cols = (0, width) if 2 * half_w >= width - 1 else (cw - half_w, cw + half_w)
-        return rows[0], rows[1], cols[0], cols[1]
+        self.groups: list[BandGroup] = []
+        for filters, (sh, sw) in scales:
+            by_size: dict[tuple[int, int], list[tuple[torch.Tensor, tuple[int, int]]]] = {}
+            for f in filters * scale:
+                support = f > 0
+                if not support.any():
+                    continue
+                r0, r1 = _support_span(support.any(1), height)
+                c0, c1 = _support_span(support.any(0), width)
+                by_size.setdefault((r1 - r0, c1 - c0), []).append((f[r0:r1, c0:c1], (r0, c0)))
+            for (bh, bw), members in by_size.items():
+                self.groups.append(BandGroup(
+                    filters=torch.stack([m[0] for m in members]).to(device, torch.float32),
+                    offsets=[m[1] for m in members],
+                    sigma_scale=(bh / sh, bw / sw),
+                ))
 
     def analyze(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Spectrum and complex band coefficients of real frames.
@@ -106,21 +156,25 @@ class SteerablePyramid:
         Returns
         -------
         spectrum : complex Tensor, shape (N, H, W), centred (fftshifted)
-        coeffs : list of complex Tensor, each (N, orientations, h_k, w_k)
+        coeffs : list of complex Tensor, one per :attr:`groups` entry, each (N, G, h, w)
         """
         spectrum = torch.fft.fftshift(torch.fft.fft2(x), dim=(-2, -1))
         coeffs = []
-        for filt, (r0, r1, c0, c1) in zip(self.bands, self.crops, strict=True):
-            crop = spectrum[:, None, r0:r1, c0:c1] * filt
-            coeffs.append(torch.fft.ifft2(torch.fft.ifftshift(crop, dim=(-2, -1))))
+        for g in self.groups:
+            bh, bw = g.filters.shape[-2:]
+            crop = torch.stack([spectrum[:, r0:r0 + bh, c0:c0 + bw] for r0, c0 in g.offsets],
+                               dim=1)
+            coeffs.append(torch.fft.ifft2(crop.mul_(g.filters)))
         return spectrum, coeffs
 
     def synthesize(self, spectrum: torch.Tensor, coeffs: list[torch.Tensor]) -> torch.Tensor:
         """Real frames (N, H, W) from the residual of ``spectrum`` and (modified) coefficients."""
         out = spectrum * self.residual
-        for c, filt, (r0, r1, c0, c1) in zip(coeffs, self.bands, self.crops, strict=True):
-            part = torch.fft.fftshift(torch.fft.fft2(c), dim=(-2, -1)) * filt
-            out[:, r0:r1, c0:c1] += part.sum(1)
+        for c, g in zip(coeffs, self.groups, strict=True):
+            bh, bw = g.filters.shape[-2:]
+            part = torch.fft.fft2(c).mul_(g.filters)
+            for m, (r0, c0) in enumerate(g.offsets):
+                out[:, r0:r0 + bh, c0:c0 + bw] += part[:, m]
         return torch.fft.ifft2(torch.fft.ifftshift(out, dim=(-2, -1))).real
 
 
@@ -183,14 +237,21 @@ class PhaseMagnifier(Magnifier):
 
     def decode(self, x: torch.Tensor, filtered: list[torch.Tensor], ctx: Any) -> torch.Tensor:
         spectrum, coeffs = ctx
+        pyr = self._pyr(x)
         sigma = self.opts["sigma"]
+        attenuate = self.opts["attenuate_other"]
+        gain = (1 + self.alpha) if attenuate else self.alpha
         out = []
-        for c, f, ref in zip(coeffs, filtered, self._reference, strict=True):
-            amplitude = c.abs()
+        for c, f, ref, g in zip(coeffs, filtered, self._reference, pyr.groups, strict=True):
+            amplitude = c.abs() if (sigma > 0 or attenuate) else None
             if sigma > 0:
-                f = amplitude_weighted_blur(f, amplitude, sigma)
-            if self.opts["attenuate_other"]:
-                out.append(amplitude * ref * torch.exp(1j * (1 + self.alpha) * f))
+                f = amplitude_weighted_blur(
+                    f, amplitude, (sigma * g.sigma_scale[0], sigma * g.sigma_scale[1]))
+            shift = f * gain
+            # exp(i shift) from real cos/sin: complex exp is several times slower on CPU.
+            rotation = torch.complex(torch.cos(shift), torch.sin(shift))
+            if attenuate:
+                out.append(rotation.mul_(ref).mul_(amplitude))
             else:
-                out.append(c * torch.exp(1j * self.alpha * f))
-        return self._pyr(x).synthesize(spectrum, out)[:, None]
+                out.append(rotation.mul_(c))
+        return pyr.synthesize(spectrum, out)[:, None]

@@ -101,24 +101,42 @@ def _taps_1d(x: torch.Tensor, taps: list[float], dim: int) -> torch.Tensor:
     return out
 
 
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (N, C, H, W) with reflect padding."""
+def _gaussian_taps(sigma: float, n: int) -> list[float] | None:
+    """Normalised Gaussian taps (radius 2.5 sigma, below ``n``), or None when there are none."""
     if sigma <= 0:
-        return x
-    radius = min(max(1, int(round(2.5 * sigma))), x.shape[-1] - 1, x.shape[-2] - 1)
+        return None
+    radius = min(max(1, int(round(2.5 * sigma))), n - 1)
     if radius < 1:
-        return x
+        return None
     t = torch.arange(-radius, radius + 1, dtype=torch.float64)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
-    taps = (k / k.sum()).tolist()
-    return _taps_1d(_taps_1d(x, taps, -1), taps, -2)
+    return (k / k.sum()).tolist()
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float | tuple[float, float]) -> torch.Tensor:
+    """Separable Gaussian blur of (N, C, H, W) with reflect padding.
+
+    ``sigma`` is in pixels, one value or ``(sigma_y, sigma_x)``.
+    """
+    sigma_y, sigma_x = (sigma, sigma) if isinstance(sigma, (int, float)) else sigma
+    taps_x = _gaussian_taps(sigma_x, x.shape[-1])
+    taps_y = _gaussian_taps(sigma_y, x.shape[-2])
+    if taps_x is not None:
+        x = _taps_1d(x, taps_x, -1)
+    if taps_y is not None:
+        x = _taps_1d(x, taps_y, -2)
+    return x
 
 
 def amplitude_weighted_blur(values: torch.Tensor, amplitude: torch.Tensor,
-                            sigma: float) -> torch.Tensor:
-    """Smooth ``values`` spatially, weighting each pixel by its local amplitude."""
-    if sigma <= 0:
+                            sigma: float | tuple[float, float]) -> torch.Tensor:
+    """Smooth ``values`` spatially, weighting each pixel by its local amplitude.
+
+    ``values`` and ``amplitude`` are (N, C, H, W); numerator and denominator are blurred in
+    one call.
+    """
+    if max(sigma if isinstance(sigma, tuple) else (sigma,)) <= 0:
         return values
-    num = gaussian_blur(values * amplitude, sigma)
-    den = gaussian_blur(amplitude, sigma) + 1e-8
-    return num / den
+    c = values.shape[1]
+    both = gaussian_blur(torch.cat([values * amplitude, amplitude], dim=1), sigma)
+    return both[:, :c] / (both[:, c:] + 1e-8)
