@@ -42,6 +42,26 @@ class Magnifier:
         """Halo in pixels a spatial tile needs so that tiling leaves no seams."""
         return 32
 
+    def frame_options(self, height: int, width: int) -> dict[str, Any]:
+        """Options that pin what the magnifier derives from the size of the frames it gets.
+
+        A tile of a frame must build the same pyramid as the whole frame (same depth), so the
+        tiled paths resolve automatic choices such as ``levels=0`` for the full ``(height,
+        width)`` frame once and give every tile these options (and :attr:`spatial_support`
+        is then computed for them).
+
+        Parameters
+        ----------
+        height, width : int
+            Size of the whole frame.
+
+        Returns
+        -------
+        dict
+            Option names and values (empty: nothing depends on the frame size).
+        """
+        return {}
+
     def reset(self) -> None:
         """Forget per-clip state (reference frames). Called at the start of a clip or tile."""
 
