@@ -40,7 +40,13 @@ from typing import Any
 
 import numpy as np
 
-from .engine import DEFAULT_MEMORY_BUDGET, _Pipeline, _whole_clip, default_chunk
+from .engine import (
+    DEFAULT_MEMORY_BUDGET,
+    _Pipeline,
+    _whole_clip,
+    default_chunk,
+    tile_alignment,
+)
 from .errors import Cancelled, VMMError
 from .frames import check_dtype, check_frame_shape
 from .io import atomic_output_dir
@@ -89,6 +95,17 @@ def _pipeline(params: dict[str, Any], roi_mask: np.ndarray | None = None) -> _Pi
         pipe = cache[key] = _Pipeline(roi_mask=None, **params)
     pipe.roi_mask = None if roi_mask is None else np.asarray(roi_mask, dtype=np.float32)
     return pipe
+
+
+def _pin_frame_options(params: dict[str, Any], magnifier: Any, height: int,
+                       width: int) -> dict[str, Any]:
+    """``params`` with the method's frame-size dependent options (the pyramid depth for
+    ``levels=0``) fixed for the whole ``(height, width)`` frame, so every tile builds the
+    pyramid the whole frame would, and ``spatial_support`` is the one of that pyramid."""
+    pinned = magnifier.frame_options(height, width)
+    if not pinned:
+        return params
+    return {**params, "method_options": {**params["method_options"], **pinned}}
 
 
 def needs_whole_clip(temporal: str, mode: str = "temporal", zero_phase: bool = False) -> bool:
@@ -270,9 +287,11 @@ def estimate_task_memory(shape: Sequence[int], dtype: Any, fps: float, method: s
     shape = tuple(int(s) for s in shape)
     h, w, c = check_frame_shape(shape)
     itemsize = check_dtype(dtype).itemsize
-    plan = _plan(shape, itemsize, _params(fps, method, 1.0, band, temporal, mode, 0, device,
-                                          order, taps, zero_phase, method_options),
-                 tile_size, segment_frames, warmup, chunk_size, memory_budget)
+    params = _params(fps, method, 1.0, band, temporal, mode, 0, device, order, taps,
+                     zero_phase, method_options)
+    params = _pin_frame_options(params, _Pipeline(roi_mask=None, **params).magnifier, h, w)
+    plan = _plan(shape, itemsize, params, tile_size, segment_frames, warmup, chunk_size,
+                 memory_budget)
     return plan.memory
 
 
@@ -285,6 +304,7 @@ class _Plan:
     warmup: int
     chunk: int
     memory: TaskMemory
+    periodic: bool = False  # the halo wraps around the frame edges (FFT-based magnifiers)
 
 
 def _plan(shape: tuple[int, ...], itemsize: int, params: dict[str, Any],
@@ -296,13 +316,15 @@ def _plan(shape: tuple[int, ...], itemsize: int, params: dict[str, Any],
     pipe = _Pipeline(roi_mask=None, **{**params, "reference": 0})
     signal = _signal_bytes_per_px(pipe, c)
     halo = int(pipe.magnifier.spatial_support)
+    periodic = pipe.magnifier.boundary == "periodic"
     chunk = int(chunk_size or default_chunk(h, w))
     if whole is None:
         whole = needs_whole_clip(params["temporal"], params["mode"], params["zero_phase"])
 
     def memory(frames, out_frames, tile, wu):
-        window = (min(h, tile[0] + 2 * halo) if tile[0] < h else h,
-                  min(w, tile[1] + 2 * halo) if tile[1] < w else w)
+        clamp = (lambda v, n: v) if periodic else min
+        window = (clamp(tile[0] + 2 * halo, h) if tile[0] < h else h,
+                  clamp(tile[1] + 2 * halo, w) if tile[1] < w else w)
         path = "whole" if whole else "segments"
         return TaskMemory(_memory_formula(path, frames, out_frames, window, c, itemsize,
                                           signal, min(chunk, frames),
@@ -318,10 +340,11 @@ def _plan(shape: tuple[int, ...], itemsize: int, params: dict[str, Any],
                     need = memory(n, n, (min(h, max(32, halo)),) * 2, 0).bytes
                     raise VMMError(
                         f"whole-clip filtering of {n} frames needs {need / 2**20:.0f} MiB per "
-                        f"task even with {max(32, halo)} px tiles, over memory_budget="
-                        f"{memory_budget}; raise memory_budget or use a causal filter")
+                        f"task even with {max(32, halo)} px tiles (the method's halo is "
+                        f"{halo} px), over memory_budget={memory_budget}; raise "
+                        "memory_budget, pin fewer pyramid levels, or use a causal filter")
         tile = (min(h, int(tile_size)), min(w, int(tile_size)))
-        return _Plan(True, tile, halo, n, 0, chunk, memory(n, n, tile, 0))
+        return _Plan(True, tile, halo, n, 0, chunk, memory(n, n, tile, 0), periodic)
     wu = warmup_frames(params["fps"], params["temporal"], params["band"], params["mode"],
                        params["order"], params["taps"]) if warmup is None else int(warmup)
     if wu < 0:
@@ -335,7 +358,7 @@ def _plan(shape: tuple[int, ...], itemsize: int, params: dict[str, Any],
             segment_frames //= 2
     segment = max(1, min(n, int(segment_frames)))
     return _Plan(False, tile, halo, segment, wu, chunk,
-                 memory(min(n, segment + wu), segment, tile, wu))
+                 memory(min(n, segment + wu), segment, tile, wu), periodic)
 
 
 # -- chunk layouts ------------------------------------------------------------------------
@@ -353,13 +376,13 @@ def _even_chunks(length: int, target: int, minimum: int = 1) -> tuple[int, ...]:
 def _tile_chunks(length: int, target: int, halo: int) -> tuple[int, ...]:
     """Regular spatial chunks of about ``target`` px, the last one >= ``halo``, aligned.
 
-    Tiles are multiples of the pyramid's decimation step (the largest power of two <=
-    ``halo / 4``: ``spatial_support`` is ``2^levels x 4`` for the pyramids), so a tile's
+    Tiles are multiples of the pyramid's decimation step (:func:`engine.tile_alignment`: the
+    largest power of two <= ``halo / 4``), so a tile's
     window samples the same pyramid grid as the whole frame does; the chunks are regular
     (all equal but the last), so Zarr chunks can match them.
     """
-    align = 1 << max(0, int(math.log2(max(1, halo // 4))))
-    if length <= target:
+    align = tile_alignment(halo)
+    if length <= target or target + 2 * halo >= length:  # a window would span the axis
         return (length,)
     base = max(align, int(round(target / align)) * align, halo)
     for step in range(0, base):
@@ -442,6 +465,7 @@ def magnify_dask(frames: Any, fps: float, method: str = "phase", alpha: float = 
     probe = _Pipeline(roi_mask=roi_mask, **{**params, "reference": 0})
     if probe.roi_mask is not None:
         probe._mask_for((h, w))
+    params = _pin_frame_options(params, probe.magnifier, h, w)
     if path not in ("auto", "whole", "segments", "stream"):
         raise VMMError(f"path must be 'auto', 'whole' or 'segments', got {path!r}")
     whole = needs_whole_clip(temporal, mode, zero_phase)
@@ -493,7 +517,8 @@ def _magnify_whole(frames, params, roi_mask, tile_size, chunk_size, memory_budge
         mask = np.asarray(roi_mask, dtype=np.float32).reshape((1, h, w) + ones)
         arrays.append(da.from_array(mask, chunks=(1, ychunks, xchunks) + ones))
     meta = np.empty((0,) * frames.ndim, dtype=frames.dtype)
-    return da.map_overlap(_whole_task, *arrays, depth=depth, boundary="none", trim=True,
+    boundary = "periodic" if plan.periodic else "none"
+    return da.map_overlap(_whole_task, *arrays, depth=depth, boundary=boundary, trim=True,
                           dtype=frames.dtype, meta=meta, params=params, chunk=plan.chunk,
                           align_arrays=False)
 
@@ -556,13 +581,20 @@ def _magnify_segments(frames, params, roi_mask, tile_size, segment_frames, warmu
             for x0, x1 in xbounds:
                 wx0 = max(0, x0 - halo) if len(xbounds) > 1 else 0
                 wx1 = min(w, x1 + halo) if len(xbounds) > 1 else w
-                win = (slice(wy0, wy1), slice(wx0, wx1))
-                block = frames[(slice(m, t1),) + win]
-                ref0 = frames[(slice(0, 1),) + win] if (m > 0 or static) else None
-                refr = frames[(slice(reference, reference + 1),) + win] if static else None
+                if plan.periodic:  # the halo wraps around the frame edges
+                    wy0, wy1 = (y0 - halo, y1 + halo) if len(ybounds) > 1 else (0, h)
+                    wx0, wx1 = (x0 - halo, x1 + halo) if len(xbounds) > 1 else (0, w)
+                iy, ix = _window_index(wy0, wy1, h), _window_index(wx0, wx1, w)
+
+                def cut(a, t, iy=iy, ix=ix):
+                    return a[t][:, iy][:, :, ix]
+
+                block = cut(frames, slice(m, t1))
+                ref0 = cut(frames, slice(0, 1)) if (m > 0 or static) else None
+                refr = cut(frames, slice(reference, reference + 1)) if static else None
                 crop = (t0 - m, y0 - wy0, y1 - wy0, x0 - wx0, x1 - wx0)
                 d = task(block, ref0, refr, params=seg_params, crop=crop, prime=prime,
-                         mask=None if mask is None else mask[win], chunk=plan.chunk)
+                         mask=None if mask is None else mask[iy][:, ix], chunk=plan.chunk)
                 piece = da.from_delayed(d, shape=(t1 - t0, y1 - y0, x1 - x0) + tail,
                                         dtype=frames.dtype,
                                         meta=np.empty((0,) * len(shape), frames.dtype))
@@ -570,6 +602,13 @@ def _magnify_segments(frames, params, roi_mask, tile_size, segment_frames, warmu
             plane.append(row)
         rows.append(plane)
     return da.block(rows)
+
+
+def _window_index(lo: int, hi: int, n: int) -> slice | np.ndarray:
+    """Indices ``lo..hi`` of an axis of length ``n``: a slice, or wrapped past the edges."""
+    if lo >= 0 and hi <= n:
+        return slice(lo, hi)
+    return np.arange(lo, hi) % n
 
 
 def _segment_task(block: np.ndarray, ref0: np.ndarray | None, refr: np.ndarray | None, *,

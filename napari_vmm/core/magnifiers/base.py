@@ -31,6 +31,10 @@ class Magnifier:
     color_space: ClassVar[str] = "yiq"  # "yiq": engine hands YIQ; "rgb": engine hands RGB
     luma_only: ClassVar[bool] = False  # True: only channel 0 is passed to encode/decode
     options: ClassVar[dict[str, Option]] = {}
+    #: How the magnifier treats the frame edges, so that tiles at an edge can do the same:
+    #: "reflect" (local padding: a tile's window is clamped at the frame edge) or "periodic"
+    #: (the frame wraps around, as with FFTs over the whole frame: the halo wraps too).
+    boundary: ClassVar[str] = "reflect"
 
     def __init__(self, alpha: float, device: torch.device, **options: Any) -> None:
         self.alpha = float(alpha)
