@@ -373,7 +373,8 @@ def _even_chunks(length: int, target: int, minimum: int = 1) -> tuple[int, ...]:
     return tuple(base + (i < extra) for i in range(n))
 
 
-def _tile_chunks(length: int, target: int, halo: int) -> tuple[int, ...]:
+def _tile_chunks(length: int, target: int, halo: int,
+                 periodic: bool = False) -> tuple[int, ...]:
     """Regular spatial chunks of about ``target`` px, the last one >= ``halo``, aligned.
 
     Tiles are multiples of the pyramid's decimation step (:func:`engine.tile_alignment`: the
@@ -382,8 +383,8 @@ def _tile_chunks(length: int, target: int, halo: int) -> tuple[int, ...]:
     (all equal but the last), so Zarr chunks can match them.
     """
     align = tile_alignment(halo)
-    if length <= target or target + 2 * halo >= length:  # a window would span the axis
-        return (length,)
+    if length <= target or target + (2 if periodic else 1) * halo >= length:
+        return (length,)  # a tile's window would span the whole axis anyway
     base = max(align, int(round(target / align)) * align, halo)
     for step in range(0, base):
         for tile in (base + step * align, base - step * align):
@@ -498,8 +499,8 @@ def _magnify_whole(frames, params, roi_mask, tile_size, chunk_size, memory_budge
     plan = _plan(tuple(frames.shape), frames.dtype.itemsize, {**params, "reference": 0},
                  tile_size, None, None, chunk_size, memory_budget, whole=True)
     halo = plan.halo
-    ychunks = _tile_chunks(h, plan.tile[0], halo)
-    xchunks = _tile_chunks(w, plan.tile[1], halo)
+    ychunks = _tile_chunks(h, plan.tile[0], halo, plan.periodic)
+    xchunks = _tile_chunks(w, plan.tile[1], halo, plan.periodic)
     target = (n, ychunks, xchunks) + ((frames.shape[3],) if frames.ndim == 4 else ())
     if frames.chunks != tuple((t,) if isinstance(t, int) else t for t in target):
         if rechunk_store is not None:
@@ -555,11 +556,11 @@ def _magnify_segments(frames, params, roi_mask, tile_size, segment_frames, warmu
         seg = plan.segment if plan.segment >= n else max(8, plan.segment // 8 * 8)
         seg_bounds = _bounds((seg,) * (n // seg) + ((n % seg,) if n % seg else ()))
     if tile_size is None and (len(frames.chunks[1]) > 1 or len(frames.chunks[2]) > 1):
-        ybounds = _bounds(_tile_chunks(h, max(frames.chunks[1]), halo))
-        xbounds = _bounds(_tile_chunks(w, max(frames.chunks[2]), halo))
+        ybounds = _bounds(_tile_chunks(h, max(frames.chunks[1]), halo, plan.periodic))
+        xbounds = _bounds(_tile_chunks(w, max(frames.chunks[2]), halo, plan.periodic))
     else:
-        ybounds = _bounds(_tile_chunks(h, plan.tile[0], halo))
-        xbounds = _bounds(_tile_chunks(w, plan.tile[1], halo))
+        ybounds = _bounds(_tile_chunks(h, plan.tile[0], halo, plan.periodic))
+        xbounds = _bounds(_tile_chunks(w, plan.tile[1], halo, plan.periodic))
     static = params["mode"] == "static" or (params["mode"] == "temporal"
                                             and params["temporal"] == "none")
     reference = params["reference"]
