@@ -339,3 +339,43 @@ def test_progress_from_futures_and_cancel(client):
     while client.processing() and any(client.processing().values()) and time.time() < deadline:
         time.sleep(0.1)
     assert not any(client.processing().values())  # the pending tasks were cancelled
+
+
+def test_iter_compute_to_array_and_zarr(client, tmp_path):
+    """Block-by-block compute (the napari widget's path): progress, array or Zarr output."""
+    frames = clip(16, 64)
+    kw = dict(band=(3, 6), temporal="ideal", **LINEAR)
+    ref = magnify(frames, FPS, **kw)
+    lazy = parallel.magnify_dask(da.from_array(frames, chunks=(4, 64, 64)), FPS, tile_size=32,
+                                 keep_chunks=False, **kw)
+    out = np.zeros_like(frames)
+    steps = list(parallel.iter_compute(lazy, out, max_workers=2))  # local threads
+    assert steps[-1] == (lazy.npartitions, lazy.npartitions) and len(steps) > 1
+    assert max_diff(out, ref) <= 1
+    steps = list(parallel.iter_compute(lazy, zarr_path=tmp_path / "o.zarr", fps=FPS,
+                                       client=client))  # on the cluster, stored by the tasks
+    stored, attrs = parallel.open_zarr(tmp_path / "o.zarr")
+    assert attrs["fps"] == FPS and max_diff(stored.compute(), ref) <= 1
+    # Closing the generator (cancel) leaves no output and no scratch folder.
+    gen = parallel.iter_compute(lazy, zarr_path=tmp_path / "c.zarr", max_workers=1)
+    next(gen)
+    gen.close()
+    assert not (tmp_path / "c.zarr").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    with pytest.raises(VMMError, match="exactly one"):
+        next(parallel.iter_compute(lazy))
+
+
+def test_scheduler_setting_and_memory_summary():
+    assert parallel.check_scheduler("") is None and parallel.check_scheduler(None) is None
+    assert parallel.check_scheduler(" local:2 ") == "local:2"
+    assert parallel.check_scheduler("tcp://10.0.0.1:8786") == "tcp://10.0.0.1:8786"
+    for bad in ("local:0", "local:x", "10.0.0.1:8786", "http://h:1"):
+        with pytest.raises(VMMError, match="Dask scheduler"):
+            parallel.check_scheduler(bad)
+    text = parallel.task_memory_summary((300, 256, 256), np.uint8, fps=FPS, method="linear",
+                                        temporal="ideal", band=(1, 3), levels=3, alpha=10)
+    assert "MiB per task" in text and "whole" in text
+    bad = parallel.task_memory_summary((300, 256, 256), np.uint8, fps=FPS, method="linear",
+                                       band=(1, 20))
+    assert bad.startswith("cannot run:") and "Nyquist" in bad

@@ -1143,3 +1143,150 @@ def close_client(client: Any) -> None:
     if cluster is not None:
         with contextlib.suppress(Exception):
             cluster.close()
+
+
+def check_scheduler(address: str | None) -> str | None:
+    """Validate a Dask scheduler setting without connecting: None for local threads.
+
+    Parameters
+    ----------
+    address : str or None
+        ``""`` (or None): the local threaded scheduler; ``local:N``: a ``LocalCluster`` of N
+        worker processes; ``tcp://host:port`` (or ``tls://``, ...): a running scheduler.
+
+    Returns
+    -------
+    str or None
+        The address, stripped, or None for the local threaded scheduler.
+
+    Raises
+    ------
+    VMMError
+        When the text is none of these.
+    """
+    text = (address or "").strip()
+    if not text:
+        return None
+    if text == "local" or text.startswith("local:"):
+        n = text.partition(":")[2]
+        if n and (not n.isdigit() or int(n) < 1):
+            raise VMMError(f"Dask scheduler local:N needs a number of workers N >= 1, got "
+                           f"{text!r}")
+        return text
+    scheme, sep, rest = text.partition("://")
+    if sep and scheme in ("tcp", "tls", "ws", "wss", "inproc", "ucx") and rest:
+        return text
+    raise VMMError(f"Dask scheduler must be empty (local threads), local:N or "
+                   f"tcp://host:port, got {text!r}")
+
+
+def task_memory_summary(shape: Sequence[int], dtype: Any, **params: Any) -> str:
+    """One line for a user interface: :func:`estimate_task_memory` or why it cannot run.
+
+    ``params`` are :func:`napari_vmm.core.engine.magnify`'s keyword arguments (``fps``,
+    ``method``, ``alpha``, ``band``, ``temporal``, ``mode``, ``reference``, ``device``,
+    engine and method options); ``roi_mask`` and ``progress`` are ignored.
+    """
+    params = {k: v for k, v in params.items() if k not in ("roi_mask", "progress", "path")}
+    try:
+        return str(estimate_task_memory(tuple(shape), dtype, **params))
+    except VMMError as exc:
+        return f"cannot run: {exc}"
+
+
+def iter_compute(x: Any, out: Any = None, *, zarr_path: str | os.PathLike | None = None,
+                 fps: float | None = None, client: Any = None,
+                 protect: Iterable[str | os.PathLike] = (),
+                 max_workers: int | None = None) -> Iterable[tuple[int, int]]:
+    """Compute a dask array block by block, yielding ``(done, total)`` as blocks finish.
+
+    Closing the generator (a cancel) cancels the blocks not yet computed: the futures still
+    pending on a cluster, or the blocks not yet started on the local threads.
+
+    Parameters
+    ----------
+    x : dask.array.Array
+        E.g. :func:`magnify_dask`'s result (``keep_chunks=False`` avoids a rechunk).
+    out : array, optional
+        Writable array of ``x``'s shape and dtype that receives the blocks (in this process).
+    zarr_path : path, optional
+        A ``.zarr`` folder to write instead (atomically, as :func:`write_zarr_blocks`; the
+        blocks are stored by the tasks, so cluster workers must see the path). Chunks: 8
+        frames by the blocks' regular spatial size.
+    fps : float, optional
+        Stored as the Zarr array's ``fps`` attribute.
+    client : distributed.Client, optional
+        Where to compute; default: a local pool of ``max_workers`` threads (default: the
+        number of CPUs), each block with the synchronous scheduler.
+    protect : paths
+        Inputs that the Zarr output must never overwrite.
+
+    Yields
+    ------
+    (int, int)
+        Blocks done and the number of blocks.
+    """
+    import dask
+
+    if (out is None) == (zarr_path is None):
+        raise VMMError("give exactly one of out (an array) or zarr_path (a .zarr folder)")
+    if out is not None and tuple(out.shape) != tuple(x.shape):
+        raise VMMError(f"out has shape {tuple(out.shape)}, expected {tuple(x.shape)}")
+    with contextlib.ExitStack() as stack:
+        if zarr_path is not None:
+            import zarr
+
+            chunks = (min(8, x.shape[0]),) + tuple(max(c) for c in x.chunks[1:])
+            if not all(all(e % z == 0 or e == size for e in np.cumsum(c)) for c, z, size in
+                       zip(x.chunks, chunks, x.shape, strict=True)):
+                x = x.rechunk(chunks)  # each block must cover whole Zarr chunks
+            tmp = stack.enter_context(atomic_output_dir(zarr_path, protect))
+            z = zarr.create_array(tmp, shape=x.shape, chunks=chunks, dtype=x.dtype,
+                                  overwrite=True)
+            if fps:
+                z.attrs["fps"] = float(fps)
+        starts = [_bounds(c) for c in x.chunks]
+        blocks = x.to_delayed()
+        regions, tasks = [], []
+        for index in np.ndindex(*x.numblocks):
+            region = tuple(slice(*starts[d][i]) for d, i in enumerate(index))
+            regions.append(region)
+            tasks.append(blocks[index] if zarr_path is None else
+                         dask.delayed(_store_block, pure=False)(blocks[index], tmp, region))
+        yield from _iter_tasks(tasks, regions, out, client, max_workers)
+
+
+def _iter_tasks(tasks: list[Any], regions: list[tuple[slice, ...]], out: Any, client: Any,
+                max_workers: int | None) -> Iterable[tuple[int, int]]:
+    total = len(tasks)
+    if client is not None:
+        from distributed import as_completed
+
+        futures = client.compute(tasks)
+        where = {f.key: r for f, r in zip(futures, regions, strict=True)}
+        try:
+            for done, fut in enumerate(as_completed(futures), start=1):
+                result = fut.result()  # raises the task's exception here
+                if out is not None:
+                    out[where[fut.key]] = result
+                yield done, total
+        finally:
+            client.cancel([f for f in futures if not f.done()])
+        return
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    import dask
+
+    workers = max(1, min(total, max_workers or os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers, thread_name_prefix="vmm-dask") as pool:
+        futures = {pool.submit(dask.compute, t, scheduler="sync"): r
+                   for t, r in zip(tasks, regions, strict=True)}
+        try:
+            for done, fut in enumerate(as_completed(futures), start=1):
+                result = fut.result()[0]
+                if out is not None:
+                    out[futures[fut]] = result
+                yield done, total
+        finally:
+            for fut in futures:
+                fut.cancel()
