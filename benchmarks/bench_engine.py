@@ -83,17 +83,19 @@ def one(args: argparse.Namespace) -> None:
     if args.method == "reference":
         result = run_reference(h, w, args.frames)
     else:
+        import napari_vmm  # noqa: F401, I001  (first: its OpenMP wait policy precedes torch)
         import torch
 
-        torch.set_num_threads(2)
+        torch.set_num_threads(args.threads)
         result = run_engine(args.method, h, w, args.frames, options)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
 
-def spawn(method: str, size: str, frames: int, options: dict | None = None) -> dict:
+def spawn(method: str, size: str, frames: int, options: dict | None = None,
+          threads: int = 2) -> dict:
     cmd = [sys.executable, __file__, "--one", method, size, str(frames),
-           json.dumps(options or {})]
+           json.dumps(options or {}), "--threads", str(threads)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -101,12 +103,13 @@ def spawn(method: str, size: str, frames: int, options: dict | None = None) -> d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer frames")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--one", nargs=4, metavar=("METHOD", "SIZE", "FRAMES", "OPTIONS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         ns = argparse.Namespace(method=args.one[0], size=args.one[1], frames=int(args.one[2]),
-                                options=args.one[3])
+                                options=args.one[3], threads=args.threads)
         one(ns)
         return
     short = 40 if args.quick else 90
@@ -125,7 +128,7 @@ def main() -> None:
           f"{'speed vs ref':>13s} {'RSS vs ref':>11s}  options", flush=True)
     for method, size, options in configs:
         n = short if size != "1920x1080" else max(12, short // 4)
-        r = spawn(method, size, n, options)
+        r = spawn(method, size, n, options, args.threads)
         ref = refs.get(size)
         speed = f"{ref['s_per_frame'] / r['s_per_frame']:.1f}x" if ref else "-"
         mem = f"{r['peak_rss_mb'] / ref['peak_rss_mb']:.2f}" if ref else "-"

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -245,6 +246,47 @@ def _job(frames: Any, out: np.ndarray, kwargs: dict[str, Any]):
     return out
 
 
+def _dask_job(frames: Any, out: np.ndarray | None, zarr_path: str | None,
+              scheduler: str | None, kwargs: dict[str, Any], cancel: threading.Event):
+    """Worker generator of the Dask route: yields ``(done, total)`` per block.
+
+    Returns the filled ``out`` array, or ``zarr_path`` once the store is complete. ``cancel``
+    stops it after the block in progress (the blocks still pending are cancelled, on the
+    cluster too, and a partial Zarr store is removed).
+    """
+    from napari_vmm.core import parallel
+
+    client = None
+    steps = None
+    try:
+        client = parallel.get_client(scheduler)
+        x = frames
+        if not hasattr(x, "dask"):
+            import dask.array as da
+
+            x = da.from_array(np.asarray(x), chunks=(min(16, x.shape[0]),) + tuple(x.shape[1:]))
+        lazy = parallel.magnify_dask(x, keep_chunks=False, **kwargs)
+        steps = parallel.iter_compute(lazy, out, zarr_path=zarr_path, fps=kwargs.get("fps"),
+                                      client=client, protect=_source_paths(frames))
+        for step in steps:
+            yield step
+            if cancel.is_set():
+                raise Cancelled("magnification cancelled")
+    except RuntimeError as exc:
+        raise _WorkerError(exc) from exc
+    finally:
+        if steps is not None:
+            steps.close()  # cancels pending blocks; removes a partial Zarr store
+        parallel.close_client(client)
+    return zarr_path if zarr_path is not None else out
+
+
+def _source_paths(frames: Any) -> list[str]:
+    """Files behind a lazy array (e.g. its Zarr store) that an output must not overwrite."""
+    store = getattr(getattr(frames, "store", None), "path", None)
+    return [str(store)] if store else []
+
+
 class _WorkerError(Exception):
     """Carries a RuntimeError out of the worker thread."""
 
@@ -312,6 +354,16 @@ class MagnifyWidget(QWidget):
         self._preview_frames = SpinBox(label="preview frames", value=30, min=2, max=10**6,
                                        tooltip="Preview processes the first N frames (cropped "
                                                "to the ROI when one is set)")
+        # Dask: where dask-backed layers run, and an optional Zarr output
+        self._scheduler = LineEdit(label="Dask scheduler", value="",
+                                   tooltip="dask-backed layers run here: empty = local "
+                                           "threads, local:N = a LocalCluster of N processes, "
+                                           "tcp://host:port = a running scheduler")
+        self._zarr_out = LineEdit(label="Zarr output", value="",
+                                  tooltip="optional .zarr folder: Run writes the result there "
+                                          "(block by block, on the scheduler) and adds it back "
+                                          "as a lazy layer")
+        self._memory = Label(value="")
         # buttons
         self._preview_btn = PushButton(text="Preview")
         self._run_btn = PushButton(text="Run")
@@ -323,13 +375,14 @@ class MagnifyWidget(QWidget):
             self._layer, self._method, self._method_summary, self._options, self._alpha,
             self._band_unit, self._band_lo, self._band_hi, self._fps, self._fps_note,
             self._temporal, self._mode, self._reference, self._device, self._roi,
-            self._feather, self._preview_frames,
+            self._feather, self._preview_frames, self._scheduler, self._zarr_out,
+            self._memory,
         ])
         buttons = Container(widgets=[self._preview_btn, self._run_btn, self._cancel_btn],
                             layout="horizontal", labels=False)
         self._root = Container(widgets=[self._form, buttons, self._copy_btn, self._status],
                                labels=False)
-        for label in (self._method_summary, self._fps_note, self._status):
+        for label in (self._method_summary, self._fps_note, self._status, self._memory):
             label.native.setWordWrap(True)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -354,7 +407,8 @@ class MagnifyWidget(QWidget):
         self._copy_btn.changed.connect(self.copy_command)
         for w in (self._alpha, self._band_lo, self._band_hi, self._fps, self._temporal,
                   self._mode, self._reference, self._device, self._feather,
-                  self._preview_frames, self._band_unit, self._method):
+                  self._preview_frames, self._band_unit, self._method, self._scheduler,
+                  self._zarr_out, self._layer):
             w.changed.connect(self._schedule_save)
         layer_events = viewer.layers.events
         for ev in (layer_events.inserted, layer_events.removed, layer_events.reordered):
@@ -364,6 +418,11 @@ class MagnifyWidget(QWidget):
         self._save_timer.setSingleShot(True)
         self._save_timer.setInterval(300)
         self._save_timer.timeout.connect(self.save_settings)
+        self._estimate_timer = QTimer(self)
+        self._estimate_timer.setSingleShot(True)
+        self._estimate_timer.setInterval(300)
+        self._estimate_timer.timeout.connect(self.update_memory_estimate)
+        self._cancel_event: threading.Event | None = None
 
         from napari_vmm.core.params import MagnifyParams
 
@@ -376,6 +435,7 @@ class MagnifyWidget(QWidget):
         self._on_layer_changed()
         self._update_enabled()
         self._loading = False
+        self.update_memory_estimate()
         _WIDGETS.add(self)
 
     # ---------------------------------------------------------------- choices and state
@@ -585,6 +645,45 @@ class MagnifyWidget(QWidget):
     def _schedule_save(self, *_: Any) -> None:
         if not self._loading:
             self._save_timer.start()
+            self._estimate_timer.start()
+
+    def update_memory_estimate(self) -> str:
+        """Show (and return) the memory one Dask task would hold for the selected layer.
+
+        The estimate (:func:`napari_vmm.core.parallel.estimate_task_memory`) runs nothing; it
+        is what a run on the Dask route (a dask-backed layer, or a Zarr output) holds per
+        task, so tiles and segments can be sized before a run.
+        """
+        if not self._alive():
+            return ""
+        layer = self._layer.value
+        text = ""
+        if isinstance(layer, Image):
+            try:
+                check_image_layer(layer)
+                from napari_vmm.core.parallel import task_memory_summary
+
+                text = "Dask: " + task_memory_summary(tuple(layer.data.shape),
+                                                      layer.data.dtype,
+                                                      **self.params().engine_kwargs())
+            except VMMError as exc:
+                text = f"Dask: cannot run: {exc}"
+            except Exception as exc:  # the estimate is advice; never break the widget
+                log.warning("napari-vmm: memory estimate failed: %s", exc)
+                text = ""
+        self._memory.value = text
+        self._memory.visible = bool(text)
+        return text
+
+    def dask_settings(self) -> tuple[str | None, str | None]:
+        """The validated Dask scheduler (None: local threads) and Zarr output (or None)."""
+        from napari_vmm.core.parallel import check_scheduler
+
+        scheduler = check_scheduler(self._scheduler.value)
+        zarr_out = self._zarr_out.value.strip() or None
+        if zarr_out is not None and not zarr_out.rstrip("/\\").endswith(".zarr"):
+            raise VMMError(f"Zarr output must be a folder ending in .zarr, got {zarr_out!r}")
+        return scheduler, zarr_out
 
     def save_settings(self) -> None:
         """Write the parameters to the user config dir (atomically) for the next session."""
@@ -597,6 +696,8 @@ class MagnifyWidget(QWidget):
                 "options_by_method": self._options_by_method,
                 "feather_px": self._feather.value,
                 "preview_frames": self._preview_frames.value,
+                "dask_scheduler": self._scheduler.value,
+                "zarr_output": self._zarr_out.value,
             }
             path = settings_path()
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -618,6 +719,8 @@ class MagnifyWidget(QWidget):
             self.set_params(MagnifyParams.from_dict(state["params"]))
             self._feather.value = state.get("feather_px", self._feather.value)
             self._preview_frames.value = state.get("preview_frames", self._preview_frames.value)
+            self._scheduler.value = str(state.get("dask_scheduler", "") or "")
+            self._zarr_out.value = str(state.get("zarr_output", "") or "")
             if state.get("band_unit") == "BPM":
                 self._band_unit.value = "BPM"
         except Exception as exc:  # an old or broken file: start from defaults
@@ -640,10 +743,13 @@ class MagnifyWidget(QWidget):
         return self._start(preview=True)
 
     def cancel(self) -> None:
-        """Stop the running worker; it stops after the chunk in progress."""
+        """Stop the running worker; it stops after the chunk (or Dask block) in progress."""
         if self._worker is not None:
             self._set_status("cancelling…")
-            self._worker.quit()
+            if self._cancel_event is not None:  # Dask route: stop in the worker, cleanly
+                self._cancel_event.set()
+            else:
+                self._worker.quit()
 
     def command(self) -> str:
         """The ``vmm magnify`` command equivalent to the current parameters."""
@@ -682,9 +788,15 @@ class MagnifyWidget(QWidget):
             self._set_status(str(exc))
             return None
         self.save_settings()
-        frames, out, kwargs, source, name, provenance, offset = job
+        frames, out, kwargs, source, name, provenance, offset, dask_route = job
         what = "preview" if preview else "magnification"
-        worker = create_worker(_job, frames, out, kwargs, _ignore_errors=True)
+        if dask_route is None:
+            self._cancel_event = None
+            worker = create_worker(_job, frames, out, kwargs, _ignore_errors=True)
+        else:
+            self._cancel_event = threading.Event()
+            worker = create_worker(_dask_job, frames, out, dask_route[1], dask_route[0],
+                                   kwargs, self._cancel_event, _ignore_errors=True)
         self._worker = worker
         self._pbar = cancelable_progress(total=0, desc=f"{what} of {source.name}",
                                          cancel_callback=self.cancel)
@@ -724,7 +836,14 @@ class MagnifyWidget(QWidget):
                 raise VMMError(f"reference frame {params.reference} is outside the {n} "
                                "preview frames")
         check_frame_shape(tuple(frames.shape), what=f"the frames of layer {source.name!r}")
-        out = allocate_output(tuple(frames.shape), frames.dtype)
+        scheduler, zarr_out = self.dask_settings()
+        # The Dask route: dask-backed layers (on the configured scheduler, else local
+        # threads), and any layer written to a Zarr output. Previews stay in this process.
+        dask_route = None
+        if not preview and (hasattr(frames, "dask") or zarr_out is not None):
+            dask_route = (scheduler, zarr_out)
+        out = (None if dask_route is not None and zarr_out is not None
+               else allocate_output(tuple(frames.shape), frames.dtype))
         kwargs = {**params.engine_kwargs(), "roi_mask": mask}
         name = f"{source.name}_preview" if preview else f"{source.name}_magnified"
         provenance = {
@@ -736,8 +855,10 @@ class MagnifyWidget(QWidget):
             "feather_px": float(self._feather.value) if roi_layer is not None else None,
             "preview": ({"frames": int(frames.shape[0]), "yx_offset": list(offset)}
                         if preview else None),
+            "dask": (None if dask_route is None else
+                     {"scheduler": scheduler or "local threads", "zarr_output": zarr_out}),
         }
-        return frames, out, kwargs, source, name, provenance, offset
+        return frames, out, kwargs, source, name, provenance, offset, dask_route
 
     # ---------------------------------------------------------------- worker callbacks
 
@@ -748,8 +869,12 @@ class MagnifyWidget(QWidget):
                 self._pbar.total = total
             self._pbar.update(done - self._pbar.n)
 
-    def _on_returned(self, out: np.ndarray, source: Image, name: str,
+    def _on_returned(self, out: np.ndarray | str, source: Image, name: str,
                      provenance: dict[str, Any], offset: tuple[int, int]) -> None:
+        if isinstance(out, (str, os.PathLike)):  # a Zarr output: add it back lazily
+            from napari_vmm.core.parallel import open_zarr
+
+            out = open_zarr(out)[0]
         kwargs = output_layer_kwargs(source, name, provenance, offset)
         if name in self.viewer.layers:
             self.viewer.layers.remove(name)
@@ -776,6 +901,7 @@ class MagnifyWidget(QWidget):
 
     def _on_finished(self) -> None:
         self._worker = None
+        self._cancel_event = None
         if self._pbar is not None:
             self._pbar.close()
             self._pbar = None

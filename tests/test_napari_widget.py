@@ -271,3 +271,58 @@ def test_preview_with_roi_crops_and_keeps_outside(make_napari_viewer, qtbot):
     outside[10 - 3 - oy:21 + 3 - oy, 14 - 3 - ox:31 + 3 - ox] = False
     assert outside.any()
     assert np.abs(out[:, outside] - src[:, outside]).max() <= 1
+
+
+def test_dask_settings_persist_and_memory_estimate(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    add_clip(viewer, tiny_clip())
+    widget = MagnifyWidget(viewer)
+    configure(widget, method="linear", temporal="ideal")
+    text = widget.update_memory_estimate()
+    assert "MiB per task" in text and "whole" in text  # shown before any run
+    assert widget._memory.value == text
+    widget._temporal.value = "butterworth"
+    assert "segments" in widget.update_memory_estimate()
+    widget._scheduler.value = "local:2"
+    widget._zarr_out.value = str(tmp_path / "out.zarr")
+    widget.save_settings()
+    again = MagnifyWidget(make_napari_viewer())
+    assert again._scheduler.value == "local:2"
+    assert again._zarr_out.value == str(tmp_path / "out.zarr")
+    # A bad scheduler or Zarr path is refused before anything runs, with one message.
+    for field, value, expected in ((widget._scheduler, "nowhere", "Dask scheduler"),
+                                   (widget._zarr_out, str(tmp_path / "o.tif"), ".zarr")):
+        field.value = value
+        before = len(notification_manager.records)
+        assert widget.run() is None
+        msgs = new_errors(before)
+        assert msgs and expected in msgs[-1], msgs
+        widget._scheduler.value, widget._zarr_out.value = "", ""
+
+
+def test_dask_layer_on_cluster_to_zarr_lazy_layer(make_napari_viewer, qtbot, tmp_path):
+    da = pytest.importorskip("dask.array")
+    distributed = pytest.importorskip("distributed")
+    from napari_vmm.core.engine import magnify
+
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                       dashboard_address=None, silence_logs=40)
+    try:
+        viewer = make_napari_viewer()
+        frames = tiny_clip()
+        add_clip(viewer, da.from_array(frames, chunks=(4, 32, 48)), name="lazy")
+        widget = MagnifyWidget(viewer)
+        configure(widget, method="linear", temporal="ideal")
+        widget._scheduler.value = cluster.scheduler_address
+        widget._zarr_out.value = str(tmp_path / "out.zarr")
+        assert widget.run() is not None
+        wait_done(qtbot, widget)
+        out = viewer.layers["lazy_magnified"]
+        assert type(out.data).__module__.startswith("dask")  # added back lazily, from Zarr
+        ref = magnify(frames, **widget.params().engine_kwargs())
+        assert np.abs(np.asarray(out.data).astype(int) - ref.astype(int)).max() <= 1
+        assert out.metadata["napari_vmm"]["dask"]["scheduler"] == cluster.scheduler_address
+        assert (tmp_path / "out.zarr").is_dir()
+        np.testing.assert_allclose(out.scale, viewer.layers["lazy"].scale)
+    finally:
+        cluster.close()

@@ -109,6 +109,74 @@ def test_no_seams_between_tiles():
         assert max_diff(tiled.compute(scheduler="sync"), untiled) <= 1, temporal
 
 
+def _tiled_vs_whole(frames, tile, **kw):
+    """(in-memory whole-frame result, dask result in tiles of ``tile`` px, dask array)."""
+    kw = dict(band=(3, 6), temporal="ideal", alpha=10, **kw)
+    whole = magnify(frames, FPS, **kw)
+    lazy = parallel.magnify_dask(da.from_array(frames, chunks=(frames.shape[0], 32, 32)), FPS,
+                                 tile_size=tile, keep_chunks=False, **kw)
+    return whole, lazy.compute(scheduler="sync"), lazy
+
+
+def test_riesz_tiles_have_no_seams():
+    """The local Riesz kernel and a halo covering it: tiles give the whole-frame result."""
+    frames = clip(8, 128)
+    whole, tiled, lazy = _tiled_vs_whole(frames, 32, method="riesz", levels=2)
+    assert lazy.numblocks[1:] == (4, 4)  # really tiled, with 24 px halos
+    assert max_diff(tiled, whole) <= 1
+    assert max_diff(whole, frames) > 20  # something was magnified
+    # The exact FFT Riesz transform (radius=0) depends on the whole frame: seams.
+    whole0, tiled0, _ = _tiled_vs_whole(frames, 32, method="riesz", levels=2, radius=0)
+    assert max_diff(tiled0, whole0) > 1
+
+
+def test_phase_tiles_have_no_seams():
+    """Phase: same depth as the whole frame, periodic halo at the frame edges, and a halo
+    of 4 x 2^levels px plus the smoothing. Its Fourier-domain filters are not compactly
+    supported, so a few pixels differ by up to 3 grey levels (a quarter of an input grey
+    level of noise changes as many pixels of the in-memory result by as much)."""
+    frames = clip(8, 96)
+    whole, tiled, lazy = _tiled_vs_whole(frames, 32, method="phase", levels=2)
+    assert lazy.numblocks[1:] == (3, 3)
+    diff = np.abs(tiled.astype(int) - whole.astype(int))
+    # measured: 222 of 73,728 samples differ by 2-3 (135 with the centred annulus boxes of
+    # the earlier pyramid layout); about 20 % differ by 1 either way
+    assert diff.max() <= 3 and (diff > 1).mean() < 4e-3, (diff.max(), (diff > 1).sum())
+    # No seam: the columns and rows along the tile edges are no worse than the others.
+    per_col = diff.mean(axis=(0, 1))
+    per_row = diff.mean(axis=(0, 2))
+    for edge in (31, 32, 63, 64):
+        assert per_col[edge] < 0.5 and per_row[edge] < 0.5
+    assert max_diff(whole, frames) > 20
+
+
+@pytest.mark.parametrize("method", ["riesz", "phase", "linear"])
+def test_automatic_depth_is_the_whole_frames(method):
+    """levels=0 is resolved for the full frame, and the halo is that pyramid's support."""
+    from napari_vmm.core.magnifiers.phase import auto_depth
+    from napari_vmm.core.magnifiers.pyramids import max_levels
+
+    est = parallel.estimate_task_memory((16, 128, 128), np.uint8, FPS, method=method,
+                                        temporal="ideal", band=(3, 6), tile_size=32)
+    depth = auto_depth(128, 128) if method == "phase" else max_levels(128, 128)
+    pinned = parallel.estimate_task_memory((16, 128, 128), np.uint8, FPS, method=method,
+                                           temporal="ideal", band=(3, 6), tile_size=32,
+                                           levels=depth)
+    assert est.halo == pinned.halo >= 4 * 2**depth
+    frames = clip(4, 64)
+    whole, tiled, lazy = _tiled_vs_whole(frames, 32, method=method)
+    assert lazy.numblocks[1:] == (1, 1)  # a window with that halo spans the frame
+    assert max_diff(tiled, whole) == 0
+
+
+def test_engine_tiles_build_the_whole_frames_pyramid():
+    """The engine's own tiles (a clip over its memory budget) pin the depth too."""
+    frames = clip(8, 128)
+    for kw in (dict(method="riesz", levels=2), dict(method="linear", levels=3)):
+        kw = dict(band=(3, 6), temporal="ideal", alpha=10, **kw)
+        assert max_diff(magnify(frames, FPS, tile_size=32, **kw), magnify(frames, FPS, **kw)) <= 1
+
+
 def test_roi_mask_on_tiles_matches_in_memory():
     frames = clip(12, 64)
     mask = np.zeros((64, 64), np.float32)
@@ -273,3 +341,43 @@ def test_progress_from_futures_and_cancel(client):
     while client.processing() and any(client.processing().values()) and time.time() < deadline:
         time.sleep(0.1)
     assert not any(client.processing().values())  # the pending tasks were cancelled
+
+
+def test_iter_compute_to_array_and_zarr(client, tmp_path):
+    """Block-by-block compute (the napari widget's path): progress, array or Zarr output."""
+    frames = clip(16, 64)
+    kw = dict(band=(3, 6), temporal="ideal", **LINEAR)
+    ref = magnify(frames, FPS, **kw)
+    lazy = parallel.magnify_dask(da.from_array(frames, chunks=(4, 64, 64)), FPS, tile_size=32,
+                                 keep_chunks=False, **kw)
+    out = np.zeros_like(frames)
+    steps = list(parallel.iter_compute(lazy, out, max_workers=2))  # local threads
+    assert steps[-1] == (lazy.npartitions, lazy.npartitions) and len(steps) > 1
+    assert max_diff(out, ref) <= 1
+    steps = list(parallel.iter_compute(lazy, zarr_path=tmp_path / "o.zarr", fps=FPS,
+                                       client=client))  # on the cluster, stored by the tasks
+    stored, attrs = parallel.open_zarr(tmp_path / "o.zarr")
+    assert attrs["fps"] == FPS and max_diff(stored.compute(), ref) <= 1
+    # Closing the generator (cancel) leaves no output and no scratch folder.
+    gen = parallel.iter_compute(lazy, zarr_path=tmp_path / "c.zarr", max_workers=1)
+    next(gen)
+    gen.close()
+    assert not (tmp_path / "c.zarr").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    with pytest.raises(VMMError, match="exactly one"):
+        next(parallel.iter_compute(lazy))
+
+
+def test_scheduler_setting_and_memory_summary():
+    assert parallel.check_scheduler("") is None and parallel.check_scheduler(None) is None
+    assert parallel.check_scheduler(" local:2 ") == "local:2"
+    assert parallel.check_scheduler("tcp://10.0.0.1:8786") == "tcp://10.0.0.1:8786"
+    for bad in ("local:0", "local:x", "10.0.0.1:8786", "http://h:1"):
+        with pytest.raises(VMMError, match="Dask scheduler"):
+            parallel.check_scheduler(bad)
+    text = parallel.task_memory_summary((300, 256, 256), np.uint8, fps=FPS, method="linear",
+                                        temporal="ideal", band=(1, 3), levels=3, alpha=10)
+    assert "MiB per task" in text and "whole" in text
+    bad = parallel.task_memory_summary((300, 256, 256), np.uint8, fps=FPS, method="linear",
+                                       band=(1, 20))
+    assert bad.startswith("cannot run:") and "Nyquist" in bad

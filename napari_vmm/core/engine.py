@@ -235,11 +235,28 @@ def _is_stream(frames: Any) -> bool:
     return not hasattr(frames, "shape") and isinstance(frames, (Iterator, Iterable))
 
 
-def _tiles(h: int, w: int, tile: int, halo: int):
-    """(core window, halo window) pairs covering an (h, w) frame."""
+def tile_alignment(halo: int) -> int:
+    """Multiple of which tiles start, for a magnifier's ``spatial_support`` of ``halo`` px.
+
+    The pyramids' support is ``2^levels x 4`` px plus extras that keep it a multiple of
+    ``2^levels``, so the largest power of two <= ``halo / 4`` is their decimation step: tiles
+    (and their halo windows) that start on it sample the whole frame's pyramid grid.
+    """
+    return 1 << max(0, int(math.log2(max(1, halo // 4))))
+
+
+def _tiles(h: int, w: int, tile: int, halo: int, periodic: bool = False):
+    """(core window, halo window) pairs covering an (h, w) frame.
+
+    The halo window is clamped at the frame edges, or with ``periodic`` wraps around them
+    (its bounds then run below 0 or past the frame; :func:`_read` wraps them).
+    """
     for y0 in range(0, h, tile):
         for x0 in range(0, w, tile):
             y1, x1 = min(h, y0 + tile), min(w, x0 + tile)
+            if periodic:
+                yield (y0, y1, x0, x1), (y0 - halo, y1 + halo, x0 - halo, x1 + halo)
+                continue
             yield (y0, y1, x0, x1), (max(0, y0 - halo), min(h, y1 + halo),
                                      max(0, x0 - halo), min(w, x1 + halo))
 
@@ -247,6 +264,11 @@ def _tiles(h: int, w: int, tile: int, halo: int):
 def _read(frames, t0: int, t1: int, window=None) -> np.ndarray:
     if window is None:
         return np.asarray(frames[t0:t1])
+    h, w = frames.shape[1:3]
+    if window[0] < 0 or window[2] < 0 or window[1] > h or window[3] > w:  # periodic halo
+        rows = np.arange(window[0], window[1]) % h
+        cols = np.arange(window[2], window[3]) % w
+        return np.asarray(frames[t0:t1])[:, rows][:, :, cols]
     return np.asarray(frames[t0:t1, window[0]:window[1], window[2]:window[3]])
 
 
@@ -307,6 +329,8 @@ def _whole_clip(frames, out, pipeline: _Pipeline, chunk: int, memory_budget: int
         per_px = sum(s.numel() * s.element_size() for s in signal) / (h * w)
     # Keep the signal and its filtered copy within the budget.
     max_area = memory_budget / max(1.0, 2.5 * per_px * n)
+    if (tile_size is None and h * w > max_area) or (tile_size or max(h, w)) < max(h, w):
+        mag.opts.update(mag.frame_options(h, w))  # tiles build the whole frame's pyramid
     if tile_size is None:
         if h * w <= max_area:
             tile_size = max(h, w)
@@ -319,7 +343,10 @@ def _whole_clip(frames, out, pipeline: _Pipeline, chunk: int, memory_budget: int
                     "larger budget"
                 )
     halo = 0 if tile_size >= max(h, w) else mag.spatial_support
-    tiles = list(_tiles(h, w, tile_size, halo))
+    if halo:
+        step = tile_alignment(halo)
+        tile_size = max(step, tile_size // step * step)
+    tiles = list(_tiles(h, w, tile_size, halo, mag.boundary == "periodic"))
     total = len(tiles) * 2 * math.ceil(n / chunk)
     done = 0
     with torch.inference_mode():

@@ -40,7 +40,13 @@ from typing import Any
 
 import numpy as np
 
-from .engine import DEFAULT_MEMORY_BUDGET, _Pipeline, _whole_clip, default_chunk
+from .engine import (
+    DEFAULT_MEMORY_BUDGET,
+    _Pipeline,
+    _whole_clip,
+    default_chunk,
+    tile_alignment,
+)
 from .errors import Cancelled, VMMError
 from .frames import check_dtype, check_frame_shape
 from .io import atomic_output_dir
@@ -89,6 +95,17 @@ def _pipeline(params: dict[str, Any], roi_mask: np.ndarray | None = None) -> _Pi
         pipe = cache[key] = _Pipeline(roi_mask=None, **params)
     pipe.roi_mask = None if roi_mask is None else np.asarray(roi_mask, dtype=np.float32)
     return pipe
+
+
+def _pin_frame_options(params: dict[str, Any], magnifier: Any, height: int,
+                       width: int) -> dict[str, Any]:
+    """``params`` with the method's frame-size dependent options (the pyramid depth for
+    ``levels=0``) fixed for the whole ``(height, width)`` frame, so every tile builds the
+    pyramid the whole frame would, and ``spatial_support`` is the one of that pyramid."""
+    pinned = magnifier.frame_options(height, width)
+    if not pinned:
+        return params
+    return {**params, "method_options": {**params["method_options"], **pinned}}
 
 
 def needs_whole_clip(temporal: str, mode: str = "temporal", zero_phase: bool = False) -> bool:
@@ -270,9 +287,11 @@ def estimate_task_memory(shape: Sequence[int], dtype: Any, fps: float, method: s
     shape = tuple(int(s) for s in shape)
     h, w, c = check_frame_shape(shape)
     itemsize = check_dtype(dtype).itemsize
-    plan = _plan(shape, itemsize, _params(fps, method, 1.0, band, temporal, mode, 0, device,
-                                          order, taps, zero_phase, method_options),
-                 tile_size, segment_frames, warmup, chunk_size, memory_budget)
+    params = _params(fps, method, 1.0, band, temporal, mode, 0, device, order, taps,
+                     zero_phase, method_options)
+    params = _pin_frame_options(params, _Pipeline(roi_mask=None, **params).magnifier, h, w)
+    plan = _plan(shape, itemsize, params, tile_size, segment_frames, warmup, chunk_size,
+                 memory_budget)
     return plan.memory
 
 
@@ -285,6 +304,7 @@ class _Plan:
     warmup: int
     chunk: int
     memory: TaskMemory
+    periodic: bool = False  # the halo wraps around the frame edges (FFT-based magnifiers)
 
 
 def _plan(shape: tuple[int, ...], itemsize: int, params: dict[str, Any],
@@ -296,13 +316,15 @@ def _plan(shape: tuple[int, ...], itemsize: int, params: dict[str, Any],
     pipe = _Pipeline(roi_mask=None, **{**params, "reference": 0})
     signal = _signal_bytes_per_px(pipe, c)
     halo = int(pipe.magnifier.spatial_support)
+    periodic = pipe.magnifier.boundary == "periodic"
     chunk = int(chunk_size or default_chunk(h, w))
     if whole is None:
         whole = needs_whole_clip(params["temporal"], params["mode"], params["zero_phase"])
 
     def memory(frames, out_frames, tile, wu):
-        window = (min(h, tile[0] + 2 * halo) if tile[0] < h else h,
-                  min(w, tile[1] + 2 * halo) if tile[1] < w else w)
+        clamp = (lambda v, n: v) if periodic else min
+        window = (clamp(tile[0] + 2 * halo, h) if tile[0] < h else h,
+                  clamp(tile[1] + 2 * halo, w) if tile[1] < w else w)
         path = "whole" if whole else "segments"
         return TaskMemory(_memory_formula(path, frames, out_frames, window, c, itemsize,
                                           signal, min(chunk, frames),
@@ -318,10 +340,11 @@ def _plan(shape: tuple[int, ...], itemsize: int, params: dict[str, Any],
                     need = memory(n, n, (min(h, max(32, halo)),) * 2, 0).bytes
                     raise VMMError(
                         f"whole-clip filtering of {n} frames needs {need / 2**20:.0f} MiB per "
-                        f"task even with {max(32, halo)} px tiles, over memory_budget="
-                        f"{memory_budget}; raise memory_budget or use a causal filter")
+                        f"task even with {max(32, halo)} px tiles (the method's halo is "
+                        f"{halo} px), over memory_budget={memory_budget}; raise "
+                        "memory_budget, pin fewer pyramid levels, or use a causal filter")
         tile = (min(h, int(tile_size)), min(w, int(tile_size)))
-        return _Plan(True, tile, halo, n, 0, chunk, memory(n, n, tile, 0))
+        return _Plan(True, tile, halo, n, 0, chunk, memory(n, n, tile, 0), periodic)
     wu = warmup_frames(params["fps"], params["temporal"], params["band"], params["mode"],
                        params["order"], params["taps"]) if warmup is None else int(warmup)
     if wu < 0:
@@ -335,7 +358,7 @@ def _plan(shape: tuple[int, ...], itemsize: int, params: dict[str, Any],
             segment_frames //= 2
     segment = max(1, min(n, int(segment_frames)))
     return _Plan(False, tile, halo, segment, wu, chunk,
-                 memory(min(n, segment + wu), segment, tile, wu))
+                 memory(min(n, segment + wu), segment, tile, wu), periodic)
 
 
 # -- chunk layouts ------------------------------------------------------------------------
@@ -350,17 +373,18 @@ def _even_chunks(length: int, target: int, minimum: int = 1) -> tuple[int, ...]:
     return tuple(base + (i < extra) for i in range(n))
 
 
-def _tile_chunks(length: int, target: int, halo: int) -> tuple[int, ...]:
+def _tile_chunks(length: int, target: int, halo: int,
+                 periodic: bool = False) -> tuple[int, ...]:
     """Regular spatial chunks of about ``target`` px, the last one >= ``halo``, aligned.
 
-    Tiles are multiples of the pyramid's decimation step (the largest power of two <=
-    ``halo / 4``: ``spatial_support`` is ``2^levels x 4`` for the pyramids), so a tile's
+    Tiles are multiples of the pyramid's decimation step (:func:`engine.tile_alignment`: the
+    largest power of two <= ``halo / 4``), so a tile's
     window samples the same pyramid grid as the whole frame does; the chunks are regular
     (all equal but the last), so Zarr chunks can match them.
     """
-    align = 1 << max(0, int(math.log2(max(1, halo // 4))))
-    if length <= target:
-        return (length,)
+    align = tile_alignment(halo)
+    if length <= target or target + (2 if periodic else 1) * halo >= length:
+        return (length,)  # a tile's window would span the whole axis anyway
     base = max(align, int(round(target / align)) * align, halo)
     for step in range(0, base):
         for tile in (base + step * align, base - step * align):
@@ -442,6 +466,7 @@ def magnify_dask(frames: Any, fps: float, method: str = "phase", alpha: float = 
     probe = _Pipeline(roi_mask=roi_mask, **{**params, "reference": 0})
     if probe.roi_mask is not None:
         probe._mask_for((h, w))
+    params = _pin_frame_options(params, probe.magnifier, h, w)
     if path not in ("auto", "whole", "segments", "stream"):
         raise VMMError(f"path must be 'auto', 'whole' or 'segments', got {path!r}")
     whole = needs_whole_clip(temporal, mode, zero_phase)
@@ -474,8 +499,8 @@ def _magnify_whole(frames, params, roi_mask, tile_size, chunk_size, memory_budge
     plan = _plan(tuple(frames.shape), frames.dtype.itemsize, {**params, "reference": 0},
                  tile_size, None, None, chunk_size, memory_budget, whole=True)
     halo = plan.halo
-    ychunks = _tile_chunks(h, plan.tile[0], halo)
-    xchunks = _tile_chunks(w, plan.tile[1], halo)
+    ychunks = _tile_chunks(h, plan.tile[0], halo, plan.periodic)
+    xchunks = _tile_chunks(w, plan.tile[1], halo, plan.periodic)
     target = (n, ychunks, xchunks) + ((frames.shape[3],) if frames.ndim == 4 else ())
     if frames.chunks != tuple((t,) if isinstance(t, int) else t for t in target):
         if rechunk_store is not None:
@@ -493,7 +518,8 @@ def _magnify_whole(frames, params, roi_mask, tile_size, chunk_size, memory_budge
         mask = np.asarray(roi_mask, dtype=np.float32).reshape((1, h, w) + ones)
         arrays.append(da.from_array(mask, chunks=(1, ychunks, xchunks) + ones))
     meta = np.empty((0,) * frames.ndim, dtype=frames.dtype)
-    return da.map_overlap(_whole_task, *arrays, depth=depth, boundary="none", trim=True,
+    boundary = "periodic" if plan.periodic else "none"
+    return da.map_overlap(_whole_task, *arrays, depth=depth, boundary=boundary, trim=True,
                           dtype=frames.dtype, meta=meta, params=params, chunk=plan.chunk,
                           align_arrays=False)
 
@@ -530,11 +556,11 @@ def _magnify_segments(frames, params, roi_mask, tile_size, segment_frames, warmu
         seg = plan.segment if plan.segment >= n else max(8, plan.segment // 8 * 8)
         seg_bounds = _bounds((seg,) * (n // seg) + ((n % seg,) if n % seg else ()))
     if tile_size is None and (len(frames.chunks[1]) > 1 or len(frames.chunks[2]) > 1):
-        ybounds = _bounds(_tile_chunks(h, max(frames.chunks[1]), halo))
-        xbounds = _bounds(_tile_chunks(w, max(frames.chunks[2]), halo))
+        ybounds = _bounds(_tile_chunks(h, max(frames.chunks[1]), halo, plan.periodic))
+        xbounds = _bounds(_tile_chunks(w, max(frames.chunks[2]), halo, plan.periodic))
     else:
-        ybounds = _bounds(_tile_chunks(h, plan.tile[0], halo))
-        xbounds = _bounds(_tile_chunks(w, plan.tile[1], halo))
+        ybounds = _bounds(_tile_chunks(h, plan.tile[0], halo, plan.periodic))
+        xbounds = _bounds(_tile_chunks(w, plan.tile[1], halo, plan.periodic))
     static = params["mode"] == "static" or (params["mode"] == "temporal"
                                             and params["temporal"] == "none")
     reference = params["reference"]
@@ -556,13 +582,20 @@ def _magnify_segments(frames, params, roi_mask, tile_size, segment_frames, warmu
             for x0, x1 in xbounds:
                 wx0 = max(0, x0 - halo) if len(xbounds) > 1 else 0
                 wx1 = min(w, x1 + halo) if len(xbounds) > 1 else w
-                win = (slice(wy0, wy1), slice(wx0, wx1))
-                block = frames[(slice(m, t1),) + win]
-                ref0 = frames[(slice(0, 1),) + win] if (m > 0 or static) else None
-                refr = frames[(slice(reference, reference + 1),) + win] if static else None
+                if plan.periodic:  # the halo wraps around the frame edges
+                    wy0, wy1 = (y0 - halo, y1 + halo) if len(ybounds) > 1 else (0, h)
+                    wx0, wx1 = (x0 - halo, x1 + halo) if len(xbounds) > 1 else (0, w)
+                iy, ix = _window_index(wy0, wy1, h), _window_index(wx0, wx1, w)
+
+                def cut(a, t, iy=iy, ix=ix):
+                    return a[t][:, iy][:, :, ix]
+
+                block = cut(frames, slice(m, t1))
+                ref0 = cut(frames, slice(0, 1)) if (m > 0 or static) else None
+                refr = cut(frames, slice(reference, reference + 1)) if static else None
                 crop = (t0 - m, y0 - wy0, y1 - wy0, x0 - wx0, x1 - wx0)
                 d = task(block, ref0, refr, params=seg_params, crop=crop, prime=prime,
-                         mask=None if mask is None else mask[win], chunk=plan.chunk)
+                         mask=None if mask is None else mask[iy][:, ix], chunk=plan.chunk)
                 piece = da.from_delayed(d, shape=(t1 - t0, y1 - y0, x1 - x0) + tail,
                                         dtype=frames.dtype,
                                         meta=np.empty((0,) * len(shape), frames.dtype))
@@ -570,6 +603,13 @@ def _magnify_segments(frames, params, roi_mask, tile_size, segment_frames, warmu
             plane.append(row)
         rows.append(plane)
     return da.block(rows)
+
+
+def _window_index(lo: int, hi: int, n: int) -> slice | np.ndarray:
+    """Indices ``lo..hi`` of an axis of length ``n``: a slice, or wrapped past the edges."""
+    if lo >= 0 and hi <= n:
+        return slice(lo, hi)
+    return np.arange(lo, hi) % n
 
 
 def _segment_task(block: np.ndarray, ref0: np.ndarray | None, refr: np.ndarray | None, *,
@@ -1103,3 +1143,150 @@ def close_client(client: Any) -> None:
     if cluster is not None:
         with contextlib.suppress(Exception):
             cluster.close()
+
+
+def check_scheduler(address: str | None) -> str | None:
+    """Validate a Dask scheduler setting without connecting: None for local threads.
+
+    Parameters
+    ----------
+    address : str or None
+        ``""`` (or None): the local threaded scheduler; ``local:N``: a ``LocalCluster`` of N
+        worker processes; ``tcp://host:port`` (or ``tls://``, ...): a running scheduler.
+
+    Returns
+    -------
+    str or None
+        The address, stripped, or None for the local threaded scheduler.
+
+    Raises
+    ------
+    VMMError
+        When the text is none of these.
+    """
+    text = (address or "").strip()
+    if not text:
+        return None
+    if text == "local" or text.startswith("local:"):
+        n = text.partition(":")[2]
+        if n and (not n.isdigit() or int(n) < 1):
+            raise VMMError(f"Dask scheduler local:N needs a number of workers N >= 1, got "
+                           f"{text!r}")
+        return text
+    scheme, sep, rest = text.partition("://")
+    if sep and scheme in ("tcp", "tls", "ws", "wss", "inproc", "ucx") and rest:
+        return text
+    raise VMMError(f"Dask scheduler must be empty (local threads), local:N or "
+                   f"tcp://host:port, got {text!r}")
+
+
+def task_memory_summary(shape: Sequence[int], dtype: Any, **params: Any) -> str:
+    """One line for a user interface: :func:`estimate_task_memory` or why it cannot run.
+
+    ``params`` are :func:`napari_vmm.core.engine.magnify`'s keyword arguments (``fps``,
+    ``method``, ``alpha``, ``band``, ``temporal``, ``mode``, ``reference``, ``device``,
+    engine and method options); ``roi_mask`` and ``progress`` are ignored.
+    """
+    params = {k: v for k, v in params.items() if k not in ("roi_mask", "progress", "path")}
+    try:
+        return str(estimate_task_memory(tuple(shape), dtype, **params))
+    except VMMError as exc:
+        return f"cannot run: {exc}"
+
+
+def iter_compute(x: Any, out: Any = None, *, zarr_path: str | os.PathLike | None = None,
+                 fps: float | None = None, client: Any = None,
+                 protect: Iterable[str | os.PathLike] = (),
+                 max_workers: int | None = None) -> Iterable[tuple[int, int]]:
+    """Compute a dask array block by block, yielding ``(done, total)`` as blocks finish.
+
+    Closing the generator (a cancel) cancels the blocks not yet computed: the futures still
+    pending on a cluster, or the blocks not yet started on the local threads.
+
+    Parameters
+    ----------
+    x : dask.array.Array
+        E.g. :func:`magnify_dask`'s result (``keep_chunks=False`` avoids a rechunk).
+    out : array, optional
+        Writable array of ``x``'s shape and dtype that receives the blocks (in this process).
+    zarr_path : path, optional
+        A ``.zarr`` folder to write instead (atomically, as :func:`write_zarr_blocks`; the
+        blocks are stored by the tasks, so cluster workers must see the path). Chunks: 8
+        frames by the blocks' regular spatial size.
+    fps : float, optional
+        Stored as the Zarr array's ``fps`` attribute.
+    client : distributed.Client, optional
+        Where to compute; default: a local pool of ``max_workers`` threads (default: the
+        number of CPUs), each block with the synchronous scheduler.
+    protect : paths
+        Inputs that the Zarr output must never overwrite.
+
+    Yields
+    ------
+    (int, int)
+        Blocks done and the number of blocks.
+    """
+    import dask
+
+    if (out is None) == (zarr_path is None):
+        raise VMMError("give exactly one of out (an array) or zarr_path (a .zarr folder)")
+    if out is not None and tuple(out.shape) != tuple(x.shape):
+        raise VMMError(f"out has shape {tuple(out.shape)}, expected {tuple(x.shape)}")
+    with contextlib.ExitStack() as stack:
+        if zarr_path is not None:
+            import zarr
+
+            chunks = (min(8, x.shape[0]),) + tuple(max(c) for c in x.chunks[1:])
+            if not all(all(e % z == 0 or e == size for e in np.cumsum(c)) for c, z, size in
+                       zip(x.chunks, chunks, x.shape, strict=True)):
+                x = x.rechunk(chunks)  # each block must cover whole Zarr chunks
+            tmp = stack.enter_context(atomic_output_dir(zarr_path, protect))
+            z = zarr.create_array(tmp, shape=x.shape, chunks=chunks, dtype=x.dtype,
+                                  overwrite=True)
+            if fps:
+                z.attrs["fps"] = float(fps)
+        starts = [_bounds(c) for c in x.chunks]
+        blocks = x.to_delayed()
+        regions, tasks = [], []
+        for index in np.ndindex(*x.numblocks):
+            region = tuple(slice(*starts[d][i]) for d, i in enumerate(index))
+            regions.append(region)
+            tasks.append(blocks[index] if zarr_path is None else
+                         dask.delayed(_store_block, pure=False)(blocks[index], tmp, region))
+        yield from _iter_tasks(tasks, regions, out, client, max_workers)
+
+
+def _iter_tasks(tasks: list[Any], regions: list[tuple[slice, ...]], out: Any, client: Any,
+                max_workers: int | None) -> Iterable[tuple[int, int]]:
+    total = len(tasks)
+    if client is not None:
+        from distributed import as_completed
+
+        futures = client.compute(tasks)
+        where = {f.key: r for f, r in zip(futures, regions, strict=True)}
+        try:
+            for done, fut in enumerate(as_completed(futures), start=1):
+                result = fut.result()  # raises the task's exception here
+                if out is not None:
+                    out[where[fut.key]] = result
+                yield done, total
+        finally:
+            client.cancel([f for f in futures if not f.done()])
+        return
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    import dask
+
+    workers = max(1, min(total, max_workers or os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers, thread_name_prefix="vmm-dask") as pool:
+        futures = {pool.submit(dask.compute, t, scheduler="sync"): r
+                   for t, r in zip(tasks, regions, strict=True)}
+        try:
+            for done, fut in enumerate(as_completed(futures), start=1):
+                result = fut.result()[0]
+                if out is not None:
+                    out[futures[fut]] = result
+                yield done, total
+        finally:
+            for fut in futures:
+                fut.cancel()

@@ -31,6 +31,10 @@ class Magnifier:
     color_space: ClassVar[str] = "yiq"  # "yiq": engine hands YIQ; "rgb": engine hands RGB
     luma_only: ClassVar[bool] = False  # True: only channel 0 is passed to encode/decode
     options: ClassVar[dict[str, Option]] = {}
+    #: How the magnifier treats the frame edges, so that tiles at an edge can do the same:
+    #: "reflect" (local padding: a tile's window is clamped at the frame edge) or "periodic"
+    #: (the frame wraps around, as with FFTs over the whole frame: the halo wraps too).
+    boundary: ClassVar[str] = "reflect"
 
     def __init__(self, alpha: float, device: torch.device, **options: Any) -> None:
         self.alpha = float(alpha)
@@ -41,6 +45,26 @@ class Magnifier:
     def spatial_support(self) -> int:
         """Halo in pixels a spatial tile needs so that tiling leaves no seams."""
         return 32
+
+    def frame_options(self, height: int, width: int) -> dict[str, Any]:
+        """Options that pin what the magnifier derives from the size of the frames it gets.
+
+        A tile of a frame must build the same pyramid as the whole frame (same depth), so the
+        tiled paths resolve automatic choices such as ``levels=0`` for the full ``(height,
+        width)`` frame once and give every tile these options (and :attr:`spatial_support`
+        is then computed for them).
+
+        Parameters
+        ----------
+        height, width : int
+            Size of the whole frame.
+
+        Returns
+        -------
+        dict
+            Option names and values (empty: nothing depends on the frame size).
+        """
+        return {}
 
     def reset(self) -> None:
         """Forget per-clip state (reference frames). Called at the start of a clip or tile."""

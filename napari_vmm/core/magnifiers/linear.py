@@ -54,6 +54,10 @@ class LinearMagnifier(Magnifier):
         auto = max_levels(x.shape[-2], x.shape[-1])
         return min(self.opts["levels"], auto) if self.opts["levels"] else auto
 
+    def frame_options(self, height: int, width: int) -> dict[str, Any]:
+        auto = max_levels(height, width)
+        return {"levels": min(self.opts["levels"], auto) if self.opts["levels"] else auto}
+
     def encode(self, x: torch.Tensor) -> tuple[list[torch.Tensor], Any]:
         return laplacian_pyramid(x, self._levels(x)), None
 

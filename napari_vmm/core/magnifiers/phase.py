@@ -72,6 +72,9 @@ class SteerablePyramid:
         1 (octave), 2 (half octave) or 4 (quarter octave).
     orientations : int
         Number of orientations per scale.
+    depth : int, optional
+        Number of octaves of bands (default: ``floor(log2(min(height, width))) - 1``). Tiles
+        of a frame pass the frame's depth so that they build the same bands.
 
     Notes
     -----
@@ -82,7 +85,7 @@ class SteerablePyramid:
     """
 
     def __init__(self, height: int, width: int, filters_per_octave: int, orientations: int,
-                 device: torch.device) -> None:
+                 device: torch.device, depth: int | None = None) -> None:
         self.shape = (height, width)
         fy = (torch.arange(height, dtype=torch.float64) - height // 2) / (height / 2)
         fx = (torch.arange(width, dtype=torch.float64) - width // 2) / (width / 2)
@@ -91,7 +94,7 @@ class SteerablePyramid:
         radius[height // 2, width // 2] = radius[height // 2, width // 2 - 1] if width > 1 else 1
         angle = torch.atan2(yy, xx)
         twidth = TRANSITION_WIDTH[filters_per_octave]
-        depth = max(1, int(math.floor(math.log2(min(height, width)))) - 1)
+        depth = auto_depth(height, width) if not depth else int(depth)
         n_bounds = depth * filters_per_octave + 1
         boundaries = [2.0 ** (-k / filters_per_octave) for k in range(n_bounds)]
 
@@ -186,9 +189,15 @@ def _flip(a: torch.Tensor) -> torch.Tensor:
     return a[..., rows, :][..., :, cols]
 
 
+def auto_depth(height: int, width: int) -> int:
+    """Octaves of bands a frame of (height, width) gets by default."""
+    return max(1, int(math.floor(math.log2(min(height, width)))) - 1)
+
+
 @lru_cache(maxsize=8)
-def _pyramid(h: int, w: int, fpo: int, n_or: int, device: str) -> SteerablePyramid:
-    return SteerablePyramid(h, w, fpo, n_or, torch.device(device))
+def _pyramid(h: int, w: int, fpo: int, n_or: int, device: str,
+             depth: int | None = None) -> SteerablePyramid:
+    return SteerablePyramid(h, w, fpo, n_or, torch.device(device), depth)
 
 
 class PhaseMagnifier(Magnifier):
@@ -210,22 +219,38 @@ class PhaseMagnifier(Magnifier):
         "sigma": Option(2.0, float, "amplitude-weighted phase smoothing sigma in px (0: off)",
                         min=0.0, max=20.0),
         "attenuate_other": Option(False, bool, "remove motion outside the band"),
+        "levels": Option(0, int, "octaves of bands (0: as many as the frame allows)",
+                         min=0, max=12),
     }
 
     def __init__(self, alpha: float, device: torch.device, **options: Any) -> None:
         super().__init__(alpha, device, **options)
         self._reference: list[torch.Tensor] | None = None
 
+    #: The pyramid is built with FFTs over the whole frame, so it wraps around at the frame
+    #: edges: tiles at an edge take their halo from the opposite edge.
+    boundary = "periodic"
+
     @property
     def spatial_support(self) -> int:
-        return 48
+        # Not bounded (the filters are defined in the Fourier domain); measured: with
+        # 4 x 2^levels px plus the phase smoothing at the coarsest band's sampling
+        # (2^(levels-1)), tiles are at the method's own noise floor (docs/dask.md).
+        levels = self.opts.get("levels") or 6
+        step = 2 ** levels
+        blur = math.ceil(2.5 * self.opts.get("sigma", 2.0)) * 2 ** (levels - 1)
+        return 4 * step + -(-blur // step) * step
 
     def reset(self) -> None:
         self._reference = None
 
     def _pyr(self, x: torch.Tensor) -> SteerablePyramid:
         fpo = FILTERS_PER_OCTAVE[self.opts["pyramid"]]
-        return _pyramid(x.shape[-2], x.shape[-1], fpo, self.opts["orientations"], str(x.device))
+        return _pyramid(x.shape[-2], x.shape[-1], fpo, self.opts["orientations"], str(x.device),
+                        self.opts.get("levels") or None)
+
+    def frame_options(self, height: int, width: int) -> dict[str, Any]:
+        return {"levels": self.opts.get("levels") or auto_depth(height, width)}
 
     def encode(self, x: torch.Tensor) -> tuple[list[torch.Tensor], Any]:
         spectrum, coeffs = self._pyr(x).analyze(x[:, 0])
