@@ -22,6 +22,7 @@ import contextlib
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -175,6 +176,34 @@ class SlidingWindowIdeal:
 
 
 # --------------------------------------------------------------------------- the filter loop
+class _ReadAhead:
+    """``reader.read_into(buf)`` in a daemon thread (file reads release the GIL).
+
+    A daemon thread, not an executor: a read blocked on a stalled pipe must not keep the
+    process alive after an error.
+    """
+
+    def __init__(self, reader: Y4MReader, buf: FrameBuffer) -> None:
+        self.buf = buf
+        self._filled = 0
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(reader,), daemon=True)
+        self._thread.start()
+
+    def _run(self, reader: Y4MReader) -> None:
+        try:
+            self._filled = reader.read_into(self.buf)
+        except BaseException as exc:  # re-raised in the caller's thread
+            self._error = exc
+
+    def result(self) -> int:
+        """Frames read into :attr:`buf` (0 at the end of the stream); re-raises read errors."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._filled
+
+
 def filter_stream(
     reader: Y4MReader,
     writer: Y4MWriter,
@@ -240,13 +269,20 @@ def filter_stream(
             if entry[2] == filled:
                 free.append(pending.popleft()[0])
 
+    def read_ahead() -> _ReadAhead:
+        return _ReadAhead(reader, free.pop() if free else FrameBuffer(header, chunk))
+
+    # The next chunk is read while this one is magnified, so the upstream decoder (blocked on
+    # a full pipe otherwise) works in parallel; one more buffer, memory still constant.
+    next_read = read_ahead()
     while True:
-        buf = free.pop() if free else FrameBuffer(header, chunk)
-        filled = reader.read_into(buf)
+        buf, filled = next_read.buf, next_read.result()
         if filled == 0:
             free.append(buf)
             break
         pending.append([buf, filled, 0])
+        if filled == chunk:
+            next_read = read_ahead()
         write_ready(magnifier.push(buf.luma[:filled]))
         if progress is not None:
             progress(writer.frames_written)
