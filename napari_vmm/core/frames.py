@@ -68,10 +68,12 @@ def to_float(chunk: np.ndarray) -> np.ndarray:
 def from_float(chunk: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Convert float32 back to ``dtype`` (clip and round for integer types)."""
     dtype = np.dtype(dtype)
-    if dtype == np.uint8:
-        return np.clip(np.rint(chunk * 255.0), 0, 255).astype(np.uint8)
-    if dtype == np.uint16:
-        return np.clip(np.rint(chunk * 65535.0), 0, 65535).astype(np.uint16)
+    if dtype in (np.uint8, np.uint16):
+        top = np.float32(np.iinfo(dtype).max)
+        scaled = np.multiply(chunk, top, dtype=np.float32)  # one temporary, then in place
+        np.rint(scaled, out=scaled)
+        np.clip(scaled, 0, top, out=scaled)
+        return scaled.astype(dtype)
     return chunk.astype(dtype, copy=False)
 
 
