@@ -12,13 +12,11 @@ Writes ``docs/images/motion_traces_widget.png`` (atomically; ``--out`` to change
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from _screens import open_viewer, save_window, settle, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT.parent / "shared" / "videos" / "cardiomyocyte_zdisc.avi"
@@ -35,12 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.clip} is absent", file=sys.stderr)
         return 1
 
-    import napari
-    from qtpy.QtWidgets import QApplication
-
-    os.environ.setdefault("NAPARI_VMM_CONFIG_DIR", tempfile.mkdtemp(prefix="vmm-screenshot-"))
-    viewer = napari.Viewer(title="napari-vmm", show=True)
-    viewer.window.resize(1500, 950)
+    viewer = open_viewer((1500, 950))
     (image,) = viewer.open(args.clip, plugin="napari-vmm")
     rects = [np.array([[y - 0.5, x - 0.5], [y - 0.5, x + w - 0.5], [y + h - 0.5, x + w - 0.5],
                        [y + h - 0.5, x - 0.5]]) for x, y, w, h in ROIS_XYWH]
@@ -53,33 +46,18 @@ def main(argv: list[str] | None = None) -> int:
     if widget.run() is None:
         print(f"error: the widget refused to run: {widget._status.value}", file=sys.stderr)
         return 1
-    deadline = time.monotonic() + args.timeout
-    while widget.is_running:
-        if time.monotonic() > deadline:
-            print("error: the analysis did not finish in time", file=sys.stderr)
-            return 1
-        QApplication.processEvents()
-        time.sleep(0.02)
+    if not wait_until(lambda: not widget.is_running, args.timeout, "the analysis"):
+        return 1
     if widget.result is None:
         print(f"error: no result: {widget._status.value}", file=sys.stderr)
         return 1
     widget.pick_peak(widget.result.rois[0].dominant_hz)
     viewer.dims.set_current_step(0, 20)  # mid-contraction
     viewer.layers.selection.active = image
-    for _ in range(20):
-        QApplication.processEvents()
-        time.sleep(0.05)
+    settle()
     viewer.reset_view()
-    for _ in range(20):
-        QApplication.processEvents()
-        time.sleep(0.05)
-
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.stem + ".tmp.png")
-    viewer.screenshot(str(tmp), canvas_only=False)
-    os.replace(tmp, out)
-    print(f"wrote {out}")
+    settle()
+    save_window(viewer, args.out)
     print(widget._status.value)
     viewer.close()
     return 0

@@ -14,11 +14,10 @@ Writes ``docs/images/magnify_widget.png`` (atomically; ``--out`` to change it).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
-import time
 from pathlib import Path
+
+from _screens import open_viewer, save_window, settle, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,13 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for Run")
     args = parser.parse_args(argv)
 
-    import napari
-    from qtpy.QtWidgets import QApplication
-
-    # keep the user's widget settings out of the picture: start from defaults
-    os.environ.setdefault("NAPARI_VMM_CONFIG_DIR", tempfile.mkdtemp(prefix="vmm-screenshot-"))
-    viewer = napari.Viewer(title="napari-vmm", show=True)
-    viewer.window.resize(1500, 900)
+    viewer = open_viewer((1500, 900))
     viewer.open_sample("napari-vmm", "vibrating_target")
     source = viewer.layers[-1]
     _, widget = viewer.window.add_plugin_dock_widget("napari-vmm", "Motion magnification")
@@ -51,13 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     if widget.run() is None:
         print("error: the widget refused to run (see the notification)", file=sys.stderr)
         return 1
-    deadline = time.monotonic() + args.timeout
-    while widget.is_running:
-        if time.monotonic() > deadline:
-            print("error: magnification did not finish in time", file=sys.stderr)
-            return 1
-        QApplication.processEvents()
-        time.sleep(0.02)
+    if not wait_until(lambda: not widget.is_running, args.timeout, "magnification"):
+        return 1
     name = f"{source.name}_magnified"
     if name not in viewer.layers:
         print("error: no magnified layer was added", file=sys.stderr)
@@ -77,16 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     text.text = (f"left: source   right: {args.method}, α = {args.alpha:g}\n"
                  f"frame {quarter}: largest displacement")
     viewer.reset_view()
-    for _ in range(20):
-        QApplication.processEvents()
-        time.sleep(0.05)
-
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.stem + ".tmp.png")
-    viewer.screenshot(str(tmp), canvas_only=False)
-    os.replace(tmp, out)
-    print(f"wrote {out}")
+    settle()
+    save_window(viewer, args.out)
     viewer.close()
     return 0
 
