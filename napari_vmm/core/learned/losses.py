@@ -118,23 +118,49 @@ def edge_loss(out: torch.Tensor, target: torch.Tensor, sigma: float = 1.0,
     return charbonnier(log_edges(out, sigma), log_edges(target, sigma), eps)
 
 
-def fft_features(x: torch.Tensor) -> torch.Tensor:
-    """Feature space Λ of the contrastive term: log(1 + |FFT2(x)|) per channel.
+def fft_features(x: torch.Tensor, window: int = 16, stride: int = 8) -> torch.Tensor:
+    """Feature space Λ of the contrastive term: log(1 + |FFT|) of local, Hann-windowed patches.
 
-    (N, C, H, W) -> (N, C, H, W). Orthonormal FFT, so the features do not grow with the crop
-    size. Computed in float32 (half-precision FFTs need power-of-two sizes).
+    Parameters
+    ----------
+    x : Tensor (N, C, H, W)
+    window : int
+        Patch size in pixels (a short-time Fourier transform); 0 gives the global spectrum
+        log(1 + |FFT2(x)|) of the authors' ``ContrastLoss_fft``.
+    stride : int
+        Patch step in pixels.
+
+    Returns
+    -------
+    Tensor (N, C, L, window, window) for patches (L of them), or (N, C, H, W) for window 0.
+
+    Notes
+    -----
+    The global magnitude spectrum is invariant to (cyclic) translation, so a magnified frame
+    and the unmagnified query of a translating scene have the *same* features and the term
+    cannot tell them apart; local spectra keep the texture and sharpness information (what
+    VGG conv3 features encode) but move with the content at the scale of the window.
+    Orthonormal FFT (no growth with size), float32 (half FFTs need power-of-two sizes).
     """
-    f = torch.fft.fft2(x.float(), dim=(-2, -1), norm="ortho")
-    return torch.log1p(f.abs())
+    x = x.float()
+    if window <= 0 or min(x.shape[-2:]) < window:
+        return torch.log1p(torch.fft.fft2(x, dim=(-2, -1), norm="ortho").abs())
+    n, c = x.shape[:2]
+    p = F.unfold(x.reshape(n * c, 1, *x.shape[-2:]), window, stride=stride)  # (NC, w², L)
+    p = p.reshape(n, c, window, window, -1).permute(0, 1, 4, 2, 3)
+    hann = torch.hann_window(window, periodic=False, dtype=x.dtype, device=x.device)
+    p = p * (hann[:, None] * hann[None, :])
+    return torch.log1p(torch.fft.fft2(p, dim=(-2, -1), norm="ortho").abs())
 
 
 def contrastive_loss(out: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor,
-                     eps: float = 1e-3) -> torch.Tensor:
+                     eps: float = 1e-3, window: int = 16) -> torch.Tensor:
     """FD4MM's contrastive regularisation L_CR (Eq. 9) in FFT-magnitude space.
 
     Per sample n: D(Λ(out), Λ(positive)) / D(Λ(out), Λ(negative)), D the Charbonnier distance
     (ε = 1e-3), averaged over the batch. The anchor is the output, the positive the ground
-    truth and the negative the unmagnified query frame. No pretrained VGG is needed.
+    truth and the negative the unmagnified query frame. Λ = :func:`fft_features` (local
+    spectra of ``window`` px; 0: the global spectrum). No pretrained VGG is needed.
 
     Parameters
     ----------
@@ -144,9 +170,9 @@ def contrastive_loss(out: torch.Tensor, positive: torch.Tensor, negative: torch.
     -------
     Tensor, scalar
     """
-    fo = fft_features(out)
+    fo = fft_features(out, window)
     with torch.no_grad():
-        fp, fn = fft_features(positive), fft_features(negative)
+        fp, fn = fft_features(positive, window), fft_features(negative, window)
     d_ap = charbonnier(fo, fp, eps, reduction="none")
     d_an = charbonnier(fo, fn, eps, reduction="none")
     return (d_ap / (d_an + 1e-7)).mean()
@@ -154,7 +180,7 @@ def contrastive_loss(out: torch.Tensor, positive: torch.Tensor, negative: torch.
 
 def fd4mm_loss(out: torch.Tensor, target: torch.Tensor, negative: torch.Tensor,
                cr_weight: float = 0.1, edge_weight: float = 1.0, log_sigma: float = 1.0,
-               ) -> tuple[torch.Tensor, dict[str, float]]:
+               cr_window: int = 16) -> tuple[torch.Tensor, dict[str, float]]:
     """FD4MM's training loss L = L_mag + L_edge + λ·L_CR (paper Eq. 7-9, λ = 0.1).
 
     Parameters
@@ -171,6 +197,8 @@ def fd4mm_loss(out: torch.Tensor, target: torch.Tensor, negative: torch.Tensor,
         Weight of the LoG edge term (paper: 1).
     log_sigma : float
         Scale of the LoG operator in pixels.
+    cr_window : int
+        Patch size of the local spectra of the contrastive term (0: global spectrum).
 
     Returns
     -------
@@ -183,7 +211,7 @@ def fd4mm_loss(out: torch.Tensor, target: torch.Tensor, negative: torch.Tensor,
     loss = l_mag + edge_weight * l_edge
     parts = {"charbonnier": float(l_mag.detach()), "edge": float(l_edge.detach())}
     if cr_weight > 0:
-        l_cr = contrastive_loss(out, target, negative)
+        l_cr = contrastive_loss(out, target, negative, window=cr_window)
         loss = loss + cr_weight * l_cr
         parts["cr"] = float(l_cr.detach())
     parts["loss"] = float(loss.detach())
