@@ -219,3 +219,22 @@ def test_cli_ablate_flags():
         config_from_args(p.parse_args(["fd4mm", "--ablate", "nonsense"]))
     with pytest.raises(VMMError):
         config_from_args(p.parse_args(["oh2018", "--ablate", "mixer"]))
+
+
+def test_evaluate_includes_fd4mm_and_a_labelled_variant(weights, tmp_path):
+    from napari_vmm.core.learned.evaluate import EvalConfig, markdown_tables, run_evaluation
+
+    torch.manual_seed(0)
+    pt, _ = W.save_weights(build_model("fd4mm", mixer=False).state_dict(),
+                           {"steps": 0, "arch": {"mixer": False}}, "fd4mm", tmp_path)
+    cfg = EvalConfig(methods=("fd4mm", "fd4mm:nomixer"), size=32, scenes=1, frames=6,
+                     weights={"fd4mm": weights, "fd4mm:nomixer": str(pt)},
+                     tests=("subpixel",), subpixel_amplitudes=(0.5,))
+    res = run_evaluation(cfg, log=lambda s: None)
+    row = res["rows"][0]
+    assert -1 <= row["fd4mm"] <= 1 and -1 <= row["fd4mm:nomixer"] <= 1
+    assert res["weights"]["fd4mm:nomixer"]["arch"] == {"mixer": False}
+    assert "fd4mm:nomixer" in markdown_tables(res)
+    with pytest.raises(VMMError, match="vmm train fd4mm"):
+        run_evaluation(EvalConfig(methods=("fd4mm",), weights={"fd4mm": str(tmp_path / "x.pt")},
+                                  tests=("subpixel",)), log=lambda s: None)
