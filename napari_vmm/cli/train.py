@@ -70,6 +70,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "shipped, or a .pt path")
     p.add_argument("--max-hours", type=float, default=0.0,
                    help="stop after this many hours of this process (0: no limit)")
+    p.add_argument("--max-steps", type=int, default=0,
+                   help="stop after this many steps of this process (0: no limit; smoke tests)")
+    p.add_argument("--ckpt-every-s", type=float, default=300.0,
+                   help="also checkpoint every this many seconds between validations")
     p.set_defaults(func=run)
     return p
 

@@ -59,6 +59,7 @@ class TrainConfig:
     amp: str = "auto"               # auto (bf16 autocast on CUDA), bf16, fp16, off
     ssim_weight: float = -1.0       # <0: model default
     clip: float = 5.0               # gradient-norm clip
+    warmup: int = 100               # linear lr warm-up steps when the optimiser state is fresh
     noise: float = 0.3              # max Poisson-noise strength u (Oh: 0.3)
     seed: int = 0
     device: str = "auto"
@@ -70,6 +71,7 @@ class TrainConfig:
     ckpt_every_s: float = 300.0
     init: str = "auto"              # auto | scratch | shipped | PATH.pt
     max_hours: float = 0.0          # stop after this much wall time in this process (0: never)
+    max_steps: int = 0              # stop after this many steps in this process (0: no limit)
     command: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -212,7 +214,10 @@ def evaluate_val(net, batches, device, amp_dtype=None) -> dict[str, float]:
 
 
 def train(cfg: TrainConfig) -> int:
-    """Run (or resume) training until ``cfg.steps`` or ``cfg.max_hours``; returns exit code."""
+    """Run (or resume) training until ``cfg.steps``, ``cfg.max_hours`` or ``cfg.max_steps``.
+
+    Returns the exit code (0). The last steps are validated and exported before returning.
+    """
     import torch
 
     from .data import DataConfig
@@ -236,10 +241,12 @@ def train(cfg: TrainConfig) -> int:
     net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     step, wall, curve, init_from, best = 0, 0.0, [], "scratch", None
+    fresh_opt = True
     if ckpt_path.exists() and cfg.init in ("auto",):
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
+        fresh_opt = False
         step, wall, curve = ck["step"], ck["wall_time_s"], ck["curve"]
         init_from = ck.get("init_from", "scratch")
         best = ck.get("best")
@@ -261,6 +268,10 @@ def train(cfg: TrainConfig) -> int:
             print(f"starting {cfg.model} from shipped weights at step {step}", flush=True)
     for g in opt.param_groups:
         g["lr"] = cfg.lr
+    stop_at = min(cfg.steps, step + cfg.max_steps) if cfg.max_steps > 0 else cfg.steps
+    # a fresh Adam moves every weight by ~lr in its first steps: warm up when fine-tuning
+    # shipped weights (and from scratch), not when resuming a checkpoint
+    warm_start, warm_n = step, (cfg.warmup if fresh_opt else 0)
 
     dcfg = DataConfig(size=cfg.crop)
     val_batches = validation_set(cfg, cfg.seed)
@@ -287,7 +298,7 @@ def train(cfg: TrainConfig) -> int:
             "batch": cfg.batch,
             "crop": cfg.crop,
             "optimizer": {"name": "Adam", "lr": cfg.lr, "betas": [0.9, 0.999],
-                          "grad_clip": cfg.clip},
+                          "grad_clip": cfg.clip, "warmup_steps_fresh_state": cfg.warmup},
             "loss": loss_desc,
             "arch": dict(cfg.arch),
             "data_recipe": {"generator": "napari_vmm.core.learned.data.generate_sample",
@@ -332,7 +343,9 @@ def train(cfg: TrainConfig) -> int:
     def validate() -> None:
         nonlocal best, t_ckpt, t_last, validated_at
         met = evaluate_val(net, val_batches, device)
-        curve.append([step, round(curve_loss, 5), round(met["ssim"], 5), round(wall, 1)])
+        cl = curve_loss if math.isfinite(curve_loss) else (win_loss / win_n if win_n else None)
+        curve.append([step, None if cl is None else round(cl, 5), round(met["ssim"], 5),
+                      round(wall, 1)])
         rec = {"step": step, "val": {k: round(v, 5) for k, v in met.items()},
                "wall_time_s": round(wall, 1)}
         logf.write(json.dumps(rec) + "\n")
@@ -347,7 +360,7 @@ def train(cfg: TrainConfig) -> int:
         t_last = time.time()  # validation time is not training time
 
     try:
-        while step < cfg.steps:
+        while step < stop_at:
             b = next(batches)
             xa, xb, xc, y = (b[k].to(device, non_blocking=True) for k in ("A", "B", "C", "Y"))
             alpha = b["alpha"].to(device)
@@ -373,6 +386,13 @@ def train(cfg: TrainConfig) -> int:
             if not math.isfinite(parts["loss"]):
                 raise VMMError(f"training diverged at step {step} (loss {parts['loss']}); "
                                "resume from the last checkpoint with a lower --lr")
+            if warm_n and step - warm_start < warm_n:
+                for g in opt.param_groups:
+                    g["lr"] = cfg.lr * (step - warm_start + 1) / warm_n
+            elif warm_n:
+                for g in opt.param_groups:
+                    g["lr"] = cfg.lr
+                warm_n = 0
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -445,4 +465,5 @@ def config_from_args(ns) -> TrainConfig:
         edge_weight=ns.edge_weight, arch=arch, workers=ns.workers, amp=ns.amp,
         clip=ns.clip, noise=ns.noise, seed=ns.seed, device=ns.device, threads=ns.threads,
         val_every=ns.val_every, val_n=ns.val_n, val_size=ns.val_size, init=ns.init,
-        max_hours=ns.max_hours, command=cmd)
+        max_hours=ns.max_hours, max_steps=ns.max_steps, ckpt_every_s=ns.ckpt_every_s,
+        command=cmd)

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Train learned magnifiers on one CUDA GPU within a fixed wall-clock budget, in one command,
+# and pack checkpoints + validated weights + provenance so that they come back from a leased
+# machine ($OUT: at most 8 files of <= 16 MiB each).
+#
+#   bash scripts/gpu_train.sh                              # fd4mm oh2018 realtime, 7 min, cuda
+#   bash scripts/gpu_train.sh --minutes 8 fd4mm            # one model, the whole budget
+#   bash scripts/gpu_train.sh --resume shared/gpu_runs     # continue an earlier lease's runs
+#   bash scripts/gpu_train.sh --device cpu --max-steps 2 --batch 2 --crop 32 --out /tmp/o fd4mm
+#                                                          # CPU smoke test of the whole path
+#
+# All models train at the same time (one process each; the GPU is far from saturated, the data
+# generator on the CPU is the bottleneck), each with (cores - 1) / models data workers, bf16
+# autocast, and stop cleanly after --minutes (validate, export, checkpoint). Work files go to
+# --work (default runs/gpu): WORK/MODEL/{ckpt.pt,log.jsonl,export/MODEL.{pt,json}}.
+# Then every WORK/MODEL folder is packed into OUT/MODEL.tar, split into 15 MiB parts
+# (OUT/MODEL.tar.part-aa, -ab, ...), and OUT/summary.txt lists steps, val SSIM and sha256.
+#
+# Unpack (on the session's machine):  cat MODEL.tar.part-* | tar -x -C runs/gpu
+# then  `vmm evaluate --weights fd4mm=runs/gpu/fd4mm/export/fd4mm.pt`  or copy the export
+# pair into napari_vmm/weights/ (scripts/train_snapshot.sh does that for runs/MODEL).
+# --resume DIR accepts either unpacked folders (DIR/MODEL/ckpt.pt) or the parts
+# (DIR/MODEL.tar.part-*). Without a checkpoint, oh2018 and realtime start from the shipped
+# weights (vmm train --init auto); fd4mm ships none and starts from scratch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+minutes=7
+max_steps=0
+device=cuda
+out="${OUT:-}"
+work=runs/gpu
+resume=""
+batch=16
+crop=128
+lr=""
+workers=""
+val_every=500
+extra=()
+models=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --minutes) minutes="$2"; shift 2 ;;
+        --max-steps) max_steps="$2"; shift 2 ;;
+        --device) device="$2"; shift 2 ;;
+        --out) out="$2"; shift 2 ;;
+        --work) work="$2"; shift 2 ;;
+        --resume) resume="$2"; shift 2 ;;
+        --batch) batch="$2"; shift 2 ;;
+        --crop) crop="$2"; shift 2 ;;
+        --lr) lr="$2"; shift 2 ;;
+        --workers) workers="$2"; shift 2 ;;
+        --val-every) val_every="$2"; shift 2 ;;
+        --) shift; extra=("$@"); break ;;   # passed to every `vmm train`
+        -h|--help) sed -n 2,25p "$0"; exit 0 ;;
+        -*) echo "gpu_train.sh: unknown option $1" >&2; exit 2 ;;
+        *) models+=("$1"); shift ;;
+    esac
+done
+[ ${#models[@]} -gt 0 ] || models=(fd4mm oh2018 realtime)
+[ -n "$out" ] || out="$work/packed"
+if [ -n "${PYTHON:-}" ]; then py="$PYTHON"
+elif [ -x .venv/bin/python ]; then py=.venv/bin/python
+else py=python3; fi
+export PYTHONUNBUFFERED=1
+mkdir -p "$work" "$out"
+
+ncpu=$(nproc 2>/dev/null || echo 2)
+n=${#models[@]}
+[ -n "$workers" ] || workers=$(( (ncpu - 1) / n ))
+[ "$workers" -ge 1 ] || workers=0
+hours=$("$py" -c "print($minutes / 60)")
+
+"$py" - "$device" <<'PY'
+import sys, torch
+from napari_vmm.core.learned.data import _skimage_images
+dev = sys.argv[1]
+print(f"torch {torch.__version__}; cuda available: {torch.cuda.is_available()}"
+      + (f" ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else ""))
+print(f"scikit-image texture photographs available: {len(_skimage_images())} of 20")
+if dev.startswith("cuda") and not torch.cuda.is_available():
+    sys.exit("gpu_train.sh: --device cuda but torch sees no GPU")
+PY
+
+# resume: unpack earlier parts or copy earlier run folders into WORK
+if [ -n "$resume" ]; then
+    for m in "${models[@]}"; do
+        if compgen -G "$resume/$m.tar.part-*" > /dev/null; then
+            cat "$resume/$m.tar.part-"* | tar -x -C "$work"
+            echo "$m: resuming from $resume/$m.tar.part-*"
+        elif [ -f "$resume/$m/ckpt.pt" ] && [ "$resume/$m" != "$work/$m" ]; then
+            mkdir -p "$work/$m" && cp -r "$resume/$m/." "$work/$m/"
+            echo "$m: resuming from $resume/$m"
+        fi
+    done
+fi
+
+pids=()
+for m in "${models[@]}"; do
+    args=("$m" --run-dir "$work/$m" --device "$device" --batch "$batch" --crop "$crop"
+          --workers "$workers" --threads 2 --val-every "$val_every" --max-hours "$hours"
+          --ckpt-every-s 60)
+    [ -z "$lr" ] || args+=(--lr "$lr")
+    [ "$max_steps" = 0 ] || args+=(--max-steps "$max_steps")
+    # a hard stop 90 s after the budget: SIGTERM makes vmm train checkpoint and exit
+    timeout --signal=TERM --kill-after=30 "$(( ${minutes%.*} * 60 + 90 ))" \
+        "$py" -m napari_vmm.cli.train "${args[@]}" "${extra[@]}" > "$work/$m.out" 2>&1 &
+    pids+=($!)
+    echo "$m: training (pid $!, $workers data workers, log $work/$m.out)"
+done
+status=0
+for i in "${!pids[@]}"; do
+    if ! wait "${pids[$i]}"; then
+        echo "${models[$i]}: training failed; tail of $work/${models[$i]}.out:" >&2
+        tail -n 20 "$work/${models[$i]}.out" >&2
+        status=1
+    fi
+done
+
+# pack: one tar per model, split into parts below the 16 MiB per-file limit
+for m in "${models[@]}"; do
+    [ -d "$work/$m" ] || continue
+    cp "$work/$m.out" "$work/$m/train.out" 2>/dev/null || true
+    rm -f "$out/$m.tar.part-"*
+    tar -c -C "$work" "$m" | split -b 15M - "$out/$m.tar.part-"
+done
+"$py" - "$work" "${models[@]}" > "$out/summary.txt" <<'PY'
+import json, sys
+from pathlib import Path
+from napari_vmm.core.learned import weights as W
+work = Path(sys.argv[1])
+for m in sys.argv[2:]:
+    exp = work / m / "export"
+    try:
+        _, p = W.load_weights(m, exp)  # verifies the sha256
+    except Exception as e:  # noqa: BLE001
+        print(f"{m}: no exported weights ({e})")
+        continue
+    v = p["validation"]
+    print(f"{m}: step {p['steps']}, samples {p['samples_seen']}, val SSIM {v['ssim']:.4f} "
+          f"(copy-input {v['ssim_input']:.4f}), {p['status']}, wall {p['wall_time_s']} s, "
+          f"arch {p.get('arch') or {}}, sha256 {p['sha256'][:16]}")
+    print("  " + json.dumps(p["curve"][-5:]))
+PY
+cat "$out/summary.txt"
+ls -l "$out"
+exit $status
