@@ -6,21 +6,26 @@
 #   bash scripts/gpu_train.sh                              # fd4mm oh2018 realtime, 7 min, cuda
 #   bash scripts/gpu_train.sh --minutes 8 fd4mm            # one model, the whole budget
 #   bash scripts/gpu_train.sh --resume shared/gpu_runs     # continue an earlier lease's runs
+#   bash scripts/gpu_train.sh fd4mm fd4mm@contrastive oh2018   # + an ablation (vmm train
+#                                                          # --ablate contrastive), run folder
+#                                                          # fd4mm-ablate-contrastive
 #   bash scripts/gpu_train.sh --device cpu --max-steps 2 --batch 2 --crop 32 --out /tmp/o fd4mm
 #                                                          # CPU smoke test of the whole path
 #
 # All models train at the same time (one process each; the GPU is far from saturated, the data
 # generator on the CPU is the bottleneck), each with (cores - 1) / models data workers, bf16
 # autocast, and stop cleanly after --minutes (validate, export, checkpoint). Work files go to
-# --work (default runs/gpu): WORK/MODEL/{ckpt.pt,log.jsonl,export/MODEL.{pt,json}}.
-# Then every WORK/MODEL folder is packed into OUT/MODEL.tar, split into 15 MiB parts
-# (OUT/MODEL.tar.part-aa, -ab, ...), and OUT/summary.txt lists steps, val SSIM and sha256.
+# --work (default runs/gpu): WORK/RUN/{ckpt.pt,log.jsonl,train.out,export/MODEL.{pt,json}}, RUN
+# being MODEL or MODEL-ablate-A-B for MODEL@A,B. Then all run folders are packed into one tar
+# stream split into 15 MiB parts (OUT/runs.tar.part-aa, -ab, ...: a 21 MB fd4mm run, 13 MB
+# oh2018, 10 MB realtime; 64 MiB in all may come back), and OUT/summary.txt lists each run's
+# steps, validation SSIM and sha256.
 #
-# Unpack (on the session's machine):  cat MODEL.tar.part-* | tar -x -C runs/gpu
+# Unpack (on the session's machine):  cat runs.tar.part-* | tar -x -C runs/gpu
 # then  `vmm evaluate --weights fd4mm=runs/gpu/fd4mm/export/fd4mm.pt`  or copy the export
 # pair into napari_vmm/weights/ (scripts/train_snapshot.sh does that for runs/MODEL).
-# --resume DIR accepts either unpacked folders (DIR/MODEL/ckpt.pt) or the parts
-# (DIR/MODEL.tar.part-*). Without a checkpoint, oh2018 and realtime start from the shipped
+# --resume DIR accepts either unpacked folders (DIR/RUN/ckpt.pt) or the parts
+# (DIR/runs.tar.part-*). Without a checkpoint, oh2018 and realtime start from the shipped
 # weights (vmm train --init auto); fd4mm ships none and starts from scratch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +63,11 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ ${#models[@]} -gt 0 ] || models=(fd4mm oh2018 realtime)
+runs=()
+for m in "${models[@]}"; do
+    if [[ "$m" == *@* ]]; then abl="${m#*@}"; runs+=("${m%@*}-ablate-${abl//,/-}")
+    else runs+=("$m"); fi
+done
 [ -n "$out" ] || out="$work/packed"
 if [ -n "${PYTHON:-}" ]; then py="$PYTHON"
 elif [ -x .venv/bin/python ]; then py=.venv/bin/python
@@ -84,60 +94,65 @@ PY
 
 # resume: unpack earlier parts or copy earlier run folders into WORK
 if [ -n "$resume" ]; then
-    for m in "${models[@]}"; do
-        if compgen -G "$resume/$m.tar.part-*" > /dev/null; then
-            cat "$resume/$m.tar.part-"* | tar -x -C "$work"
-            echo "$m: resuming from $resume/$m.tar.part-*"
-        elif [ -f "$resume/$m/ckpt.pt" ] && [ "$resume/$m" != "$work/$m" ]; then
-            mkdir -p "$work/$m" && cp -r "$resume/$m/." "$work/$m/"
-            echo "$m: resuming from $resume/$m"
+    if compgen -G "$resume/runs.tar.part-*" > /dev/null; then
+        cat "$resume/runs.tar.part-"* | tar -x -C "$work"
+        echo "unpacked $resume/runs.tar.part-* into $work"
+    fi
+    for r in "${runs[@]}"; do
+        if [ -f "$resume/$r/ckpt.pt" ] && [ "$resume/$r" != "$work/$r" ]; then
+            mkdir -p "$work/$r" && cp -r "$resume/$r/." "$work/$r/"
         fi
+        [ ! -f "$work/$r/ckpt.pt" ] || echo "$r: resuming from its checkpoint"
     done
 fi
 
 pids=()
-for m in "${models[@]}"; do
-    args=("$m" --run-dir "$work/$m" --device "$device" --batch "$batch" --crop "$crop"
+for i in "${!models[@]}"; do
+    m="${models[$i]}"; r="${runs[$i]}"
+    args=("${m%@*}" --run-dir "$work/$r" --device "$device" --batch "$batch" --crop "$crop"
           --workers "$workers" --threads 2 --val-every "$val_every" --max-hours "$hours"
           --ckpt-every-s 60)
+    [[ "$m" != *@* ]] || args+=(--ablate "${m#*@}")
     [ -z "$lr" ] || args+=(--lr "$lr")
     [ "$max_steps" = 0 ] || args+=(--max-steps "$max_steps")
     # a hard stop 90 s after the budget: SIGTERM makes vmm train checkpoint and exit
     timeout --signal=TERM --kill-after=30 "$(( ${minutes%.*} * 60 + 90 ))" \
-        "$py" -m napari_vmm.cli.train "${args[@]}" "${extra[@]}" > "$work/$m.out" 2>&1 &
+        "$py" -m napari_vmm.cli.train "${args[@]}" "${extra[@]}" > "$work/$r.out" 2>&1 &
     pids+=($!)
-    echo "$m: training (pid $!, $workers data workers, log $work/$m.out)"
+    echo "$r: training (pid $!, $workers data workers, log $work/$r.out)"
 done
 status=0
 for i in "${!pids[@]}"; do
     if ! wait "${pids[$i]}"; then
-        echo "${models[$i]}: training failed; tail of $work/${models[$i]}.out:" >&2
-        tail -n 20 "$work/${models[$i]}.out" >&2
+        echo "${runs[$i]}: training failed; tail of $work/${runs[$i]}.out:" >&2
+        tail -n 20 "$work/${runs[$i]}.out" >&2
         status=1
     fi
 done
 
-# pack: one tar per model, split into parts below the 16 MiB per-file limit
-for m in "${models[@]}"; do
-    [ -d "$work/$m" ] || continue
-    cp "$work/$m.out" "$work/$m/train.out" 2>/dev/null || true
-    rm -f "$out/$m.tar.part-"*
-    tar -c -C "$work" "$m" | split -b 15M - "$out/$m.tar.part-"
+# pack all runs into one tar stream, split into parts below the 16 MiB per-file limit
+present=()
+for r in "${runs[@]}"; do
+    [ -d "$work/$r" ] || continue
+    cp "$work/$r.out" "$work/$r/train.out" 2>/dev/null || true
+    present+=("$r")
 done
-"$py" - "$work" "${models[@]}" > "$out/summary.txt" <<'PY'
+rm -f "$out/runs.tar.part-"*
+[ ${#present[@]} -eq 0 ] || tar -c -C "$work" "${present[@]}" | split -b 15M - "$out/runs.tar.part-"
+"$py" - "$work" "${runs[@]}" > "$out/summary.txt" <<'PY'
 import json, sys
 from pathlib import Path
 from napari_vmm.core.learned import weights as W
 work = Path(sys.argv[1])
-for m in sys.argv[2:]:
-    exp = work / m / "export"
+for r in sys.argv[2:]:
+    m = r.split("-ablate-")[0]
     try:
-        _, p = W.load_weights(m, exp)  # verifies the sha256
+        _, p = W.load_weights(m, work / r / "export")  # verifies the sha256
     except Exception as e:  # noqa: BLE001
-        print(f"{m}: no exported weights ({e})")
+        print(f"{r}: no exported weights ({e})")
         continue
     v = p["validation"]
-    print(f"{m}: step {p['steps']}, samples {p['samples_seen']}, val SSIM {v['ssim']:.4f} "
+    print(f"{r}: step {p['steps']}, samples {p['samples_seen']}, val SSIM {v['ssim']:.4f} "
           f"(copy-input {v['ssim_input']:.4f}), {p['status']}, wall {p['wall_time_s']} s, "
           f"arch {p.get('arch') or {}}, sha256 {p['sha256'][:16]}")
     print("  " + json.dumps(p["curve"][-5:]))

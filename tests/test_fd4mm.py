@@ -215,6 +215,7 @@ def test_cli_ablate_flags():
     p = add_parser(sub)
     c = config_from_args(p.parse_args(["fd4mm", "--ablate", "contrastive,filters"]))
     assert c.cr_weight == 0.0 and c.arch == {"filters": False}
+    assert c.ablation == ("contrastive", "filters")
     with pytest.raises(VMMError):
         config_from_args(p.parse_args(["fd4mm", "--ablate", "nonsense"]))
     with pytest.raises(VMMError):

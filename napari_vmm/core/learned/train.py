@@ -55,6 +55,7 @@ class TrainConfig:
     cr_weight: float = 0.1          # FD4MM: λ of the contrastive term (0: off, the ablation)
     edge_weight: float = 1.0        # FD4MM: weight of the LoG edge loss
     arch: dict[str, Any] = field(default_factory=dict)  # architecture switches (ablations)
+    ablation: tuple[str, ...] = ()  # names given to --ablate (recorded; no shipped-weight init)
     workers: int = 0                # data-generating worker processes (0: in-process)
     amp: str = "auto"               # auto (bf16 autocast on CUDA), bf16, fp16, off
     ssim_weight: float = -1.0       # <0: model default
@@ -251,8 +252,8 @@ def train(cfg: TrainConfig) -> int:
         init_from = ck.get("init_from", "scratch")
         best = ck.get("best")
         print(f"resuming {cfg.model} from {ckpt_path} at step {step}", flush=True)
-    elif (cfg.init == "auto" and not cfg.arch) or cfg.init == "shipped" \
-            or cfg.init.endswith(".pt"):
+    elif (cfg.init == "auto" and not cfg.arch and not cfg.ablation) \
+            or cfg.init == "shipped" or cfg.init.endswith(".pt"):
         src = None if cfg.init in ("auto", "shipped") else cfg.init
         try:
             sd, prov = W.load_weights(cfg.model, src)
@@ -301,6 +302,7 @@ def train(cfg: TrainConfig) -> int:
                           "grad_clip": cfg.clip, "warmup_steps_fresh_state": cfg.warmup},
             "loss": loss_desc,
             "arch": dict(cfg.arch),
+            "ablation": list(cfg.ablation),
             "data_recipe": {"generator": "napari_vmm.core.learned.data.generate_sample",
                             "train_split": "train (split id 0)", **dcfg.to_dict()},
             "parameters": params,
@@ -462,7 +464,8 @@ def config_from_args(ns) -> TrainConfig:
         model=ns.model, run_dir=ns.run_dir or "", steps=ns.steps, batch=ns.batch,
         crop=ns.crop, lr=ns.lr, reg_weight=ns.reg_weight, ssim_weight=ns.ssim_weight,
         cr_weight=0.0 if "contrastive" in ablate else ns.cr_weight,
-        edge_weight=ns.edge_weight, arch=arch, workers=ns.workers, amp=ns.amp,
+        edge_weight=ns.edge_weight, arch=arch, ablation=tuple(ablate), workers=ns.workers,
+        amp=ns.amp,
         clip=ns.clip, noise=ns.noise, seed=ns.seed, device=ns.device, threads=ns.threads,
         val_every=ns.val_every, val_n=ns.val_n, val_size=ns.val_size, init=ns.init,
         max_hours=ns.max_hours, max_steps=ns.max_steps, ckpt_every_s=ns.ckpt_every_s,
