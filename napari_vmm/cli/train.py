@@ -72,6 +72,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="stop after this many hours of this process (0: no limit)")
     p.add_argument("--max-steps", type=int, default=0,
                    help="stop after this many steps of this process (0: no limit; smoke tests)")
+    p.add_argument("--warmup", type=int, default=100,
+                   help="linear lr warm-up steps when the optimiser state is fresh (default 100)")
     p.add_argument("--ckpt-every-s", type=float, default=300.0,
                    help="also checkpoint every this many seconds between validations")
     p.set_defaults(func=run)

@@ -469,4 +469,5 @@ def config_from_args(ns) -> TrainConfig:
         clip=ns.clip, noise=ns.noise, seed=ns.seed, device=ns.device, threads=ns.threads,
         val_every=ns.val_every, val_n=ns.val_n, val_size=ns.val_size, init=ns.init,
         max_hours=ns.max_hours, max_steps=ns.max_steps, ckpt_every_s=ns.ckpt_every_s,
+        warmup=ns.warmup,
         command=cmd)
