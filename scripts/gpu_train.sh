@@ -14,7 +14,8 @@
 #
 # All models train at the same time (one process each; the GPU is far from saturated, the data
 # generator on the CPU is the bottleneck), each with (cores - 1) / models data workers, bf16
-# autocast, and stop cleanly after --minutes (validate, export, checkpoint). Work files go to
+# autocast and --echo 4 (each generated batch serves 4 steps, as 4 different flips/rotations),
+# and stop cleanly after --minutes (validate, export, checkpoint). Work files go to
 # --work (default runs/gpu): WORK/RUN/{ckpt.pt,log.jsonl,train.out,export/MODEL.{pt,json}}, RUN
 # being MODEL or MODEL-ablate-A-B for MODEL@A,B. Then all run folders are packed into one tar
 # stream split into 15 MiB parts (OUT/runs.tar.part-aa, -ab, ...: a 21 MB fd4mm run, 13 MB
@@ -41,6 +42,7 @@ crop=128
 lr=""
 workers=""
 val_every=500
+echo_k=4
 extra=()
 models=()
 while [ $# -gt 0 ]; do
@@ -56,6 +58,7 @@ while [ $# -gt 0 ]; do
         --lr) lr="$2"; shift 2 ;;
         --workers) workers="$2"; shift 2 ;;
         --val-every) val_every="$2"; shift 2 ;;
+        --echo) echo_k="$2"; shift 2 ;;
         --) shift; extra=("$@"); break ;;   # passed to every `vmm train`
         -h|--help) sed -n 2,25p "$0"; exit 0 ;;
         -*) echo "gpu_train.sh: unknown option $1" >&2; exit 2 ;;
@@ -111,7 +114,7 @@ for i in "${!models[@]}"; do
     m="${models[$i]}"; r="${runs[$i]}"
     args=("${m%@*}" --run-dir "$work/$r" --device "$device" --batch "$batch" --crop "$crop"
           --workers "$workers" --threads 2 --val-every "$val_every" --max-hours "$hours"
-          --ckpt-every-s 60)
+          --ckpt-every-s 60 --echo "$echo_k")
     [[ "$m" != *@* ]] || args+=(--ablate "${m#*@}")
     [ -z "$lr" ] || args+=(--lr "$lr")
     [ "$max_steps" = 0 ] || args+=(--max-steps "$max_steps")

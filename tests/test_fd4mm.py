@@ -239,3 +239,21 @@ def test_evaluate_includes_fd4mm_and_a_labelled_variant(weights, tmp_path):
     with pytest.raises(VMMError, match="vmm train fd4mm"):
         run_evaluation(EvalConfig(methods=("fd4mm",), weights={"fd4mm": str(tmp_path / "x.pt")},
                                   tests=("subpixel",)), log=lambda s: None)
+
+
+def test_data_echo_gives_dihedral_views_and_resumes_exactly():
+    from napari_vmm.core.learned.data import DataConfig
+    from napari_vmm.core.learned.train import TrainConfig, _batches, dihedral
+
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    views = [dihedral(x, k) for k in range(8)]
+    assert len({tuple(v.flatten().tolist()) for v in views}) == 8
+    cfg = TrainConfig(model="fd4mm", batch=1, crop=32, echo=2, steps=10).resolve()
+    dc = DataConfig(size=32)
+    it = _batches(cfg, dc, 0)
+    b = [next(it) for _ in range(4)]
+    for key in ("A", "B", "C", "Y", "B_clean"):
+        assert torch.equal(b[1][key], dihedral(b[0][key], 1))
+    assert torch.equal(b[1]["alpha"], b[0]["alpha"])
+    assert not torch.equal(b[2]["A"], b[0]["A"])  # a new batch every `echo` steps
+    assert torch.equal(next(_batches(cfg, dc, 3))["Y"], b[3]["Y"])  # resumed mid-echo

@@ -54,6 +54,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "(softmax instead of ReLU attention); use its own --run-dir")
     p.add_argument("--workers", type=int, default=0,
                    help="worker processes generating training batches (default 0: in-process)")
+    p.add_argument("--echo", type=int, default=1,
+                   help="optimiser steps per generated batch, each on another flip/rotation of "
+                        "it (1..8; default 1). For a GPU starved by the CPU data generator")
     p.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"],
                    help="mixed precision on CUDA (auto: bf16 autocast); ignored on CPU")
     p.add_argument("--clip", type=float, default=5.0, help="gradient-norm clip (0: off)")

@@ -57,6 +57,7 @@ class TrainConfig:
     arch: dict[str, Any] = field(default_factory=dict)  # architecture switches (ablations)
     ablation: tuple[str, ...] = ()  # names given to --ablate (recorded; no shipped-weight init)
     workers: int = 0                # data-generating worker processes (0: in-process)
+    echo: int = 1                   # optimiser steps per generated batch (1..8, dihedral views)
     amp: str = "auto"               # auto (bf16 autocast on CUDA), bf16, fp16, off
     ssim_weight: float = -1.0       # <0: model default
     clip: float = 5.0               # gradient-norm clip
@@ -89,6 +90,8 @@ class TrainConfig:
             self.ssim_weight = d["ssim_weight"]
         if self.amp not in ("auto", "bf16", "fp16", "off"):
             raise VMMError(f"amp must be auto, bf16, fp16 or off, got {self.amp!r}")
+        if not 1 <= self.echo <= 8:
+            raise VMMError(f"echo must be between 1 and 8, got {self.echo}")
         if self.model == "fd4mm" and self.crop % 8:
             raise VMMError(f"fd4mm needs a crop that is a multiple of 8, got {self.crop}")
         if not self.run_dir:
@@ -130,20 +133,47 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def _batches(cfg: TrainConfig, dcfg, start: int):
-    """Iterator over the training batches of steps ``start``, ``start + 1``, ..."""
-    stream = _TrainStream(cfg, dcfg)
-    if cfg.workers <= 0:
-        step = start
-        while True:
-            yield stream[step]
-            step += 1
-    from torch.utils.data import DataLoader
+def dihedral(x, k: int):
+    """The k-th of the 8 symmetries of the square (k = 0: identity) of (N, C, S, S) images."""
+    import torch
 
-    loader = DataLoader(stream, batch_size=None, sampler=range(start, max(start, cfg.steps)),
-                        num_workers=cfg.workers, worker_init_fn=_worker_init,
-                        prefetch_factor=4, persistent_workers=False)
-    yield from loader
+    if k & 4:
+        x = x.transpose(-2, -1)
+    if k & 1:
+        x = torch.flip(x, dims=(-1,))
+    if k & 2:
+        x = torch.flip(x, dims=(-2,))
+    return x
+
+
+def _batches(cfg: TrainConfig, dcfg, start: int):
+    """Iterator over the training batches of steps ``start``, ``start + 1``, ...
+
+    With ``cfg.echo`` = K > 1 ("data echoing"), generated batch j serves steps jK .. jK+K−1,
+    step s seeing the (s mod K)-th dihedral view of it (the same for every frame of a sample,
+    so the motion stays consistent; the generator's motion directions are isotropic). Still
+    a pure function of (seed, step).
+    """
+    stream = _TrainStream(cfg, dcfg)
+    k = cfg.echo
+    j0 = start // k
+    if cfg.workers <= 0:
+        source = (stream[j] for j in range(j0, 1 << 62))
+    else:
+        from torch.utils.data import DataLoader
+
+        stop = max(j0 + 1, -(-cfg.steps // k))
+        source = iter(DataLoader(stream, batch_size=None, sampler=range(j0, stop),
+                                 num_workers=cfg.workers, worker_init_fn=_worker_init,
+                                 prefetch_factor=4, persistent_workers=False))
+    step = start
+    for b in source:
+        while step // k == j0:
+            t = step % k
+            yield b if t == 0 else {key: (v if key == "alpha" else dihedral(v, t))
+                                    for key, v in b.items()}
+            step += 1
+        j0 += 1
 
 
 def _split(t, n: int, k: int):
@@ -296,6 +326,7 @@ def train(cfg: TrainConfig) -> int:
             "seed": cfg.seed,
             "steps": step,
             "samples_seen": step * cfg.batch,
+            "data_echo": cfg.echo,
             "batch": cfg.batch,
             "crop": cfg.crop,
             "optimizer": {"name": "Adam", "lr": cfg.lr, "betas": [0.9, 0.999],
@@ -465,7 +496,7 @@ def config_from_args(ns) -> TrainConfig:
         crop=ns.crop, lr=ns.lr, reg_weight=ns.reg_weight, ssim_weight=ns.ssim_weight,
         cr_weight=0.0 if "contrastive" in ablate else ns.cr_weight,
         edge_weight=ns.edge_weight, arch=arch, ablation=tuple(ablate), workers=ns.workers,
-        amp=ns.amp,
+        echo=ns.echo, amp=ns.amp,
         clip=ns.clip, noise=ns.noise, seed=ns.seed, device=ns.device, threads=ns.threads,
         val_every=ns.val_every, val_n=ns.val_n, val_size=ns.val_size, init=ns.init,
         max_hours=ns.max_hours, max_steps=ns.max_steps, ckpt_every_s=ns.ckpt_every_s,
