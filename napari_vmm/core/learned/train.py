@@ -22,10 +22,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import VMMError
 from . import weights as W
+
+if TYPE_CHECKING:
+    import torch
 
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     # ssim_weight: stand-in for S2's perceptual loss, real-time model only.
@@ -133,8 +136,11 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def dihedral(x, k: int):
-    """The k-th of the 8 symmetries of the square (k = 0: identity) of (N, C, S, S) images."""
+def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The k-th of the 8 symmetries of the square (k = 0: identity) of (N, C, S, S) images.
+
+    Bit 4 transposes, bit 1 flips left-right, bit 2 flips up-down; same shape out.
+    """
     import torch
 
     if k & 4:
