@@ -9,7 +9,7 @@ from typing import Any
 
 from ..core.errors import VMMError
 
-METHOD_HELP = "magnifier: linear, phase, riesz, oh2018, realtime (see `vmm methods`)"
+METHOD_HELP = "magnifier: linear, phase, riesz, oh2018, realtime, fd4mm (see `vmm methods`)"
 
 
 def add_magnify_arguments(parser: argparse.ArgumentParser, streaming: bool = False) -> None:

@@ -5,6 +5,8 @@ Example::
     vmm evaluate                                  # all tests, all methods, 128 px, 2 scenes
     vmm evaluate --tests noise --methods oh2018,phase --size 192 --scenes 4 --markdown out.md
     vmm evaluate --weights realtime=runs/realtime/export/realtime.pt --json results.json
+    vmm evaluate --methods fd4mm,fd4mm:nocr,oh2018 \
+        --weights fd4mm:nocr=runs/fd4mm-nocr/export/fd4mm.pt      # an ablation side by side
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "evaluate", help="SSIM of learned and classical methods on the synthetic tests",
         description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--methods", default="oh2018,realtime,linear,phase,riesz",
-                   help="comma-separated methods (default: the learned ones and linear, "
-                        "phase, riesz)")
+    p.add_argument("--methods", default="",
+                   help="comma-separated methods (default: the learned ones that have "
+                        "weights, then linear, phase, riesz); NAME:LABEL adds a variant of a "
+                        "learned model with its own --weights NAME:LABEL=PATH (ablations)")
     p.add_argument("--tests", default="subpixel,noise,fd4mm",
                    help="comma-separated: subpixel, noise, fd4mm (default all)")
     p.add_argument("--size", type=int, default=128, help="frame size in px (default 128)")
@@ -52,14 +55,17 @@ def run(ns: argparse.Namespace) -> int:
     from ..core.learned.evaluate import TESTS, EvalConfig, markdown_tables, run_evaluation
 
     try:
-        methods = tuple(m.strip() for m in ns.methods.split(",") if m.strip())
+        from ..core.learned.evaluate import base_method, default_methods
+
+        methods = tuple(m.strip() for m in ns.methods.split(",") if m.strip()) \
+            or default_methods()
         tests = tuple(t.strip() for t in ns.tests.split(",") if t.strip())
         bad = [t for t in tests if t not in TESTS]
         if bad:
             raise VMMError(f"unknown test(s) {bad}; choose from {sorted(TESTS)}")
         from ..core.registry import method_names
 
-        unknown = [m for m in methods if m not in method_names()]
+        unknown = [m for m in methods if base_method(m) not in method_names()]
         if unknown:
             raise VMMError(f"unknown method(s) {unknown}; available: {method_names()}")
         weights = {}

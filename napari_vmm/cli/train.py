@@ -4,6 +4,8 @@ Example::
 
     vmm train realtime                       # CPU or CUDA, resumes runs/realtime/ckpt.pt
     vmm train oh2018 --crop 96 --max-hours 8 --run-dir runs/oh2018
+    vmm train fd4mm --device cuda --batch 32 --workers 12       # GPU, bf16 autocast
+    vmm train fd4mm --ablate contrastive --run-dir runs/fd4mm-nocr   # paper Table 6 ablation
     nice -n 10 setsid nohup vmm train oh2018 > runs/oh2018.out 2>&1 &
 """
 
@@ -16,30 +18,47 @@ from typing import Any
 from ..core.errors import VMMError
 
 DESCRIPTION = """\
-Train oh2018 or realtime on synthetic data generated on the fly (Oh et al. recipe; nothing is
-downloaded or written besides the run directory). Rerunning the same command resumes from
-RUN_DIR/ckpt.pt, or, without a checkpoint, from the shipped weights. Loss and validation SSIM go
-to RUN_DIR/log.jsonl; the latest validated weights with their provenance go to RUN_DIR/export/,
-from where they can be copied into napari_vmm/weights/ (see docs/learned.md).
+Train oh2018, realtime or fd4mm on synthetic data generated on the fly (Oh et al. recipe;
+nothing is downloaded or written besides the run directory). Rerunning the same command
+resumes from RUN_DIR/ckpt.pt, or, without a checkpoint, from the shipped weights. Loss and
+validation SSIM go to RUN_DIR/log.jsonl; the latest validated weights with their provenance go
+to RUN_DIR/export/, from where they can be copied into napari_vmm/weights/ (see
+docs/learned.md).
 """
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``train`` subcommand to ``subparsers`` (its ``func`` runs it)."""
     p = subparsers.add_parser(
-        "train", help="train a learned magnifier (oh2018, realtime)", description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", choices=["oh2018", "realtime"])
+        "train", help="train a learned magnifier (oh2018, realtime, fd4mm)",
+        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", choices=["oh2018", "realtime", "fd4mm"])
     p.add_argument("--run-dir", default="", help="checkpoint/log directory (default runs/MODEL)")
     p.add_argument("--steps", type=int, default=1_000_000, help="total optimiser steps")
     p.add_argument("--batch", type=int, default=0, help="batch size (default: 4)")
     p.add_argument("--crop", type=int, default=0,
-                   help="training crop in pixels (default: oh2018 96, realtime 128)")
+                   help="training crop in pixels (default: oh2018 96, realtime and fd4mm "
+                        "128; fd4mm needs a multiple of 8)")
     p.add_argument("--lr", type=float, default=0.0, help="Adam learning rate (default 2e-4)")
     p.add_argument("--reg-weight", type=float, default=0.1,
                    help="weight of Oh's texture/shape regularisers (default 0.1)")
     p.add_argument("--ssim-weight", type=float, default=-1.0,
                    help="weight of a (1-SSIM) term (default: realtime 0.1, oh2018 0)")
+    p.add_argument("--cr-weight", type=float, default=0.1,
+                   help="fd4mm: weight λ of the contrastive term (default 0.1, the paper's)")
+    p.add_argument("--edge-weight", type=float, default=1.0,
+                   help="fd4mm: weight of the Laplacian-of-Gaussian edge loss (default 1)")
+    p.add_argument("--ablate", default="",
+                   help="fd4mm ablations, comma-separated: contrastive (no L_CR), filters (no "
+                        "sparse high/low-pass filters), mixer (no frequency mixer), softmax "
+                        "(softmax instead of ReLU attention); use its own --run-dir")
+    p.add_argument("--workers", type=int, default=0,
+                   help="worker processes generating training batches (default 0: in-process)")
+    p.add_argument("--echo", type=int, default=1,
+                   help="optimiser steps per generated batch, each on another flip/rotation of "
+                        "it (1..8; default 1). For a GPU starved by the CPU data generator")
+    p.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"],
+                   help="mixed precision on CUDA (auto: bf16 autocast); ignored on CPU")
     p.add_argument("--clip", type=float, default=5.0, help="gradient-norm clip (0: off)")
     p.add_argument("--noise", type=float, default=0.3,
                    help="max Poisson noise strength, Oh's u (default 0.3)")
@@ -54,6 +73,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "shipped, or a .pt path")
     p.add_argument("--max-hours", type=float, default=0.0,
                    help="stop after this many hours of this process (0: no limit)")
+    p.add_argument("--max-steps", type=int, default=0,
+                   help="stop after this many steps of this process (0: no limit; smoke tests)")
+    p.add_argument("--warmup", type=int, default=100,
+                   help="linear lr warm-up steps when the optimiser state is fresh (default 100)")
+    p.add_argument("--ckpt-every-s", type=float, default=300.0,
+                   help="also checkpoint every this many seconds between validations")
     p.set_defaults(func=run)
     return p
 

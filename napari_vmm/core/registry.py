@@ -137,3 +137,6 @@ register_method("oh2018", "napari_vmm.core.learned.magnifier", "Oh2018Magnifier"
 register_method("realtime", "napari_vmm.core.learned.magnifier", "RealtimeMagnifier",
                 "Learned: lightweight real-time model (linear encoder, 1/4-res decoder)",
                 kind="learned")
+register_method("fd4mm", "napari_vmm.core.learned.magnifier", "FD4MMMagnifier",
+                "Learned: FD4MM frequency decoupling, multi-level isomorphic (Wang et al. "
+                "2024)", kind="learned")

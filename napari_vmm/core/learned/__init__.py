@@ -1,13 +1,15 @@
-"""Learned magnifiers: Oh et al. 2018 (``oh2018``) and the real-time model (``realtime``).
+"""Learned magnifiers: Oh et al. 2018 (``oh2018``), the real-time model (``realtime``), FD4MM.
 
 - :mod:`.data`: synthetic training data generated on the fly (Oh et al. recipe)
-- :mod:`.models`: the torch networks
-- :mod:`.losses`: training loss and SSIM
+- :mod:`.models`: the torch networks (Oh-style ones) and :func:`.models.build_model`
+- :mod:`.fd4mm`: FD4MM (``fd4mm``), frequency decoupling on three isomorphic levels
+- :mod:`.losses`: training losses (Oh's; FD4MM's Charbonnier + LoG edge + contrastive) and SSIM
 - :mod:`.train`: the resumable training loop behind ``vmm train``
 - :mod:`.weights`: shipped weights, provenance and checksums
-- :mod:`.magnifier`: ``Oh2018Magnifier`` / ``RealtimeMagnifier`` on the engine contract
+- :mod:`.magnifier`: ``Oh2018Magnifier`` / ``RealtimeMagnifier`` / ``FD4MMMagnifier`` on the
+  engine contract
 - :mod:`.evaluate`: the quantitative tests behind ``vmm evaluate``
 
-Both methods are registered in :mod:`napari_vmm.core.registry`; importing this package does not
-import torch.
+All three methods are registered in :mod:`napari_vmm.core.registry`; importing this package
+does not import torch.
 """

@@ -46,8 +46,28 @@ from .data import (
     sample_seed_sequence,
 )
 
-LEARNED = ("oh2018", "realtime")
+LEARNED = ("oh2018", "realtime", "fd4mm")
 CLASSICAL = ("linear", "phase", "riesz")
+
+
+def base_method(method: str) -> str:
+    """``"fd4mm:nocr"`` -> ``"fd4mm"``: a label after a colon names a variant (its own
+    weights, e.g. an ablation) of a registered method."""
+    return method.split(":", 1)[0]
+
+
+def default_methods() -> tuple[str, ...]:
+    """The learned models that have weights in the package, then the classical methods."""
+    from . import weights as W
+
+    learned = []
+    for m in LEARNED:
+        try:
+            if W.read_provenance(m) is not None:
+                learned.append(m)
+        except Exception:  # noqa: BLE001 - unreadable provenance: leave the model out
+            pass
+    return (*learned, *CLASSICAL)
 
 
 @dataclass
@@ -121,7 +141,9 @@ def ssim_clip(out: np.ndarray, gt: np.ndarray, skip_first: bool = True) -> float
 
 @dataclass
 class EvalConfig:
-    methods: tuple[str, ...] = LEARNED + CLASSICAL
+    #: methods; a learned one may carry a label, ``fd4mm:nocr``, for a variant with its own
+    #: ``weights`` entry (ablations side by side)
+    methods: tuple[str, ...] = field(default_factory=default_methods)
     size: int = 128
     scenes: int = 2
     frames: int = 30
@@ -141,10 +163,10 @@ def run_method(method: str, frames: np.ndarray, alpha: float, fps: float,
                band: tuple[float, float], cfg: EvalConfig) -> np.ndarray:
     from ..engine import magnify
 
-    if method in LEARNED:
+    if base_method(method) in LEARNED:
         opts = {"weights": cfg.weights[method]} if cfg.weights.get(method) else {}
-        return magnify(frames, fps=fps, method=method, alpha=alpha, mode="static",
-                       temporal="none", band=band, device=cfg.device, **opts)
+        return magnify(frames, fps=fps, method=base_method(method), alpha=alpha,
+                       mode="static", temporal="none", band=band, device=cfg.device, **opts)
     return magnify(frames, fps=fps, method=method, alpha=alpha, band=band, temporal="ideal",
                    mode="temporal", device=cfg.device)
 
@@ -245,20 +267,25 @@ TESTS = {"subpixel": run_subpixel, "noise": run_noise, "fd4mm": run_fd4mm}
 
 
 def run_evaluation(cfg: EvalConfig, log=print) -> dict[str, Any]:
-    """Run ``cfg.tests``; returns {"config", "rows", "weights", "wall_time_s"}."""
+    """Run ``cfg.tests``; returns {"config", "rows", "weights", "wall_time_s"}.
+
+    Raises VMMError before any test runs when a requested learned method has no loadable
+    weights (the message says how to train them).
+    """
+    from ..errors import VMMError
     from . import weights as W
 
     winfo = {}
     for m in cfg.methods:  # recorded before the run: the files may be replaced meanwhile
-        if m in LEARNED:
+        if base_method(m) in LEARNED:
             try:
-                _, prov = W.load_weights(m, cfg.weights.get(m))
-            except Exception as e:  # noqa: BLE001
-                winfo[m] = {"error": str(e)}
-                continue
+                _, prov = W.load_weights(base_method(m), cfg.weights.get(m))
+            except VMMError as e:
+                raise VMMError(f"cannot evaluate {m}: {e}") from None
             winfo[m] = {"sha256": prov.get("sha256"), "steps": prov.get("steps"),
                         "val_ssim": prov.get("validation", {}).get("ssim"),
-                        "status": prov.get("status")}
+                        "status": prov.get("status"), "arch": prov.get("arch") or {},
+                        "loss": prov.get("loss")}
     t0 = time.time()
     rows: list[dict[str, Any]] = []
     for name in cfg.tests:
@@ -284,8 +311,9 @@ def markdown_tables(result: dict[str, Any]) -> str:
         if "error" in w:
             out.append(f"- `{m}` weights: {w['error']}")
         else:
+            arch = f", arch {w['arch']}" if w.get("arch") else ""
             out.append(f"- `{m}` weights: step {w['steps']}, validation SSIM {w['val_ssim']}, "
-                       f"sha256 `{str(w['sha256'])[:12]}…`, status: {w['status']}")
+                       f"sha256 `{str(w['sha256'])[:12]}…`, status: {w['status']}{arch}")
     if out:
         out.append("")
     for test, keys in keyset.items():

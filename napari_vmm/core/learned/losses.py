@@ -1,6 +1,12 @@
-"""Losses and the SSIM metric used for training, validation and evaluation."""
+"""Losses and the SSIM metric used for training, validation and evaluation.
+
+Oh et al. (``magnification_loss``, oh2018 and realtime) and FD4MM (``fd4mm_loss``: Charbonnier,
+Laplacian-of-Gaussian edge loss and the contrastive regularisation in FFT-magnitude space).
+"""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -62,5 +68,151 @@ def magnification_loss(out: torch.Tensor, target: torch.Tensor, tex_c: torch.Ten
         s = ssim((out.clamp(-1, 1) + 1) / 2, (target + 1) / 2)
         loss = loss + ssim_weight * (1 - s)
         parts["ssim"] = float(s.detach())
+    parts["loss"] = float(loss.detach())
+    return loss, parts
+
+
+# -- FD4MM (digest §3.3, Eq. 7-9) -------------------------------------------------------------
+
+def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3,
+                reduction: str = "mean") -> torch.Tensor:
+    """Charbonnier distance mean(sqrt((x − y)² + ε²)) (FD4MM's L_mag, ε = 1e-3).
+
+    Parameters
+    ----------
+    x, y : Tensor (N, ...), same shape.
+    eps : float
+        ε of the Charbonnier penalty.
+    reduction : "mean" (scalar) or "none" (per sample, shape (N,)).
+    """
+    d = torch.sqrt((x.float() - y.float()) ** 2 + eps * eps)
+    return d.flatten(1).mean(dim=1) if reduction == "none" else d.mean()
+
+
+def log_kernel(sigma: float = 1.0, device=None) -> torch.Tensor:
+    """Scale-normalised Laplacian-of-Gaussian kernel σ²∇²G, (2r+1, 2r+1) with r = ⌈3σ⌉.
+
+    The kernel sums to zero (its mean is removed), so flat regions give no response.
+    """
+    r = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-r, r + 1, dtype=torch.float32, device=device)
+    xx, yy = torch.meshgrid(x, x, indexing="ij")
+    q = (xx ** 2 + yy ** 2) / (2 * sigma ** 2)
+    k = (q - 1) / (math.pi * sigma ** 2) * torch.exp(-q)  # σ²∇²G, q = r²/2σ²
+    return k - k.mean()
+
+
+def log_edges(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    """Laplacian-of-Gaussian response of every channel, replicate borders; (N,C,H,W) -> same."""
+    x = x.float()
+    c = x.shape[1]
+    k = log_kernel(sigma, x.device)
+    r = k.shape[-1] // 2
+    xp = F.pad(x, (r, r, r, r), mode="replicate")
+    return F.conv2d(xp, k.expand(c, 1, -1, -1), groups=c)
+
+
+def edge_loss(out: torch.Tensor, target: torch.Tensor, sigma: float = 1.0,
+              eps: float = 1e-3) -> torch.Tensor:
+    """FD4MM's L_edge: Charbonnier distance between LoG edge maps (paper Eq. 8)."""
+    return charbonnier(log_edges(out, sigma), log_edges(target, sigma), eps)
+
+
+def fft_features(x: torch.Tensor, window: int = 16, stride: int = 8) -> torch.Tensor:
+    """Feature space Λ of the contrastive term: log(1 + |FFT|) of local, Hann-windowed patches.
+
+    Parameters
+    ----------
+    x : Tensor (N, C, H, W)
+    window : int
+        Patch size in pixels (a short-time Fourier transform); 0 gives the global spectrum
+        log(1 + |FFT2(x)|) of the authors' ``ContrastLoss_fft``.
+    stride : int
+        Patch step in pixels.
+
+    Returns
+    -------
+    Tensor (N, C, L, window, window) for patches (L of them), or (N, C, H, W) for window 0.
+
+    Notes
+    -----
+    The global magnitude spectrum is invariant to (cyclic) translation, so a magnified frame
+    and the unmagnified query of a translating scene have the *same* features and the term
+    cannot tell them apart; local spectra keep the texture and sharpness information (what
+    VGG conv3 features encode) but move with the content at the scale of the window.
+    Orthonormal FFT (no growth with size), float32 (half FFTs need power-of-two sizes).
+    """
+    x = x.float()
+    if window <= 0 or min(x.shape[-2:]) < window:
+        return torch.log1p(torch.fft.fft2(x, dim=(-2, -1), norm="ortho").abs())
+    n, c = x.shape[:2]
+    p = F.unfold(x.reshape(n * c, 1, *x.shape[-2:]), window, stride=stride)  # (NC, w², L)
+    p = p.reshape(n, c, window, window, -1).permute(0, 1, 4, 2, 3)
+    hann = torch.hann_window(window, periodic=False, dtype=x.dtype, device=x.device)
+    p = p * (hann[:, None] * hann[None, :])
+    return torch.log1p(torch.fft.fft2(p, dim=(-2, -1), norm="ortho").abs())
+
+
+def contrastive_loss(out: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor,
+                     eps: float = 1e-3, window: int = 16) -> torch.Tensor:
+    """FD4MM's contrastive regularisation L_CR (Eq. 9) in FFT-magnitude space.
+
+    Per sample n: D(Λ(out), Λ(positive)) / D(Λ(out), Λ(negative)), D the Charbonnier distance
+    (ε = 1e-3), averaged over the batch. The anchor is the output, the positive the ground
+    truth and the negative the unmagnified query frame. Λ = :func:`fft_features` (local
+    spectra of ``window`` px; 0: the global spectrum). No pretrained VGG is needed.
+
+    Parameters
+    ----------
+    out, positive, negative : Tensor (N, C, H, W)
+
+    Returns
+    -------
+    Tensor, scalar
+    """
+    fo = fft_features(out, window)
+    with torch.no_grad():
+        fp, fn = fft_features(positive, window), fft_features(negative, window)
+    d_ap = charbonnier(fo, fp, eps, reduction="none")
+    d_an = charbonnier(fo, fn, eps, reduction="none")
+    return (d_ap / (d_an + 1e-7)).mean()
+
+
+def fd4mm_loss(out: torch.Tensor, target: torch.Tensor, negative: torch.Tensor,
+               cr_weight: float = 0.1, edge_weight: float = 1.0, log_sigma: float = 1.0,
+               cr_window: int = 16) -> tuple[torch.Tensor, dict[str, float]]:
+    """FD4MM's training loss L = L_mag + L_edge + λ·L_CR (paper Eq. 7-9, λ = 0.1).
+
+    Parameters
+    ----------
+    out : Tensor (N, 3, H, W)
+        Network output, [−1, 1] units.
+    target : Tensor (N, 3, H, W)
+        Ground-truth magnified frame Y′ (the positive).
+    negative : Tensor (N, 3, H, W)
+        The unmagnified query frame in the target's colours, B′ (the negative).
+    cr_weight : float
+        λ of the contrastive term; 0 turns it off (the ablation, paper Table 6 D2).
+    edge_weight : float
+        Weight of the LoG edge term (paper: 1).
+    log_sigma : float
+        Scale of the LoG operator in pixels.
+    cr_window : int
+        Patch size of the local spectra of the contrastive term (0: global spectrum).
+
+    Returns
+    -------
+    loss : Tensor, scalar
+    parts : dict of float
+        ``charbonnier``, ``edge``, ``cr`` (when λ > 0) and ``loss``.
+    """
+    l_mag = charbonnier(out, target)
+    l_edge = edge_loss(out, target, log_sigma)
+    loss = l_mag + edge_weight * l_edge
+    parts = {"charbonnier": float(l_mag.detach()), "edge": float(l_edge.detach())}
+    if cr_weight > 0:
+        l_cr = contrastive_loss(out, target, negative, window=cr_window)
+        loss = loss + cr_weight * l_cr
+        parts["cr"] = float(l_cr.detach())
     parts["loss"] = float(loss.detach())
     return loss, parts

@@ -1,13 +1,16 @@
-"""Learned magnifiers on the engine's encode/decode contract: ``oh2018`` and ``realtime``.
+"""Learned magnifiers on the engine's encode/decode contract: ``oh2018``, ``realtime``, ``fd4mm``.
 
-The motion signal the engine filters is the network's shape representation M (at 1/2
-resolution). The engine turns it into M(t) − M(ref) (static), M(t) − M(t−1) (dynamic) or the
-band-passed T(M)(t) (temporal); :meth:`decode` then forms Oh's manipulated shape
+The motion signal the engine filters is the network's shape representation M (Oh's shape at
+1/2 resolution; FD4MM's deep low-frequency structure L_d at 1/8). The engine turns it into
+M(t) − M(ref) (static), M(t) − M(t−1) (dynamic) or the band-passed T(M)(t) (temporal);
+:meth:`decode` then forms the network's manipulated shape
 
-    M_out(t) = M(t) + h(alpha · g(filtered(t)))
+    M_out(t) = M(t) + h(alpha · g(filtered(t)))          (oh2018, realtime)
+    L′_d(t) = L_d(t) + W_2(alpha · W_1(F_L(filtered(t))))   (fd4mm)
 
 (digest §0.2/§0.4: the network's total ratio is 1 + alpha, so the project alpha is the factor
-inside) and decodes it with the current frame's texture V(t).
+inside) and decodes it with the current frame's texture V(t) (FD4MM: its high-frequency
+features of the three levels).
 
 Frames of any size work: they are padded by reflection to a multiple of the network stride
 (plus a small margin, so the zero padding inside the network never touches real pixels) and
@@ -39,7 +42,11 @@ MARGIN = 8  # reflected border added around every frame (pixels)
 
 
 def load_network(model: str, device: torch.device, path: str | None = None):
-    """The trained network (eval mode, channels_last) for ``model``; cached per device/file."""
+    """The trained network (eval mode, channels_last) for ``model``; cached per device/file.
+
+    The architecture switches recorded in the provenance (``"arch"``, e.g. an FD4MM ablation)
+    are applied before the state dict is loaded.
+    """
     from .models import build_model
 
     key = (model, str(device), str(Path(path).resolve()) if path else "")
@@ -47,7 +54,7 @@ def load_network(model: str, device: torch.device, path: str | None = None):
         net = _NET_CACHE.get(key)
         if net is None:
             sd, prov = W.load_weights(model, path or None)
-            net = build_model(model)
+            net = build_model(model, **dict(prov.get("arch") or {}))
             try:
                 net.load_state_dict(sd)
             except RuntimeError as e:
@@ -105,8 +112,11 @@ class _LearnedMagnifier(Magnifier):
                            f"{self.alpha:g}); use linear/phase/riesz to attenuate motion")
         self.net = load_network(self.model_name, self.device, options.get("weights") or None)
         self.stride = self.net.stride
-        self.tile = max(128, int(options.get("net_tile", 2048)) // 4 * 4)
-        self.overlap = min(64, self.tile // 4) // 4 * 4  # feather width, multiple of stride
+        s = self.stride
+        self.tile = max(128, int(options.get("net_tile", 2048)) // s * s)
+        self.overlap = min(64, self.tile // 4) // s * s  # feather width, multiple of stride
+        self.tex_f = tuple(self.net.texture_factors)
+        self.shape_f = int(self.net.shape_factor)
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
@@ -137,9 +147,10 @@ class _LearnedMagnifier(Magnifier):
         """Tile windows (y0, y1, x0, x1) in padded-frame pixels, multiples of the stride."""
         if max(H, Wd) <= self.tile:
             return [(0, H, 0, Wd)]
+        s = self.stride
         return [(y0, y1, x0, x1)
-                for (y0, y1) in _tile_spans(H, self.tile, self.overlap)
-                for (x0, x1) in _tile_spans(Wd, self.tile, self.overlap)]
+                for (y0, y1) in _tile_spans(H, self.tile, self.overlap, s)
+                for (x0, x1) in _tile_spans(Wd, self.tile, self.overlap, s)]
 
     def _to_net(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] == 1:
@@ -149,45 +160,54 @@ class _LearnedMagnifier(Magnifier):
         return x.float() * 2.0 - 1.0
 
     # -- contract ---------------------------------------------------------------------------
-    def encode(self, x: torch.Tensor) -> tuple[list[torch.Tensor], Any]:
-        """(N, C, H, W) in [0, 1] -> signal [M (N, c, H'/2, W'/2)], ctx (V, M, geometry).
+    def _net_encode(self, x: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """The network's (texture tensors as a tuple, shape), in float32."""
+        with self._autocast():
+            v, m = self.net.encode(x.contiguous(memory_format=torch.channels_last))
+        vt = v if isinstance(v, tuple) else (v,)
+        return tuple(t.float() for t in vt), m.float()
 
-        H', W' are the padded sizes; C is 1 (replicated to RGB) or 3.
+    def encode(self, x: torch.Tensor) -> tuple[list[torch.Tensor], Any]:
+        """(N, C, H, W) in [0, 1] -> signal [M (N, c, H'/f, W'/f)], ctx (V, M, geometry).
+
+        H', W' are the padded sizes, f the network's ``shape_factor`` (2 for oh2018 and
+        realtime, 8 for fd4mm); C is 1 (replicated to RGB) or 3.
         """
         n, c, h, w = x.shape
         xp, pad = self._pad(self._to_net(x.to(self.device)))
         H, Wd = xp.shape[-2:]
         tiles = self._tiles(H, Wd)
         if len(tiles) == 1:
-            with self._autocast():
-                v, m = self.net.encode(xp.contiguous(memory_format=torch.channels_last))
-            v, m = v.float(), m.float()
+            v, m = self._net_encode(xp)
         else:
-            v = m = None
-            acc_v = acc_m = wv = wm = None
+            factors = (*self.tex_f, self.shape_f)
+            accs: list[torch.Tensor] | None = None
+            wsums: list[torch.Tensor] = []
             for (y0, y1, x0, x1) in tiles:
-                with self._autocast():
-                    tv, tm = self.net.encode(xp[..., y0:y1, x0:x1].contiguous(
-                        memory_format=torch.channels_last))
-                tv, tm = tv.float(), tm.float()
-                if acc_v is None:
-                    acc_v = xp.new_zeros(n, tv.shape[1], H // 4, Wd // 4)
-                    acc_m = xp.new_zeros(n, tm.shape[1], H // 2, Wd // 2)
-                    wv = xp.new_zeros(1, 1, H // 4, Wd // 4)
-                    wm = xp.new_zeros(1, 1, H // 2, Wd // 2)
-                for acc, ww, t, f in ((acc_v, wv, tv, 4), (acc_m, wm, tm, 2)):
+                tv, tm = self._net_encode(xp[..., y0:y1, x0:x1])
+                parts = (*tv, tm)
+                if accs is None:
+                    accs = [xp.new_zeros(n, t.shape[1], H // f, Wd // f)
+                            for t, f in zip(parts, factors, strict=True)]
+                    wsums = [xp.new_zeros(1, 1, H // f, Wd // f) for f in factors]
+                for acc, ww, t, f in zip(accs, wsums, parts, factors, strict=True):
                     wy = _ramp(t.shape[-2], y0 == 0, y1 == H, self.overlap // f, xp.device)
                     wx = _ramp(t.shape[-1], x0 == 0, x1 == Wd, self.overlap // f, xp.device)
                     wt = wy[:, None] * wx[None, :]
                     sl = (..., slice(y0 // f, y1 // f), slice(x0 // f, x1 // f))
                     acc[sl] += t * wt
                     ww[sl] += wt
-            v, m = acc_v / wv, acc_m / wm
+            assert accs is not None
+            blended = [a / ww for a, ww in zip(accs, wsums, strict=True)]
+            v, m = tuple(blended[:-1]), blended[-1]
         ctx = {"v": v, "m": m, "pad": pad, "hw": (h, w), "c": c, "padded": (H, Wd)}
         return [m], ctx
 
     def decode(self, x: torch.Tensor, filtered: list[torch.Tensor], ctx: Any) -> torch.Tensor:
-        """M_out = M + h(alpha·g(filtered)); decode with V -> (N, C, H, W) in [0, 1]."""
+        """Manipulate the shape with alpha·filtered, decode with the texture.
+
+        Returns (N, C, H, W) in [0, 1].
+        """
         v, m = ctx["v"], ctx["m"]
         d = filtered[0].to(m.dtype)
         H, Wd = ctx["padded"]
@@ -199,11 +219,13 @@ class _LearnedMagnifier(Magnifier):
         else:
             out = m.new_zeros(n, 3, H, Wd)
             wsum = m.new_zeros(1, 1, H, Wd)
+            fs = self.shape_f
             for (y0, y1, x0, x1) in tiles:
-                s2 = (..., slice(y0 // 2, y1 // 2), slice(x0 // 2, x1 // 2))
-                s4 = (..., slice(y0 // 4, y1 // 4), slice(x0 // 4, x1 // 4))
+                sm = (..., slice(y0 // fs, y1 // fs), slice(x0 // fs, x1 // fs))
+                tv = tuple(t[..., y0 // f:y1 // f, x0 // f:x1 // f]
+                           for t, f in zip(v, self.tex_f, strict=True))
                 with self._autocast():
-                    t = self._decode_part(v[s4], m[s2], d[s2])
+                    t = self._decode_part(tv, m[sm], d[sm])
                 wy = _ramp(y1 - y0, y0 == 0, y1 == H, self.overlap, m.device)
                 wx = _ramp(x1 - x0, x0 == 0, x1 == Wd, self.overlap, m.device)
                 wt = wy[:, None] * wx[None, :]
@@ -218,11 +240,13 @@ class _LearnedMagnifier(Magnifier):
             out = out.mean(dim=1, keepdim=True)
         return out
 
-    def _decode_part(self, v: torch.Tensor, m: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    def _decode_part(self, v: tuple[torch.Tensor, ...], m: torch.Tensor,
+                     d: torch.Tensor) -> torch.Tensor:
         cl = torch.channels_last
-        v, m, d = (t.contiguous(memory_format=cl) for t in (v, m, d))
+        v = tuple(t.contiguous(memory_format=cl) for t in v)
+        m, d = (t.contiguous(memory_format=cl) for t in (m, d))
         m_out = self.net.manipulate(None, m, self.alpha, delta=d)
-        return self.net.decode(v, m_out).float()
+        return self.net.decode(v if len(v) > 1 else v[0], m_out).float()
 
 
 class Oh2018Magnifier(_LearnedMagnifier):
@@ -239,13 +263,27 @@ class RealtimeMagnifier(_LearnedMagnifier):
     model_name = "realtime"
 
 
+class FD4MMMagnifier(_LearnedMagnifier):
+    """FD4MM (Wang et al. 2024): frequency decoupling on three isomorphic levels, ~1.47 M.
+
+    The engine filters the deep low-frequency structure L_d (96 channels at 1/8 resolution).
+    """
+
+    name = "fd4mm"
+    model_name = "fd4mm"
+
+
+MAGNIFIERS = {"oh2018": Oh2018Magnifier, "realtime": RealtimeMagnifier,
+              "fd4mm": FD4MMMagnifier}
+
+
 def magnify_pair(model: str, frame_a, frame_b, alpha: float, device: str = "cpu",
                  weights: str | None = None) -> torch.Tensor:
     """Two-frame magnification with a learned model (Oh's static two-frame test).
 
     ``frame_a``, ``frame_b``: tensors (N, 3, H, W) in [0, 1]; returns (N, 3, H, W) in [0, 1].
     """
-    cls = {"oh2018": Oh2018Magnifier, "realtime": RealtimeMagnifier}[model]
+    cls = MAGNIFIERS[model]
     mag = cls(alpha, torch.device(device), weights=weights or "", net_tile=2048)
     with torch.inference_mode():
         sa, _ = mag.encode(frame_a)
@@ -253,4 +291,5 @@ def magnify_pair(model: str, frame_a, frame_b, alpha: float, device: str = "cpu"
         return mag.decode(frame_b, [sb[0] - sa[0]], ctx)
 
 
-__all__ = ["Oh2018Magnifier", "RealtimeMagnifier", "load_network", "magnify_pair"]
+__all__ = ["MAGNIFIERS", "FD4MMMagnifier", "Oh2018Magnifier", "RealtimeMagnifier",
+           "load_network", "magnify_pair"]

@@ -1,4 +1,5 @@
-"""Network architectures: Oh et al. 2018 (``oh2018``) and the real-time model (``realtime``).
+"""Network architectures: Oh et al. 2018 (``oh2018``), the real-time model (``realtime``) and
+FD4MM (``fd4mm``, in :mod:`.fd4mm`).
 
 Both follow the encoder → manipulator → decoder structure of Oh et al. (digest §3.1):
 
@@ -46,9 +47,16 @@ def _up(x: torch.Tensor) -> torch.Tensor:
 
 
 class MagNet(nn.Module):
-    """Common interface. ``stride``: input H and W must be multiples of it."""
+    """Common interface. ``stride``: input H and W must be multiples of it.
+
+    ``encode`` returns (texture, shape). The texture is one tensor or a tuple of tensors at
+    1/``texture_factors[i]`` of the input resolution; the shape (the motion representation the
+    engine filters) is at 1/``shape_factor``. The magnifier uses these factors to tile.
+    """
 
     stride: int = 4
+    texture_factors: tuple[int, ...] = (4,)
+    shape_factor: int = 2
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -161,17 +169,31 @@ class RealtimeNet(MagNet):
         return self.out(x)
 
 
-MODELS = {"oh2018": Oh2018Net, "realtime": RealtimeNet}
+def _fd4mm(**arch) -> MagNet:
+    from .fd4mm import FD4MMNet
+
+    return FD4MMNet(**arch)
 
 
-def build_model(name: str) -> MagNet:
-    """A fresh network by registry name (``oh2018`` or ``realtime``)."""
+MODELS = {"oh2018": Oh2018Net, "realtime": RealtimeNet, "fd4mm": _fd4mm}
+
+
+def build_model(name: str, **arch) -> MagNet:
+    """A fresh network by registry name (``oh2018``, ``realtime`` or ``fd4mm``).
+
+    ``arch``: architecture switches of the model (FD4MM's ablations: ``filters``, ``mixer``,
+    ``attention``); weights record them in their provenance under ``"arch"``.
+    """
     from ..errors import VMMError
 
     if name not in MODELS:
         raise VMMError(f"unknown learned model {name!r}; choose from {sorted(MODELS)}")
-    return MODELS[name]()
+    try:
+        return MODELS[name](**arch)
+    except (TypeError, ValueError) as e:
+        raise VMMError(f"bad architecture options {arch} for {name}: {e}") from None
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Number of parameters of ``model``."""
     return sum(p.numel() for p in model.parameters())

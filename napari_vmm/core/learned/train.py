@@ -22,15 +22,27 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import VMMError
 from . import weights as W
+
+if TYPE_CHECKING:
+    import torch
 
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     # ssim_weight: stand-in for S2's perceptual loss, real-time model only.
     "oh2018": {"crop": 96, "batch": 4, "lr": 2e-4, "ssim_weight": 0.0, "val_every": 200},
     "realtime": {"crop": 128, "batch": 4, "lr": 2e-4, "ssim_weight": 0.1, "val_every": 500},
+    # FD4MM: Charbonnier + LoG edge + 0.1 contrastive (paper); crop a multiple of 8 (stride)
+    "fd4mm": {"crop": 128, "batch": 4, "lr": 2e-4, "ssim_weight": 0.0, "val_every": 200},
+}
+
+#: FD4MM architecture ablations (``vmm train fd4mm --ablate NAME``) -> FD4MMNet switches
+FD4MM_ABLATIONS: dict[str, dict[str, Any]] = {
+    "filters": {"filters": False},     # no sparse high-/low-pass filters (Table 4, B0 + M)
+    "mixer": {"mixer": False},         # no sparse frequency mixer (Table 4, B2)
+    "softmax": {"attention": "softmax"},  # softmax instead of ReLU attention (Table 5)
 }
 
 
@@ -43,8 +55,16 @@ class TrainConfig:
     crop: int = 0                   # 0: model default
     lr: float = 0.0                 # 0: model default
     reg_weight: float = 0.1         # λ of Oh's regularisers (paper value; code used 1.0)
+    cr_weight: float = 0.1          # FD4MM: λ of the contrastive term (0: off, the ablation)
+    edge_weight: float = 1.0        # FD4MM: weight of the LoG edge loss
+    arch: dict[str, Any] = field(default_factory=dict)  # architecture switches (ablations)
+    ablation: tuple[str, ...] = ()  # names given to --ablate (recorded; no shipped-weight init)
+    workers: int = 0                # data-generating worker processes (0: in-process)
+    echo: int = 1                   # optimiser steps per generated batch (1..8, dihedral views)
+    amp: str = "auto"               # auto (bf16 autocast on CUDA), bf16, fp16, off
     ssim_weight: float = -1.0       # <0: model default
     clip: float = 5.0               # gradient-norm clip
+    warmup: int = 100               # linear lr warm-up steps when the optimiser state is fresh
     noise: float = 0.3              # max Poisson-noise strength u (Oh: 0.3)
     seed: int = 0
     device: str = "auto"
@@ -56,10 +76,14 @@ class TrainConfig:
     ckpt_every_s: float = 300.0
     init: str = "auto"              # auto | scratch | shipped | PATH.pt
     max_hours: float = 0.0          # stop after this much wall time in this process (0: never)
+    max_steps: int = 0              # stop after this many steps in this process (0: no limit)
     command: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def resolve(self) -> TrainConfig:
+        if self.model not in MODEL_DEFAULTS:
+            raise VMMError(f"unknown learned model {self.model!r}; choose from "
+                           f"{sorted(MODEL_DEFAULTS)}")
         d = MODEL_DEFAULTS[self.model]
         self.batch = self.batch or d["batch"]
         self.crop = self.crop or d["crop"]
@@ -67,9 +91,111 @@ class TrainConfig:
         self.val_every = self.val_every or d["val_every"]
         if self.ssim_weight < 0:
             self.ssim_weight = d["ssim_weight"]
+        if self.amp not in ("auto", "bf16", "fp16", "off"):
+            raise VMMError(f"amp must be auto, bf16, fp16 or off, got {self.amp!r}")
+        if not 1 <= self.echo <= 8:
+            raise VMMError(f"echo must be between 1 and 8, got {self.echo}")
+        if self.model == "fd4mm" and self.crop % 8:
+            raise VMMError(f"fd4mm needs a crop that is a multiple of 8, got {self.crop}")
         if not self.run_dir:
             self.run_dir = str(Path("runs") / self.model)
         return self
+
+
+class _TrainStream:
+    """Map-style dataset: item ``step`` is the (noised) training batch of that step.
+
+    A pure function of (seed, step), so worker processes produce exactly what the in-process
+    loop would, and a resumed run continues the same stream.
+    """
+
+    def __init__(self, cfg: TrainConfig, dcfg) -> None:
+        self.seed, self.batch, self.noise, self.dcfg = cfg.seed, cfg.batch, cfg.noise, dcfg
+
+    def __len__(self) -> int:
+        return 1 << 40
+
+    def __getitem__(self, step: int) -> dict[str, Any]:
+        import torch
+
+        from .data import add_poisson_noise, generate_batch
+
+        b = generate_batch(self.seed, "train",
+                           range(step * self.batch, (step + 1) * self.batch), self.dcfg)
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        xa, xb, xc, y = (to_net(b[k]) for k in ("A", "B", "C", "Y"))
+        clean_b = xb
+        if self.noise > 0:
+            xa, xb, xc = (add_poisson_noise(t, gen, self.noise) for t in (xa, xb, xc))
+        return {"A": xa, "B": xb, "C": xc, "Y": y, "B_clean": clean_b, "alpha": b["alpha"]}
+
+
+def _worker_init(_: int) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The k-th of the 8 symmetries of the square (k = 0: identity) of (N, C, S, S) images.
+
+    Bit 4 transposes, bit 1 flips left-right, bit 2 flips up-down; same shape out.
+    """
+    import torch
+
+    if k & 4:
+        x = x.transpose(-2, -1)
+    if k & 1:
+        x = torch.flip(x, dims=(-1,))
+    if k & 2:
+        x = torch.flip(x, dims=(-2,))
+    return x
+
+
+def _batches(cfg: TrainConfig, dcfg, start: int):
+    """Iterator over the training batches of steps ``start``, ``start + 1``, ...
+
+    With ``cfg.echo`` = K > 1 ("data echoing"), generated batch j serves steps jK .. jK+K−1,
+    step s seeing the (s mod K)-th dihedral view of it (the same for every frame of a sample,
+    so the motion stays consistent; the generator's motion directions are isotropic). Still
+    a pure function of (seed, step).
+    """
+    stream = _TrainStream(cfg, dcfg)
+    k = cfg.echo
+    j0 = start // k
+    if cfg.workers <= 0:
+        source = (stream[j] for j in range(j0, 1 << 62))
+    else:
+        from torch.utils.data import DataLoader
+
+        stop = max(j0 + 1, -(-cfg.steps // k))
+        source = iter(DataLoader(stream, batch_size=None, sampler=range(j0, stop),
+                                 num_workers=cfg.workers, worker_init_fn=_worker_init,
+                                 prefetch_factor=4, persistent_workers=False))
+    step = start
+    for b in source:
+        while step // k == j0:
+            t = step % k
+            yield b if t == 0 else {key: (v if key == "alpha" else dihedral(v, t))
+                                    for key, v in b.items()}
+            step += 1
+        j0 += 1
+
+
+def _split(t, n: int, k: int):
+    """Rows [k·n, (k+1)·n) of a tensor or of every tensor of a tuple."""
+    if isinstance(t, tuple):
+        return tuple(x[k * n:(k + 1) * n] for x in t)
+    return t[k * n:(k + 1) * n]
+
+
+def _autocast(device, amp: str):
+    import torch
+
+    if device.type != "cuda" or amp == "off":
+        return contextlib.nullcontext()
+    dtype = torch.float16 if amp == "fp16" else torch.bfloat16
+    return torch.autocast("cuda", dtype=dtype)
 
 
 def _device(name: str):
@@ -125,11 +251,14 @@ def evaluate_val(net, batches, device, amp_dtype=None) -> dict[str, float]:
 
 
 def train(cfg: TrainConfig) -> int:
-    """Run (or resume) training until ``cfg.steps`` or ``cfg.max_hours``; returns exit code."""
+    """Run (or resume) training until ``cfg.steps``, ``cfg.max_hours`` or ``cfg.max_steps``.
+
+    Returns the exit code (0). The last steps are validated and exported before returning.
+    """
     import torch
 
-    from .data import DataConfig, add_poisson_noise, generate_batch
-    from .losses import magnification_loss
+    from .data import DataConfig
+    from .losses import fd4mm_loss, magnification_loss
     from .models import build_model, count_parameters
 
     cfg.resolve()
@@ -141,19 +270,26 @@ def train(cfg: TrainConfig) -> int:
     log_path = run / "log.jsonl"
     torch.manual_seed(cfg.seed)
 
-    net = build_model(cfg.model).to(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    net = build_model(cfg.model, **cfg.arch).to(device)
     net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     step, wall, curve, init_from, best = 0, 0.0, [], "scratch", None
+    fresh_opt = True
     if ckpt_path.exists() and cfg.init in ("auto",):
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
+        fresh_opt = False
         step, wall, curve = ck["step"], ck["wall_time_s"], ck["curve"]
         init_from = ck.get("init_from", "scratch")
         best = ck.get("best")
         print(f"resuming {cfg.model} from {ckpt_path} at step {step}", flush=True)
-    elif cfg.init in ("auto", "shipped") or cfg.init.endswith(".pt"):
+    elif (cfg.init == "auto" and not cfg.arch and not cfg.ablation) \
+            or cfg.init == "shipped" or cfg.init.endswith(".pt"):
         src = None if cfg.init in ("auto", "shipped") else cfg.init
         try:
             sd, prov = W.load_weights(cfg.model, src)
@@ -169,12 +305,25 @@ def train(cfg: TrainConfig) -> int:
             print(f"starting {cfg.model} from shipped weights at step {step}", flush=True)
     for g in opt.param_groups:
         g["lr"] = cfg.lr
+    stop_at = min(cfg.steps, step + cfg.max_steps) if cfg.max_steps > 0 else cfg.steps
+    # a fresh Adam moves every weight by ~lr in its first steps: warm up when fine-tuning
+    # shipped weights (and from scratch), not when resuming a checkpoint
+    warm_start, warm_n = step, (cfg.warmup if fresh_opt else 0)
 
     dcfg = DataConfig(size=cfg.crop)
     val_batches = validation_set(cfg, cfg.seed)
     params = count_parameters(net)
     print(f"{cfg.model}: {params} parameters, crop {cfg.crop}, batch {cfg.batch}, "
           f"lr {cfg.lr}, device {device}, threads {torch.get_num_threads()}", flush=True)
+
+    if cfg.model == "fd4mm":
+        loss_desc = {"charbonnier": 1.0, "edge_log": cfg.edge_weight,
+                     "contrastive_fft": cfg.cr_weight, "poisson_noise_max": cfg.noise}
+    else:
+        loss_desc = {"l1": 1.0, "reg_weight": cfg.reg_weight, "ssim_weight": cfg.ssim_weight,
+                     "poisson_noise_max": cfg.noise}
+    amp_mode = "off" if device.type != "cuda" else ("bf16" if cfg.amp == "auto" else cfg.amp)
+    scaler = torch.amp.GradScaler("cuda") if amp_mode == "fp16" else None
 
     def provenance(metrics: dict[str, float]) -> dict[str, Any]:
         passed = metrics["ssim"] >= W.QUALITY_BAR
@@ -183,18 +332,23 @@ def train(cfg: TrainConfig) -> int:
             "seed": cfg.seed,
             "steps": step,
             "samples_seen": step * cfg.batch,
+            "data_echo": cfg.echo,
             "batch": cfg.batch,
             "crop": cfg.crop,
             "optimizer": {"name": "Adam", "lr": cfg.lr, "betas": [0.9, 0.999],
-                          "grad_clip": cfg.clip},
-            "loss": {"l1": 1.0, "reg_weight": cfg.reg_weight, "ssim_weight": cfg.ssim_weight,
-                     "poisson_noise_max": cfg.noise},
+                          "grad_clip": cfg.clip, "warmup_steps_fresh_state": cfg.warmup},
+            "loss": loss_desc,
+            "arch": dict(cfg.arch),
+            "ablation": list(cfg.ablation),
             "data_recipe": {"generator": "napari_vmm.core.learned.data.generate_sample",
                             "train_split": "train (split id 0)", **dcfg.to_dict()},
             "parameters": params,
             "wall_time_s": round(wall, 1),
-            "hardware": W.hardware_string() + f"; device {device}; torch threads "
-                        f"{torch.get_num_threads()}; torch {torch.__version__}",
+            "hardware": W.hardware_string() + f"; device {device}"
+                        + (f" ({torch.cuda.get_device_name(device)})"
+                           if device.type == "cuda" else "")
+                        + f"; torch threads {torch.get_num_threads()}; amp {amp_mode}; "
+                        f"data workers {cfg.workers}; torch {torch.__version__}",
             "init_from": init_from,
             "validation": {"split": "val (split id 1)", "seed": cfg.seed, "n": cfg.val_n,
                            "size": cfg.val_size, **{k: round(v, 5) for k, v in metrics.items()}},
@@ -222,32 +376,75 @@ def train(cfg: TrainConfig) -> int:
     win_loss, win_n, win_t0 = 0.0, 0, time.time()
     curve_loss = float("nan")
     net.train()
+    validated_at = step
+    batches = _batches(cfg, dcfg, step)
+
+    def validate() -> None:
+        nonlocal best, t_ckpt, t_last, validated_at
+        met = evaluate_val(net, val_batches, device)
+        cl = curve_loss if math.isfinite(curve_loss) else (win_loss / win_n if win_n else None)
+        curve.append([step, None if cl is None else round(cl, 5), round(met["ssim"], 5),
+                      round(wall, 1)])
+        rec = {"step": step, "val": {k: round(v, 5) for k, v in met.items()},
+               "wall_time_s": round(wall, 1)}
+        logf.write(json.dumps(rec) + "\n")
+        logf.flush()
+        print(json.dumps(rec), flush=True)
+        W.save_weights(net.state_dict(), provenance(met), cfg.model, run / "export")
+        if best is None or met["ssim"] > best["ssim"]:
+            best = {"step": step, **met}
+        save_ckpt()
+        validated_at = step
+        t_ckpt = time.time()
+        t_last = time.time()  # validation time is not training time
+
     try:
-        while step < cfg.steps:
-            b = generate_batch(cfg.seed, "train",
-                               range(step * cfg.batch, (step + 1) * cfg.batch), dcfg)
-            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-            xa, xb, xc, y = (to_net(b[k]) for k in ("A", "B", "C", "Y"))
-            if cfg.noise > 0:
-                xa, xb, xc = (add_poisson_noise(t, gen, cfg.noise) for t in (xa, xb, xc))
+        while step < stop_at:
+            b = next(batches)
+            xa, xb, xc, y = (b[k].to(device, non_blocking=True) for k in ("A", "B", "C", "Y"))
+            alpha = b["alpha"].to(device)
             n = xa.shape[0]
-            x3 = torch.cat([xa, xb, xc]).to(device).contiguous(
-                memory_format=torch.channels_last)
-            y = y.to(device)
-            v, m = net.encode(x3)
-            va, vb, vc = v[:n], v[n:2 * n], v[2 * n:]
-            ma, mb, mc = m[:n], m[n:2 * n], m[2 * n:]
-            out = net.decode(vb, net.manipulate(ma, mb, b["alpha"].to(device)))
-            loss, parts = magnification_loss(out, y, vc, va, mc, mb, cfg.reg_weight,
-                                             cfg.ssim_weight)
+            cl = torch.channels_last
+            with _autocast(device, amp_mode):
+                if cfg.model == "fd4mm":
+                    v, m = net.encode(torch.cat([xa, xb]).contiguous(memory_format=cl))
+                    out = net.decode(_split(v, n, 1),
+                                     net.manipulate(_split(m, n, 0), _split(m, n, 1), alpha))
+                else:
+                    v, m = net.encode(torch.cat([xa, xb, xc]).contiguous(memory_format=cl))
+                    va, vb, vc = (_split(v, n, k) for k in range(3))
+                    ma, mb, mc = (_split(m, n, k) for k in range(3))
+                    out = net.decode(vb, net.manipulate(ma, mb, alpha))
+            out = out.float()
+            if cfg.model == "fd4mm":
+                loss, parts = fd4mm_loss(out, y, b["B_clean"].to(device), cfg.cr_weight,
+                                         cfg.edge_weight)
+            else:
+                loss, parts = magnification_loss(out, y, vc.float(), va.float(), mc.float(),
+                                                 mb.float(), cfg.reg_weight, cfg.ssim_weight)
             if not math.isfinite(parts["loss"]):
                 raise VMMError(f"training diverged at step {step} (loss {parts['loss']}); "
                                "resume from the last checkpoint with a lower --lr")
+            if warm_n and step - warm_start < warm_n:
+                for g in opt.param_groups:
+                    g["lr"] = cfg.lr * (step - warm_start + 1) / warm_n
+            elif warm_n:
+                for g in opt.param_groups:
+                    g["lr"] = cfg.lr
+                warm_n = 0
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
+            else:
+                loss.backward()
             if cfg.clip > 0:
                 torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
-            opt.step()
+            if scaler is not None:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
             step += 1
             now = time.time()
             wall += now - t_last
@@ -256,38 +453,28 @@ def train(cfg: TrainConfig) -> int:
             win_n += 1
             if step % cfg.log_every == 0:
                 sps = win_n * cfg.batch / max(now - win_t0, 1e-9)
-                rec = {"step": step, "loss": round(win_loss / win_n, 5), "l1": parts["l1"],
-                       "reg": parts["reg"], "samples_per_s": round(sps, 2),
-                       "wall_time_s": round(wall, 1)}
+                rec = {"step": step, "loss": round(win_loss / win_n, 5),
+                       **{k: round(v, 5) for k, v in parts.items() if k != "loss"},
+                       "samples_per_s": round(sps, 2), "wall_time_s": round(wall, 1)}
                 logf.write(json.dumps(rec) + "\n")
                 logf.flush()
                 print(json.dumps(rec), flush=True)
                 curve_loss = win_loss / win_n
                 win_loss, win_n, win_t0 = 0.0, 0, now
             if step % cfg.val_every == 0:
-                met = evaluate_val(net, val_batches, device)
-                curve.append([step, round(curve_loss, 5), round(met["ssim"], 5),
-                              round(wall, 1)])
-                rec = {"step": step, "val": {k: round(v, 5) for k, v in met.items()},
-                       "wall_time_s": round(wall, 1)}
-                logf.write(json.dumps(rec) + "\n")
-                logf.flush()
-                print(json.dumps(rec), flush=True)
-                W.save_weights(net.state_dict(), provenance(met), cfg.model, run / "export")
-                if best is None or met["ssim"] > best["ssim"]:
-                    best = {"step": step, **met}
-                save_ckpt()
-                t_ckpt = time.time()
-                t_last = time.time()  # validation time is not training time
+                validate()
             elif time.time() - t_ckpt > cfg.ckpt_every_s:
                 save_ckpt()
                 t_ckpt = time.time()
             if cfg.max_hours and time.time() - t_start > cfg.max_hours * 3600:
                 print("max_hours reached", flush=True)
                 break
+        if step > validated_at:  # the last steps also get validated weights in export/
+            validate()
     except KeyboardInterrupt:
         print("interrupted; saving checkpoint", flush=True)
     finally:
+        del batches  # stops the data workers
         save_ckpt()
         logf.close()
         if prev_term is not None:
@@ -296,12 +483,28 @@ def train(cfg: TrainConfig) -> int:
 
 
 def config_from_args(ns) -> TrainConfig:
+    """The :class:`TrainConfig` of parsed ``vmm train`` arguments."""
+    ablate = [a.strip() for a in (ns.ablate or "").split(",") if a.strip()]
+    allowed = {"contrastive", *FD4MM_ABLATIONS}
+    bad = [a for a in ablate if a not in allowed]
+    if bad:
+        raise VMMError(f"unknown --ablate {bad}; choose from {sorted(allowed)}")
+    if ablate and ns.model != "fd4mm":
+        raise VMMError("--ablate applies to fd4mm only")
+    arch: dict[str, Any] = {}
+    for a in ablate:
+        arch.update(FD4MM_ABLATIONS.get(a, {}))
     cmd = "vmm train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
         if len(sys.argv) > 1 and sys.argv[1] == "train" else \
         "vmm train " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     return TrainConfig(
         model=ns.model, run_dir=ns.run_dir or "", steps=ns.steps, batch=ns.batch,
         crop=ns.crop, lr=ns.lr, reg_weight=ns.reg_weight, ssim_weight=ns.ssim_weight,
+        cr_weight=0.0 if "contrastive" in ablate else ns.cr_weight,
+        edge_weight=ns.edge_weight, arch=arch, ablation=tuple(ablate), workers=ns.workers,
+        echo=ns.echo, amp=ns.amp,
         clip=ns.clip, noise=ns.noise, seed=ns.seed, device=ns.device, threads=ns.threads,
         val_every=ns.val_every, val_n=ns.val_n, val_size=ns.val_size, init=ns.init,
-        max_hours=ns.max_hours, command=cmd)
+        max_hours=ns.max_hours, max_steps=ns.max_steps, ckpt_every_s=ns.ckpt_every_s,
+        warmup=ns.warmup,
+        command=cmd)

@@ -131,7 +131,9 @@ def describe_weights(model: str, directory: str | os.PathLike | None = None) -> 
     except VMMError as e:
         return {"available": False, "status": f"unreadable: {e}"}
     if prov is None:
-        return {"available": False, "status": "no weights; " + train_hint(model)}
+        return {"available": False,
+                "status": "no trained weights (none ship with the package); "
+                          + train_hint(model)}
     val = prov.get("validation", {})
     return {
         "available": True,

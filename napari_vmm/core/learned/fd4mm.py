@@ -1,0 +1,345 @@
+"""FD4MM: frequency decoupling for motion magnification (Wang et al., CVPR 2024; digest §3.3).
+
+The network decouples every frame into high-frequency detail (kept for appearance) and a
+low-frequency structure (the motion representation), on three isomorphic levels, magnifies only
+the *deep* low-frequency difference, and recouples the levels coarse to fine.
+
+Shapes for an input (N, 3, H, W) with H and W multiples of 8 (``FD4MMNet.stride``), C = 24:
+
+- AFDE (adaptive frequency-decoupling encoder), shared by all frames:
+  patch embedding conv3×3/2 3→C: (N, C, H/2, W/2) → split → H_s (N, C, H/2, W/2) and L_s;
+  L_s → AvgPool 2 → conv1×1 C→2C → split → H_m (N, 2C, H/4, W/4) and L_m;
+  L_m → AvgPool 2 → conv1×1 2C→4C → split → H_d (N, 4C, H/8, W/8) and **L_d (N, 4C, H/8,
+  W/8)**, the motion representation.
+  Each split (the authors' code): [x1, x2] = dw3×3(conv1×1 C→2C (F)); L = GELU(W_r ∗ x1)
+  with W_r a depthwise 3×3 conv of dilation r = 2; H = GELU(W_1 ∗ x2 − W_r ∗ x1).
+- sparse high-pass filters F_H: {2, 4, 4} transformer blocks with {4, 4, 8} heads on H_s, H_m,
+  H_d; the texture handed to the decoder is (F_H(H_s), F_H(H_m), F_H(H_d)).
+- manipulator (point-wise non-linear magnifier, Eq. 5): δ = L_d(b) − L_d(a) (or the engine's
+  filtered δ), L′_d = L_d(b) + W_2(amp · W_1(F_L(δ))), with the deep sparse low-pass filter
+  F_L (4 blocks, 8 heads) and W_p = conv1×1 (no bias) + GELU.
+- decoder (recoupling): R_d = conv1×1(cat[L′_d, F_H(H_d)]) 8C→4C → 4 mixer blocks (8 heads)
+  → conv3×3 4C→8C + PixelShuffle 2: (N, 2C, H/4, W/4); cat with F_H(H_m) → conv1×1 4C→2C →
+  4 mixer blocks (4 heads) → conv3×3 + PixelShuffle: (N, C, H/2, W/2); cat with F_H(H_s) →
+  conv1×1 2C→C → 6 mixer blocks (4 heads) → conv3×3 + PixelShuffle: (N, C/2, H, W) →
+  conv3×3 C/2→3, linear: (N, 3, H, W).
+
+Every transformer block is ``x + Attn(LN(x)); x + FFN(LN(x))``. Attention is the transposed
+(channel) attention of Restormer with ReLU instead of softmax (Eq. 4):
+Q, K, V = dw3×3(conv1×1(x)); Q is passed through a high-pass operator (F_H: MaxPool 3×3 s1 →
+conv1×1 → GELU) or a low-pass operator (F_L: AvgPool 2×2 s2 → conv1×1 → GELU → bilinear back);
+q and k are L2-normalised over the pixels, A = ReLU(τ_h · q kᵀ) per head (a C′×C′ matrix,
+C′ = channels / heads), out = conv1×1(A v). In the mixer (Eq. 6) an AFDE split of the block
+input gives the query (low-frequency part) and key and value (high-frequency part).
+
+α convention: ``amp`` is the project α (output motion = (1 + α) × input motion), which is the
+authors' ``amp − 1`` (digest §0.2): their code computes ``lo_b + W2(W1(F_L(lo_b − lo_a)) ·
+(amp − 1))``.
+
+Choices the paper leaves open, and where we follow the authors' code (``Jiafei127/FD4MM``,
+``magnet_FD4MM.py``) instead of the paper text:
+
+1. **AFDE split.** The paper writes L = GELU(W_r ∗ F), H = GELU(F − W_r ∗ F); the code first
+   projects F with conv1×1 C→2C + dw3×3, splits the result in halves x1, x2 and computes
+   L = GELU(W_r ∗ x1), H = GELU(W_1 ∗ x2 − W_r ∗ x1) (W_1 a depthwise 3×3). We follow the
+   code: the paper's form is its special case x1 = x2, W_1 = identity, and with the code's
+   split the parameter counts of all four rows of the paper's Table 4 are reproduced (B0
+   0.30 M, B1 0.64 M, B2 1.09 M, B3 1.47 M; see item 4).
+2. **Downsampling between levels** (silent in the paper): AvgPool 2×2 on L, then conv1×1 to
+   double the channels; only L goes down (code).
+3. **Temperature τ.** The paper says τ = √C′ and calls it learnable; we follow the code: q and
+   k are L2-normalised over the pixels and multiplied by a learnable per-head temperature
+   initialised to 1 (with unit vectors, dividing by √C′ would squash the logits).
+4. **Feed-forward network.** The paper says ConvFFN; the code's blocks use a 1×1 MLP
+   (conv1×1 C→2C → GELU → conv1×1 2C→C). We follow the code: with it the network has
+   1,471,063 parameters (paper: 1.47 M) and the ablation variants 298,647 (no filters, no
+   mixer; Table 4 B0: 0.30 M), 641,975 (+F_L; B1: 0.64 M) and 1,088,959 (+F_H; B2: 1.09 M).
+   A depthwise 3×3 in every FFN would add 34,560 parameters (1.506 M).
+5. **Query operators** (code): high-pass MaxPool 3×3 stride 1 → conv1×1 → GELU; low-pass
+   AvgPool 2×2 stride 2 → conv1×1 → GELU → bilinear upsampling to the input size
+   (align_corners=True). Attention convs have no bias (code).
+6. **Layer norms.** Bias-included LayerNorm over channels (code), **except inside the
+   manipulator**: there the norms have no bias and the FFN convs have no bias, so that
+   F_L(0) = 0 and the manipulator maps δ = 0 to L′_d = L_d exactly. The authors' code has
+   biases there, so an untrained (or imperfectly trained) net "magnifies" a still scene; the
+   project's convention (Oh's no-bias manipulator) is that zero motion is a fixed point. W_1
+   and W_2 have no bias (code) and GELU(0) = 0, so α = 0 is a fixed point as well.
+7. **Mixer heads** {4, 4, 8} shallow → deep, as the F_H heads (code; the paper gives layers
+   only). The mixer's key/value split uses the same AFDE unit as the encoder.
+8. **Upsampling** (code): conv3×3 C→2C (no bias) + PixelShuffle 2, so each level halves the
+   channels; the output head is conv3×3 C/2→3, linear (no tanh); callers clip.
+9. **Magnifier** (Eq. 5 is ambiguous about which frame's L_d is updated): the query frame's,
+   as in the code.
+10. **Temporal mode** (not in the paper): the engine's temporal filter acts on L_d(t)
+    pixel-wise over time and its output replaces δ, exactly as Oh's Eq. 4 does for M(t).
+
+Ablation switches (``FD4MMNet(filters=..., mixer=..., attention=...)``, paper Tables 4 and 5):
+``filters=False`` drops F_H and F_L (the H_i go straight to the decoder and δ straight to W_1),
+``mixer=False`` drops the mixer blocks (the 1×1 fusion convs and the upsamplers stay), and
+``attention="softmax"`` replaces ReLU by softmax everywhere.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .models import MagNet
+
+WIDTHS = (24, 48, 96)
+HEADS = (4, 4, 8)
+HIGHPASS_LAYERS = (2, 4, 4)
+LOWPASS_LAYERS, LOWPASS_HEADS = 4, 8
+MIXER_LAYERS = (6, 4, 4)
+
+
+class ChannelNorm(nn.Module):
+    """LayerNorm over the channels of (N, C, H, W), with or without a bias.
+
+    Both memory formats work; channels_last input normalises contiguous rows.
+    """
+
+    def __init__(self, c: int, bias: bool = True) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(c))
+        self.bias = nn.Parameter(torch.zeros(c)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, 1e-5)
+        return y.permute(0, 3, 1, 2)
+
+
+class FreqSplit(nn.Module):
+    """AFDE unit: (N, C, H, W) -> (high, low), each (N, C, H, W).
+
+    [x1, x2] = dw3×3(conv1×1 C→2C (F)); low = GELU(W_r ∗ x1) with W_r a depthwise 3×3 conv of
+    dilation ``rate``; high = GELU(W_1 ∗ x2 − W_r ∗ x1) with W_1 a depthwise 3×3 conv
+    (the authors' code; the paper's H = F − W_r ∗ F is the case x1 = x2, W_1 = identity).
+    """
+
+    def __init__(self, c: int, rate: int = 2) -> None:
+        super().__init__()
+        self.pw = nn.Conv2d(c, 2 * c, 1)
+        self.dw = nn.Conv2d(2 * c, 2 * c, 3, padding=1, groups=2 * c)
+        self.feature = nn.Conv2d(c, c, 3, padding=1, groups=c)
+        self.lowpass = nn.Conv2d(c, c, 3, padding=rate, dilation=rate, groups=c)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x1, x2 = self.dw(self.pw(x)).chunk(2, dim=1)
+        lo = self.lowpass(x1)
+        return F.gelu(self.feature(x2) - lo), F.gelu(lo)
+
+
+def _heads(t: torch.Tensor, h: int) -> torch.Tensor:
+    """(N, C, H, W) -> (N, h, C/h, H·W)."""
+    n, c = t.shape[:2]
+    return t.reshape(n, h, c // h, -1)
+
+
+def _channel_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
+                       temperature: torch.Tensor, softmax: bool) -> torch.Tensor:
+    """Transposed attention: q, k, v (N, C, H, W) -> (N, C, H, W); per head a C′×C′ matrix.
+
+    q and k are L2-normalised over the pixels; A = ReLU(τ q kᵀ) (sparse, Eq. 4) or softmax.
+    """
+    n, c, hh, ww = v.shape
+    q = F.normalize(_heads(q, heads), dim=-1)
+    k = F.normalize(_heads(k, heads), dim=-1)
+    a = (q @ k.transpose(-2, -1)) * temperature
+    a = a.softmax(dim=-1) if softmax else F.relu(a)
+    return (a @ _heads(v, heads)).reshape(n, c, hh, ww)
+
+
+class SparseFilterAttention(nn.Module):
+    """Sparse high-/low-pass filter attention of F_H / F_L: (N, C, H, W) -> (N, C, H, W).
+
+    ``query="max"``: high-pass query operator MaxPool 3×3 s1 → conv1×1 → GELU (F_H).
+    ``query="avg"``: low-pass query operator AvgPool 2×2 s2 → conv1×1 → GELU → bilinear up (F_L).
+    """
+
+    def __init__(self, c: int, heads: int, query: str, softmax: bool = False) -> None:
+        super().__init__()
+        if query not in ("max", "avg"):
+            raise ValueError(f"query must be 'max' or 'avg', got {query!r}")
+        self.heads, self.query, self.softmax = heads, query, softmax
+        self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
+        self.qkv = nn.Conv2d(c, 3 * c, 1, bias=False)
+        self.qkv_dw = nn.Conv2d(3 * c, 3 * c, 3, padding=1, groups=3 * c, bias=False)
+        self.q_op = nn.Conv2d(c, c, 1)
+        self.proj = nn.Conv2d(c, c, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv_dw(self.qkv(x)).chunk(3, dim=1)
+        if self.query == "max":
+            q = F.gelu(self.q_op(F.max_pool2d(q, 3, 1, 1)))
+        else:
+            size = q.shape[-2:]
+            p = F.avg_pool2d(q, 2, 2) if min(size) >= 2 else q
+            q = F.interpolate(F.gelu(self.q_op(p)), size=size, mode="bilinear",
+                              align_corners=True)
+        return self.proj(_channel_attention(q, k, v, self.heads, self.temperature,
+                                            self.softmax))
+
+
+class MixerAttention(nn.Module):
+    """Sparse frequency mixer attention (Eq. 6): (N, C, H, W) -> (N, C, H, W).
+
+    An AFDE split of the input gives Q (low-frequency part) and K = V (high-frequency part).
+    """
+
+    def __init__(self, c: int, heads: int, softmax: bool = False) -> None:
+        super().__init__()
+        self.heads, self.softmax = heads, softmax
+        self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
+        self.split = FreqSplit(c)
+        self.proj = nn.Conv2d(c, c, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hi, lo = self.split(x)
+        return self.proj(_channel_attention(lo, hi, hi, self.heads, self.temperature,
+                                            self.softmax))
+
+
+class FFN(nn.Module):
+    """conv1×1 C→eC → GELU → conv1×1 eC→C: (N, C, H, W) -> (N, C, H, W) (the authors' MLP)."""
+
+    def __init__(self, c: int, expansion: int = 2, bias: bool = True) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(c, c * expansion, 1, bias=bias)
+        self.fc2 = nn.Conv2d(c * expansion, c, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """Transformer block x + Attn(LN(x)); x + FFN(LN(x)): (N, C, H, W) -> (N, C, H, W).
+
+    ``kind``: "highpass" (F_H), "lowpass" (F_L) or "mixer" (M). ``bias=False`` removes every
+    bias of the norms and the FFN, so that (with the bias-free attention) Block(0) = 0.
+    """
+
+    def __init__(self, c: int, heads: int, kind: str, softmax: bool = False,
+                 bias: bool = True) -> None:
+        super().__init__()
+        self.norm1 = ChannelNorm(c, bias)
+        self.norm2 = ChannelNorm(c, bias)
+        if kind == "mixer":
+            self.attn: nn.Module = MixerAttention(c, heads, softmax)
+        else:
+            self.attn = SparseFilterAttention(c, heads, "max" if kind == "highpass" else "avg",
+                                              softmax)
+        self.ffn = FFN(c, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.ffn(self.norm2(x))
+
+
+def _stack(n: int, c: int, heads: int, kind: str, softmax: bool, bias: bool = True,
+           ) -> nn.Sequential:
+    return nn.Sequential(*[Block(c, heads, kind, softmax, bias) for _ in range(n)])
+
+
+class Upsample(nn.Module):
+    """conv3×3 C→2C (no bias) + PixelShuffle 2: (N, C, H, W) -> (N, C/2, 2H, 2W)."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c, 2 * c, 3, padding=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(self.conv(x), 2)
+
+
+class FD4MMNet(MagNet):
+    """FD4MM (digest §3.3) on the project's encode / manipulate / decode interface.
+
+    Parameters
+    ----------
+    filters : bool
+        Keep the sparse high-pass (F_H) and low-pass (F_L) filters (ablation: False).
+    mixer : bool
+        Keep the sparse frequency mixer blocks (ablation: False).
+    attention : {"relu", "softmax"}
+        ReLU sparse attention (the paper) or softmax (its Table 5 ablation).
+
+    Notes
+    -----
+    - ``encode(x)``: (N, 3, H, W) -> texture ``(Hs (N, 24, H/2, W/2), Hm (N, 48, H/4, W/4),
+      Hd (N, 96, H/8, W/8))`` (after F_H) and shape ``L_d`` (N, 96, H/8, W/8).
+    - ``manipulate(L_a, L_b, amp)`` -> L′_d (N, 96, H/8, W/8).
+    - ``decode(texture, L′_d)`` -> image (N, 3, H, W), linear (callers clip to [−1, 1]).
+
+    H and W must be multiples of :attr:`stride` (8). See the module docstring for every
+    choice made where the paper is silent or disagrees with the authors' code.
+    """
+
+    stride = 8
+    #: downsampling factor of each texture tensor and of the shape tensor (for tiling)
+    texture_factors = (2, 4, 8)
+    shape_factor = 8
+
+    def __init__(self, filters: bool = True, mixer: bool = True,
+                 attention: str = "relu") -> None:
+        super().__init__()
+        if attention not in ("relu", "softmax"):
+            raise ValueError(f"attention must be 'relu' or 'softmax', got {attention!r}")
+        self.arch = {"filters": bool(filters), "mixer": bool(mixer), "attention": attention}
+        sm = attention == "softmax"
+        c0, c1, c2 = WIDTHS
+        # AFDE
+        self.embed = nn.Conv2d(3, c0, 3, stride=2, padding=1, bias=False)
+        self.split = nn.ModuleList(FreqSplit(c) for c in WIDTHS)
+        self.widen = nn.ModuleList([nn.Conv2d(c0, c1, 1), nn.Conv2d(c1, c2, 1)])
+        self.highpass = nn.ModuleList(
+            _stack(n, c, h, "highpass", sm) if filters else nn.Identity()
+            for n, c, h in zip(HIGHPASS_LAYERS, WIDTHS, HEADS, strict=True))
+        # manipulator: F_L and the point-wise magnifier W_2(amp · W_1(.))
+        self.lowpass = (_stack(LOWPASS_LAYERS, c2, LOWPASS_HEADS, "lowpass", sm, bias=False)
+                        if filters else nn.Identity())
+        self.w1 = nn.Conv2d(c2, c2, 1, bias=False)
+        self.w2 = nn.Conv2d(c2, c2, 1, bias=False)
+        # recoupling, deep -> shallow (index = level)
+        self.fuse = nn.ModuleList(nn.Conv2d(2 * c, c, 1) for c in WIDTHS)
+        self.mix = nn.ModuleList(
+            _stack(n, c, h, "mixer", sm) if mixer else nn.Identity()
+            for n, c, h in zip(MIXER_LAYERS, WIDTHS, HEADS, strict=True))
+        self.up = nn.ModuleList(Upsample(c) for c in WIDTHS)
+        self.out = nn.Conv2d(c0 // 2, 3, 3, padding=1)
+
+    def encode(self, x: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """(N, 3, H, W) -> (texture (Hs, Hm, Hd) after F_H, shape L_d (N, 96, H/8, W/8))."""
+        f = self.embed(x)
+        highs = []
+        for i in range(3):
+            if i:
+                f = self.widen[i - 1](F.avg_pool2d(f, 2))
+            hi, f = self.split[i](f)
+            highs.append(self.highpass[i](hi))
+        return tuple(highs), f
+
+    def manipulate(self, m_ref: torch.Tensor | None, m: torch.Tensor,
+                   amp: torch.Tensor | float, delta: torch.Tensor | None = None) -> torch.Tensor:
+        """L′_d = L_d + W_2(amp · W_1(F_L(δ))), δ = ``delta`` if given else L_d − L_ref.
+
+        ``m``, ``m_ref``, ``delta``: (N, 96, H/8, W/8); ``amp``: a float or a tensor
+        broadcastable to (N, 1, 1, 1). δ = 0 or amp = 0 give back ``m`` exactly.
+        """
+        d = delta if delta is not None else m - m_ref
+        if isinstance(amp, torch.Tensor):
+            amp = amp.reshape(-1, 1, 1, 1).to(m.dtype)
+        u = F.gelu(self.w1(self.lowpass(d)))
+        return m + F.gelu(self.w2(u * amp))
+
+    def decode(self, v: tuple[torch.Tensor, ...], m: torch.Tensor) -> torch.Tensor:
+        """texture (Hs, Hm, Hd), manipulated L′_d (N, 96, H/8, W/8) -> image (N, 3, H, W)."""
+        x = m
+        for i in (2, 1, 0):
+            x = self.fuse[i](torch.cat([x, v[i]], dim=1))
+            x = self.up[i](self.mix[i](x))
+        return self.out(x)
+
+
+__all__ = ["FD4MMNet"]

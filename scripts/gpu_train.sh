@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Train learned magnifiers on one CUDA GPU within a fixed wall-clock budget, in one command,
+# and pack checkpoints + validated weights + provenance so that they come back from a leased
+# machine ($OUT: at most 8 files of <= 16 MiB each).
+#
+#   bash scripts/gpu_train.sh                              # fd4mm oh2018 realtime, 7 min, cuda
+#   bash scripts/gpu_train.sh --minutes 8 fd4mm            # one model, the whole budget
+#   bash scripts/gpu_train.sh --resume shared/gpu_runs     # continue an earlier lease's runs
+#   bash scripts/gpu_train.sh fd4mm fd4mm@contrastive oh2018   # + an ablation (vmm train
+#                                                          # --ablate contrastive), run folder
+#                                                          # fd4mm-ablate-contrastive
+#   bash scripts/gpu_train.sh --device cpu --max-steps 2 --batch 2 --crop 32 --out /tmp/o fd4mm
+#                                                          # CPU smoke test of the whole path
+#
+# All models train at the same time (one process each; the GPU is far from saturated, the data
+# generator on the CPU is the bottleneck), each with (cores - 1) / models data workers, bf16
+# autocast and --echo 4 (each generated batch serves 4 steps, as 4 different flips/rotations),
+# and stop cleanly after --minutes (validate, export, checkpoint). Work files go to
+# --work (default runs/gpu): WORK/RUN/{ckpt.pt,log.jsonl,train.out,export/MODEL.{pt,json}}, RUN
+# being MODEL or MODEL-ablate-A-B for MODEL@A,B. Then all run folders are packed into one tar
+# stream split into 15 MiB parts (OUT/runs.tar.part-aa, -ab, ...: a 21 MB fd4mm run, 13 MB
+# oh2018, 10 MB realtime; 64 MiB in all may come back), and OUT/summary.txt lists each run's
+# steps, validation SSIM and sha256.
+#
+# Unpack (on the session's machine):  cat runs.tar.part-* | tar -x -C runs/gpu
+# then  `vmm evaluate --weights fd4mm=runs/gpu/fd4mm/export/fd4mm.pt`  or copy the export
+# pair into napari_vmm/weights/ (scripts/train_snapshot.sh does that for runs/MODEL).
+# --resume DIR accepts either unpacked folders (DIR/RUN/ckpt.pt) or the parts
+# (DIR/runs.tar.part-*). Without a checkpoint, oh2018 and realtime start from the shipped
+# weights (vmm train --init auto); fd4mm ships none and starts from scratch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+minutes=7
+max_steps=0
+device=cuda
+out="${OUT:-}"
+work=runs/gpu
+resume=""
+batch=16
+crop=128
+lr=""
+workers=""
+val_every=500
+echo_k=4
+extra=()
+models=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --minutes) minutes="$2"; shift 2 ;;
+        --max-steps) max_steps="$2"; shift 2 ;;
+        --device) device="$2"; shift 2 ;;
+        --out) out="$2"; shift 2 ;;
+        --work) work="$2"; shift 2 ;;
+        --resume) resume="$2"; shift 2 ;;
+        --batch) batch="$2"; shift 2 ;;
+        --crop) crop="$2"; shift 2 ;;
+        --lr) lr="$2"; shift 2 ;;
+        --workers) workers="$2"; shift 2 ;;
+        --val-every) val_every="$2"; shift 2 ;;
+        --echo) echo_k="$2"; shift 2 ;;
+        --) shift; extra=("$@"); break ;;   # passed to every `vmm train`
+        -h|--help) sed -n 2,25p "$0"; exit 0 ;;
+        -*) echo "gpu_train.sh: unknown option $1" >&2; exit 2 ;;
+        *) models+=("$1"); shift ;;
+    esac
+done
+[ ${#models[@]} -gt 0 ] || models=(fd4mm oh2018 realtime)
+runs=()
+for m in "${models[@]}"; do
+    if [[ "$m" == *@* ]]; then abl="${m#*@}"; runs+=("${m%@*}-ablate-${abl//,/-}")
+    else runs+=("$m"); fi
+done
+[ -n "$out" ] || out="$work/packed"
+if [ -n "${PYTHON:-}" ]; then py="$PYTHON"
+elif [ -x .venv/bin/python ]; then py=.venv/bin/python
+else py=python3; fi
+export PYTHONUNBUFFERED=1
+mkdir -p "$work" "$out"
+
+ncpu=$(nproc 2>/dev/null || echo 2)
+n=${#models[@]}
+[ -n "$workers" ] || workers=$(( (ncpu - 1) / n ))
+[ "$workers" -ge 1 ] || workers=0
+hours=$("$py" -c "print($minutes / 60)")
+
+"$py" - "$device" <<'PY'
+import sys, torch
+from napari_vmm.core.learned.data import _skimage_images
+dev = sys.argv[1]
+print(f"torch {torch.__version__}; cuda available: {torch.cuda.is_available()}"
+      + (f" ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else ""))
+print(f"scikit-image texture photographs available: {len(_skimage_images())} of 20")
+if dev.startswith("cuda") and not torch.cuda.is_available():
+    sys.exit("gpu_train.sh: --device cuda but torch sees no GPU")
+PY
+
+# resume: unpack earlier parts or copy earlier run folders into WORK
+if [ -n "$resume" ]; then
+    if compgen -G "$resume/runs.tar.part-*" > /dev/null; then
+        cat "$resume/runs.tar.part-"* | tar -x -C "$work"
+        echo "unpacked $resume/runs.tar.part-* into $work"
+    fi
+    for r in "${runs[@]}"; do
+        if [ -f "$resume/$r/ckpt.pt" ] && [ "$resume/$r" != "$work/$r" ]; then
+            mkdir -p "$work/$r" && cp -r "$resume/$r/." "$work/$r/"
+        fi
+        [ ! -f "$work/$r/ckpt.pt" ] || echo "$r: resuming from its checkpoint"
+    done
+fi
+
+pids=()
+for i in "${!models[@]}"; do
+    m="${models[$i]}"; r="${runs[$i]}"
+    args=("${m%@*}" --run-dir "$work/$r" --device "$device" --batch "$batch" --crop "$crop"
+          --workers "$workers" --threads 2 --val-every "$val_every" --max-hours "$hours"
+          --ckpt-every-s 60 --echo "$echo_k")
+    [[ "$m" != *@* ]] || args+=(--ablate "${m#*@}")
+    [ -z "$lr" ] || args+=(--lr "$lr")
+    [ "$max_steps" = 0 ] || args+=(--max-steps "$max_steps")
+    # a hard stop 90 s after the budget: SIGTERM makes vmm train checkpoint and exit
+    timeout --signal=TERM --kill-after=30 "$(( ${minutes%.*} * 60 + 90 ))" \
+        "$py" -m napari_vmm.cli.train "${args[@]}" "${extra[@]}" > "$work/$r.out" 2>&1 &
+    pids+=($!)
+    echo "$r: training (pid $!, $workers data workers, log $work/$r.out)"
+done
+status=0
+for i in "${!pids[@]}"; do
+    if ! wait "${pids[$i]}"; then
+        echo "${runs[$i]}: training failed; tail of $work/${runs[$i]}.out:" >&2
+        tail -n 20 "$work/${runs[$i]}.out" >&2
+        status=1
+    fi
+done
+
+# pack all runs into one tar stream, split into parts below the 16 MiB per-file limit
+present=()
+for r in "${runs[@]}"; do
+    [ -d "$work/$r" ] || continue
+    cp "$work/$r.out" "$work/$r/train.out" 2>/dev/null || true
+    present+=("$r")
+done
+rm -f "$out/runs.tar.part-"*
+[ ${#present[@]} -eq 0 ] || tar -c -C "$work" "${present[@]}" | split -b 15M - "$out/runs.tar.part-"
+"$py" - "$work" "${runs[@]}" > "$out/summary.txt" <<'PY'
+import json, sys
+from pathlib import Path
+from napari_vmm.core.learned import weights as W
+work = Path(sys.argv[1])
+for r in sys.argv[2:]:
+    m = r.split("-ablate-")[0]
+    try:
+        _, p = W.load_weights(m, work / r / "export")  # verifies the sha256
+    except Exception as e:  # noqa: BLE001
+        print(f"{r}: no exported weights ({e})")
+        continue
+    v = p["validation"]
+    print(f"{r}: step {p['steps']}, samples {p['samples_seen']}, val SSIM {v['ssim']:.4f} "
+          f"(copy-input {v['ssim_input']:.4f}), {p['status']}, wall {p['wall_time_s']} s, "
+          f"arch {p.get('arch') or {}}, sha256 {p['sha256'][:16]}")
+    print("  " + json.dumps(p["curve"][-5:]))
+PY
+cat "$out/summary.txt"
+ls -l "$out"
+exit $status
