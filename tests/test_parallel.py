@@ -379,3 +379,23 @@ def test_scheduler_setting_and_memory_summary():
     bad = parallel.task_memory_summary((300, 256, 256), np.uint8, fps=FPS, method="linear",
                                        band=(1, 20))
     assert bad.startswith("cannot run:") and "Nyquist" in bad
+
+
+@pytest.mark.parametrize("temporal", ["butterworth", "fir", "iir"])
+def test_filter_state_resumes_in_another_filter(temporal):
+    """get_state/set_state: what a segment task needs to continue a stream elsewhere."""
+    import torch
+
+    from napari_vmm.core.temporal import make_filter
+
+    x = torch.randn(40, 5, dtype=torch.float64)
+    one = make_filter(temporal, (2, 5), FPS, taps=9)
+    ref = one.step(x)
+    first = make_filter(temporal, (2, 5), FPS, taps=9)
+    assert first.get_state() is None
+    head = first.step(x[:17])
+    second = make_filter(temporal, (2, 5), FPS, taps=9)
+    second.set_state(first.get_state())
+    assert torch.allclose(torch.cat([head, second.step(x[17:])]), ref)
+    second.set_state(None)
+    assert second.get_state() is None

@@ -635,7 +635,7 @@ def _segment_task(block: np.ndarray, ref0: np.ndarray | None, refr: np.ndarray |
             signal, _ = pipe.magnifier.encode(x)
             s = pipe.flatten(signal)
             z = torch.as_tensor(prime, dtype=s.dtype, device=s.device)
-            pipe.filter._state[0] = (z[:, :, None] * s[0]).contiguous()
+            pipe.filter.set_state((z[:, :, None] * s[0]).contiguous())
     out = [pipe.stream_chunk(np.asarray(block[t:t + chunk]))
            for t in range(0, block.shape[0], chunk)]
     result = np.concatenate(out)
