@@ -4,8 +4,11 @@ The engine's two paths map onto Dask as follows (see ``docs/dask.md``):
 
 - **Whole-clip filters** (``ideal``, zero-phase Butterworth/FIR): ``dask.array.map_overlap``
   over spatial tiles that hold the full time axis, with a spatial halo of
-  ``magnifier.spatial_support`` pixels (``boundary="none"``: at the frame edges the tile is
-  simply clamped, as in the engine). Inputs chunked along time are rechunked once to
+  ``magnifier.spatial_support`` pixels (at the frame edges the tile is clamped, as in the
+  engine, or for ``magnifier.boundary == "periodic"`` the halo wraps around). The method's
+  frame-size dependent options (``levels=0``) are pinned for the whole frame
+  (``Magnifier.frame_options``), so every tile builds the whole frame's pyramid. Inputs
+  chunked along time are rechunked once to
   ``(T, ty, tx[, C])`` (through Zarr for large data, :func:`rechunk_through_zarr`). Each task
   runs the engine's whole-clip path on one tile.
 - **Causal filters** (``butterworth``, ``fir``, ``iir``, ``none``, static and dynamic modes):
