@@ -167,6 +167,27 @@ def test_automatic_depth_is_the_whole_frames(method):
     assert max_diff(tiled, whole) == 0
 
 
+def test_automatic_depth_shrinks_to_fit_the_budget():
+    """levels=0 and a budget too small for the frame: one shallower depth for all tiles."""
+    frames = clip(8, 128)
+    kw = dict(method="riesz", temporal="ideal", band=(3, 6))
+    full = parallel.estimate_task_memory(frames.shape, np.uint8, FPS, **kw)
+    assert full.window == (128, 128) and full.halo == 0  # the frame's depth: not split
+    budget = full.bytes // 2
+    small = parallel.estimate_task_memory(frames.shape, np.uint8, FPS, memory_budget=budget,
+                                          **kw)
+    assert small.bytes <= budget and small.window[0] < 128 and small.halo > 0
+    x = da.from_array(frames, chunks=(8, 128, 128))
+    lazy = parallel.magnify_dask(x, FPS, alpha=10, memory_budget=budget, keep_chunks=False,
+                                 **kw)
+    assert lazy.numblocks[1] > 1
+    out = lazy.compute(scheduler="sync")
+    diffs = [max_diff(out, magnify(frames, FPS, alpha=10, levels=levels, **kw))
+             for levels in range(2, 7)]
+    assert min(diffs) <= 1  # the whole frame at the depth the tiles share
+    assert max(diffs) > 1
+
+
 def test_engine_tiles_build_the_whole_frames_pyramid():
     """The engine's own tiles (a clip over its memory budget) pin the depth too."""
     frames = clip(8, 128)
