@@ -172,7 +172,7 @@ def test_progress_can_cancel():
     (dict(band=(3, 1)), "below band high"),
     (dict(fps=0), "fps must be a positive"),
     (dict(method="nope"), "unknown method"),
-    (dict(wobble=3, method="phase"), "unknown option"),
+    (dict(lambda_c=3, method="phase"), "unknown option"),  # a linear option
     (dict(alpha=1e9), "alpha"),
     (dict(alpha=float("nan")), "alpha"),
     (dict(temporal="gauss"), "unknown temporal filter"),

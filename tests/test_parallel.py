@@ -169,6 +169,27 @@ def test_automatic_depth_is_the_whole_frames(method):
     assert max_diff(tiled, whole) == 0
 
 
+def test_automatic_depth_shrinks_to_fit_the_budget():
+    """levels=0 and a budget too small for the frame: one shallower depth for all tiles."""
+    frames = clip(8, 192)
+    kw = dict(method="riesz", temporal="ideal", band=(3, 6))
+    full = parallel.estimate_task_memory(frames.shape, np.uint8, FPS, **kw)
+    assert full.window == (192, 192) and full.halo == 0  # the frame's depth: not split
+    budget = full.bytes // 2
+    small = parallel.estimate_task_memory(frames.shape, np.uint8, FPS, memory_budget=budget,
+                                          **kw)
+    assert small.bytes <= budget and small.window[0] < 192 and small.halo > 0
+    x = da.from_array(frames, chunks=(8, 192, 192))
+    lazy = parallel.magnify_dask(x, FPS, alpha=10, memory_budget=budget, keep_chunks=False,
+                                 **kw)
+    assert lazy.numblocks[1] > 1
+    out = lazy.compute(scheduler="sync")
+    diffs = [max_diff(out, magnify(frames, FPS, alpha=10, levels=levels, **kw))
+             for levels in range(2, 7)]
+    assert min(diffs) <= 1  # the whole frame at the depth the tiles share
+    assert max(diffs) > 1
+
+
 def test_engine_tiles_build_the_whole_frames_pyramid():
     """The engine's own tiles (a clip over its memory budget) pin the depth too."""
     frames = clip(8, 128)
@@ -381,3 +402,23 @@ def test_scheduler_setting_and_memory_summary():
     bad = parallel.task_memory_summary((300, 256, 256), np.uint8, fps=FPS, method="linear",
                                        band=(1, 20))
     assert bad.startswith("cannot run:") and "Nyquist" in bad
+
+
+@pytest.mark.parametrize("temporal", ["butterworth", "fir", "iir"])
+def test_filter_state_resumes_in_another_filter(temporal):
+    """get_state/set_state: what a segment task needs to continue a stream elsewhere."""
+    import torch
+
+    from napari_vmm.core.temporal import make_filter
+
+    x = torch.randn(40, 5, dtype=torch.float64)
+    one = make_filter(temporal, (2, 5), FPS, taps=9)
+    ref = one.step(x)
+    first = make_filter(temporal, (2, 5), FPS, taps=9)
+    assert first.get_state() is None
+    head = first.step(x[:17])
+    second = make_filter(temporal, (2, 5), FPS, taps=9)
+    second.set_state(first.get_state())
+    assert torch.allclose(torch.cat([head, second.step(x[17:])]), ref)
+    second.set_state(None)
+    assert second.get_state() is None

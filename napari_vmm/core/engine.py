@@ -330,7 +330,13 @@ def _whole_clip(frames, out, pipeline: _Pipeline, chunk: int, memory_budget: int
     # Keep the signal and its filtered copy within the budget.
     max_area = memory_budget / max(1.0, 2.5 * per_px * n)
     if (tile_size is None and h * w > max_area) or (tile_size or max(h, w)) < max(h, w):
+        auto = not mag.opts.get("levels")
         mag.opts.update(mag.frame_options(h, w))  # tiles build the whole frame's pyramid
+        # Automatic depth, tiles from the budget: the deepest pyramid whose halo still leaves
+        # 32 px tiles (the same depth in every tile, so no seams).
+        while (auto and tile_size is None and mag.opts.get("levels", 0) > 2
+               and int(math.sqrt(max_area)) - 2 * mag.spatial_support < 32):
+            mag.opts["levels"] -= 1
     if tile_size is None:
         if h * w <= max_area:
             tile_size = max(h, w)

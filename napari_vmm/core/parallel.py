@@ -4,8 +4,11 @@ The engine's two paths map onto Dask as follows (see ``docs/dask.md``):
 
 - **Whole-clip filters** (``ideal``, zero-phase Butterworth/FIR): ``dask.array.map_overlap``
   over spatial tiles that hold the full time axis, with a spatial halo of
-  ``magnifier.spatial_support`` pixels (``boundary="none"``: at the frame edges the tile is
-  simply clamped, as in the engine). Inputs chunked along time are rechunked once to
+  ``magnifier.spatial_support`` pixels (at the frame edges the tile is clamped, as in the
+  engine, or for ``magnifier.boundary == "periodic"`` the halo wraps around). The method's
+  frame-size dependent options (``levels=0``) are pinned for the whole frame
+  (``Magnifier.frame_options``), so every tile builds the whole frame's pyramid. Inputs
+  chunked along time are rechunked once to
   ``(T, ty, tx[, C])`` (through Zarr for large data, :func:`rechunk_through_zarr`). Each task
   runs the engine's whole-clip path on one tile.
 - **Causal filters** (``butterworth``, ``fir``, ``iir``, ``none``, static and dynamic modes):
@@ -106,6 +109,27 @@ def _pin_frame_options(params: dict[str, Any], magnifier: Any, height: int,
     if not pinned:
         return params
     return {**params, "method_options": {**params["method_options"], **pinned}}
+
+
+def _pinned_plan(shape: tuple[int, ...], itemsize: int, params: dict[str, Any],
+                 magnifier: Any, tile_size: int | None, segment_frames: int | None,
+                 warmup: int | None, chunk_size: int | None, memory_budget: int,
+                 whole: bool | None = None) -> tuple[dict[str, Any], _Plan]:
+    """Pin the frame options, then plan; with automatic depth (``levels=0``) and tiles
+    sized by the budget, the deepest pyramid whose halo fits the budget (the same depth in
+    every tile, so no seams; the whole frame's depth when it fits)."""
+    auto = not params["method_options"].get("levels")
+    params = _pin_frame_options(params, magnifier, shape[1], shape[2])
+    while True:
+        try:
+            return params, _plan(shape, itemsize, params, tile_size, segment_frames, warmup,
+                                 chunk_size, memory_budget, whole)
+        except VMMError:
+            levels = params["method_options"].get("levels", 0)
+            if not auto or tile_size is not None or levels <= 2:
+                raise
+            params = {**params, "method_options": {**params["method_options"],
+                                                   "levels": levels - 1}}
 
 
 def needs_whole_clip(temporal: str, mode: str = "temporal", zero_phase: bool = False) -> bool:
@@ -289,9 +313,8 @@ def estimate_task_memory(shape: Sequence[int], dtype: Any, fps: float, method: s
     itemsize = check_dtype(dtype).itemsize
     params = _params(fps, method, 1.0, band, temporal, mode, 0, device, order, taps,
                      zero_phase, method_options)
-    params = _pin_frame_options(params, _Pipeline(roi_mask=None, **params).magnifier, h, w)
-    plan = _plan(shape, itemsize, params, tile_size, segment_frames, warmup, chunk_size,
-                 memory_budget)
+    _, plan = _pinned_plan(shape, itemsize, params, _Pipeline(roi_mask=None, **params).magnifier,
+                           tile_size, segment_frames, warmup, chunk_size, memory_budget)
     return plan.memory
 
 
@@ -466,7 +489,6 @@ def magnify_dask(frames: Any, fps: float, method: str = "phase", alpha: float = 
     probe = _Pipeline(roi_mask=roi_mask, **{**params, "reference": 0})
     if probe.roi_mask is not None:
         probe._mask_for((h, w))
-    params = _pin_frame_options(params, probe.magnifier, h, w)
     if path not in ("auto", "whole", "segments", "stream"):
         raise VMMError(f"path must be 'auto', 'whole' or 'segments', got {path!r}")
     whole = needs_whole_clip(temporal, mode, zero_phase)
@@ -478,10 +500,10 @@ def magnify_dask(frames: Any, fps: float, method: str = "phase", alpha: float = 
         raise VMMError(f"reference frame {reference} is outside the clip (0..{shape[0] - 1})")
     if whole or path == "whole":  # a causal filter may be forced onto full-T tiles
         result = _magnify_whole(frames, params, roi_mask, tile_size, chunk_size, memory_budget,
-                                rechunk_store)
+                                rechunk_store, probe.magnifier)
     else:
         result = _magnify_segments(frames, params, roi_mask, tile_size, segment_frames,
-                                   warmup, chunk_size, memory_budget)
+                                   warmup, chunk_size, memory_budget, probe.magnifier)
     if keep_chunks and result.chunks != frames.chunks:
         result = result.rechunk(frames.chunks)
     assert result.dtype == dtype
@@ -489,15 +511,15 @@ def magnify_dask(frames: Any, fps: float, method: str = "phase", alpha: float = 
 
 
 def _magnify_whole(frames, params, roi_mask, tile_size, chunk_size, memory_budget,
-                   rechunk_store):
+                   rechunk_store, magnifier):
     import dask.array as da
 
     n, h, w = frames.shape[:3]
     if tile_size is None and len(frames.chunks[0]) == 1 and (
             len(frames.chunks[1]) > 1 or len(frames.chunks[2]) > 1):
         tile_size = max(max(frames.chunks[1]), max(frames.chunks[2]))  # the input's tiles
-    plan = _plan(tuple(frames.shape), frames.dtype.itemsize, {**params, "reference": 0},
-                 tile_size, None, None, chunk_size, memory_budget, whole=True)
+    params, plan = _pinned_plan(tuple(frames.shape), frames.dtype.itemsize, params, magnifier,
+                                tile_size, None, None, chunk_size, memory_budget, whole=True)
     halo = plan.halo
     ychunks = _tile_chunks(h, plan.tile[0], halo, plan.periodic)
     xchunks = _tile_chunks(w, plan.tile[1], halo, plan.periodic)
@@ -539,15 +561,15 @@ def _whole_task(block: np.ndarray, mask: np.ndarray | None = None, *,
 
 
 def _magnify_segments(frames, params, roi_mask, tile_size, segment_frames, warmup,
-                      chunk_size, memory_budget):
+                      chunk_size, memory_budget, magnifier):
     import dask
     import dask.array as da
 
     shape = tuple(frames.shape)
     n, h, w = shape[:3]
     tchunks = frames.chunks[0]
-    plan = _plan(shape, frames.dtype.itemsize, params, tile_size, segment_frames, warmup,
-                 chunk_size, memory_budget)
+    params, plan = _pinned_plan(shape, frames.dtype.itemsize, params, magnifier, tile_size,
+                                segment_frames, warmup, chunk_size, memory_budget)
     wu, halo = plan.warmup, plan.halo
     if segment_frames is None and len(tchunks) > 1 and min(tchunks[:-1]) >= max(
             2 * wu, plan.chunk):
@@ -635,7 +657,7 @@ def _segment_task(block: np.ndarray, ref0: np.ndarray | None, refr: np.ndarray |
             signal, _ = pipe.magnifier.encode(x)
             s = pipe.flatten(signal)
             z = torch.as_tensor(prime, dtype=s.dtype, device=s.device)
-            pipe.filter._state[0] = (z[:, :, None] * s[0]).contiguous()
+            pipe.filter.set_state((z[:, :, None] * s[0]).contiguous())
     out = [pipe.stream_chunk(np.asarray(block[t:t + chunk]))
            for t in range(0, block.shape[0], chunk)]
     result = np.concatenate(out)

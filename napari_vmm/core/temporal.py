@@ -78,6 +78,25 @@ class TemporalFilter:
         """Forget the stream state."""
         self._state.clear()
 
+    def get_state(self, key: int = 0) -> Any:
+        """The state of stream ``key`` after the chunks so far (None before the first).
+
+        What it holds is the filter's own business (SOS: a tensor (sections, 2, ...)); pass
+        it back to :meth:`set_state` to resume the stream, e.g. in another process.
+        """
+        return self._state.get(key)
+
+    def set_state(self, state: Any, key: int = 0) -> None:
+        """Resume stream ``key`` from ``state`` (from :meth:`get_state`, or None to restart).
+
+        For :class:`SOSFilter` a tensor (sections, 2, ...) of the transposed direct form II
+        delays may be built directly, e.g. the state after a constant input.
+        """
+        if state is None:
+            self._state.pop(key, None)
+        else:
+            self._state[key] = state
+
     def step(self, x: torch.Tensor, key: int = 0) -> torch.Tensor:
         """Filter the next chunk ``x`` of shape (N, ...) of stream ``key``."""
         raise VMMError(
