@@ -167,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--method", default="riesz", help="magnifier (default riesz)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--threads", type=int, default=None, help="engine threads (--threads)")
-    p.add_argument("--seconds", type=float, default=3.0,
-                   help="length of the 1080p clip for chain and filter speed (default 3 s)")
+    p.add_argument("--seconds", type=float, default=10.0,
+                   help="length of the 1080p clip for chain and filter speed (default 10 s; "
+                   "the chain time includes about 1.5 s of start-up)")
     p.add_argument("--memory-size", default="160x120",
                    help="frame size of the 10 s / 100 s memory streams (default 160x120)")
     p.add_argument("--quick", action="store_true",
