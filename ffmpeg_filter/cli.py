@@ -204,6 +204,52 @@ class _ReadAhead:
         return self._filled
 
 
+class _WriteBehind:
+    """``writer.write`` in a daemon thread, one submission queued at most.
+
+    A buffer submitted with ``release=True`` goes back to ``free`` once it is written. A write
+    error (a closed pipe, say) is raised again in the caller's thread by the next
+    :meth:`submit` or by :meth:`close`.
+    """
+
+    def __init__(self, writer: Y4MWriter, free: list[FrameBuffer]) -> None:
+        import queue
+
+        self._writer = writer
+        self._free = free
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            buf, count, start, release = item
+            if self._error is None:
+                try:
+                    self._writer.write(buf, count, start=start)
+                except BaseException as exc:  # re-raised in the caller's thread
+                    self._error = exc
+            if release:
+                self._free.append(buf)
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def submit(self, buf: FrameBuffer, count: int, start: int, release: bool) -> None:
+        """Queue frames ``start .. start + count - 1`` of ``buf`` for writing."""
+        self._raise()
+        self._queue.put((buf, count, start, release))
+
+    def close(self) -> None:
+        """Wait for every queued write; re-raise a write error."""
+        self._queue.put(None)
+        self._thread.join()
+        self._raise()
+
+
 def filter_stream(
     reader: Y4MReader,
     writer: Y4MWriter,
@@ -250,7 +296,10 @@ def filter_stream(
     if chunk < 1:
         raise VMMError(f"--chunk must be at least 1 frame, got {chunk}")
     free: list[FrameBuffer] = []
-    pending: deque[list] = deque()  # [buffer, frames filled, frames already written]
+    pending: deque[list] = deque()  # [buffer, frames filled, frames already handed to write]
+    # Writes go through a thread too: the encoding ffmpeg reads its pipe only between frames
+    # it encodes, so a blocking write would stall the magnification of the next chunk.
+    write_behind = _WriteBehind(writer, free)
 
     def write_ready(out: np.ndarray) -> None:
         done = 0
@@ -263,32 +312,36 @@ def filter_stream(
             buf, filled, written = entry
             n = min(filled - written, len(out) - done)
             buf.luma[written : written + n] = out[done : done + n]
-            writer.write(buf, n, start=written)
             entry[2] += n
             done += n
-            if entry[2] == filled:
-                free.append(pending.popleft()[0])
+            last = entry[2] == filled
+            if last:
+                pending.popleft()
+            write_behind.submit(buf, n, written, release=last)
 
     def read_ahead() -> _ReadAhead:
         return _ReadAhead(reader, free.pop() if free else FrameBuffer(header, chunk))
 
-    # The next chunk is read while this one is magnified, so the upstream decoder (blocked on
-    # a full pipe otherwise) works in parallel; one more buffer, memory still constant.
-    next_read = read_ahead()
-    while True:
-        buf, filled = next_read.buf, next_read.result()
-        if filled == 0:
-            free.append(buf)
-            break
-        pending.append([buf, filled, 0])
-        if filled == chunk:
-            next_read = read_ahead()
-        write_ready(magnifier.push(buf.luma[:filled]))
-        if progress is not None:
-            progress(writer.frames_written)
-        if filled < chunk:
-            break
-    write_ready(magnifier.flush())
+    try:
+        # The next chunk is read while this one is magnified, so the upstream decoder
+        # (blocked on a full pipe otherwise) works in parallel; memory stays constant.
+        next_read = read_ahead()
+        while True:
+            buf, filled = next_read.buf, next_read.result()
+            if filled == 0:
+                free.append(buf)
+                break
+            pending.append([buf, filled, 0])
+            if filled == chunk:
+                next_read = read_ahead()
+            write_ready(magnifier.push(buf.luma[:filled]))
+            if progress is not None:
+                progress(writer.frames_written)
+            if filled < chunk:
+                break
+        write_ready(magnifier.flush())
+    finally:
+        write_behind.close()
     if writer.frames_written != reader.frames_read:
         raise VMMError(
             f"internal error: wrote {writer.frames_written} frames for {reader.frames_read} "
