@@ -263,3 +263,32 @@ def test_search_loop_derives_a_student_that_runs(tmp_path):
     out = magnify(np.random.default_rng(0).random((3, 19, 23, 3)).astype(np.float32), fps=30,
                   method="kldnas", alpha=5, mode="dynamic", temporal="none", weights=str(pt))
     assert out.shape == (3, 19, 23, 3) and np.isfinite(out).all()
+
+
+# -- evaluation --------------------------------------------------------------------------------
+
+def test_thesis_protocol_on_a_reduced_config(weights):
+    from napari_vmm.core.learned.evaluate import (
+        EvalConfig,
+        circles_clip,
+        markdown_tables,
+        run_evaluation,
+    )
+
+    # sub-pixel rendering: a 0.1 px move changes only the edge pixels, by about 0.1
+    bg = np.zeros((32, 32, 3), np.float32)
+    f = circles_clip(bg, np.ones((1, 3)), np.array([[16.0, 16.0]]), np.array([[0.0, 1.0]]),
+                     8.0, np.array([0.0, 0.1]))
+    d = np.abs(f[1] - f[0])
+    assert 0.05 < d.max() <= 0.11 and d[16, 16].max() == 0
+    cfg = EvalConfig(methods=("phase", "sigma_theta"), tests=("thesis",), thesis_clips=2,
+                     thesis_size=64, thesis_radius=10, thesis_frames=4,
+                     weights={"sigma_theta": weights["sigma_theta"]})
+    res = run_evaluation(cfg, log=lambda s: None)
+    (row,) = res["rows"]
+    assert row["alpha"] == 49.5 and row["factor"] == 100.0
+    assert all(row[m] > 0 and np.isfinite(row[m]) for m in ("input", "phase", "sigma_theta"))
+    md = markdown_tables(res)
+    assert "lower is better" in md
+    best = min(row["phase"], row["sigma_theta"])
+    assert f"**{best:.4f}**" in md
