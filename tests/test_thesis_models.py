@@ -292,3 +292,29 @@ def test_thesis_protocol_on_a_reduced_config(weights):
     assert "lower is better" in md
     best = min(row["phase"], row["sigma_theta"])
     assert f"**{best:.4f}**" in md
+
+
+def test_a_searched_student_fine_tunes_with_vmm_train(tmp_path):
+    import argparse
+
+    from napari_vmm.cli.train import add_parser
+    from napari_vmm.core.learned.kldnas import StudentNet, derive_genotype
+    from napari_vmm.core.learned.train import config_from_args, train
+
+    g = derive_genotype(StudentNet(None, **TINY))
+    arch = {"genotype": g, "c_enc": 4, "c_dec": 8, "ops": list(TINY["ops"])}
+    torch.manual_seed(0)
+    pt, _ = W.save_weights(build_model("kldnas", **arch).state_dict(), {"steps": 0,
+                                                                         "arch": arch},
+                           "kldnas", tmp_path / "s")
+    p = add_parser(argparse.ArgumentParser().add_subparsers())
+    with pytest.raises(VMMError, match="--init"):
+        config_from_args(p.parse_args(["kldnas", "--init", "scratch"]))
+    cfg = config_from_args(p.parse_args(
+        ["kldnas", "--init", str(pt), "--run-dir", str(tmp_path / "ft"), "--steps", "2",
+         "--batch", "1", "--crop", "32", "--val-every", "2", "--val-n", "1",
+         "--val-size", "32"]))
+    assert cfg.arch["genotype"] == g
+    assert train(cfg) == 0
+    prov = json.loads((tmp_path / "ft" / "export" / "kldnas.json").read_text())
+    assert prov["arch"]["genotype"] == g and prov["steps"] == 2

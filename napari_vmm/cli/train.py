@@ -12,6 +12,7 @@ Example::
     vmm train hmn --stage contrastive --init runs/hmn/export/hmn.pt \
         --proxy runs/hmn-proxy/export/hmn.pt --run-dir runs/hmn-cl  # thesis Ch. 7 fine-tuning
     vmm train kldnas --latency-ms 40 --run-dir runs/kldnas          # KL-DNAS search (Ch. 4)
+    vmm train kldnas --init runs/kldnas/export/kldnas.pt --run-dir runs/kldnas-ft  # its student
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def run(ns: argparse.Namespace) -> int:
     from ..core.learned.train import config_from_args, train
 
     try:
-        if ns.model == "kldnas":
+        if ns.model == "kldnas" and not str(ns.init).endswith(".pt"):
             from ..core.learned.kldnas import search_from_args
 
             return search_from_args(ns)

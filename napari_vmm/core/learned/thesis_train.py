@@ -15,7 +15,8 @@ Losses, in [−1, 1] image units (L1 terms are means, not sums; the thesis write
   against the noise-free frames (2×2-pooled, φ works at H/2) and, when a proxy is given,
   L_M = |(E*_t − E*_ref)·α − (E_t − E_ref)·α| (proxy on clean frames, model on noisy ones).
 - MDLMM (Ch. 5): 10·L1 + 0.1·P + E + |wrap(φ_m − φ_gt)| + |A_m − A_gt| (FFT of the target).
-- σ-θ Net (Ch. 6) and HMN (Ch. 7): 10·L1 + 1·E + 0.1·P; HMN's contrastive stage adds
+- σ-θ Net (Ch. 6), HMN (Ch. 7) and a KL-DNAS student (fine-tuning after the search, the
+  teacher's L_mag of Ch. 4): 10·L1 + 1·E + 0.1·P; HMN's contrastive stage adds
   C = Σ_levels |N_e − N*| / max(|N_e − N_{e−1}|, 0.01) on the MSM features W_4.
 
 E is the finite-difference edge loss |∇ŷ − ∇y| (horizontal and vertical). P stands for the
@@ -130,6 +131,8 @@ class ThesisStage:
             raise VMMError(f"--stage proxy applies to lnvmm and hmn, not {model}")
         if stage == "contrastive" and family != "hmn":
             raise VMMError(f"--stage contrastive applies to hmn, not {model}")
+        if family == "kldnas" and stage != "main":
+            raise VMMError("a kldnas student trains with --stage main only")
         if stage == "contrastive" and not proxy:
             raise VMMError("--stage contrastive needs --proxy PATH.pt (an hmn trained with "
                            "--stage proxy, i.e. without noise)")

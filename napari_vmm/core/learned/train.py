@@ -37,10 +37,10 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 #: the Singh thesis models (losses and stages in .thesis_train; Adam lr 1e-4 as the thesis)
 THESIS_MODELS = ("lnvmm", "lnvmm_light", "mdlmm", "mdlmm_d2", "sigma_theta", "hmn", "hmn_light")
 MODEL_DEFAULTS.update({n: {"crop": 96, "batch": 4, "lr": 1e-4, "ssim_weight": 0.1,
-                           "val_every": 200} for n in THESIS_MODELS})
+                           "val_every": 200} for n in (*THESIS_MODELS, "kldnas")})
 #: input sizes must be multiples of the network stride
 MODEL_STRIDES = {"fd4mm": 8, "mdlmm": 8, "mdlmm_d2": 8, "hmn": 4, "hmn_light": 4,
-                 "lnvmm": 2, "lnvmm_light": 2, "sigma_theta": 2}
+                 "lnvmm": 2, "lnvmm_light": 2, "sigma_theta": 2, "kldnas": 4}
 
 #: FD4MM architecture ablations (``vmm train fd4mm --ablate NAME``) -> FD4MMNet switches
 FD4MM_ABLATIONS: dict[str, dict[str, Any]] = {
@@ -296,7 +296,7 @@ def train(cfg: TrainConfig) -> int:
           f"lr {cfg.lr}, device {device}, threads {torch.get_num_threads()}", flush=True)
 
     stage = None
-    if cfg.model in THESIS_MODELS:
+    if cfg.model in THESIS_MODELS or cfg.model == "kldnas":
         from .thesis_train import ThesisStage, describe_loss
 
         stage = ThesisStage(cfg.model, net, cfg.stage, cfg.proxy, device, cfg.seed,
@@ -484,6 +484,10 @@ def config_from_args(ns) -> TrainConfig:
     arch: dict[str, Any] = {}
     for a in ablate:
         arch.update(FD4MM_ABLATIONS.get(a, {}))
+    if ns.model == "kldnas":  # fine-tuning a searched student: its genotype is in --init
+        if not str(ns.init).endswith(".pt"):
+            raise VMMError("training kldnas needs --init RUN/export/kldnas.pt from a search")
+        arch = dict(W.load_weights("kldnas", ns.init)[1].get("arch") or {})
     cmd = "vmm train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
         if len(sys.argv) > 1 and sys.argv[1] == "train" else \
         "vmm train " + " ".join(shlex.quote(a) for a in sys.argv[1:])
