@@ -318,3 +318,19 @@ def test_a_searched_student_fine_tunes_with_vmm_train(tmp_path):
     assert train(cfg) == 0
     prov = json.loads((tmp_path / "ft" / "export" / "kldnas.json").read_text())
     assert prov["arch"]["genotype"] == g and prov["steps"] == 2
+
+
+def test_tiled_close_to_untiled_and_mdlmm_does_not_tile_by_default(weights):
+    from napari_vmm.core.engine import magnify
+    from napari_vmm.core.registry import resolve_options
+
+    f = np.random.default_rng(3).random((1, 136, 200, 3)).astype(np.float32)
+    for name, tol in (("lnvmm_light", 1e-3), ("hmn_light", 1e-2)):
+        kw = dict(fps=30, method=name, alpha=5, mode="static", temporal="none",
+                  weights=weights[name])
+        a = magnify(f, **kw)
+        b = magnify(f, net_tile=128, **kw)
+        assert np.abs(a - b).mean() < tol, name
+    # MDLMM's FFT is global: its default tile covers 4K frames
+    assert resolve_options("mdlmm", {})["net_tile"] == 4096
+    assert resolve_options("mdlmm_d2", {})["net_tile"] == 4096

@@ -296,11 +296,19 @@ class LNVMMLightMagnifier(_LearnedMagnifier):
 class MDLMMMagnifier(_LearnedMagnifier):
     """MDLMM D1 (Singh et al., CVPR 2023): Fourier phase/amplitude streams + spatial correction.
 
-    The engine filters the frame itself (the FFT is taken per frame, per tile above net_tile).
+    The engine filters the frame itself. The FFT is global, so tiles change the result: the
+    default ``net_tile`` is 4096 (no tiling up to 4K frames).
     """
 
     name = "mdlmm"
     model_name = "mdlmm"
+    options: ClassVar[dict[str, Option]] = {
+        **_LearnedMagnifier.options,
+        "net_tile": Option(4096, int, "process frames larger than this many pixels on a side "
+                                      "in tiles; the FFT is per tile, which changes the "
+                                      "result, so keep it above the frame size",
+                           min=128, max=8192),
+    }
 
 
 class MDLMMD2Magnifier(_LearnedMagnifier):
@@ -308,6 +316,7 @@ class MDLMMD2Magnifier(_LearnedMagnifier):
 
     name = "mdlmm_d2"
     model_name = "mdlmm_d2"
+    options = MDLMMMagnifier.options
 
 
 class SigmaThetaMagnifier(_LearnedMagnifier):
