@@ -40,6 +40,10 @@ Search (:func:`search`), by parts and serially (thesis Table in digest §3.5):
   search frame size (:func:`measure_lut`, cached in ``RUN_DIR/latency_lut.json`` together
   with the hardware, torch version and thread count it was measured with). The latency is
   per output frame through the engine (each frame is encoded once).
+- calibration: the LUT misses per-frame overhead (Python, resampling, concatenations); a
+  reference student is timed end to end and the difference to its LUT latency is added to
+  the fixed layers (:func:`calibrate_overhead`), so that predicted and measured latencies,
+  and the teacher's measured latency (the default target is half of it), share one scale.
 - per-part targets: the total target β split in proportion to the parts' latency in the
   super-net at uniform α; the slack of a derived part (β_part − its LUT latency) goes to the
   next part, as in the thesis.
@@ -383,6 +387,39 @@ def measure_lut(net: StudentNet, size: int, path: str | Path | None = None, reps
     return out
 
 
+def lut_latency(net: StudentNet, genotype: dict[str, str], part: str | None = None) -> float:
+    """LUT latency (ms) of the discrete ``genotype`` in ``net``'s measured table."""
+    parts = (part,) if part else PARTS
+    tot = sum(float(net.fixed_latency.get(p, 0.0)) for p in parts)
+    for path, m in net.layers(part):
+        tot += float(m.lat[m.names.index(genotype[path])])
+    return tot
+
+
+def calibrate_overhead(net: StudentNet, size: int, reps: int = 5) -> float:
+    """Add the per-frame overhead the LUT does not see (Python, resampling, concatenation,
+    memory traffic) to the parts' fixed latency; returns it (ms).
+
+    A reference student (the first conv candidate in every Layer-(R), "add" in every
+    Layer-(C)) is timed end to end; the difference to its LUT latency is spread over the
+    parts in proportion to their LUT latency, so that LUT predictions and the measured
+    teacher latency (the default target) are on the same scale.
+    """
+    first = next((n for n in net.layers("encoder")[0][1].names if n != "none"), "none")
+    g = {p: (first if isinstance(m, LayerR) else "add") for p, m in net.layers()}
+    ref = inherit(build_student(g, *[net.arch[k] for k in ("c_enc", "c_dec")],
+                                net.arch["ops"]), net)
+    measured = measure_latency(ref, size, reps)
+    parts = {p: lut_latency(net, g, p) for p in PARTS}
+    total = sum(parts.values())
+    over = max(0.0, measured - total)
+    fl = dict(net.fixed_latency)
+    for p in PARTS:
+        fl[p] += over * parts[p] / max(total, 1e-9)
+    net.fixed_latency = fl
+    return over
+
+
 def latency_loss(lat: torch.Tensor, target_ms: float) -> torch.Tensor:
     """|log(lat / target)| (thesis Ch. 4), penalising both over- and undershooting."""
     return (torch.log(lat.clamp(min=1e-6)) - math.log(max(target_ms, 1e-6))).abs()
@@ -510,6 +547,7 @@ def search(cfg: SearchConfig, log=print) -> dict[str, Any]:
     net = StudentNet(None, cfg.c_enc, cfg.c_dec, cfg.ops)
     t0 = time.time()
     lut = measure_lut(net, cfg.search_size, run / "latency_lut.json", cfg.lut_reps)
+    overhead = calibrate_overhead(net, cfg.search_size, cfg.lut_reps)
     teacher_ms = measure_latency(teacher, cfg.search_size, cfg.lut_reps)
     target = cfg.latency_ms if cfg.latency_ms > 0 else 0.5 * teacher_ms
     with torch.no_grad():
@@ -577,6 +615,7 @@ def search(cfg: SearchConfig, log=print) -> dict[str, Any]:
                "student_ms_measured": round(student_ms, 4),
                "student_ms_lut": round(student_lut_ms, 4),
                "parts": summary_parts, "search_size": cfg.search_size,
+               "lut_overhead_ms": round(overhead, 4),
                "lut": "latency_lut.json", "lut_meta": lut["meta"],
                "config": {k: (list(v) if isinstance(v, tuple) else v)
                           for k, v in asdict(cfg).items()},
@@ -617,5 +656,5 @@ def search_from_args(ns) -> int:
 
 
 __all__ = ["CONNS", "OPS", "LayerC", "LayerR", "SearchBlock", "SearchConfig", "StudentNet",
-           "build_student", "derive_genotype", "inherit", "latency_loss", "measure_latency",
-           "measure_lut", "search", "search_from_args"]
+           "build_student", "calibrate_overhead", "derive_genotype", "inherit", "latency_loss",
+           "lut_latency", "measure_latency", "measure_lut", "search", "search_from_args"]
