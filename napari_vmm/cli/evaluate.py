@@ -50,6 +50,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="thesis protocol: number of clips (default 25, the thesis')")
     p.add_argument("--thesis-size", type=int, default=256,
                    help="thesis protocol: frame size in px (silent in the thesis; default 256)")
+    p.add_argument("--thesis-sigmas", default="0",
+                   help="thesis protocol: comma-separated Gaussian noise sigmas in [0, 1] "
+                        "units (the thesis' noise sweep; default 0)")
     p.add_argument("--json", metavar="OUT.json", help="write all results as JSON")
     p.add_argument("--markdown", metavar="OUT.md", help="write the tables as Markdown")
     p.set_defaults(func=run)
@@ -83,7 +86,9 @@ def run(ns: argparse.Namespace) -> int:
             raise VMMError("--size must be at least 32")
         cfg = EvalConfig(methods=methods, size=ns.size, scenes=ns.scenes, frames=ns.frames,
                          seed=ns.seed, device=ns.device, weights=weights, tests=tests,
-                         thesis_clips=ns.thesis_clips, thesis_size=ns.thesis_size)
+                         thesis_clips=ns.thesis_clips, thesis_size=ns.thesis_size,
+                         thesis_sigmas=tuple(float(v) for v in ns.thesis_sigmas.split(",")
+                                             if v.strip()))
         result = run_evaluation(cfg, log=lambda s: print(s, file=sys.stderr, flush=True))
     except VMMError as e:
         print(f"vmm evaluate: error: {e}", file=sys.stderr)
