@@ -491,7 +491,7 @@ def config_from_args(ns) -> TrainConfig:
     cmd = "vmm train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
         if len(sys.argv) > 1 and sys.argv[1] == "train" else \
         "vmm train " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    return TrainConfig(
+    cfg = TrainConfig(
         model=ns.model, run_dir=ns.run_dir or "", steps=ns.steps, batch=ns.batch,
         crop=ns.crop, lr=ns.lr, reg_weight=ns.reg_weight, ssim_weight=ns.ssim_weight,
         cr_weight=0.0 if "contrastive" in ablate else ns.cr_weight,
@@ -500,5 +500,10 @@ def config_from_args(ns) -> TrainConfig:
         clip=ns.clip, noise=ns.noise, seed=ns.seed, device=ns.device, threads=ns.threads,
         val_every=ns.val_every, val_n=ns.val_n, val_size=ns.val_size, init=ns.init,
         max_hours=ns.max_hours, max_steps=ns.max_steps, ckpt_every_s=ns.ckpt_every_s,
-        command=cmd, stage=getattr(ns, "stage", "main"), proxy=getattr(ns, "proxy", ""),
-        epoch_steps=getattr(ns, "epoch_steps", 1000))
+        command=cmd)
+
+    # thesis models: training stage, frozen proxy and the contrastive stage's epoch length
+    cfg.stage = getattr(ns, "stage", "main")
+    cfg.proxy = getattr(ns, "proxy", "")
+    cfg.epoch_steps = getattr(ns, "epoch_steps", 1000)
+    return cfg
