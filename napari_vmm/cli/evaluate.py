@@ -36,7 +36,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "weights, then linear, phase, riesz); NAME:LABEL adds a variant of a "
                         "learned model with its own --weights NAME:LABEL=PATH (ablations)")
     p.add_argument("--tests", default="subpixel,noise,fd4mm",
-                   help="comma-separated: subpixel, noise, fd4mm (default all)")
+                   help="comma-separated: subpixel, noise, fd4mm, thesis (the Singh thesis "
+                        "circles protocol, MSE; not in the default)")
     p.add_argument("--size", type=int, default=128, help="frame size in px (default 128)")
     p.add_argument("--scenes", type=int, default=2, help="scenes per setting (default 2)")
     p.add_argument("--frames", type=int, default=30,
@@ -45,6 +46,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--weights", action="append", default=[], metavar="MODEL=PATH",
                    help="use these weights for a learned model (default: shipped); repeatable")
+    p.add_argument("--thesis-clips", type=int, default=25,
+                   help="thesis protocol: number of clips (default 25, the thesis')")
+    p.add_argument("--thesis-size", type=int, default=256,
+                   help="thesis protocol: frame size in px (silent in the thesis; default 256)")
+    p.add_argument("--thesis-sigmas", default="0",
+                   help="thesis protocol: comma-separated Gaussian noise sigmas in [0, 1] "
+                        "units (the thesis' noise sweep; default 0)")
     p.add_argument("--json", metavar="OUT.json", help="write all results as JSON")
     p.add_argument("--markdown", metavar="OUT.md", help="write the tables as Markdown")
     p.set_defaults(func=run)
@@ -77,7 +85,10 @@ def run(ns: argparse.Namespace) -> int:
         if ns.size < 32:
             raise VMMError("--size must be at least 32")
         cfg = EvalConfig(methods=methods, size=ns.size, scenes=ns.scenes, frames=ns.frames,
-                         seed=ns.seed, device=ns.device, weights=weights, tests=tests)
+                         seed=ns.seed, device=ns.device, weights=weights, tests=tests,
+                         thesis_clips=ns.thesis_clips, thesis_size=ns.thesis_size,
+                         thesis_sigmas=tuple(float(v) for v in ns.thesis_sigmas.split(",")
+                                             if v.strip()))
         result = run_evaluation(cfg, log=lambda s: print(s, file=sys.stderr, flush=True))
     except VMMError as e:
         print(f"vmm evaluate: error: {e}", file=sys.stderr)

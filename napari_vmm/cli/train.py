@@ -7,6 +7,12 @@ Example::
     vmm train fd4mm --device cuda --batch 32 --workers 12       # GPU, bf16 autocast
     vmm train fd4mm --ablate contrastive --run-dir runs/fd4mm-nocr   # paper Table 6 ablation
     nice -n 10 setsid nohup vmm train oh2018 > runs/oh2018.out 2>&1 &
+    vmm train lnvmm --stage proxy --run-dir runs/lnvmm-proxy      # thesis Ch. 3: the proxy,
+    vmm train lnvmm --proxy runs/lnvmm-proxy/export/lnvmm.pt       # then the noisy model
+    vmm train hmn --stage contrastive --init runs/hmn/export/hmn.pt \
+        --proxy runs/hmn-proxy/export/hmn.pt --run-dir runs/hmn-cl  # thesis Ch. 7 fine-tuning
+    vmm train kldnas --latency-ms 40 --run-dir runs/kldnas          # KL-DNAS search (Ch. 4)
+    vmm train kldnas --init runs/kldnas/export/kldnas.pt --run-dir runs/kldnas-ft  # its student
 """
 
 from __future__ import annotations
@@ -18,11 +24,12 @@ from typing import Any
 from ..core.errors import VMMError
 
 DESCRIPTION = """\
-Train oh2018, realtime or fd4mm on synthetic data generated on the fly (Oh et al. recipe;
-nothing is downloaded or written besides the run directory). Rerunning the same command
-resumes from RUN_DIR/ckpt.pt, or, without a checkpoint, from the shipped weights. Loss and
-validation SSIM go to RUN_DIR/log.jsonl; the latest validated weights with their provenance go
-to RUN_DIR/export/, from where they can be copied into napari_vmm/weights/ (see
+Train oh2018, realtime, fd4mm or a thesis model (lnvmm, mdlmm, sigma_theta, hmn and their
+light variants), or run the KL-DNAS search (kldnas), on synthetic data generated on the fly
+(Oh et al. recipe; nothing is downloaded or written besides the run directory). Rerunning the
+same command resumes from RUN_DIR/ckpt.pt, or, without a checkpoint, from the shipped weights.
+Loss and validation SSIM go to RUN_DIR/log.jsonl; the latest validated weights with their
+provenance go to RUN_DIR/export/, from where they can be copied into napari_vmm/weights/ (see
 docs/learned.md).
 """
 
@@ -32,7 +39,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "train", help="train a learned magnifier (oh2018, realtime, fd4mm)",
         description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", choices=["oh2018", "realtime", "fd4mm"])
+    p.add_argument("model", choices=["oh2018", "realtime", "fd4mm", "lnvmm", "lnvmm_light",
+                                     "mdlmm", "mdlmm_d2", "sigma_theta", "hmn", "hmn_light",
+                                     "kldnas"])
     p.add_argument("--run-dir", default="", help="checkpoint/log directory (default runs/MODEL)")
     p.add_argument("--steps", type=int, default=1_000_000, help="total optimiser steps")
     p.add_argument("--batch", type=int, default=0, help="batch size (default: 4)")
@@ -79,6 +88,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="linear lr warm-up steps when the optimiser state is fresh (default 100)")
     p.add_argument("--ckpt-every-s", type=float, default=300.0,
                    help="also checkpoint every this many seconds between validations")
+    p.add_argument("--stage", default="main", choices=["main", "proxy", "contrastive"],
+                   help="thesis models: main (noisy inputs), proxy (lnvmm/hmn without noise: "
+                        "the frozen proxy of the other stages), contrastive (hmn fine-tuning "
+                        "of --init weights against --proxy)")
+    p.add_argument("--proxy", default="",
+                   help="thesis models: proxy weights .pt (lnvmm: L_M; hmn contrastive: the "
+                        "positive)")
+    p.add_argument("--epoch-steps", type=int, default=1000,
+                   help="hmn contrastive stage: steps per epoch (previous-epoch negatives)")
+    p.add_argument("--latency-ms", type=float, default=0.0,
+                   help="kldnas: latency target of the student on this machine (0: half the "
+                        "teacher's measured latency)")
+    p.add_argument("--search-size", type=int, default=128,
+                   help="kldnas: frame size the latency table is measured at (default 128)")
     p.set_defaults(func=run)
     return p
 
@@ -87,6 +110,10 @@ def run(ns: argparse.Namespace) -> int:
     from ..core.learned.train import config_from_args, train
 
     try:
+        if ns.model == "kldnas" and not str(ns.init).endswith(".pt"):
+            from ..core.learned.kldnas import search_from_args
+
+            return search_from_args(ns)
         return train(config_from_args(ns))
     except VMMError as e:
         print(f"vmm train: error: {e}", file=sys.stderr)

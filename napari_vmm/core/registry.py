@@ -140,3 +140,21 @@ register_method("realtime", "napari_vmm.core.learned.magnifier", "RealtimeMagnif
 register_method("fd4mm", "napari_vmm.core.learned.magnifier", "FD4MMMagnifier",
                 "Learned: FD4MM frequency decoupling, multi-level isomorphic (Wang et al. "
                 "2024)", kind="learned")
+
+# The Singh thesis models (napari_vmm.core.learned.thesis) and the KL-DNAS searched student.
+for _name, _cls, _summary in (
+        ("lnvmm", "LNVMMMagnifier", "Learned: LNVMM M1, feature-sharing encoders + appearance "
+                                    "encoder, proxy-model training (Singh et al. 2023)"),
+        ("lnvmm_light", "LNVMMLightMagnifier", "Learned: LNVMM M2, the light variant"),
+        ("mdlmm", "MDLMMMagnifier", "Learned: MDLMM D1, Fourier phase/amplitude + spatial "
+                                    "multi-scale correction (Singh et al. 2023)"),
+        ("mdlmm_d2", "MDLMMD2Magnifier", "Learned: MDLMM D2, the narrower variant"),
+        ("sigma_theta", "SigmaThetaMagnifier", "Learned: sigma-theta Net, learnable scale space "
+                                               "and steerable gradients (Singh, thesis Ch. 6)"),
+        ("hmn", "HMNMagnifier", "Learned: HMN M1, hierarchical Sobel-edge magnification "
+                                "(Singh, thesis Ch. 7)"),
+        ("hmn_light", "HMNLightMagnifier", "Learned: HMN M2, the light variant"),
+        ("kldnas", "KLDNASMagnifier", "Learned: KL-DNAS student, latency-aware searched "
+                                      "architecture (Singh et al. 2024), from its search log"),
+):
+    register_method(_name, "napari_vmm.core.learned.magnifier", _cls, _summary, kind="learned")

@@ -15,6 +15,10 @@ subpixel  Oh et al.: a 3 Hz sinusoid at 30 fps, foreground amplitude d in 0.01..
 noise     Oh et al.: fixed motion and alpha, static background, photon noise with variance
           equal to the pixel value (0-255 scale) times a noise factor, at two motion sizes
           (0.05 px ×200 and 0.5 px ×20).
+thesis    The Singh thesis protocol (digest §2.4, see :func:`run_thesis`): 25 clips of three
+          radius-40 circles moving A·(−1)^j (j the frame) horizontally, vertically and
+          diagonally over a test-split texture, A = 0.1 px, ground truth at 10 px (100×);
+          MSE on the 0–255 scale, averaged over frames, then over clips (lower is better).
 fd4mm     FD4MM synthetic protocol: foreground on a sinusoid of period T = 60 frames (30 fps),
           input amplitude 0.2 px, magnification factors 5, 10, 20, 50, 100 (total ratio, so
           project alpha = factor − 1), and additive Gaussian noise sigma 0.01..0.2 at factor 20.
@@ -46,7 +50,8 @@ from .data import (
     sample_seed_sequence,
 )
 
-LEARNED = ("oh2018", "realtime", "fd4mm")
+LEARNED = ("oh2018", "realtime", "fd4mm", "lnvmm", "lnvmm_light", "mdlmm", "mdlmm_d2",
+           "sigma_theta", "hmn", "hmn_light", "kldnas")
 CLASSICAL = ("linear", "phase", "riesz")
 
 
@@ -157,6 +162,13 @@ class EvalConfig:
     fd4mm_factors: tuple[float, ...] = (5, 10, 20, 50, 100)
     fd4mm_sigmas: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2)
     fd4mm_amplitude: float = 0.2
+    thesis_clips: int = 25
+    thesis_size: int = 256
+    thesis_radius: float = 40.0
+    thesis_frames: int = 10
+    thesis_amplitude: float = 0.1
+    thesis_factor: float = 100.0
+    thesis_sigmas: tuple[float, ...] = (0.0,)
 
 
 def run_method(method: str, frames: np.ndarray, alpha: float, fps: float,
@@ -263,7 +275,88 @@ def run_fd4mm(cfg: EvalConfig, log=print) -> list[dict[str, Any]]:
     return rows
 
 
-TESTS = {"subpixel": run_subpixel, "noise": run_noise, "fd4mm": run_fd4mm}
+def circles_clip(background: np.ndarray, colours: np.ndarray, centres: np.ndarray,
+                 directions: np.ndarray, radius: float, displacements: np.ndarray,
+                 ) -> np.ndarray:
+    """Frames (T, S, S, 3) in [0, 1]: discs composited over ``background`` (S, S, 3).
+
+    Disc k sits at ``centres[k] + displacements[t] · directions[k]`` (y, x in px) with colour
+    ``colours[k]``; its edge is anti-aliased by exact-distance coverage (1 px ramp), so any
+    sub-pixel displacement renders without resampling (the thesis up-/downsamples by S_f).
+    """
+    S = background.shape[0]
+    yy, xx = np.mgrid[0:S, 0:S].astype(np.float64)
+    out = []
+    for d in displacements:
+        f = background.astype(np.float64).copy()
+        for c, ctr, u in zip(colours, centres, directions, strict=True):
+            cy, cx = ctr + d * u
+            dist = np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2)
+            a = np.clip(radius + 0.5 - dist, 0.0, 1.0)[..., None]
+            f = f * (1 - a) + c[None, None, :] * a
+        out.append(f)
+    return np.stack(out).astype(np.float32)
+
+
+def run_thesis(cfg: EvalConfig, log=print) -> list[dict[str, Any]]:
+    """The thesis' synthetic protocol (§3.2.3; digest §2.4): MSE (0–255) vs ground truth.
+
+    Per clip: a test-split texture of ``thesis_size`` px, three discs of ``thesis_radius`` px
+    (random colours) centred at (¼, ¼), (¼, ¾), (¾, ½) of the frame and moving horizontally,
+    vertically and diagonally by A·(−1)^j px in frame j (A = ``thesis_amplitude``), 8-bit
+    quantised, plus Gaussian noise σ (``thesis_sigmas``, in [0, 1] units; silent in the
+    thesis, default none). Ground truth: the same discs at ``thesis_factor``·A·(−1)^j, not
+    quantised. Every method runs in **dynamic** mode (consecutive frames, as the thesis runs
+    its models), where the frame difference is 2·A·(−1)^j, so α = (factor − 1) / 2 = 49.5
+    gives the ground-truth motion (the thesis' M_f = 50 for its own models). The score is
+    the MSE over frames 1..T−1 (frame 0 has no predecessor), averaged over the clips.
+    """
+    from ..engine import magnify
+
+    rows = []
+    fps = 30.0
+    t = np.arange(cfg.thesis_frames)
+    alt = (-1.0) ** t
+    S, r = cfg.thesis_size, cfg.thesis_radius
+    centres = np.array([[0.25, 0.25], [0.25, 0.75], [0.75, 0.5]]) * S
+    dirs = np.array([[0.0, 1.0], [1.0, 0.0], [np.sqrt(0.5), np.sqrt(0.5)]])
+    alpha = (cfg.thesis_factor - 1.0) / 2.0
+    for sigma in cfg.thesis_sigmas:
+        acc: dict[str, list[float]] = {}
+        for k in range(cfg.thesis_clips):
+            rng = np.random.default_rng(sample_seed_sequence(cfg.seed, "test", 1000 + k))
+            bg = random_texture(rng, S, S).transpose(1, 2, 0)
+            cols = rng.uniform(0, 1, (3, 3))
+            frames = circles_clip(bg, cols, centres, dirs, r, cfg.thesis_amplitude * alt)
+            frames = np.round(frames * 255) / 255
+            if sigma > 0:
+                frames = np.clip(frames + sigma * rng.standard_normal(frames.shape), 0, 1)
+            frames = frames.astype(np.float32)
+            gt = circles_clip(bg, cols, centres, dirs, r,
+                              cfg.thesis_factor * cfg.thesis_amplitude * alt)
+
+            def mse(out: np.ndarray, gt: np.ndarray = gt) -> float:
+                return float(np.mean(((out[1:] - gt[1:]) * 255.0) ** 2))
+
+            acc.setdefault("input", []).append(mse(frames))
+            for m in cfg.methods:
+                opts = {"weights": cfg.weights[m]} if cfg.weights.get(m) else {}
+                out = magnify(frames, fps=fps, method=base_method(m), alpha=alpha,
+                              mode="dynamic", temporal="none", band=(1.0, 14.0),
+                              device=cfg.device, **opts)
+                acc.setdefault(m, []).append(mse(out))
+        row = {"test": "thesis", "amplitude_px": cfg.thesis_amplitude,
+               "factor": cfg.thesis_factor, "alpha": alpha, "sigma": sigma,
+               **{m: float(np.mean(v)) for m, v in acc.items()}}
+        log(json.dumps(row))
+        rows.append(row)
+    return rows
+
+
+TESTS = {"subpixel": run_subpixel, "noise": run_noise, "fd4mm": run_fd4mm,
+         "thesis": run_thesis}
+#: tests whose score is an error (lower is better)
+LOWER_IS_BETTER = {"thesis"}
 
 
 def run_evaluation(cfg: EvalConfig, log=print) -> dict[str, Any]:
@@ -302,11 +395,14 @@ def markdown_tables(result: dict[str, Any]) -> str:
     out = []
     keyset = {"subpixel": ["amplitude_px", "alpha"],
               "noise": ["amplitude_px", "alpha", "noise_factor"],
-              "fd4mm": ["factor", "sigma"]}
+              "fd4mm": ["factor", "sigma"],
+              "thesis": ["amplitude_px", "factor", "alpha", "sigma"]}
     titles = {"subpixel": "Sub-pixel test (Oh et al.): SSIM vs ground truth, "
                           "magnified amplitude 10 px",
               "noise": "Noise test (Oh et al.): SSIM vs ground truth",
-              "fd4mm": "FD4MM sinusoid protocol: SSIM vs ground truth"}
+              "fd4mm": "FD4MM sinusoid protocol: SSIM vs ground truth",
+              "thesis": "Thesis circles protocol (dynamic mode): MSE (0-255) vs ground truth, "
+                        "lower is better"}
     for m, w in result.get("weights", {}).items():
         if "error" in w:
             out.append(f"- `{m}` weights: {w['error']}")
@@ -324,7 +420,8 @@ def markdown_tables(result: dict[str, Any]) -> str:
         out.append("| " + " | ".join(keys + cols) + " |")
         out.append("|" + "---|" * (len(keys) + len(cols)))
         for r in rows:
-            best = max((r[m] for m in methods if m in r), default=None)
+            pick = min if test in LOWER_IS_BETTER else max
+            best = pick((r[m] for m in methods if m in r), default=None)
             cells = [f"{r[k]:g}" for k in keys]
             for m in cols:
                 v = r.get(m)

@@ -277,6 +277,81 @@ MAGNIFIERS = {"oh2018": Oh2018Magnifier, "realtime": RealtimeMagnifier,
               "fd4mm": FD4MMMagnifier}
 
 
+# -- the Singh thesis models (napari_vmm.core.learned.thesis) and the KL-DNAS student --------
+
+class LNVMMMagnifier(_LearnedMagnifier):
+    """LNVMM M1 (Singh et al., WACV 2023): feature-sharing encoders, appearance encoder."""
+
+    name = "lnvmm"
+    model_name = "lnvmm"
+
+
+class LNVMMLightMagnifier(_LearnedMagnifier):
+    """LNVMM M2, the light variant (C = 8)."""
+
+    name = "lnvmm_light"
+    model_name = "lnvmm_light"
+
+
+class MDLMMMagnifier(_LearnedMagnifier):
+    """MDLMM D1 (Singh et al., CVPR 2023): Fourier phase/amplitude streams + spatial correction.
+
+    The engine filters the frame itself. The FFT is global, so tiles change the result: the
+    default ``net_tile`` is 4096 (no tiling up to 4K frames).
+    """
+
+    name = "mdlmm"
+    model_name = "mdlmm"
+    options: ClassVar[dict[str, Option]] = {
+        **_LearnedMagnifier.options,
+        "net_tile": Option(4096, int, "process frames larger than this many pixels on a side "
+                                      "in tiles; the FFT is per tile, which changes the "
+                                      "result, so keep it above the frame size",
+                           min=128, max=8192),
+    }
+
+
+class MDLMMD2Magnifier(_LearnedMagnifier):
+    """MDLMM D2, the narrower variant."""
+
+    name = "mdlmm_d2"
+    model_name = "mdlmm_d2"
+    options = MDLMMMagnifier.options
+
+
+class SigmaThetaMagnifier(_LearnedMagnifier):
+    """σ-θ Net (Singh, thesis Ch. 6): learnable scale space and steerable gradients."""
+
+    name = "sigma_theta"
+    model_name = "sigma_theta"
+
+
+class HMNMagnifier(_LearnedMagnifier):
+    """HMN M1 (Singh, thesis Ch. 7): Sobel-edge multi-scale manipulators, hierarchical decoder."""
+
+    name = "hmn"
+    model_name = "hmn"
+
+
+class HMNLightMagnifier(_LearnedMagnifier):
+    """HMN M2, the light variant (c = 8)."""
+
+    name = "hmn_light"
+    model_name = "hmn_light"
+
+
+class KLDNASMagnifier(_LearnedMagnifier):
+    """A KL-DNAS student: the architecture derived by the search, read from its provenance."""
+
+    name = "kldnas"
+    model_name = "kldnas"
+
+
+MAGNIFIERS.update({c.model_name: c for c in (
+    LNVMMMagnifier, LNVMMLightMagnifier, MDLMMMagnifier, MDLMMD2Magnifier,
+    SigmaThetaMagnifier, HMNMagnifier, HMNLightMagnifier, KLDNASMagnifier)})
+
+
 def magnify_pair(model: str, frame_a, frame_b, alpha: float, device: str = "cpu",
                  weights: str | None = None) -> torch.Tensor:
     """Two-frame magnification with a learned model (Oh's static two-frame test).
@@ -291,5 +366,7 @@ def magnify_pair(model: str, frame_a, frame_b, alpha: float, device: str = "cpu"
         return mag.decode(frame_b, [sb[0] - sa[0]], ctx)
 
 
-__all__ = ["MAGNIFIERS", "FD4MMMagnifier", "Oh2018Magnifier", "RealtimeMagnifier",
+__all__ = ["MAGNIFIERS", "FD4MMMagnifier", "HMNLightMagnifier", "HMNMagnifier",
+           "KLDNASMagnifier", "LNVMMLightMagnifier", "LNVMMMagnifier", "MDLMMD2Magnifier",
+           "MDLMMMagnifier", "Oh2018Magnifier", "RealtimeMagnifier", "SigmaThetaMagnifier",
            "load_network", "magnify_pair"]

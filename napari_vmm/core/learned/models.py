@@ -178,6 +178,28 @@ def _fd4mm(**arch) -> MagNet:
 MODELS = {"oh2018": Oh2018Net, "realtime": RealtimeNet, "fd4mm": _fd4mm}
 
 
+def _thesis(name: str):
+    def build(**arch) -> MagNet:
+        from .thesis import build_thesis_model
+
+        return build_thesis_model(name, **arch)
+    return build
+
+
+#: the Singh thesis models (napari_vmm.core.learned.thesis)
+THESIS_NAMES = ("lnvmm", "lnvmm_light", "mdlmm", "mdlmm_d2", "sigma_theta", "hmn", "hmn_light")
+MODELS.update({n: _thesis(n) for n in THESIS_NAMES})
+
+
+def _kldnas(**arch) -> MagNet:
+    from .kldnas import build_student
+
+    return build_student(**arch)
+
+
+MODELS["kldnas"] = _kldnas
+
+
 def build_model(name: str, **arch) -> MagNet:
     """A fresh network by registry name (``oh2018``, ``realtime`` or ``fd4mm``).
 

@@ -37,6 +37,13 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     # FD4MM: Charbonnier + LoG edge + 0.1 contrastive (paper); crop a multiple of 8 (stride)
     "fd4mm": {"crop": 128, "batch": 4, "lr": 2e-4, "ssim_weight": 0.0, "val_every": 200},
 }
+#: the Singh thesis models (losses and stages in .thesis_train; Adam lr 1e-4 as the thesis)
+THESIS_MODELS = ("lnvmm", "lnvmm_light", "mdlmm", "mdlmm_d2", "sigma_theta", "hmn", "hmn_light")
+MODEL_DEFAULTS.update({n: {"crop": 96, "batch": 4, "lr": 1e-4, "ssim_weight": 0.1,
+                           "val_every": 200} for n in (*THESIS_MODELS, "kldnas")})
+#: input sizes must be multiples of the network stride
+MODEL_STRIDES = {"fd4mm": 8, "mdlmm": 8, "mdlmm_d2": 8, "hmn": 4, "hmn_light": 4,
+                 "lnvmm": 2, "lnvmm_light": 2, "sigma_theta": 2, "kldnas": 4}
 
 #: FD4MM architecture ablations (``vmm train fd4mm --ablate NAME``) -> FD4MMNet switches
 FD4MM_ABLATIONS: dict[str, dict[str, Any]] = {
@@ -79,6 +86,9 @@ class TrainConfig:
     max_steps: int = 0              # stop after this many steps in this process (0: no limit)
     command: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    stage: str = "main"             # thesis models: main | proxy | contrastive (.thesis_train)
+    proxy: str = ""                 # thesis models: frozen proxy weights (.pt) for L_M / C_loss
+    epoch_steps: int = 1000         # hmn contrastive stage: steps per "epoch" (negatives)
 
     def resolve(self) -> TrainConfig:
         if self.model not in MODEL_DEFAULTS:
@@ -97,6 +107,10 @@ class TrainConfig:
             raise VMMError(f"echo must be between 1 and 8, got {self.echo}")
         if self.model == "fd4mm" and self.crop % 8:
             raise VMMError(f"fd4mm needs a crop that is a multiple of 8, got {self.crop}")
+        st = MODEL_STRIDES.get(self.model, 1)
+        if self.model != "fd4mm" and self.crop % st:
+            raise VMMError(f"{self.model} needs a crop that is a multiple of {st}, "
+                           f"got {self.crop}")
         if not self.run_dir:
             self.run_dir = str(Path("runs") / self.model)
         return self
@@ -124,10 +138,11 @@ class _TrainStream:
                            range(step * self.batch, (step + 1) * self.batch), self.dcfg)
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
         xa, xb, xc, y = (to_net(b[k]) for k in ("A", "B", "C", "Y"))
-        clean_b = xb
+        clean_a, clean_b = xa, xb
         if self.noise > 0:
             xa, xb, xc = (add_poisson_noise(t, gen, self.noise) for t in (xa, xb, xc))
-        return {"A": xa, "B": xb, "C": xc, "Y": y, "B_clean": clean_b, "alpha": b["alpha"]}
+        return {"A": xa, "B": xb, "C": xc, "Y": y, "B_clean": clean_b, "A_clean": clean_a,
+                "alpha": b["alpha"]}
 
 
 def _worker_init(_: int) -> None:
@@ -316,7 +331,15 @@ def train(cfg: TrainConfig) -> int:
     print(f"{cfg.model}: {params} parameters, crop {cfg.crop}, batch {cfg.batch}, "
           f"lr {cfg.lr}, device {device}, threads {torch.get_num_threads()}", flush=True)
 
-    if cfg.model == "fd4mm":
+    stage = None
+    if cfg.model in THESIS_MODELS or cfg.model == "kldnas":
+        from .thesis_train import ThesisStage, describe_loss
+
+        stage = ThesisStage(cfg.model, net, cfg.stage, cfg.proxy, device, cfg.seed,
+                            cfg.epoch_steps)
+        loss_desc = describe_loss(cfg.model, cfg.stage, cfg.proxy,
+                                  0.0 if stage.noise_free else cfg.noise)
+    elif cfg.model == "fd4mm":
         loss_desc = {"charbonnier": 1.0, "edge_log": cfg.edge_weight,
                      "contrastive_fft": cfg.cr_weight, "poisson_noise_max": cfg.noise}
     else:
@@ -406,7 +429,9 @@ def train(cfg: TrainConfig) -> int:
             n = xa.shape[0]
             cl = torch.channels_last
             with _autocast(device, amp_mode):
-                if cfg.model == "fd4mm":
+                if stage is not None:
+                    out, thesis_loss = stage.loss(net, b, step, device)
+                elif cfg.model == "fd4mm":
                     v, m = net.encode(torch.cat([xa, xb]).contiguous(memory_format=cl))
                     out = net.decode(_split(v, n, 1),
                                      net.manipulate(_split(m, n, 0), _split(m, n, 1), alpha))
@@ -416,7 +441,9 @@ def train(cfg: TrainConfig) -> int:
                     ma, mb, mc = (_split(m, n, k) for k in range(3))
                     out = net.decode(vb, net.manipulate(ma, mb, alpha))
             out = out.float()
-            if cfg.model == "fd4mm":
+            if stage is not None:
+                loss, parts = thesis_loss
+            elif cfg.model == "fd4mm":
                 loss, parts = fd4mm_loss(out, y, b["B_clean"].to(device), cfg.cr_weight,
                                          cfg.edge_weight)
             else:
@@ -494,10 +521,14 @@ def config_from_args(ns) -> TrainConfig:
     arch: dict[str, Any] = {}
     for a in ablate:
         arch.update(FD4MM_ABLATIONS.get(a, {}))
+    if ns.model == "kldnas":  # fine-tuning a searched student: its genotype is in --init
+        if not str(ns.init).endswith(".pt"):
+            raise VMMError("training kldnas needs --init RUN/export/kldnas.pt from a search")
+        arch = dict(W.load_weights("kldnas", ns.init)[1].get("arch") or {})
     cmd = "vmm train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
         if len(sys.argv) > 1 and sys.argv[1] == "train" else \
         "vmm train " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    return TrainConfig(
+    cfg = TrainConfig(
         model=ns.model, run_dir=ns.run_dir or "", steps=ns.steps, batch=ns.batch,
         crop=ns.crop, lr=ns.lr, reg_weight=ns.reg_weight, ssim_weight=ns.ssim_weight,
         cr_weight=0.0 if "contrastive" in ablate else ns.cr_weight,
@@ -508,3 +539,9 @@ def config_from_args(ns) -> TrainConfig:
         max_hours=ns.max_hours, max_steps=ns.max_steps, ckpt_every_s=ns.ckpt_every_s,
         warmup=ns.warmup,
         command=cmd)
+
+    # thesis models: training stage, frozen proxy and the contrastive stage's epoch length
+    cfg.stage = getattr(ns, "stage", "main")
+    cfg.proxy = getattr(ns, "proxy", "")
+    cfg.epoch_steps = getattr(ns, "epoch_steps", 1000)
+    return cfg

@@ -1,0 +1,660 @@
+"""KL-DNAS: knowledge-distillation-guided, latency-aware differentiable architecture search
+(thesis Ch. 4, TNNLS 2024; digest §3.5), run on the machine at hand.
+
+The search is a method, not a network: it finds a student magnifier for a latency target on
+*this* machine, distilled from the project's best trained teacher (the shipped ``realtime``
+weights, loaded with :func:`.magnifier.load_network`).
+
+Super-net (:class:`StudentNet` with ``genotype=None``). The macro-structure is the teacher's,
+so that every student part can be plugged into the frozen teacher for distillation:
+
+- encoder: conv3×3/2 3→c_enc + ReLU (fixed) → 1 searchable block at H/2 → shape head
+  conv1×1 c_enc→16 (N, 16, H/2, W/2) and texture head conv3×3/2 c_enc→16 (N, 16, H/4, W/4),
+  the teacher's shapes;
+- manipulator: M_out = M + h(amp · g(δ)), g and h one searchable block each on 16 channels;
+- decoder: conv3×3/2 16→c_dec + ReLU, concat with the texture, conv1×1 → c_dec at H/4
+  (fixed) → 2 searchable blocks → [NN-up ×2 → conv3×3 + ReLU] × 2 → conv3×3 → 3 (fixed).
+
+A searchable block is the thesis' layer-wise cell: three serial **NAS Layer-(R)** layers
+R1 = LR(x), R2 = LR(R1), R3 = LR(R2), each a mixed op over {conv3×3, conv5×5} × dilation
+{1, 2, 4, 8} (conv without bias + ReLU) and "no connection" (zero), then three **NAS
+Layer-(C)** connection layers over {none (keep the first input), add, concat (+ conv1×1)}:
+F1 = LC(R3, R2), F2 = LC(F1, R1), F3 = LC(F2, x) — residual and dense blocks are special
+cases. Mixed ops are Σ softmax(α)·op (DARTS); the discrete student takes the argmax of each
+layer (:func:`derive_genotype`). No layer has a bias, so a block maps 0 to 0 and the
+manipulator keeps zero motion a fixed point, as in oh2018.
+
+Search (:func:`search`), by parts and serially (thesis Table in digest §3.5):
+
+(a) encoder: L = L_mag(D_T(M_T(E_S(x_a), E_S(x_b)), V_S(x_b)), Y) + λ4·‖E_T(X) − E_S(x)‖₁
+    + L_lat; (b) manipulator: L = L_mag(D_T(M_S(E*_S(x)), V*_S), Y) + λ4·‖M_T(E_T(X)) −
+    M_S(E*_S(x))‖₁ + L_lat; (c) decoder: L = L_mag(D_S(M*_S, V*_S), Y) + L_lat; λ4 = 0.1.
+    x are the noisy inputs, X the clean ones; L_mag = 10·L1 + 1·edge + 0.1·(1 − SSIM)
+    (the teacher loss of Ch. 4 with SSIM for the unavailable VGG term); the searched parts
+    are frozen for the later parts. The realtime teacher has no separate appearance encoder;
+    its texture head belongs to the encoder part, so part (b) is the manipulator alone.
+- first-order DARTS: every step updates the weights on one batch, then the architecture
+  weights on the next one (Adam, lr 3e-4, β (0.5, 0.999)).
+- latency: L_lat = |log(lat(α) / β_part)|, lat(α) = fixed + Σ_layers Σ_o softmax(α)_o ·
+  LUT[layer, o]; the lookup table holds per-op latencies **measured on this machine** at the
+  search frame size (:func:`measure_lut`, cached in ``RUN_DIR/latency_lut.json`` together
+  with the hardware, torch version and thread count it was measured with). The latency is
+  per output frame through the engine (each frame is encoded once).
+- calibration: the LUT misses per-frame overhead (Python, resampling, concatenations); a
+  reference student is timed end to end and the difference to its LUT latency is added to
+  the fixed layers (:func:`calibrate_overhead`), so that predicted and measured latencies,
+  and the teacher's measured latency (the default target is half of it), share one scale.
+- per-part targets: the total target β split in proportion to the parts' latency in the
+  super-net at uniform α; the slack of a derived part (β_part − its LUT latency) goes to the
+  next part, as in the thesis.
+- the encoder's LC layers do not see the other frame's stream (the thesis' do): the engine
+  encodes one frame at a time.
+
+Output, in RUN_DIR: ``latency_lut.json``, ``search_log.jsonl`` (one line per step: part,
+losses, expected latency, target), ``search.json`` (genotype, per-part targets and
+latencies, the derived student's measured latency and the teacher's) and
+``export/kldnas.pt`` + ``.json``: the student with the weights it inherits from the
+super-net, and ``arch`` = its genotype, so that :func:`.models.build_model` rebuilds it from
+the provenance (``vmm magnify --method kldnas --weights RUN_DIR/export/kldnas.pt``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import VMMError
+from .models import MagNet
+
+#: NAS Layer-(R) candidates: name -> (kernel, dilation); "none" is no connection
+OPS: dict[str, tuple[int, int] | None] = {
+    **{f"c3d{d}": (3, d) for d in (1, 2, 4, 8)},
+    **{f"c5d{d}": (5, d) for d in (1, 2, 4, 8)},
+    "none": None,
+}
+#: NAS Layer-(C) candidates
+CONNS = ("none", "add", "concat")
+SHAPE_C, TEX_C = 16, 16  # the realtime teacher's shape and texture channels
+PARTS = ("encoder", "manipulator", "decoder")
+
+
+def _make_op(name: str, c: int) -> nn.Module:
+    k, d = OPS[name]
+    return nn.Sequential(nn.Conv2d(c, c, k, padding=d * (k // 2), dilation=d, bias=False),
+                         nn.ReLU())
+
+
+class LayerR(nn.Module):
+    """Mixed op over ``choices`` (names of :data:`OPS`): (N, c, H, W) -> (N, c, H, W)."""
+
+    def __init__(self, c: int, choices: tuple[str, ...]) -> None:
+        super().__init__()
+        self.names = tuple(choices)
+        self.ops = nn.ModuleDict({n: _make_op(n, c) for n in self.names if n != "none"})
+        self.alpha = nn.Parameter(torch.zeros(len(self.names))) if len(self.names) > 1 else None
+        self.register_buffer("lat", torch.zeros(len(self.names)), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.alpha is None:
+            n = self.names[0]
+            return torch.zeros_like(x) if n == "none" else self.ops[n](x)
+        w = self.alpha.softmax(0)
+        out = torch.zeros_like(x)
+        for i, n in enumerate(self.names):
+            if n != "none":
+                out = out + w[i] * self.ops[n](x)
+        return out
+
+
+class LayerC(nn.Module):
+    """Mixed connection over ``choices`` (of :data:`CONNS`): (a, b) -> (N, c, H, W)."""
+
+    def __init__(self, c: int, choices: tuple[str, ...]) -> None:
+        super().__init__()
+        self.names = tuple(choices)
+        self.concat = nn.Conv2d(2 * c, c, 1, bias=False) if "concat" in self.names else None
+        self.alpha = nn.Parameter(torch.zeros(len(self.names))) if len(self.names) > 1 else None
+        self.register_buffer("lat", torch.zeros(len(self.names)), persistent=False)
+
+    def _one(self, n: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if n == "none":
+            return a
+        if n == "add":
+            return a + b
+        return self.concat(torch.cat([a, b], 1))
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if self.alpha is None:
+            return self._one(self.names[0], a, b)
+        w = self.alpha.softmax(0)
+        return sum(w[i] * self._one(n, a, b) for i, n in enumerate(self.names))
+
+
+class SearchBlock(nn.Module):
+    """Three serial Layer-(R) and three Layer-(C): (N, c, H, W) -> (N, c, H, W)."""
+
+    def __init__(self, c: int, prefix: str, genotype: dict[str, str] | None,
+                 ops: tuple[str, ...]) -> None:
+        super().__init__()
+        self.channels = c
+
+        def ch(key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+            return default if genotype is None else (genotype[f"{prefix}.{key}"],)
+
+        self.r = nn.ModuleList(LayerR(c, ch(f"r{i}", ops)) for i in range(3))
+        self.c = nn.ModuleList(LayerC(c, ch(f"c{i}", CONNS)) for i in range(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r1 = self.r[0](x)
+        r2 = self.r[1](r1)
+        r3 = self.r[2](r2)
+        f1 = self.c[0](r3, r2)
+        f2 = self.c[1](f1, r1)
+        return self.c[2](f2, x)
+
+
+def _up(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=2.0, mode="nearest")
+
+
+class StudentNet(MagNet):
+    """KL-DNAS super-net (``genotype=None``) or a derived discrete student.
+
+    Parameters
+    ----------
+    genotype : dict, optional
+        ``{"enc0.r0": "c3d2", "enc0.c0": "add", ...}``, one op per layer; None: the super-net
+        with every candidate in ``ops`` / :data:`CONNS`.
+    c_enc, c_dec : int
+        Widths of the encoder trunk and of the decoder (at H/4).
+    ops : sequence of str
+        Layer-(R) candidates of the super-net (default all nine of :data:`OPS`).
+
+    Notes
+    -----
+    ``encode(x)``: (N, 3, H, W) -> texture (N, 16, H/4, W/4), shape (N, 16, H/2, W/2);
+    ``manipulate`` -> M + h(amp · g(δ)) (N, 16, H/2, W/2); ``decode`` -> (N, 3, H, W), linear.
+    H and W multiples of 4. See the module docstring.
+    """
+
+    stride = 4
+    texture_factors = (4,)
+    shape_factor = 2
+    BLOCKS = {"encoder": ("enc0",), "manipulator": ("g0", "h0"), "decoder": ("dec0", "dec1")}
+
+    def __init__(self, genotype: dict[str, str] | None = None, c_enc: int = 16,
+                 c_dec: int = 32, ops: tuple[str, ...] | list[str] | None = None) -> None:
+        super().__init__()
+        ops = tuple(ops) if ops else tuple(OPS)
+        bad = [o for o in ops if o not in OPS]
+        if bad:
+            raise ValueError(f"unknown KL-DNAS ops {bad}; choose from {list(OPS)}")
+        self.arch = {"genotype": genotype, "c_enc": c_enc, "c_dec": c_dec, "ops": list(ops)}
+
+        def block(c: int, name: str) -> SearchBlock:
+            return SearchBlock(c, name, genotype, ops)
+
+        self.stem = nn.Sequential(nn.Conv2d(3, c_enc, 3, 2, 1, bias=False), nn.ReLU())
+        self.enc0 = block(c_enc, "enc0")
+        self.shape_head = nn.Conv2d(c_enc, SHAPE_C, 1, bias=False)
+        self.tex_head = nn.Conv2d(c_enc, TEX_C, 3, 2, 1, bias=False)
+        self.g0 = block(SHAPE_C, "g0")
+        self.h0 = block(SHAPE_C, "h0")
+        self.down = nn.Sequential(nn.Conv2d(SHAPE_C, c_dec, 3, 2, 1, bias=False), nn.ReLU())
+        self.fuse = nn.Sequential(nn.Conv2d(c_dec + TEX_C, c_dec, 1, bias=False), nn.ReLU())
+        self.dec0 = block(c_dec, "dec0")
+        self.dec1 = block(c_dec, "dec1")
+        self.up1 = nn.Sequential(nn.Conv2d(c_dec, c_dec, 3, 1, 1, bias=False), nn.ReLU())
+        self.up2 = nn.Sequential(nn.Conv2d(c_dec, c_dec, 3, 1, 1, bias=False), nn.ReLU())
+        self.out = nn.Conv2d(c_dec, 3, 3, 1, 1, bias=False)
+
+    # -- engine contract -------------------------------------------------------------------
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.enc0(self.stem(x))
+        return self.tex_head(f), self.shape_head(f)
+
+    def manipulate(self, m_ref: torch.Tensor | None, m: torch.Tensor,
+                   amp: torch.Tensor | float, delta: torch.Tensor | None = None) -> torch.Tensor:
+        d = delta if delta is not None else m - m_ref
+        if isinstance(amp, torch.Tensor):
+            amp = amp.reshape(-1, 1, 1, 1).to(m.dtype)
+        return m + self.h0(self.g0(d) * amp)
+
+    def decode(self, v: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        x = self.fuse(torch.cat([self.down(m), v], 1))
+        x = self.dec1(self.dec0(x))
+        return self.out(self.up2(_up(self.up1(_up(x)))))
+
+    # -- search helpers --------------------------------------------------------------------
+    def part_modules(self, part: str) -> list[nn.Module]:
+        """The modules of a part (encoder, manipulator, decoder)."""
+        return {"encoder": [self.stem, self.enc0, self.shape_head, self.tex_head],
+                "manipulator": [self.g0, self.h0],
+                "decoder": [self.down, self.fuse, self.dec0, self.dec1, self.up1, self.up2,
+                            self.out]}[part]
+
+    def layers(self, part: str | None = None) -> list[tuple[str, nn.Module]]:
+        """(path, LayerR / LayerC) of every searchable layer, e.g. ("enc0.r1", layer)."""
+        out = []
+        for p in (part,) if part else PARTS:
+            for b in self.BLOCKS[p]:
+                blk = getattr(self, b)
+                out += [(f"{b}.r{i}", m) for i, m in enumerate(blk.r)]
+                out += [(f"{b}.c{i}", m) for i, m in enumerate(blk.c)]
+        return out
+
+    def arch_parameters(self, part: str | None = None) -> list[nn.Parameter]:
+        return [m.alpha for _, m in self.layers(part) if m.alpha is not None]
+
+    def weight_parameters(self, part: str) -> list[nn.Parameter]:
+        return [p for mod in self.part_modules(part) for n, p in mod.named_parameters()
+                if not n.endswith("alpha")]
+
+    def expected_latency(self, part: str | None = None) -> torch.Tensor:
+        """Σ softmax(α)·LUT over the searchable layers + the fixed layers' latency (ms)."""
+        parts = (part,) if part else PARTS
+        tot = sum(float(self.fixed_latency.get(p, 0.0)) for p in parts)
+        lat = torch.tensor(tot)
+        for _, m in self.layers(part):
+            w = m.alpha.softmax(0) if m.alpha is not None else torch.ones(1)
+            lat = lat + (w * m.lat).sum()
+        return lat
+
+    #: measured latency (ms) of each part's fixed layers; set by :func:`measure_lut`
+    fixed_latency: dict[str, float] = dict.fromkeys(PARTS, 0.0)
+
+
+def build_student(genotype: dict[str, str] | None = None, c_enc: int = 16, c_dec: int = 32,
+                  ops: list[str] | None = None, **_: Any) -> StudentNet:
+    """The ``kldnas`` network of a search log (``arch`` of its provenance); see StudentNet."""
+    return StudentNet(genotype, c_enc, c_dec, ops)
+
+
+def derive_genotype(net: StudentNet, part: str | None = None) -> dict[str, str]:
+    """argmax of every searchable layer's architecture weights: {path: op name}."""
+    g = {}
+    for path, m in net.layers(part):
+        g[path] = m.names[int(m.alpha.argmax())] if m.alpha is not None else m.names[0]
+    return g
+
+
+def inherit(student: StudentNet, supernet: StudentNet) -> StudentNet:
+    """Copy the super-net's weights of the chosen ops into ``student`` (same parameter names)."""
+    sd = supernet.state_dict()
+    own = student.state_dict()
+    student.load_state_dict({k: sd[k] for k in own}, strict=True)
+    return student
+
+
+# -- latency lookup table ----------------------------------------------------------------------
+
+def _time_ms(fn, reps: int) -> float:
+    with torch.inference_mode():
+        for _ in range(2):
+            fn()
+        ts = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            ts.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(ts)
+
+
+def _lut_meta(size: int) -> dict[str, Any]:
+    from .weights import hardware_string
+
+    return {"hardware": hardware_string(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "size": size}
+
+
+def measure_lut(net: StudentNet, size: int, path: str | Path | None = None, reps: int = 5,
+                ) -> dict[str, Any]:
+    """Measure (or load from ``path``) per-op latencies at a ``size``×``size`` frame.
+
+    Every candidate op of every searchable layer, and every fixed layer, is timed on this
+    machine on a random input of the shape it sees (median of ``reps`` runs, ms). The LUT is
+    reused from ``path`` when it was measured with the same hardware, torch, threads and
+    size. Fills ``net``'s ``lat`` buffers and ``fixed_latency``; returns the LUT dict.
+    """
+    meta = _lut_meta(size)
+    lut: dict[str, float] = {}
+    if path is not None and Path(path).exists():
+        old = json.loads(Path(path).read_text())
+        if old.get("meta") == meta:
+            lut = dict(old["entries"])
+    shapes: dict[int, tuple] = {}
+    hooks = []
+    layer_ids = {id(m): p for p, m in net.layers()}
+    fixed = {id(m): (part, m) for part in PARTS for m in net.part_modules(part)
+             if not isinstance(m, SearchBlock)}
+
+    def rec(mod, inp, out):
+        shapes[id(mod)] = tuple(t.shape for t in inp if isinstance(t, torch.Tensor))
+
+    for m in net.modules():
+        if id(m) in layer_ids or id(m) in fixed:
+            hooks.append(m.register_forward_hook(rec))
+    net.eval()
+    x = torch.rand(1, 3, size, size)
+    try:
+        with torch.inference_mode():
+            net(x, x, 1.0)
+    finally:
+        for h in hooks:
+            h.remove()
+    for _, m in net.layers():
+        shp = shapes[id(m)][0]
+        c = shp[1]
+        vals = []
+        for n in m.names:
+            key = f"{type(m).__name__}|{n}|{'x'.join(map(str, shp))}"
+            if key not in lut:
+                a = torch.rand(shp)
+                if isinstance(m, LayerR):
+                    lut[key] = 0.0 if n == "none" else _time_ms(
+                        lambda op=_make_op(n, c).eval(), a=a: op(a), reps)
+                elif n == "none":
+                    lut[key] = 0.0
+                elif n == "add":
+                    lut[key] = _time_ms(lambda a=a: a + a, reps)
+                else:
+                    cv = nn.Conv2d(2 * c, c, 1, bias=False).eval()
+                    lut[key] = _time_ms(lambda a=a, cv=cv: cv(torch.cat([a, a], 1)), reps)
+            vals.append(lut[key])
+        m.lat = torch.tensor(vals)
+    fl: dict[str, float] = dict.fromkeys(PARTS, 0.0)
+    for mid, (part, m) in fixed.items():
+        shp = shapes[mid][0]
+        key = f"fixed|{part}|{type(m[0] if isinstance(m, nn.Sequential) else m).__name__}|" \
+              f"{sum(p.numel() for p in m.parameters())}|{'x'.join(map(str, shp))}"
+        if key not in lut:
+            a = torch.rand(shp)
+            lut[key] = _time_ms(lambda m=m, a=a: m(a), reps)
+        fl[part] += lut[key]
+    net.fixed_latency = fl
+    out = {"meta": meta, "entries": lut}
+    if path is not None:
+        Path(path).write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
+def lut_latency(net: StudentNet, genotype: dict[str, str], part: str | None = None) -> float:
+    """LUT latency (ms) of the discrete ``genotype`` in ``net``'s measured table."""
+    parts = (part,) if part else PARTS
+    tot = sum(float(net.fixed_latency.get(p, 0.0)) for p in parts)
+    for path, m in net.layers(part):
+        tot += float(m.lat[m.names.index(genotype[path])])
+    return tot
+
+
+def calibrate_overhead(net: StudentNet, size: int, reps: int = 5) -> float:
+    """Add the per-frame overhead the LUT does not see (Python, resampling, concatenation,
+    memory traffic) to the parts' fixed latency; returns it (ms).
+
+    A reference student (the first conv candidate in every Layer-(R), "add" in every
+    Layer-(C)) is timed end to end; the difference to its LUT latency is spread over the
+    parts in proportion to their LUT latency, so that LUT predictions and the measured
+    teacher latency (the default target) are on the same scale.
+    """
+    first = next((n for n in net.layers("encoder")[0][1].names if n != "none"), "none")
+    g = {p: (first if isinstance(m, LayerR) else "add") for p, m in net.layers()}
+    ref = inherit(build_student(g, *[net.arch[k] for k in ("c_enc", "c_dec")],
+                                net.arch["ops"]), net)
+    measured = measure_latency(ref, size, reps)
+    parts = {p: lut_latency(net, g, p) for p in PARTS}
+    total = sum(parts.values())
+    over = max(0.0, measured - total)
+    fl = dict(net.fixed_latency)
+    for p in PARTS:
+        fl[p] += over * parts[p] / max(total, 1e-9)
+    net.fixed_latency = fl
+    return over
+
+
+def latency_loss(lat: torch.Tensor, target_ms: float) -> torch.Tensor:
+    """|log(lat / target)| (thesis Ch. 4), penalising both over- and undershooting."""
+    return (torch.log(lat.clamp(min=1e-6)) - math.log(max(target_ms, 1e-6))).abs()
+
+
+def measure_latency(net: MagNet, size: int, reps: int = 5) -> float:
+    """Median per-frame latency (ms) of encode + manipulate + decode at size×size."""
+    net = net.eval()
+    x = torch.rand(1, 3, size, size)
+
+    def run() -> None:
+        v, m = net.encode(x)
+        net.decode(v, net.manipulate(None, m, 10.0, delta=torch.zeros_like(m)))
+
+    return _time_ms(run, reps)
+
+
+# -- the search --------------------------------------------------------------------------------
+
+@dataclass
+class SearchConfig:
+    """Settings of :func:`search` (``vmm train kldnas``)."""
+
+    run_dir: str = "runs/kldnas"
+    latency_ms: float = 0.0        # total target on this machine; 0: half the teacher's
+    search_size: int = 128         # frame size of the latency table
+    steps: int = 2000              # search steps per part
+    batch: int = 4
+    crop: int = 64
+    lr: float = 1e-3               # weights
+    arch_lr: float = 3e-4          # architecture weights
+    kd_weight: float = 0.1         # λ4
+    lat_weight: float = 1.0
+    noise: float = 0.3
+    seed: int = 0
+    c_enc: int = 16
+    c_dec: int = 32
+    ops: tuple[str, ...] = tuple(OPS)
+    teacher: str = "realtime"
+    teacher_weights: str = ""      # "" : the shipped weights
+    threads: int = 1
+    log_every: int = 10
+    val_n: int = 16
+    val_size: int = 64
+    lut_reps: int = 5
+    command: str = ""
+
+
+def _load_teacher(cfg: SearchConfig) -> MagNet:
+    import copy
+
+    from .magnifier import load_network
+
+    t = copy.deepcopy(load_network(cfg.teacher, torch.device("cpu"), cfg.teacher_weights or None))
+    t = t.to(memory_format=torch.contiguous_format).eval()
+    for p in t.parameters():
+        p.requires_grad_(False)
+    return t
+
+
+def _part_loss(part: str, net: StudentNet, teacher: MagNet, b: dict, kd_weight: float,
+               ) -> tuple[torch.Tensor, dict[str, float]]:
+    from .thesis_train import base_loss
+
+    xa, xb, y, amp = b["A"], b["B"], b["Y"], b["alpha"]
+    ca, cb = b["A_clean"], b["B_clean"]
+    va, ma = net.encode(xa)
+    vb, mb = net.encode(xb)
+    kd = None
+    with torch.no_grad():
+        tva, tma = teacher.encode(ca)
+        tvb, tmb = teacher.encode(cb)
+    if part == "encoder":
+        out = teacher.decode(vb, teacher.manipulate(ma, mb, amp))
+        kd = sum((s - t).abs().mean() for s, t in ((va, tva), (ma, tma), (vb, tvb), (mb, tmb)))
+    elif part == "manipulator":
+        ms = net.manipulate(ma, mb, amp)
+        with torch.no_grad():
+            mt = teacher.manipulate(tma, tmb, amp)
+        out = teacher.decode(vb, ms)
+        kd = (ms - mt).abs().mean()
+    else:
+        out = net.decode(vb, net.manipulate(ma, mb, amp))
+    loss, parts = base_loss(out, y, 10.0, 1.0, 0.1)
+    if kd is not None:
+        loss = loss + kd_weight * kd
+        parts["kd"] = float(kd.detach())
+    parts["loss"] = float(loss.detach())
+    return loss, parts
+
+
+def _freeze_part(net: StudentNet, part: str, genotype: dict[str, str]) -> None:
+    """Replace the part's blocks by their discrete versions (weights kept) and freeze them."""
+    for bname in StudentNet.BLOCKS[part]:
+        old = getattr(net, bname)
+        new = SearchBlock(old.channels, bname, genotype, tuple(OPS))
+        sd = old.state_dict()
+        new.load_state_dict({k: sd[k] for k in new.state_dict()})
+        for (_, lo), (_, ln) in zip(_block_layers(old), _block_layers(new), strict=True):
+            idx = [lo.names.index(n) for n in ln.names]
+            ln.lat = lo.lat[idx].clone()
+        setattr(net, bname, new)
+    for m in net.part_modules(part):
+        for p in m.parameters():
+            p.requires_grad_(False)
+
+
+def _block_layers(b: SearchBlock) -> list[tuple[str, nn.Module]]:
+    return [(f"r{i}", m) for i, m in enumerate(b.r)] + [(f"c{i}", m) for i, m in enumerate(b.c)]
+
+
+def search(cfg: SearchConfig, log=print) -> dict[str, Any]:
+    """Run the KL-DNAS search; returns the search summary (also ``RUN_DIR/search.json``)."""
+    from . import weights as W
+    from .data import DataConfig
+    from .train import TrainConfig, _TrainStream, evaluate_val, validation_set
+
+    if cfg.crop % 4:
+        raise VMMError(f"kldnas needs a crop that is a multiple of 4, got {cfg.crop}")
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(max(1, cfg.threads))
+    run = Path(cfg.run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    teacher = _load_teacher(cfg)
+    net = StudentNet(None, cfg.c_enc, cfg.c_dec, cfg.ops)
+    t0 = time.time()
+    lut = measure_lut(net, cfg.search_size, run / "latency_lut.json", cfg.lut_reps)
+    overhead = calibrate_overhead(net, cfg.search_size, cfg.lut_reps)
+    teacher_ms = measure_latency(teacher, cfg.search_size, cfg.lut_reps)
+    target = cfg.latency_ms if cfg.latency_ms > 0 else 0.5 * teacher_ms
+    with torch.no_grad():
+        part_lat = {p: float(net.expected_latency(p)) for p in PARTS}
+    total0 = sum(part_lat.values())
+    targets = {p: target * part_lat[p] / total0 for p in PARTS}
+    log(f"kldnas: LUT of {len(lut['entries'])} entries at {cfg.search_size}px; teacher "
+        f"{cfg.teacher} {teacher_ms:.2f} ms, super-net {total0:.2f} ms (uniform α), "
+        f"target {target:.2f} ms")
+    tcfg = TrainConfig(model="realtime", seed=cfg.seed, batch=cfg.batch, noise=cfg.noise,
+                       val_n=cfg.val_n, val_size=cfg.val_size)
+    stream = _TrainStream(tcfg, DataConfig(size=cfg.crop))
+    logf = open(run / "search_log.jsonl", "a")  # noqa: SIM115 - closed below
+    genotype: dict[str, str] = {}
+    summary_parts = {}
+    step_global = 0
+    try:
+        carry = 0.0
+        for part in PARTS:
+            beta = targets[part] + carry
+            opt_w = torch.optim.Adam(net.weight_parameters(part), lr=cfg.lr)
+            opt_a = torch.optim.Adam(net.arch_parameters(part), lr=cfg.arch_lr,
+                                     betas=(0.5, 0.999))
+            net.train()
+            for s in range(cfg.steps):
+                b = stream[2 * step_global]
+                loss, parts = _part_loss(part, net, teacher, b, cfg.kd_weight)
+                opt_w.zero_grad(set_to_none=True)
+                loss.backward()
+                opt_w.step()
+                b2 = stream[2 * step_global + 1]
+                aloss, _ = _part_loss(part, net, teacher, b2, cfg.kd_weight)
+                lat = net.expected_latency(part)
+                llat = latency_loss(lat, beta)
+                opt_a.zero_grad(set_to_none=True)
+                (aloss + cfg.lat_weight * llat).backward()
+                opt_a.step()
+                opt_w.zero_grad(set_to_none=True)
+                step_global += 1
+                if (s + 1) % cfg.log_every == 0 or s + 1 == cfg.steps:
+                    rec = {"part": part, "step": s + 1, "loss": round(parts["loss"], 5),
+                           "l1": round(parts["l1"], 5), "kd": round(parts.get("kd", 0.0), 5),
+                           "lat_loss": round(float(llat.detach()), 5),
+                           "expected_latency_ms": round(float(lat.detach()), 4),
+                           "target_ms": round(beta, 4), "wall_s": round(time.time() - t0, 1)}
+                    logf.write(json.dumps(rec) + "\n")
+                    logf.flush()
+                    log(json.dumps(rec))
+            g = derive_genotype(net, part)
+            genotype.update(g)
+            _freeze_part(net, part, g)
+            with torch.no_grad():
+                got = float(net.expected_latency(part))
+            carry = beta - got
+            summary_parts[part] = {"target_ms": round(beta, 4), "derived_ms": round(got, 4)}
+    finally:
+        logf.close()
+    with torch.no_grad():
+        student_lut_ms = float(net.expected_latency())
+    student = inherit(build_student(genotype, cfg.c_enc, cfg.c_dec, list(cfg.ops)), net)
+    student_ms = measure_latency(student, cfg.search_size, cfg.lut_reps)
+    met = evaluate_val(student, validation_set(tcfg, cfg.seed), torch.device("cpu"))
+    summary = {"genotype": genotype, "target_ms": round(target, 4),
+               "teacher": cfg.teacher, "teacher_ms": round(teacher_ms, 4),
+               "student_ms_measured": round(student_ms, 4),
+               "student_ms_lut": round(student_lut_ms, 4),
+               "parts": summary_parts, "search_size": cfg.search_size,
+               "lut_overhead_ms": round(overhead, 4),
+               "lut": "latency_lut.json", "lut_meta": lut["meta"],
+               "config": {k: (list(v) if isinstance(v, tuple) else v)
+                          for k, v in asdict(cfg).items()},
+               "validation": {k: round(v, 5) for k, v in met.items()},
+               "wall_time_s": round(time.time() - t0, 1)}
+    (run / "search.json").write_text(json.dumps(summary, indent=1) + "\n")
+    passed = met["ssim"] >= W.QUALITY_BAR
+    prov = {"command": cfg.command, "seed": cfg.seed, "steps": step_global,
+            "samples_seen": 2 * step_global * cfg.batch, "batch": cfg.batch, "crop": cfg.crop,
+            "arch": {"genotype": genotype, "c_enc": cfg.c_enc, "c_dec": cfg.c_dec,
+                     "ops": list(cfg.ops)},
+            "search": summary, "parameters": sum(p.numel() for p in student.parameters()),
+            "wall_time_s": summary["wall_time_s"],
+            "hardware": W.hardware_string() + f"; torch threads {torch.get_num_threads()}",
+            "init_from": f"KL-DNAS super-net, teacher {cfg.teacher}",
+            "validation": {"split": "val (split id 1)", "seed": cfg.seed, "n": cfg.val_n,
+                           "size": cfg.val_size, **summary["validation"]},
+            "quality_bar": W.QUALITY_BAR,
+            "status": W.STATUS_FINISHED if passed else W.STATUS_TRAINING,
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    W.save_weights(student.state_dict(), prov, "kldnas", run / "export")
+    return summary
+
+
+def search_from_args(ns) -> int:
+    """``vmm train kldnas``: run :func:`search` from parsed CLI arguments; returns 0."""
+    import shlex
+    import sys
+
+    steps = ns.max_steps if ns.max_steps > 0 else (ns.steps if ns.steps < 1_000_000 else 2000)
+    cfg = SearchConfig(run_dir=ns.run_dir or "runs/kldnas", latency_ms=ns.latency_ms,
+                       search_size=ns.search_size, steps=steps, batch=ns.batch or 4,
+                       crop=ns.crop or 64, lr=ns.lr or 1e-3, noise=ns.noise, seed=ns.seed,
+                       threads=ns.threads, val_n=ns.val_n, val_size=ns.val_size,
+                       command="vmm " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    search(cfg)
+    return 0
+
+
+__all__ = ["CONNS", "OPS", "LayerC", "LayerR", "SearchBlock", "SearchConfig", "StudentNet",
+           "build_student", "calibrate_overhead", "derive_genotype", "inherit", "latency_loss",
+           "lut_latency", "measure_latency", "measure_lut", "search", "search_from_args"]

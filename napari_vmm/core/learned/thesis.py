@@ -1,0 +1,658 @@
+"""The Singh thesis models (digest §3.4, §3.6–§3.8): LNVMM, MDLMM, σ-θ Net and HMN.
+
+None of them has public code; every architecture here is rebuilt from the thesis text, and
+every place where the thesis gives only a figure or is silent is a choice, listed in the
+class docstrings and in docs/learned.md ("Thesis models").
+
+Common conventions (the project's, shared with :mod:`.models` and :mod:`.fd4mm`):
+
+- images in [−1, 1]; ``amp`` is the project α (output motion = (1 + α) × input motion); the
+  thesis' M_f has no fixed relation to it (its own tables use M_f = 50 for a 100× test).
+- The two frames are the reference (the thesis' previous frame F_{t−1} / I_0 / I_t1) and the
+  current frame (F_t / I_1 / I_t2); the output is the magnified current frame.
+- All four follow the engine's ``encode`` / ``manipulate`` / ``decode`` contract so static,
+  dynamic and temporal modes work. LNVMM's motion representation is its encoder output, like
+  Oh's. MDLMM, σ-θ Net and HMN compute their motion features *non-linearly from both frames*
+  (Fourier phase, gradient phase, Sobel-edge differences with the raw frames), so their
+  ``encode`` returns the frame itself as the motion signal: the engine's difference gives the
+  reference frame back exactly (I_ref = I_t − (I_t − I_ref)) in static and dynamic mode; in
+  temporal mode the "reference" is I_t − T(I)(t), the frame with the band's motion removed.
+- ``manipulate`` returns whatever ``decode`` needs (a tuple for the three models above); the
+  magnifier only passes it from one to the other.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .models import MagNet, ResBlock, conv
+
+
+def _up(x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+    if size is None:
+        return F.interpolate(x, scale_factor=2.0, mode="nearest")
+    return F.interpolate(x, size=size, mode="nearest")
+
+
+def _amp(amp: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor | float:
+    if isinstance(amp, torch.Tensor):
+        return amp.reshape(-1, 1, 1, 1).to(like.dtype)
+    return amp
+
+
+def _wrap(p: torch.Tensor) -> torch.Tensor:
+    """Wrap angles to (−π, π]."""
+    return torch.remainder(p + math.pi, 2 * math.pi) - math.pi
+
+
+def finite_diff_edges(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Horizontal and vertical forward differences of (N, C, H, W)."""
+    return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
+
+
+def sobel(x: torch.Tensor) -> torch.Tensor:
+    """Sobel (gx, gy) of every channel, replicate borders: (N, C, H, W) -> (N, 2C, H, W)."""
+    c = x.shape[1]
+    k = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]],
+                     dtype=x.dtype, device=x.device) / 8.0
+    ks = torch.stack([k, k.t()])[:, None].repeat(c, 1, 1, 1)  # (2C, 1, 3, 3)
+    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), ks, groups=c)
+
+
+# =============================================================================================
+# LNVMM (Ch. 3)
+# =============================================================================================
+
+class LNVMMNet(MagNet):
+    """LNVMM / LWVMM (thesis Ch. 3, WACV 2023; digest §3.4), base M1 and light M2.
+
+    Parameters
+    ----------
+    variant : {"base", "light"}
+        M1 (C = 24, 1.10 M parameters in the thesis) or M2 (C = 8, 0.12 M).
+
+    Notes
+    -----
+    Shapes for an input pair (N, 3, H, W), H and W even (``stride`` 2), C = 24 (M1) or 8 (M2):
+
+    - feature-sharing encoder (weights shared by the two streams), per stream:
+      conv3×3 3→C + ReLU → ResBlock(C) → **share 1**: conv3×3 on concat(own, other stream)
+      2C→C + ReLU → MaxPool 2 → conv3×3 C→2C + ReLU → 4 ResBlock(2C) → **share 2**:
+      conv3×3 on concat(own, other) 4C→2C + ReLU = E′ (N, 2C, H/2, W/2) → ResBlock(2C) = E.
+    - appearance encoder A: conv3×3 on ζ(E′_t, E′_ref) = concat 4C→2C + ReLU → 4 ResBlock(2C):
+      (N, 2C, H/2, W/2). Training-only head φ: conv3×3 2C→3 + tanh at H/2.
+    - manipulator: M(amp · (E_t − E_ref)) = conv3×3 2C→2C + ReLU → 3 ResBlock(2C).
+    - fusion: M(·) + A, summed; decoder: 10 ResBlock(2C) → NN-up ×2 → conv3×3 2C→C + ReLU →
+      3 ResBlock(C) → conv3×3 C→3 + tanh: (N, 3, H, W).
+
+    Engine contract: ``encode(x)`` -> (texture A (N, 2C, H/2, W/2), shape E (N, 2C, H/2,
+    W/2)); ``manipulate`` -> M(amp·ΔE); ``decode(A, M)`` -> D(A + M).
+
+    Choices where the thesis is silent or figure-only:
+
+    1. Block counts (encoder 1 + 4 + 1, appearance 4, manipulator 3 residual blocks) and the
+       two concatenation points (before the max-pool and at the end of the trunk) are ours,
+       chosen to reproduce the parameter counts (M1 1,091,232 vs 1.10 M; M2 121,824 vs
+       0.12 M). The encoder streams share their weights (a per-frame encoder is what the
+       engine needs), max-pool factor 2, ReLU, no biases (so M(0) = 0: α = 0 or no motion
+       gives the decoder the appearance features alone).
+    2. Which frame is E_a (figure-only): ΔE = E_t − E_ref, current minus reference, so the
+       thesis' (E_a − E_b)·M_f has the project's sign.
+    3. **Inference pairing.** The engine encodes one frame at a time; a stream whose partner
+       is not given shares with itself (concat(own, own)). Training pairs each frame with the
+       other frame half of the time and with itself the other half (``share_dropout`` of
+       the trainer), so both cases are in the training distribution.
+    4. The appearance head φ works at H/2; its targets are the 2×2-average-pooled noise-free
+       frames (the thesis does not say where φ is applied).
+    5. Upsampling: nearest ×2 (silent). Output: tanh (thesis).
+    """
+
+    stride = 2
+    texture_factors = (2,)
+    shape_factor = 2
+
+    def __init__(self, variant: str = "base") -> None:
+        super().__init__()
+        if variant not in ("base", "light"):
+            raise ValueError(f"variant must be 'base' or 'light', got {variant!r}")
+        self.arch = {"variant": variant}
+        c = 24 if variant == "base" else 8
+        c2 = 2 * c
+        self.stem = nn.Sequential(conv(3, c, 3), nn.ReLU(), ResBlock(c))
+        self.share1 = nn.Sequential(conv(2 * c, c, 3), nn.ReLU())
+        self.trunk = nn.Sequential(conv(c, c2, 3), nn.ReLU(), *[ResBlock(c2) for _ in range(4)])
+        self.share2 = nn.Sequential(conv(2 * c2, c2, 3), nn.ReLU())
+        self.enc_out = ResBlock(c2)
+        self.app = nn.Sequential(conv(2 * c2, c2, 3), nn.ReLU(), *[ResBlock(c2) for _ in range(4)])
+        self.app_head = conv(c2, 3, 3)
+        self.manip = nn.Sequential(conv(c2, c2, 3), nn.ReLU(), *[ResBlock(c2) for _ in range(3)])
+        self.dec = nn.Sequential(*[ResBlock(c2) for _ in range(10)])
+        self.dec_up = nn.Sequential(conv(c2, c, 3), nn.ReLU(), *[ResBlock(c) for _ in range(3)])
+        self.out = conv(c, 3, 3)
+
+    def streams(self, xa: torch.Tensor, xb: torch.Tensor | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Both feature-sharing streams: (E_a, E′_a, E_b, E′_b); ``xb`` None: a self-pair."""
+        fa = self.stem(xa)
+        fb = fa if xb is None else self.stem(xb)
+        ga = self.trunk(F.max_pool2d(self.share1(torch.cat([fa, fb], 1)), 2))
+        gb = ga if xb is None else \
+            self.trunk(F.max_pool2d(self.share1(torch.cat([fb, fa], 1)), 2))
+        pa = self.share2(torch.cat([ga, gb], 1))
+        pb = pa if xb is None else self.share2(torch.cat([gb, ga], 1))
+        ea = self.enc_out(pa)
+        eb = ea if xb is None else self.enc_out(pb)
+        return ea, pa, eb, pb
+
+    def appearance(self, p_cur: torch.Tensor, p_other: torch.Tensor) -> torch.Tensor:
+        """A(ζ(E′_cur, E′_other)): (N, 2C, H/2, W/2)."""
+        return self.app(torch.cat([p_cur, p_other], 1))
+
+    def appearance_image(self, a: torch.Tensor) -> torch.Tensor:
+        """Training-only head φ(A) = tanh(conv3×3(A)): (N, 3, H/2, W/2)."""
+        return torch.tanh(self.app_head(a))
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, H, W) -> texture A (N, 2C, H/2, W/2), shape E (N, 2C, H/2, W/2) (self-pair)."""
+        e, p, _, _ = self.streams(x)
+        return self.appearance(p, p), e
+
+    def manipulate(self, m_ref: torch.Tensor | None, m: torch.Tensor,
+                   amp: torch.Tensor | float, delta: torch.Tensor | None = None) -> torch.Tensor:
+        """M(amp · ΔE), ΔE = ``delta`` if given else E − E_ref; (N, 2C, H/2, W/2)."""
+        d = delta if delta is not None else m - m_ref
+        return self.manip(d * _amp(amp, m))
+
+    def decode(self, v: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """A (N, 2C, H/2, W/2), M(·) (same) -> tanh image (N, 3, H, W)."""
+        return torch.tanh(self.out(self.dec_up(_up(self.dec(v + m)))))
+
+    def forward(self, xa: torch.Tensor, xb: torch.Tensor,
+                amp: torch.Tensor | float) -> torch.Tensor:
+        """Two-frame magnification with cross-stream sharing: ref ``xa``, current ``xb``."""
+        ea, pa, eb, pb = self.streams(xa, xb)
+        return self.decode(self.appearance(pb, pa), self.manipulate(ea, eb, amp))
+
+
+# =============================================================================================
+# MDLMM (Ch. 5)
+# =============================================================================================
+
+class FCB(nn.Module):
+    """Fixed concatenate block ELU(conv3×3(concat(x, fixed))): (N, cin + cf, ·) -> (N, f, ·)."""
+
+    def __init__(self, cin: int, cfixed: int, f: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin + cfixed, f, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
+        return F.elu(self.conv(torch.cat([x, fixed], 1)))
+
+
+class FCBChain(nn.Module):
+    """n FCBs with the same fixed input; the first takes ``cin`` channels, the rest f."""
+
+    def __init__(self, n: int, cin: int, cfixed: int, f: int) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(FCB(cin if i == 0 else f, cfixed, f) for i in range(n))
+
+    def forward(self, x: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
+        for b in self.blocks:
+            x = b(x, fixed)
+        return x
+
+
+def _spectrum(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log(1 + |F|), angle F) of every channel, orthonormal FFT, DC centred (fftshift)."""
+    s = torch.fft.fftshift(torch.fft.fft2(x.float(), norm="ortho"), dim=(-2, -1))
+    return torch.log1p(s.abs()), torch.angle(s)
+
+
+def _inverse_spectrum(log_amp: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+    s = torch.polar(torch.expm1(log_amp).clamp(min=0), phase)
+    return torch.fft.ifft2(torch.fft.ifftshift(s, dim=(-2, -1)), norm="ortho").real
+
+
+class MDLMMNet(MagNet):
+    """MDLMM / MD-MM (thesis Ch. 5, CVPR 2023; digest §3.6), models D1 and D2.
+
+    Parameters
+    ----------
+    variant : {"d1", "d2"}
+        D1 (f = 20 channels, 0.117 M parameters in the thesis) or D2 (f = 13, 0.053 M).
+
+    Notes
+    -----
+    Shapes, input pair (N, 3, H, W), H and W multiples of 8 (``stride``):
+
+    - FFT: per RGB channel, orthonormal 2-D FFT, fftshift; amplitude as log(1 + |F|), phase
+      as the wrapped angle, each (N, 3, H, W). No convolution before the differences.
+    - FDMM, two streams of 3 FCBs (f channels) + conv3×3 f→3:
+      φ_m = φ_1 + α·wrap(φ_1 − φ_0) + P(α·wrap(φ_1 − φ_0); fixed φ_1/π),
+      A_m = A_1 + Q(α·(A_1 − A_0); fixed A_1); Î_m = Re F⁻¹{(exp(A_m) − 1)·e^{iφ_m}}.
+    - RMTE: R_m = conv(FCB×6{α·ψ·FCB×2{I_1 − I_0; I_1}; I_1}) (N, 3, H, W), with the
+      spatial attention ψ = sigmoid(conv3×3(concat(Î_m − I_1, Î_m − I_0))) (N, 1, H, W).
+    - MSTG, scales /8, /4, /2, /1 by average pooling of the images: I_m/8 = Î_m/8; at each
+      finer scale n, I^{prev} = convT2×2(concat(I_m/2n, I_1/2n)) and
+      I_m/n = Î_m/n + conv(FCB×6{I^{prev} − I_0/n + R_m/n; I_1/n}); the output is I_m/1.
+
+    Choices where the thesis is silent:
+
+    1. f = 20 (D1) / 13 (D2) (the thesis points to a table that does not exist): 118,298
+       and 55,704 parameters vs 0.117 M / 0.053 M.
+    2. Phase as a raw wrapped angle (scaled by 1/π as the fixed input), amplitude as
+       log(1 + |F|); spectra fftshifted so that neighbouring convolution taps are
+       neighbouring frequencies.
+    3. α enters FDMM by scaling the phase / amplitude differences, and the phase stream is a
+       residual on top of the linear phase magnification φ_1 + α·Δφ (Eq. 5.1), so the
+       untrained stream already magnifies like the phase-based method.
+    4. 3 FCBs per FDMM stream; ψ from the two differences of Î_m (both readings of the
+       digest); R_m brought to each scale by average pooling; conv-transpose 2×2 / 2 on
+       the 6-channel concat (image + I_1) to 3 channels.
+    5. The motion signal for the engine is the frame itself (module docstring): the FFT of
+       the reference is that of I_1 − ΔI. With tiling (frames above ``net_tile``) the FFT is
+       per tile.
+    6. Linear output (callers clip), as oh2018.
+    """
+
+    stride = 8
+    texture_factors = (1,)
+    shape_factor = 1
+
+    def __init__(self, variant: str = "d1") -> None:
+        super().__init__()
+        if variant not in ("d1", "d2"):
+            raise ValueError(f"variant must be 'd1' or 'd2', got {variant!r}")
+        self.arch = {"variant": variant}
+        f = 20 if variant == "d1" else 13
+        self.phase = FCBChain(3, 3, 3, f)
+        self.phase_out = nn.Conv2d(f, 3, 3, padding=1)
+        self.ampl = FCBChain(3, 3, 3, f)
+        self.ampl_out = nn.Conv2d(f, 3, 3, padding=1)
+        self.psi = nn.Conv2d(6, 1, 3, padding=1)
+        self.rmte_in = FCBChain(2, 3, 3, f)
+        self.rmte = FCBChain(6, f, 3, f)
+        self.rmte_out = nn.Conv2d(f, 3, 3, padding=1)
+        self.mstg = nn.ModuleList(FCBChain(6, 3, 3, f) for _ in range(3))
+        self.mstg_out = nn.ModuleList(nn.Conv2d(f, 3, 3, padding=1) for _ in range(3))
+        self.mstg_up = nn.ModuleList(nn.ConvTranspose2d(6, 3, 2, stride=2) for _ in range(3))
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, H, W) -> (texture I, shape I): the frame itself (see the module docstring)."""
+        return x, x
+
+    def manipulate(self, m_ref: torch.Tensor | None, m: torch.Tensor,
+                   amp: torch.Tensor | float, delta: torch.Tensor | None = None) -> tuple:
+        """FDMM. Returns (Î_m, A_m, φ_m, I_1, I_0, amp), all images (N, 3, H, W)."""
+        i1 = m
+        i0 = m - delta if delta is not None else m_ref
+        a = _amp(amp, m)
+        la1, p1 = _spectrum(i1)
+        la0, p0 = _spectrum(i0)
+        dp = _wrap(p1 - p0) * a
+        phase_m = p1 + dp + self.phase_out(self.phase(dp, p1 / math.pi))
+        ampl_m = la1 + self.ampl_out(self.ampl((la1 - la0) * a, la1))
+        i_hat = _inverse_spectrum(ampl_m, phase_m).to(m.dtype)
+        return i_hat, ampl_m, phase_m, i1, i0, a
+
+    def decode(self, v: torch.Tensor, m: tuple) -> torch.Tensor:
+        """``v`` = I_1, ``m`` = :meth:`manipulate`'s tuple -> image (N, 3, H, W)."""
+        i_hat, _, _, i1, i0, a = m
+        psi = torch.sigmoid(self.psi(torch.cat([i_hat - i1, i_hat - i0], 1)))
+        r = self.rmte_out(self.rmte(a * psi * self.rmte_in(i1 - i0, i1), i1))
+        pyr = {1: (i_hat, i1, i0, r)}
+        for n in (2, 4, 8):
+            pyr[n] = tuple(F.avg_pool2d(t, 2) for t in pyr[n // 2])
+        out = pyr[8][0]
+        for k, n in enumerate((4, 2, 1)):
+            ih, c1, c0, rn = pyr[n]
+            prev = self.mstg_up[k](torch.cat([out, pyr[2 * n][1]], 1))
+            out = ih + self.mstg_out[k](self.mstg[k](prev - c0 + rn, c1))
+        return out
+
+    def forward(self, xa: torch.Tensor, xb: torch.Tensor,
+                amp: torch.Tensor | float) -> torch.Tensor:
+        return self.decode(xb, self.manipulate(xa, xb, amp))
+
+
+# =============================================================================================
+# σ-θ Net (Ch. 6)
+# =============================================================================================
+
+def _gauss_kernels(sigmas: torch.Tensor) -> list[torch.Tensor]:
+    """Normalised 1-D Gaussians of sizes 3, 5, 7 with (learnable) standard deviations."""
+    out = []
+    for i, s in enumerate(sigmas):
+        r = i + 1
+        x = torch.arange(-r, r + 1, dtype=s.dtype, device=s.device)
+        g = torch.exp(-0.5 * (x / s.abs().clamp(min=0.2)) ** 2)
+        out.append(g / g.sum())
+    return out
+
+
+class DSBlock(nn.Module):
+    """Depthwise-separable block r(·): dw3×3 → pw cin→c → ELU → dw3×3 → pw c→1."""
+
+    def __init__(self, cin: int, c: int) -> None:
+        super().__init__()
+        self.dw1 = nn.Conv2d(cin, cin, 3, padding=1, groups=cin)
+        self.pw1 = nn.Conv2d(cin, c, 1)
+        self.dw2 = nn.Conv2d(c, c, 3, padding=1, groups=c)
+        self.pw2 = nn.Conv2d(c, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pw2(self.dw2(F.elu(self.pw1(self.dw1(x)))))
+
+
+class MSCC(nn.Module):
+    """Multi-scale channel-compression block (Ch. 6): (N, c, H, W), image -> (N, c, H, W).
+
+    f̃ = ELU(conv3×3(concat(f, I))); out = ELU(w_0 f̃ + Σ_i w_i conv3×3_{d=2^i}(conv3×3
+    c→c/2^i (f̃))), i = 1..3, softmax weights w.
+    """
+
+    def __init__(self, c: int, cimg: int = 3) -> None:
+        super().__init__()
+        self.inp = nn.Conv2d(c + cimg, c, 3, padding=1)
+        self.squeeze = nn.ModuleList(nn.Conv2d(c, max(1, c >> i), 3, padding=1)
+                                     for i in (1, 2, 3))
+        self.expand = nn.ModuleList(nn.Conv2d(max(1, c >> i), c, 3, padding=2 ** i,
+                                              dilation=2 ** i) for i in (1, 2, 3))
+        self.w = nn.Parameter(torch.zeros(4))
+
+    def forward(self, f: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
+        t = F.elu(self.inp(torch.cat([f, img], 1)))
+        w = self.w.softmax(0)
+        out = w[0] * t
+        for i in range(3):
+            out = out + w[i + 1] * self.expand[i](F.elu(self.squeeze[i](t)))
+        return F.elu(out)
+
+
+class SigmaThetaNet(MagNet):
+    """σ-θ Net (thesis Ch. 6; digest §3.7): learnable scale space and steerable gradients.
+
+    Notes
+    -----
+    Shapes, input pair (N, 3, H, W), H and W even (``stride`` 2), c = 12:
+
+    - manipulator, at the full and the half resolution (2×2 average pooling), on the gray
+      frame g = mean(RGB):
+      scale space g^σ = w^σ_0 g + Σ_{i=1..3} w^σ_i (g ⊗ G_{(2i+1)×(2i+1)}(σ_i)), σ_i learnable
+      (init 0.5, 1, 1.5), w^σ = softmax of 4 scalars; Sobel gx, gy of g^σ; for 9 learnable
+      angles θ_i (init 2πi/9): a_i = gx cos θ_i + gy sin θ_i, b_i = −gx sin θ_i + gy cos θ_i,
+      R_i = √(a_i² + b_i² + ε), φ_i = atan2(b_i, a_i) (N, 9, H, W) per frame;
+      φ_m = Σ_i w^θ_i (φ_i,t2 + r_φ(α·wrap(φ_i,t2 − φ_i,t1), φ_i,t2)), same for R with r_R;
+      r = depthwise-separable block (2 → c → 1), shared by the 9 directions; w^θ = softmax;
+      M = (R_m cos φ_m, R_m sin φ_m) (N, 2, H, W). Fusion: concat(M_full, NN-up(M_half))
+      → conv3×3 4→c + ELU: (N, c, H, W).
+    - decoder: 3 MSCC(c) at H (each sees I_t2) → conv3×3/2 c→2c + ELU → 4 MSCC(2c) at H/2
+      (each sees the pooled I_t2) → NN-up + conv3×3 2c→c + ELU, added to the full-resolution
+      features → 3 MSCC(c) → conv3×3 c→3 + tanh.
+
+    Choices where the thesis is silent or ambiguous:
+
+    1. φ and R of a directional gradient (undefined in the thesis): the digest's reading,
+       phase and magnitude of the quadrature pair (∇^θ, ∇^{θ+90}); Eq. 6.9 as two channels.
+    2. W^σ, W^θ, W^d are softmax weights over learnable scalars (not per channel).
+    3. Gradients on the gray frame; two resolutions (1 and 1/2), fused by concatenation.
+    4. MSCC block counts 3 + 4 + 3, compressions c/2, c/4, c/8 floored (12 → 6, 3, 1; 24 → 12,
+       6, 3), stride-2 conv down, nearest up: 89,546 parameters (thesis 0.085 M).
+    5. Motion signal for the engine: the frame itself (module docstring).
+    """
+
+    stride = 2
+    texture_factors = (1,)
+    shape_factor = 1
+    n_theta = 9
+
+    def __init__(self, c: int = 12) -> None:
+        super().__init__()
+        self.sigma = nn.Parameter(torch.tensor([0.5, 1.0, 1.5]))
+        self.w_sigma = nn.Parameter(torch.zeros(4))
+        self.theta = nn.Parameter(torch.arange(self.n_theta, dtype=torch.float32)
+                                  * (2 * math.pi / self.n_theta))
+        self.w_theta = nn.Parameter(torch.zeros(self.n_theta))
+        self.r_phase = DSBlock(2, c)
+        self.r_mag = DSBlock(2, c)
+        self.fuse = nn.Conv2d(4, c, 3, padding=1)
+        self.full1 = nn.ModuleList(MSCC(c) for _ in range(3))
+        self.down = nn.Conv2d(c, 2 * c, 3, stride=2, padding=1)
+        self.mid = nn.ModuleList(MSCC(2 * c) for _ in range(4))
+        self.up = nn.Conv2d(2 * c, c, 3, padding=1)
+        self.full2 = nn.ModuleList(MSCC(c) for _ in range(3))
+        self.out = nn.Conv2d(c, 3, 3, padding=1)
+
+    def scale_space(self, g: torch.Tensor) -> torch.Tensor:
+        """g^σ of a gray image (N, 1, H, W)."""
+        w = self.w_sigma.softmax(0)
+        out = w[0] * g
+        for i, k in enumerate(_gauss_kernels(self.sigma)):
+            r = k.numel() // 2
+            t = F.pad(g, (r, r, r, r), mode="replicate")
+            t = F.conv2d(F.conv2d(t, k.view(1, 1, 1, -1)), k.view(1, 1, -1, 1))
+            out = out + w[i + 1] * t
+        return out
+
+    def directional(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(φ, R), each (N, 9, H, W), of an RGB image (N, 3, H, W)."""
+        gs = sobel(self.scale_space(img.mean(1, keepdim=True)))
+        gx, gy = gs[:, :1], gs[:, 1:]
+        ct, st = torch.cos(self.theta).view(1, -1, 1, 1), torch.sin(self.theta).view(1, -1, 1, 1)
+        a = gx * ct + gy * st
+        b = -gx * st + gy * ct
+        return torch.atan2(b, a + 1e-8), torch.sqrt(a * a + b * b + 1e-6)
+
+    def _magnify_level(self, i2: torch.Tensor, i1: torch.Tensor,
+                       amp: torch.Tensor | float) -> torch.Tensor:
+        p2, r2 = self.directional(i2)
+        p1, r1 = self.directional(i1)
+        n, k, h, w = p2.shape
+
+        def r(block: nn.Module, d: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
+            x = torch.stack([d * amp, cur], 2).reshape(n * k, 2, h, w)
+            return block(x).reshape(n, k, h, w)
+
+        wt = self.w_theta.softmax(0).view(1, -1, 1, 1)
+        pm = (wt * (p2 + r(self.r_phase, _wrap(p2 - p1), p2))).sum(1, keepdim=True)
+        rm = (wt * (r2 + r(self.r_mag, r2 - r1, r2))).sum(1, keepdim=True)
+        return torch.cat([rm * torch.cos(pm), rm * torch.sin(pm)], 1)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, H, W) -> (texture I, shape I): the frame itself (module docstring)."""
+        return x, x
+
+    def manipulate(self, m_ref: torch.Tensor | None, m: torch.Tensor,
+                   amp: torch.Tensor | float, delta: torch.Tensor | None = None) -> torch.Tensor:
+        """Manipulated features M^{σ,θ} fused over two resolutions: (N, c, H, W)."""
+        i2 = m
+        i1 = m - delta if delta is not None else m_ref
+        a = _amp(amp, m)
+        full = self._magnify_level(i2, i1, a)
+        half = self._magnify_level(F.avg_pool2d(i2, 2), F.avg_pool2d(i1, 2), a)
+        return F.elu(self.fuse(torch.cat([full, _up(half, full.shape[-2:])], 1)))
+
+    def decode(self, v: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """``v`` = I_t2 (N, 3, H, W), manipulator features (N, c, H, W) -> tanh image."""
+        x = m
+        for b in self.full1:
+            x = b(x, v)
+        vh = F.avg_pool2d(v, 2)
+        y = F.elu(self.down(x))
+        for b in self.mid:
+            y = b(y, vh)
+        x = x + F.elu(self.up(_up(y, x.shape[-2:])))
+        for b in self.full2:
+            x = b(x, v)
+        return torch.tanh(self.out(x))
+
+
+# =============================================================================================
+# HMN (Ch. 7)
+# =============================================================================================
+
+class MSM(nn.Module):
+    """Multi-scale manipulator of one level (Ch. 7, Eqs. 7.2–7.3).
+
+    F = conv3×3_{d_1}(concat(E_d, F_t, F_{t−1})) (12 → w); W_1 = F + F·BN(σ(F));
+    W_{n+1} = W_1 + W_1·BN(σ(conv3×3_{d_{n+1}}(concat(W_n, F)))), n = 1..3;
+    out = ResBlocks(conv3×3(amp · W_4)). Dilations d = (r+1, r+2, r+3, r+4).
+    """
+
+    def __init__(self, w: int, r: int, blocks: int) -> None:
+        super().__init__()
+        d = [r + 1, r + 2, r + 3, r + 4]
+        self.first = nn.Conv2d(12, w, 3, padding=d[0], dilation=d[0], bias=False)
+        self.bn = nn.ModuleList(nn.BatchNorm2d(w) for _ in range(4))
+        self.gates = nn.ModuleList(nn.Conv2d(2 * w, w, 3, padding=di, dilation=di, bias=False)
+                                   for di in d[1:])
+        self.post = conv(w, w, 3)
+        self.res = nn.Sequential(*[ResBlock(w) for _ in range(blocks)])
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """W_4 of the inputs concat(E_d, F_t, F_{t−1}) (N, 12, h, w) -> (N, w, h, w)."""
+        f = self.first(x)
+        w1 = f + f * self.bn[0](torch.sigmoid(f))
+        wn = w1
+        for g, bn in zip(self.gates, self.bn[1:], strict=True):
+            wn = w1 + w1 * bn(torch.sigmoid(g(torch.cat([wn, f], 1))))
+        return wn
+
+    def forward(self, w4: torch.Tensor, amp: torch.Tensor | float) -> torch.Tensor:
+        return self.res(self.post(w4 * amp))
+
+
+class HMNNet(MagNet):
+    """HMN, the hierarchical magnification network (thesis Ch. 7; digest §3.8), M1 and M2.
+
+    Parameters
+    ----------
+    variant : {"base", "light"}
+        M1 (c = 24, 2.5 M parameters in the thesis) or M2 (c = 8, 0.28 M).
+
+    Notes
+    -----
+    Shapes, input pair (N, 3, H, W), H and W multiples of 4 (``stride``); level m = 1, 2, 3 at
+    H/2^{m−1} with width c·m and base dilation r = 8, 4, 1:
+
+    - inputs of level m: F^m_t, F^m_{t−1} = the frames average-pooled to the level (N, 3, ·),
+      E^m_d = Sobel(F^m_t) − Sobel(F^m_{t−1}) (gx, gy per RGB channel, N, 6, ·).
+    - MSM (class :class:`MSM`): W_4 (N, c·m, ·) → ×amp → conv3×3 → 5 ResBlocks.
+    - MD: texture T_m = ReLU(conv3×3(concat(F^m_t, F^m_{t−1}) 6 → c·m)); X_m = 8 ResBlocks(MSM_m
+      + T_m); coarse to fine X_m ← conv3×3(concat(X_m, NN-up(X_{m+1}))) + ReLU; at level 1:
+      3 ResBlocks(c) → conv3×3 c→3 + tanh.
+
+    ``manipulate`` returns the tuple (MSM outputs per level, W_4 per level, frames per level);
+    ``msm_features`` gives the W_4 the contrastive stage compares.
+
+    Choices where the thesis is silent or ambiguous:
+
+    1. F^m_t are the raw pooled frames (not conv features), so the engine's image difference
+       gives both frames (module docstring); the edges of level m are the Sobel maps of the
+       pooled frames.
+    2. (m, r) = (1, 8), (2, 4), (3, 1); MSM dilations r+1 … r+4 (the superscripts).
+    3. 5 ResBlocks after the MSM, 8 in each MD level, 3 final: 2,518,632 parameters (M1,
+       thesis 2.5 M) and 285,432 (M2, 0.28 M). Nearest upsampling, tanh output.
+    4. ⊕ is addition, ⊙ element-wise product; BN only inside the MSM (eval mode at inference).
+    5. The "upsampled MSM difference features" (ablation H1) reach the finer levels through the
+       upsampled MD features, which contain them; there is no separate path.
+    """
+
+    stride = 4
+    texture_factors = (1,)
+    shape_factor = 1
+    LEVELS = ((1, 8), (2, 4), (3, 1))
+
+    def __init__(self, variant: str = "base") -> None:
+        super().__init__()
+        if variant not in ("base", "light"):
+            raise ValueError(f"variant must be 'base' or 'light', got {variant!r}")
+        self.arch = {"variant": variant}
+        c = 24 if variant == "base" else 8
+        ws = [c * m for m, _ in self.LEVELS]
+        self.msm = nn.ModuleList(MSM(w, r, 5) for w, (_, r) in zip(ws, self.LEVELS, strict=True))
+        self.tex = nn.ModuleList(conv(6, w, 3) for w in ws)
+        self.md = nn.ModuleList(nn.Sequential(*[ResBlock(w) for _ in range(8)]) for w in ws)
+        self.merge = nn.ModuleList(conv(ws[i] + ws[i + 1], ws[i], 3) for i in range(2))
+        self.final = nn.Sequential(*[ResBlock(c) for _ in range(3)])
+        self.out = conv(c, 3, 3)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, H, W) -> (texture I, shape I): the frame itself (module docstring)."""
+        return x, x
+
+    def msm_features(self, i_t: torch.Tensor, i_ref: torch.Tensor,
+                     ) -> tuple[list[torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]:
+        """W_4 of the three levels, and the pooled frames (F^m_t, F^m_{t−1})."""
+        feats, frames = [], []
+        ft, fr = i_t, i_ref
+        for lvl, msm in enumerate(self.msm):
+            if lvl:
+                ft, fr = F.avg_pool2d(ft, 2), F.avg_pool2d(fr, 2)
+            ed = sobel(ft) - sobel(fr)
+            feats.append(msm.features(torch.cat([ed, ft, fr], 1)))
+            frames.append((ft, fr))
+        return feats, frames
+
+    def manipulate(self, m_ref: torch.Tensor | None, m: torch.Tensor,
+                   amp: torch.Tensor | float, delta: torch.Tensor | None = None) -> tuple:
+        """(MSM outputs, W_4 features, pooled frames), each a list over the three levels."""
+        i_ref = m - delta if delta is not None else m_ref
+        a = _amp(amp, m)
+        feats, frames = self.msm_features(m, i_ref)
+        outs = [msm(w4, a) for msm, w4 in zip(self.msm, feats, strict=True)]
+        return outs, feats, frames
+
+    def decode(self, v: torch.Tensor, m: tuple) -> torch.Tensor:
+        """``v`` = I_t, ``m`` = :meth:`manipulate`'s tuple -> tanh image (N, 3, H, W)."""
+        outs, _, frames = m
+        x = None
+        for lvl in (2, 1, 0):
+            ft, fr = frames[lvl]
+            t = F.relu(self.tex[lvl](torch.cat([ft, fr], 1)))
+            y = self.md[lvl](outs[lvl] + t)
+            if x is not None:
+                y = F.relu(self.merge[lvl](torch.cat([y, _up(x, y.shape[-2:])], 1)))
+            x = y
+        return torch.tanh(self.out(self.final(x)))
+
+    def forward(self, xa: torch.Tensor, xb: torch.Tensor,
+                amp: torch.Tensor | float) -> torch.Tensor:
+        return self.decode(xb, self.manipulate(xa, xb, amp))
+
+
+#: registry name -> (class, architecture options)
+THESIS_MODELS = {
+    "lnvmm": (LNVMMNet, {"variant": "base"}),
+    "lnvmm_light": (LNVMMNet, {"variant": "light"}),
+    "mdlmm": (MDLMMNet, {"variant": "d1"}),
+    "mdlmm_d2": (MDLMMNet, {"variant": "d2"}),
+    "sigma_theta": (SigmaThetaNet, {}),
+    "hmn": (HMNNet, {"variant": "base"}),
+    "hmn_light": (HMNNet, {"variant": "light"}),
+}
+
+#: the thesis' own figures: (parameters, GFLOPs at 720×720 or None, source)
+THESIS_FIGURES = {
+    "lnvmm": (1.10e6, 375.5, "Table 3.2 (M1)"),
+    "lnvmm_light": (0.12e6, 42.4, "Table 3.2 (M2)"),
+    "mdlmm": (0.117e6, 65.4, "Table 5.2 (D1)"),
+    "mdlmm_d2": (0.053e6, 30.4, "Table 5.2 (D2)"),
+    "sigma_theta": (0.085e6, 48.8, "Table 6.2"),
+    "hmn": (2.5e6, 602.5, "Table 7.1 (M1; resolution label unreliable)"),
+    "hmn_light": (0.28e6, 68.3, "Table 7.1 (M2; resolution label unreliable)"),
+}
+
+
+def build_thesis_model(name: str, **arch) -> MagNet:
+    """A fresh thesis network by registry name (see :data:`THESIS_MODELS`)."""
+    cls, defaults = THESIS_MODELS[name]
+    return cls(**{**defaults, **arch})
+
+
+__all__ = ["HMNNet", "LNVMMNet", "MDLMMNet", "SigmaThetaNet", "THESIS_FIGURES",
+           "THESIS_MODELS", "build_thesis_model", "sobel"]

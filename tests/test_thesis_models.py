@@ -1,0 +1,337 @@
+"""The Singh thesis models (LNVMM, MDLMM, σ-θ Net, HMN) and the KL-DNAS search, on CPU.
+
+Tiny tensors only: parameter counts, shapes through the engine on odd sizes, the identities
+the architectures guarantee, a few training steps of every stage, and the search loop.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from napari_vmm.core.errors import VMMError  # noqa: E402
+from napari_vmm.core.learned import weights as W  # noqa: E402
+from napari_vmm.core.learned.models import build_model, count_parameters  # noqa: E402
+from napari_vmm.core.learned.thesis import THESIS_FIGURES, THESIS_MODELS  # noqa: E402
+
+NAMES = list(THESIS_MODELS)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_parameter_count_within_10_percent_of_the_thesis(name):
+    n = count_parameters(build_model(name))
+    target = THESIS_FIGURES[name][0]
+    assert abs(n - target) / target <= 0.10, (name, n, target)
+
+
+def test_flop_counter_counts_conv_macs():
+    from napari_vmm.core.learned.flops import count_macs, pair_gflops
+
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+    assert count_macs(conv, lambda: conv(torch.zeros(1, 3, 10, 12))) == 10 * 12 * 8 * 3 * 9
+    up = torch.nn.ConvTranspose2d(4, 2, 2, stride=2)
+    assert count_macs(up, lambda: up(torch.zeros(1, 4, 5, 5))) == 25 * 4 * 2 * 4
+    # the probe-size scaling is exact for a fully convolutional net
+    net = build_model("lnvmm_light")
+    assert pair_gflops(net, 144, probe=48) == pytest.approx(pair_gflops(net, 144, probe=144))
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """Untrained (random) weights with provenance for every thesis model (none ship)."""
+    d = tmp_path_factory.mktemp("w")
+    out = {}
+    for n in ("lnvmm_light", "mdlmm_d2", "sigma_theta", "hmn_light"):
+        torch.manual_seed(0)
+        out[n], _ = W.save_weights(build_model(n).state_dict(), {"steps": 0}, n, d)
+    return {k: str(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("name", ["lnvmm_light", "mdlmm_d2", "sigma_theta", "hmn_light"])
+def test_engine_modes_on_odd_sizes(weights, name):
+    from napari_vmm.core.engine import magnify
+
+    frames = np.random.default_rng(0).random((3, 21, 27, 3)).astype(np.float32)
+    for mode, temporal in (("static", "none"), ("dynamic", "none"),
+                           ("temporal", "butterworth")):
+        out = magnify(frames, fps=30, method=name, alpha=5, band=(1, 5), mode=mode,
+                      temporal=temporal, weights=weights[name])
+        assert out.shape == frames.shape and out.dtype == frames.dtype
+        assert np.isfinite(out).all()
+    gray = magnify(frames[..., 0], fps=30, method=name, alpha=5, mode="static",
+                   temporal="none", weights=weights[name])
+    assert gray.shape == frames.shape[:3]
+
+
+def test_shapes_of_the_two_frame_forward():
+    x = torch.rand(1, 3, 16, 24) * 2 - 1
+    for name in ("lnvmm_light", "mdlmm_d2", "sigma_theta", "hmn_light"):
+        torch.manual_seed(0)
+        net = build_model(name).eval()
+        with torch.inference_mode():
+            out = net(x, x.roll(1, -1), torch.tensor([4.0]))
+        assert out.shape == x.shape and torch.isfinite(out).all(), name
+
+
+def test_lnvmm_zero_motion_and_zero_alpha_give_the_appearance_alone():
+    # guaranteed: the manipulator has no biases, so M(0) = 0 and the decoder sees A only
+    torch.manual_seed(0)
+    net = build_model("lnvmm_light").eval()
+    xa, xb = torch.rand(2, 1, 3, 16, 16) * 2 - 1
+    with torch.inference_mode():
+        v, m = net.encode(xb)
+        assert torch.equal(net.manipulate(m, m, 50.0), torch.zeros_like(m))
+        _, ma = net.encode(xa)
+        assert torch.equal(net.manipulate(ma, m, 0.0), torch.zeros_like(m))
+        assert not torch.equal(net.manipulate(ma, m, 5.0), torch.zeros_like(m))
+        # the cross-stream forward at alpha 0 is the decoded appearance of the pair
+        ea, pa, eb, pb = net.streams(xa, xb)
+        assert torch.allclose(net(xa, xb, 0.0), net.decode(net.appearance(pb, pa),
+                                                          torch.zeros_like(eb)))
+
+
+def test_lnvmm_streams_share_features_across_frames():
+    torch.manual_seed(0)
+    net = build_model("lnvmm_light").eval()
+    xa, xb, xc = torch.rand(3, 1, 3, 16, 16) * 2 - 1
+    with torch.inference_mode():
+        _, _, eb1, _ = net.streams(xa, xb)
+        _, _, eb2, _ = net.streams(xc, xb)
+        e_self, _, _, _ = net.streams(xb)
+        _, _, eb3, _ = net.streams(xb, xb)
+    assert not torch.allclose(eb1, eb2)  # b's features depend on the other frame
+    assert torch.allclose(e_self, eb3)   # a self-pair is the engine's per-frame encoding
+
+
+def test_static_identical_frames_give_identical_outputs(weights):
+    # every model sees the same (frame, reference) pair for identical frames
+    from napari_vmm.core.engine import magnify
+
+    f = np.random.default_rng(2).random((1, 24, 24, 3)).astype(np.float32)
+    for name, pt in weights.items():
+        out = magnify(np.repeat(f, 3, axis=0), fps=30, method=name, alpha=10, mode="static",
+                      temporal="none", weights=pt)
+        assert np.allclose(out[0], out[1], atol=1e-6) and np.allclose(out[0], out[2],
+                                                                       atol=1e-6), name
+
+
+def test_mdlmm_fft_roundtrip_and_phase_prior():
+    from napari_vmm.core.learned.thesis import _inverse_spectrum, _spectrum
+
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    la, ph = _spectrum(x)
+    assert torch.allclose(_inverse_spectrum(la, ph), x, atol=1e-5)
+    net = build_model("mdlmm_d2").eval()
+    with torch.inference_mode():
+        i_hat, a_m, p_m, i1, i0, _ = net.manipulate(x, x, 3.0)
+    assert i_hat.shape == x.shape and a_m.shape == x.shape and torch.equal(i0, x)
+
+
+def test_no_weights_is_reported_and_magnify_says_how_to_train(tmp_path):
+    from napari_vmm.core.engine import magnify
+    from napari_vmm.core.registry import available_methods
+
+    info = available_methods()
+    for name in (*NAMES, "kldnas"):
+        w = info[name]["weights"]
+        assert info[name]["kind"] == "learned"
+        if not w["available"]:  # none ship yet
+            assert "no trained weights" in w["status"]
+            assert f"vmm train {name}" in w["status"]
+    with pytest.raises(VMMError, match="vmm train hmn"):
+        magnify(np.zeros((2, 16, 16), np.float32), fps=30, method="hmn", alpha=5,
+                mode="static", temporal="none", weights=str(tmp_path / "hmn.pt"))
+
+
+# -- training ----------------------------------------------------------------------------------
+
+def _cfg(tmp_path, model, run, steps=2, **kw):
+    from napari_vmm.core.learned.train import TrainConfig
+
+    return TrainConfig(model=model, run_dir=str(tmp_path / run), steps=steps, batch=1, crop=32,
+                       val_every=steps, val_n=1, val_size=32, log_every=1, command="test",
+                       **{"init": "scratch", **kw})
+
+
+def _losses(run):
+    return [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()
+            if "loss" in json.loads(x)]
+
+
+def test_train_every_model_and_the_lnvmm_proxy_stage(tmp_path):
+    from napari_vmm.core.learned.train import train
+
+    for m in ("mdlmm_d2", "sigma_theta"):
+        assert train(_cfg(tmp_path, m, m)) == 0
+        rows = _losses(tmp_path / m)
+        assert [r["step"] for r in rows] == [1, 2] and all(np.isfinite(r["loss"]) for r in rows)
+    assert {"phase", "amplitude"} <= set(_losses(tmp_path / "mdlmm_d2")[0])
+    # LNVMM: the proxy (noise-free), then the noisy model with L_A and L_M against it
+    assert train(_cfg(tmp_path, "lnvmm_light", "proxy", stage="proxy")) == 0
+    prov = json.loads((tmp_path / "proxy" / "export" / "lnvmm_light.json").read_text())
+    assert prov["loss"]["stage"] == "proxy" and prov["loss"]["poisson_noise_max"] == 0.0
+    px = str(tmp_path / "proxy" / "export" / "lnvmm_light.pt")
+    assert train(_cfg(tmp_path, "lnvmm_light", "main", proxy=px)) == 0
+    rows = _losses(tmp_path / "main")
+    assert all("L_A" in r and "L_M" in r for r in rows)
+    prov = json.loads((tmp_path / "main" / "export" / "lnvmm_light.json").read_text())
+    assert prov["loss"]["proxy"] == px and prov["status"] == W.STATUS_TRAINING
+    W.load_weights("lnvmm_light", tmp_path / "main" / "export")
+
+
+def test_hmn_contrastive_fine_tuning_stage(tmp_path):
+    from napari_vmm.core.learned.train import train
+
+    assert train(_cfg(tmp_path, "hmn_light", "base")) == 0
+    assert train(_cfg(tmp_path, "hmn_light", "proxy", stage="proxy")) == 0
+    with pytest.raises(VMMError, match="--proxy"):
+        train(_cfg(tmp_path, "hmn_light", "cl0", stage="contrastive"))
+    best = str(tmp_path / "base" / "export" / "hmn_light.pt")
+    px = str(tmp_path / "proxy" / "export" / "hmn_light.pt")
+    cfg = _cfg(tmp_path, "hmn_light", "cl", steps=5, stage="contrastive", proxy=px,
+               epoch_steps=2, init=best)
+    assert train(cfg) == 0
+    rows = _losses(tmp_path / "cl")
+    assert [r["step"] for r in rows] == [3, 4, 5]  # continues the fine-tuned weights' steps
+    assert all(np.isfinite(r["contrastive"]) and r["contrastive"] > 0 for r in rows)
+    with pytest.raises(VMMError, match="contrastive applies to hmn"):
+        train(_cfg(tmp_path, "sigma_theta", "x", stage="contrastive", proxy=px))
+
+
+def test_cli_accepts_the_thesis_models_and_stages():
+    import argparse
+
+    from napari_vmm.cli.train import add_parser
+    from napari_vmm.core.learned.train import config_from_args
+
+    p = add_parser(argparse.ArgumentParser().add_subparsers())
+    c = config_from_args(p.parse_args(["hmn", "--stage", "contrastive", "--proxy", "x.pt",
+                                       "--epoch-steps", "7"]))
+    assert (c.model, c.stage, c.proxy, c.epoch_steps) == ("hmn", "contrastive", "x.pt", 7)
+    with pytest.raises(VMMError, match="multiple of 8"):
+        config_from_args(p.parse_args(["mdlmm", "--crop", "36"])).resolve()
+
+
+# -- KL-DNAS -----------------------------------------------------------------------------------
+
+TINY = dict(c_enc=4, c_dec=8, ops=("c3d1", "c5d2", "none"))
+
+
+def test_latency_term_moves_the_expected_latency(tmp_path):
+    from napari_vmm.core.learned.kldnas import StudentNet, latency_loss, measure_lut
+
+    net = StudentNet(None, **TINY)
+    lut = measure_lut(net, 32, tmp_path / "lut.json", reps=2)
+    assert (tmp_path / "lut.json").exists() and lut["meta"]["size"] == 32
+    assert all(v >= 0 for v in lut["entries"].values())
+    again = measure_lut(StudentNet(None, **TINY), 32, tmp_path / "lut.json", reps=2)
+    assert again["entries"] == lut["entries"]  # cached for this machine
+    lat0 = float(net.expected_latency().detach())
+    for target, sign in ((0.2 * lat0, -1), (5 * lat0, 1)):
+        for p in net.arch_parameters():
+            p.data.zero_()
+        opt = torch.optim.Adam(net.arch_parameters(), lr=0.05)
+        for _ in range(5):
+            opt.zero_grad()
+            latency_loss(net.expected_latency(), target).backward()
+            opt.step()
+        assert sign * (float(net.expected_latency().detach()) - lat0) > 0
+
+
+def test_search_loop_derives_a_student_that_runs(tmp_path):
+    from napari_vmm.core.engine import magnify
+    from napari_vmm.core.learned.kldnas import CONNS, OPS, SearchConfig, search
+    from napari_vmm.core.learned.magnifier import load_network
+
+    cfg = SearchConfig(run_dir=str(tmp_path / "s"), search_size=32, steps=2, batch=1, crop=32,
+                       val_n=1, val_size=32, lut_reps=1, log_every=1, **TINY)
+    s = search(cfg, log=lambda x: None)
+    run = tmp_path / "s"
+    log = [json.loads(x) for x in (run / "search_log.jsonl").read_text().splitlines()]
+    assert [r["part"] for r in log] == ["encoder"] * 2 + ["manipulator"] * 2 + ["decoder"] * 2
+    assert all(r["expected_latency_ms"] > 0 and np.isfinite(r["loss"]) for r in log)
+    g = s["genotype"]
+    assert len(g) == 5 * 6  # five blocks of three R and three C layers
+    assert all(v in OPS if ".r" in k else v in CONNS for k, v in g.items())
+    assert s["teacher"] == "realtime" and s["student_ms_measured"] > 0
+    pt = run / "export" / "kldnas.pt"
+    prov = json.loads(pt.with_suffix(".json").read_text())
+    assert prov["arch"]["genotype"] == g
+    net = load_network("kldnas", torch.device("cpu"), str(pt))
+    assert count_parameters(net) == prov["parameters"]
+    out = magnify(np.random.default_rng(0).random((3, 19, 23, 3)).astype(np.float32), fps=30,
+                  method="kldnas", alpha=5, mode="dynamic", temporal="none", weights=str(pt))
+    assert out.shape == (3, 19, 23, 3) and np.isfinite(out).all()
+
+
+# -- evaluation --------------------------------------------------------------------------------
+
+def test_thesis_protocol_on_a_reduced_config(weights):
+    from napari_vmm.core.learned.evaluate import (
+        EvalConfig,
+        circles_clip,
+        markdown_tables,
+        run_evaluation,
+    )
+
+    # sub-pixel rendering: a 0.1 px move changes only the edge pixels, by about 0.1
+    bg = np.zeros((32, 32, 3), np.float32)
+    f = circles_clip(bg, np.ones((1, 3)), np.array([[16.0, 16.0]]), np.array([[0.0, 1.0]]),
+                     8.0, np.array([0.0, 0.1]))
+    d = np.abs(f[1] - f[0])
+    assert 0.05 < d.max() <= 0.11 and d[16, 16].max() == 0
+    cfg = EvalConfig(methods=("phase", "sigma_theta"), tests=("thesis",), thesis_clips=2,
+                     thesis_size=64, thesis_radius=10, thesis_frames=4,
+                     weights={"sigma_theta": weights["sigma_theta"]})
+    res = run_evaluation(cfg, log=lambda s: None)
+    (row,) = res["rows"]
+    assert row["alpha"] == 49.5 and row["factor"] == 100.0
+    assert all(row[m] > 0 and np.isfinite(row[m]) for m in ("input", "phase", "sigma_theta"))
+    md = markdown_tables(res)
+    assert "lower is better" in md
+    best = min(row["phase"], row["sigma_theta"])
+    assert f"**{best:.4f}**" in md
+
+
+def test_a_searched_student_fine_tunes_with_vmm_train(tmp_path):
+    import argparse
+
+    from napari_vmm.cli.train import add_parser
+    from napari_vmm.core.learned.kldnas import StudentNet, derive_genotype
+    from napari_vmm.core.learned.train import config_from_args, train
+
+    g = derive_genotype(StudentNet(None, **TINY))
+    arch = {"genotype": g, "c_enc": 4, "c_dec": 8, "ops": list(TINY["ops"])}
+    torch.manual_seed(0)
+    pt, _ = W.save_weights(build_model("kldnas", **arch).state_dict(), {"steps": 0,
+                                                                         "arch": arch},
+                           "kldnas", tmp_path / "s")
+    p = add_parser(argparse.ArgumentParser().add_subparsers())
+    with pytest.raises(VMMError, match="--init"):
+        config_from_args(p.parse_args(["kldnas", "--init", "scratch"]))
+    cfg = config_from_args(p.parse_args(
+        ["kldnas", "--init", str(pt), "--run-dir", str(tmp_path / "ft"), "--steps", "2",
+         "--batch", "1", "--crop", "32", "--val-every", "2", "--val-n", "1",
+         "--val-size", "32"]))
+    assert cfg.arch["genotype"] == g
+    assert train(cfg) == 0
+    prov = json.loads((tmp_path / "ft" / "export" / "kldnas.json").read_text())
+    assert prov["arch"]["genotype"] == g and prov["steps"] == 2
+
+
+def test_tiled_close_to_untiled_and_mdlmm_does_not_tile_by_default(weights):
+    from napari_vmm.core.engine import magnify
+    from napari_vmm.core.registry import resolve_options
+
+    f = np.random.default_rng(3).random((1, 136, 200, 3)).astype(np.float32)
+    for name, tol in (("lnvmm_light", 1e-3), ("hmn_light", 1e-2)):
+        kw = dict(fps=30, method=name, alpha=5, mode="static", temporal="none",
+                  weights=weights[name])
+        a = magnify(f, **kw)
+        b = magnify(f, net_tile=128, **kw)
+        assert np.abs(a - b).mean() < tol, name
+    # MDLMM's FFT is global: its default tile covers 4K frames
+    assert resolve_options("mdlmm", {})["net_tile"] == 4096
+    assert resolve_options("mdlmm_d2", {})["net_tile"] == 4096
