@@ -26,6 +26,8 @@ import time
 
 import numpy as np
 
+METHOD = "riesz"
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
@@ -101,9 +103,9 @@ def job(frames: np.ndarray, kind: str, tile: int, segment: int, store: str):
     from napari_vmm.core.parallel import magnify_dask
 
     if kind == "whole":
-        return magnify_dask(x, 30.0, method="linear", alpha=10, band=(3, 6),
+        return magnify_dask(x, 30.0, method=METHOD, alpha=10, band=(3, 6),
                             temporal="ideal", tile_size=tile, keep_chunks=False, levels=3)
-    return magnify_dask(x, 30.0, method="linear", alpha=10, band=(3, 6),
+    return magnify_dask(x, 30.0, method=METHOD, alpha=10, band=(3, 6),
                         temporal="butterworth", segment_frames=segment, keep_chunks=False,
                         levels=3)
 
@@ -111,7 +113,7 @@ def job(frames: np.ndarray, kind: str, tile: int, segment: int, store: str):
 def estimate(frames: np.ndarray, kind: str, tile: int, segment: int):
     from napari_vmm.core.parallel import estimate_task_memory
 
-    return estimate_task_memory(frames.shape, frames.dtype, 30.0, method="linear",
+    return estimate_task_memory(frames.shape, frames.dtype, 30.0, method=METHOD,
                                 temporal="ideal" if kind == "whole" else "butterworth",
                                 band=(3, 6), tile_size=tile if kind == "whole" else None,
                                 segment_frames=segment, levels=3)
@@ -131,11 +133,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller clip")
     parser.add_argument("--json", help="write the results to this file")
+    parser.add_argument("--method", default="riesz",
+                        help="magnifier (default riesz: heavy enough that the tasks, not the "
+                        "scheduling, dominate)")
     args = parser.parse_args()
+    global METHOD
+    METHOD = args.method
     n, size = (64, 128) if args.quick else (96, 256)
     tile, segment = size // 2, 16 if args.quick else 48
     warm = make_clip(8, 64)
-    results: dict = {"tile": tile, "segment": segment}
+    results: dict = {"method": METHOD, "tile": tile, "segment": segment}
     store = tempfile.mkdtemp(prefix="vmm-bench-dask-")
     try:
         for kind in ("whole", "segments"):

@@ -247,9 +247,10 @@ def _signal_bytes_per_px(pipe: _Pipeline, channels: int, size: int = 64) -> floa
 
 def _memory_formula(path: str, frames: int, out_frames: int, window: tuple[int, int],
                     channels: int, itemsize: int, signal: float, chunk: int,
-                    state_frames: int) -> int:
+                    state_frames: int, work_factor: float = 3.0) -> int:
     area = window[0] * window[1]
-    work = chunk * area * (12 * channels + 3 * signal)  # float32 frames, YIQ, signal, ctx
+    # float32 frames and YIQ, plus the magnifier's own transients (signal, ctx, decode)
+    work = chunk * area * (12 * channels + work_factor * signal)
     if path == "whole":
         data = frames * area * (2 * channels * itemsize + WHOLE_SIGNAL_FACTOR * signal)
     else:
@@ -351,7 +352,8 @@ def _plan(shape: tuple[int, ...], itemsize: int, params: dict[str, Any],
         path = "whole" if whole else "segments"
         return TaskMemory(_memory_formula(path, frames, out_frames, window, c, itemsize,
                                           signal, min(chunk, frames),
-                                          0 if whole else _filter_state_frames(pipe)),
+                                          0 if whole else _filter_state_frames(pipe),
+                                          pipe.magnifier.work_factor),
                           path, frames, window, halo if tile != (h, w) else 0, wu, signal)
 
     if whole:

@@ -46,6 +46,11 @@ class Magnifier:
         """Halo in pixels a spatial tile needs so that tiling leaves no seams."""
         return 32
 
+    @property
+    def work_factor(self) -> float:
+        """Transient memory of encoding and decoding one chunk, in multiples of its signal."""
+        return 3.0
+
     def frame_options(self, height: int, width: int) -> dict[str, Any]:
         """Options that pin what the magnifier derives from the size of the frames it gets.
 

@@ -243,6 +243,12 @@ class RieszMagnifier(Magnifier):
         extra = (radius + blur) * 2 ** max(0, levels - 2)
         return step * KERNEL_RADIUS * 2 + -(-extra // step) * step
 
+    @property
+    def work_factor(self) -> float:
+        # the aperture fit's five moment maps and its solve: measured 107 MiB against 56 MiB
+        # predicted with the default factor for 256x256 Dask segments
+        return 3.0 + (5.0 if self.opts.get("aperture", 0.0) > 0 else 0.0)
+
     def frame_options(self, height: int, width: int) -> dict[str, Any]:
         return {"levels": self._levels_for(height, width)}
 
