@@ -11,7 +11,17 @@ commit=1
 files=()
 for m in oh2018 realtime; do
     src="runs/$m/export"
-    if [ -f "$src/$m.pt" ] && [ -f "$src/$m.json" ]; then
+    # only a better validation SSIM replaces the shipped weights (a resumed run with a fresh
+    # optimiser can dip below them for a while)
+    if [ -f "$src/$m.pt" ] && [ -f "$src/$m.json" ] && .venv/bin/python - "$src/$m.json" \
+        "napari_vmm/weights/$m.json" <<'PY'
+import json, os, sys
+new = json.load(open(sys.argv[1]))["validation"]["ssim"]
+old = json.load(open(sys.argv[2]))["validation"]["ssim"] if os.path.exists(sys.argv[2]) else -1
+print(f"{sys.argv[1]}: val SSIM {new} (shipped {old})", file=sys.stderr)
+sys.exit(0 if new > old else 1)
+PY
+    then
         # copy the pair atomically enough: json last, and verify the checksum after copying
         cp "$src/$m.pt" "napari_vmm/weights/$m.pt.tmp" && mv "napari_vmm/weights/$m.pt.tmp" "napari_vmm/weights/$m.pt"
         cp "$src/$m.json" "napari_vmm/weights/$m.json"
@@ -25,12 +35,10 @@ for m in ("oh2018", "realtime"):
         _, p = W.load_weights(m)  # verifies the sha256
         print(f"{m}: step {p['steps']}, val SSIM {p['validation']['ssim']}, {p['status']}")
 PY
-runs=()
-for m in oh2018 realtime; do [ -f "runs/$m/log.jsonl" ] && runs+=("runs/$m"); done
-if [ ${#runs[@]} -gt 0 ]; then
-    nice -n 5 .venv/bin/python -m napari_vmm.core.learned.figures curves docs/images/learned_training.png "${runs[@]}"
-    files+=(docs/images/learned_training.png)
-fi
+# the curves come from the shipped provenance files, which hold every resumed session
+nice -n 5 .venv/bin/python -m napari_vmm.core.learned.figures curves \
+    docs/images/learned_training.png napari_vmm/weights/oh2018.json napari_vmm/weights/realtime.json
+files+=(docs/images/learned_training.png)
 if [ $commit = 1 ] && [ ${#files[@]} -gt 0 ]; then
     git add "${files[@]}"
     git commit -m "Learned weights snapshot: $(.venv/bin/python -c "

@@ -45,30 +45,31 @@ def samples_figure(path: str, seed: int = 0, size: int = 128) -> None:
     fig.savefig(path, dpi=64)
 
 
-def curves_figure(path: str, run_dirs: list[str]) -> None:
-    """Training loss and validation SSIM against samples seen, for each run directory."""
+def curves_figure(path: str, provenance_files: list[str]) -> None:
+    """Training loss and validation SSIM against samples seen, from weights' provenance.
+
+    Each provenance JSON (``napari_vmm/weights/MODEL.json`` or a run's ``export/MODEL.json``)
+    holds the whole curve across resumed sessions as ``[step, train loss, val SSIM, wall s]``
+    rows, so the figure does not depend on which run logs survive.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for d in run_dirs:
-        name = Path(d).name
-        lines = [json.loads(x) for x in (Path(d) / "log.jsonl").read_text().splitlines() if x]
-        ck = Path(d) / "ckpt.pt"
-        batch = 4
-        if ck.exists():
-            import torch
-
-            batch = torch.load(ck, map_location="cpu", weights_only=False)["config"]["batch"]
-        tr = [x for x in lines if "loss" in x]
-        va = [x for x in lines if "val" in x]
-        a1.plot([x["step"] * batch for x in tr], [x["loss"] for x in tr], lw=0.8, label=name)
-        if va:
-            a2.plot([x["step"] * batch for x in va], [x["val"]["ssim"] for x in va], "o-",
-                    ms=3, label=f"{name}")
-            a2.axhline(va[-1]["val"]["ssim_input"], ls=":", lw=0.8, color="gray")
+    for f in provenance_files:
+        prov = json.loads(Path(f).read_text())
+        rows = prov.get("curve") or []
+        if not rows:
+            continue
+        name, batch = prov.get("model", Path(f).stem), int(prov.get("batch", 4))
+        samples = [r[0] * batch for r in rows]
+        a1.plot(samples, [r[1] for r in rows], lw=0.8, label=name)
+        a2.plot(samples, [r[2] for r in rows], "o-", ms=3, label=name)
+        baseline = prov.get("validation", {}).get("ssim_input")
+        if baseline:
+            a2.axhline(baseline, ls=":", lw=0.8, color="gray")
     a2.axhline(0.95, ls="--", color="red", lw=0.8, label="quality bar 0.95")
     a1.set_xlabel("training samples")
     a1.set_ylabel("training loss")
