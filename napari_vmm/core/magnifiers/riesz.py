@@ -120,14 +120,25 @@ def riesz_transform(band: torch.Tensor, pad: int = 8,
     return r1[..., top:top + h, left:left + w], r2[..., top:top + h, left:left + w]
 
 
-def _mean_2x2(x: torch.Tensor) -> torch.Tensor:
-    """Means of 2x2 blocks of (N, C, H, W); an odd last row/column is repeated."""
-    h, w = x.shape[-2:]
+def _mean_2x2_products(pairs) -> torch.Tensor:
+    """Means of 2x2 blocks of ``a * b`` for each (a, b) pair of (N, C, H, W), stacked on dim 1.
+
+    An odd last row/column is repeated. The full-resolution products are never stored: row
+    pairs are multiplied and summed in one go (2 ops per pair), then column pairs are added.
+    """
+    a0 = pairs[0][0]
+    h, w = a0.shape[-2:]
     if h % 2 or w % 2:
-        x = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
-    out = x[..., 0::2, 0::2] + x[..., 1::2, 0::2]
-    out += x[..., 0::2, 1::2]
-    out += x[..., 1::2, 1::2]
+        pad = (0, w % 2, 0, h % 2)
+        pairs = [(F.pad(a, pad, mode="replicate"), F.pad(b, pad, mode="replicate"))
+                 for a, b in pairs]
+    c = a0.shape[1]
+    hh, hw = -(-h // 2), -(-w // 2)
+    out = a0.new_empty((a0.shape[0], len(pairs) * c, hh, hw))
+    for k, (a, b) in enumerate(pairs):
+        rows = torch.mul(a[..., 0::2, :], b[..., 0::2, :]).addcmul_(a[..., 1::2, :],
+                                                                     b[..., 1::2, :])
+        torch.add(rows[..., 0::2], rows[..., 1::2], out=out[:, k * c:(k + 1) * c])
     return out.mul_(0.25)
 
 
@@ -164,14 +175,12 @@ def aperture_fit(r1: torch.Tensor, r2: torch.Tensor, f_cos: torch.Tensor, f_sin:
     c = r1.shape[1]
     h, w = r1.shape[-2:]
     q = (r1 * r1).addcmul_(r2, r2)
-    moments = r1.new_empty((r1.shape[0], 5 * c, h, w))
-    for k, (a, b) in enumerate(((r1, r1), (r1, r2), (r2, r2), (q, f_cos), (q, f_sin))):
-        torch.mul(a, b, out=moments[:, k * c:(k + 1) * c])
+    pairs = ((r1, r1), (r1, r2), (r2, r2), (q, f_cos), (q, f_sin))
     coarse = min(h, w) >= 16 and window > 0.5
     if coarse:  # 2x2 means (sigma 1/2 px), then the rest of the window at half resolution
-        moments = gaussian_blur(_mean_2x2(moments), math.sqrt(window**2 - 0.25) / 2)
+        moments = gaussian_blur(_mean_2x2_products(pairs), math.sqrt(window**2 - 0.25) / 2)
     else:
-        moments = gaussian_blur(moments, window)
+        moments = gaussian_blur(torch.cat([a * b for a, b in pairs], dim=1), window)
     a11, a12, a22, b1, b2 = moments.split(c, dim=1)
     trace = a11 + a22
     damp = trace * APERTURE_DAMPING + 1e-20
