@@ -422,3 +422,11 @@ def test_filter_state_resumes_in_another_filter(temporal):
     assert torch.allclose(torch.cat([head, second.step(x[17:])]), ref)
     second.set_state(None)
     assert second.get_state() is None
+
+
+def test_learned_tiles_have_no_seams():
+    """A learned model's 64 px halo covers its receptive field: tiles match the whole frame."""
+    frames = clip(4, 160)
+    whole, tiled, lazy = _tiled_vs_whole(frames, 64, method="realtime")
+    assert lazy.numblocks[1:] == (2, 2)  # 80 px tiles: 160 is not split into 64 + 64 + 32
+    assert max_diff(tiled, whole) <= 1
