@@ -35,6 +35,10 @@ for m in ("oh2018", "realtime"):
         _, p = W.load_weights(m)  # verifies the sha256
         print(f"{m}: step {p['steps']}, val SSIM {p['validation']['ssim']}, {p['status']}")
 PY
+# a readable summary of the provenance beside the weights
+.venv/bin/python -c "from napari_vmm.core.learned.weights import provenance_markdown as m; print(m(), end='')" \
+    > napari_vmm/weights/provenance.md
+files+=(napari_vmm/weights/provenance.md)
 # the curves come from the shipped provenance files, which hold every resumed session
 nice -n 5 .venv/bin/python -m napari_vmm.core.learned.figures curves \
     docs/images/learned_training.png napari_vmm/weights/oh2018.json napari_vmm/weights/realtime.json

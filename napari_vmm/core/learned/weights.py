@@ -146,3 +146,33 @@ def describe_weights(model: str, directory: str | os.PathLike | None = None) -> 
         "wall_time_h": round(float(prov.get("wall_time_s", 0.0)) / 3600, 2),
         "sha256": prov.get("sha256"),
     }
+
+
+def provenance_markdown(directory: str | os.PathLike | None = None) -> str:
+    """A readable summary of every provenance JSON in ``directory`` (default: the package's).
+
+    The JSON files stay authoritative (the loader verifies their sha256); this is what
+    ``provenance.md`` beside the weights holds, written by ``scripts/train_snapshot.sh``.
+    """
+    d = Path(directory) if directory is not None else WEIGHTS_DIR
+    lines = ["# Provenance of the shipped weights", "",
+             "Generated from the `<model>.json` files beside each `<model>.pt` (those are",
+             "authoritative, and `load_weights` checks each sha256 on every load).", ""]
+    for path in sorted(d.glob("*.json")):
+        p = json.loads(path.read_text())
+        val = p.get("validation", {})
+        recipe = p.get("data_recipe", {})
+        lines += [
+            f"## {p.get('model', path.stem)} (`{p.get('file', path.stem + '.pt')}`)", "",
+            f"- command: `{p.get('command')}`",
+            f"- seed {p.get('seed')}, steps {p.get('steps')}, samples {p.get('samples_seen')}, "
+            f"batch {p.get('batch')}, crop {p.get('crop')}",
+            f"- data recipe: `{recipe.get('generator')}` ({recipe.get('train_split')}, "
+            f"{recipe.get('size')} px)",
+            f"- wall time {float(p.get('wall_time_s', 0)) / 3600:.2f} h; hardware: "
+            f"{p.get('hardware')}",
+            f"- validation ({val.get('split')}, n {val.get('n')}): SSIM {val.get('ssim')}, "
+            f"copy-input {val.get('ssim_input')}, L1 {val.get('l1')}",
+            f"- status: {p.get('status')} (quality bar {p.get('quality_bar', QUALITY_BAR)})",
+            f"- sha256 `{p.get('sha256')}` ({p.get('bytes')} bytes)", ""]
+    return "\n".join(lines)
