@@ -26,8 +26,6 @@ import time
 
 import numpy as np
 
-METHOD = "riesz"
-
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
@@ -88,7 +86,7 @@ def _cluster(workers: int):
     return cluster, client
 
 
-def job(frames: np.ndarray, kind: str, tile: int, segment: int, store: str):
+def job(frames: np.ndarray, kind: str, tile: int, segment: int, store: str, method: str):
     """The lazy job, reading its input from a Zarr store (tasks read what they need)."""
     import dask.array as da
 
@@ -103,17 +101,17 @@ def job(frames: np.ndarray, kind: str, tile: int, segment: int, store: str):
     from napari_vmm.core.parallel import magnify_dask
 
     if kind == "whole":
-        return magnify_dask(x, 30.0, method=METHOD, alpha=10, band=(3, 6),
+        return magnify_dask(x, 30.0, method=method, alpha=10, band=(3, 6),
                             temporal="ideal", tile_size=tile, keep_chunks=False, levels=3)
-    return magnify_dask(x, 30.0, method=METHOD, alpha=10, band=(3, 6),
+    return magnify_dask(x, 30.0, method=method, alpha=10, band=(3, 6),
                         temporal="butterworth", segment_frames=segment, keep_chunks=False,
                         levels=3)
 
 
-def estimate(frames: np.ndarray, kind: str, tile: int, segment: int):
+def estimate(frames: np.ndarray, kind: str, tile: int, segment: int, method: str):
     from napari_vmm.core.parallel import estimate_task_memory
 
-    return estimate_task_memory(frames.shape, frames.dtype, 30.0, method=METHOD,
+    return estimate_task_memory(frames.shape, frames.dtype, 30.0, method=method,
                                 temporal="ideal" if kind == "whole" else "butterworth",
                                 band=(3, 6), tile_size=tile if kind == "whole" else None,
                                 segment_frames=segment, levels=3)
@@ -137,18 +135,16 @@ def main() -> None:
                         help="magnifier (default riesz: heavy enough that the tasks, not the "
                         "scheduling, dominate)")
     args = parser.parse_args()
-    global METHOD
-    METHOD = args.method
     n, size = (64, 128) if args.quick else (96, 256)
     tile, segment = size // 2, 16 if args.quick else 48
     warm = make_clip(8, 64)
-    results: dict = {"method": METHOD, "tile": tile, "segment": segment}
+    results: dict = {"method": args.method, "tile": tile, "segment": segment}
     store = tempfile.mkdtemp(prefix="vmm-bench-dask-")
     try:
         for kind in ("whole", "segments"):
             # Four tasks each: 2x2 full-T tiles, or 4 time segments (3 with a warm-up).
             frames = make_clip(n if kind == "whole" else 4 * segment, size)
-            results[kind] = run_kind(kind, frames, warm, tile, segment, store)
+            results[kind] = run_kind(kind, frames, warm, tile, segment, store, args.method)
             results[kind]["clip"] = list(frames.shape)
     finally:
         shutil.rmtree(store, ignore_errors=True)
@@ -159,23 +155,23 @@ def main() -> None:
 
 
 def run_kind(kind: str, frames: np.ndarray, warm: np.ndarray, tile: int, segment: int,
-             store: str) -> dict:
+             store: str, method: str) -> dict:
     times = {}
     for workers in (1, 2):
         cluster, client = _cluster(workers)
         try:
             # Warm up every worker (first-task costs) on a tiny clip, then time.
-            timed(client, job(warm, kind, 32, 8, store))
-            times[workers] = min(timed(client, job(frames, kind, tile, segment, store))
+            timed(client, job(warm, kind, 32, 8, store, method))
+            times[workers] = min(timed(client, job(frames, kind, tile, segment, store, method))
                                  for _ in range(2))
         finally:
             client.close()
             cluster.close()
-    est = estimate(frames, kind, tile, segment)
+    est = estimate(frames, kind, tile, segment, method)
     cluster, client = _cluster(1)
     try:
-        timed(client, job(warm, kind, 32, 8, store))
-        tasks = job(frames, kind, tile, segment, store)
+        timed(client, job(warm, kind, 32, 8, store, method))
+        tasks = job(frames, kind, tile, segment, store, method)
         base = client.run(_start_sampler)
         # One output block at a time, gathered and dropped: the peak is one task's.
         for index in np.ndindex(*tasks.numblocks):

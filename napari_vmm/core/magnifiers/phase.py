@@ -31,8 +31,8 @@ class BandGroup:
     """Oriented bands of one scale whose boxes have the same size.
 
     ``filters`` is (G, h, w) float32; ``offsets`` the top-left corner of each member's box in
-    the centred spectrum; ``sigma`` the (y, x) blur in box pixels that equals ``sigma`` px of
-    the scale's own sampling (its radius times the frame size).
+    the centred spectrum; ``sigma_scale`` the (y, x) factors that turn a blur of ``sigma`` px
+    of the scale's own sampling (its radius times the frame size) into box pixels.
     """
 
     filters: torch.Tensor

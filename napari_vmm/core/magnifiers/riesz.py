@@ -128,10 +128,10 @@ def _mean_2x2_products(pairs) -> torch.Tensor:
     """
     a0 = pairs[0][0]
     h, w = a0.shape[-2:]
-    if h % 2 or w % 2:
+    if h % 2 or w % 2:  # pad each distinct tensor once (r1, r2 and q recur across pairs)
         pad = (0, w % 2, 0, h % 2)
-        pairs = [(F.pad(a, pad, mode="replicate"), F.pad(b, pad, mode="replicate"))
-                 for a, b in pairs]
+        padded = {id(t): F.pad(t, pad, mode="replicate") for pair in pairs for t in pair}
+        pairs = [(padded[id(a)], padded[id(b)]) for a, b in pairs]
     c = a0.shape[1]
     hh, hw = -(-h // 2), -(-w // 2)
     out = a0.new_empty((a0.shape[0], len(pairs) * c, hh, hw))
