@@ -92,9 +92,8 @@ def _tile_spans(size: int, tile: int, overlap: int, align: int = 4) -> list[tupl
 
 
 class _LearnedMagnifier(Magnifier):
-    """Shared implementation; subclasses set ``model_name``."""
+    """Shared implementation; subclasses set ``name``, which is also the network's name."""
 
-    model_name: ClassVar[str] = ""
     color_space: ClassVar[str] = "rgb"
     luma_only: ClassVar[bool] = False
     options: ClassVar[dict[str, Option]] = {
@@ -110,7 +109,7 @@ class _LearnedMagnifier(Magnifier):
         if self.alpha < 0:
             raise VMMError(f"the learned magnifiers are trained for alpha >= 0 (got "
                            f"{self.alpha:g}); use linear/phase/riesz to attenuate motion")
-        self.net = load_network(self.model_name, self.device, options.get("weights") or None)
+        self.net = load_network(self.name, self.device, options.get("weights") or None)
         self.stride = self.net.stride
         s = self.stride
         self.tile = max(128, int(options.get("net_tile", 2048)) // s * s)
@@ -121,7 +120,7 @@ class _LearnedMagnifier(Magnifier):
     @classmethod
     def describe(cls) -> dict[str, Any]:
         """Weights status for ``available_methods()``."""
-        return {"weights": W.describe_weights(cls.model_name)}
+        return {"weights": W.describe_weights(cls.name)}
 
     @property
     def spatial_support(self) -> int:
@@ -156,7 +155,7 @@ class _LearnedMagnifier(Magnifier):
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         elif x.shape[1] != 3:
-            raise VMMError(f"{self.model_name} needs 1 or 3 channels, got {x.shape[1]}")
+            raise VMMError(f"{self.name} needs 1 or 3 channels, got {x.shape[1]}")
         return x.float() * 2.0 - 1.0
 
     # -- contract ---------------------------------------------------------------------------
@@ -253,14 +252,12 @@ class Oh2018Magnifier(_LearnedMagnifier):
     """Oh et al. 2018 learned magnifier (encoder-manipulator-decoder, ~0.97 M parameters)."""
 
     name = "oh2018"
-    model_name = "oh2018"
 
 
 class RealtimeMagnifier(_LearnedMagnifier):
     """The real-time learned magnifier (linear encoder, 1/4-resolution decoder, ~0.71 M)."""
 
     name = "realtime"
-    model_name = "realtime"
 
 
 class FD4MMMagnifier(_LearnedMagnifier):
@@ -270,7 +267,6 @@ class FD4MMMagnifier(_LearnedMagnifier):
     """
 
     name = "fd4mm"
-    model_name = "fd4mm"
 
 
 MAGNIFIERS = {"oh2018": Oh2018Magnifier, "realtime": RealtimeMagnifier,
@@ -283,14 +279,12 @@ class LNVMMMagnifier(_LearnedMagnifier):
     """LNVMM M1 (Singh et al., WACV 2023): feature-sharing encoders, appearance encoder."""
 
     name = "lnvmm"
-    model_name = "lnvmm"
 
 
 class LNVMMLightMagnifier(_LearnedMagnifier):
     """LNVMM M2, the light variant (C = 8)."""
 
     name = "lnvmm_light"
-    model_name = "lnvmm_light"
 
 
 class MDLMMMagnifier(_LearnedMagnifier):
@@ -301,7 +295,6 @@ class MDLMMMagnifier(_LearnedMagnifier):
     """
 
     name = "mdlmm"
-    model_name = "mdlmm"
     options: ClassVar[dict[str, Option]] = {
         **_LearnedMagnifier.options,
         "net_tile": Option(4096, int, "process frames larger than this many pixels on a side "
@@ -315,7 +308,6 @@ class MDLMMD2Magnifier(_LearnedMagnifier):
     """MDLMM D2, the narrower variant."""
 
     name = "mdlmm_d2"
-    model_name = "mdlmm_d2"
     options = MDLMMMagnifier.options
 
 
@@ -323,31 +315,27 @@ class SigmaThetaMagnifier(_LearnedMagnifier):
     """σ-θ Net (Singh, thesis Ch. 6): learnable scale space and steerable gradients."""
 
     name = "sigma_theta"
-    model_name = "sigma_theta"
 
 
 class HMNMagnifier(_LearnedMagnifier):
     """HMN M1 (Singh, thesis Ch. 7): Sobel-edge multi-scale manipulators, hierarchical decoder."""
 
     name = "hmn"
-    model_name = "hmn"
 
 
 class HMNLightMagnifier(_LearnedMagnifier):
     """HMN M2, the light variant (c = 8)."""
 
     name = "hmn_light"
-    model_name = "hmn_light"
 
 
 class KLDNASMagnifier(_LearnedMagnifier):
     """A KL-DNAS student: the architecture derived by the search, read from its provenance."""
 
     name = "kldnas"
-    model_name = "kldnas"
 
 
-MAGNIFIERS.update({c.model_name: c for c in (
+MAGNIFIERS.update({c.name: c for c in (
     LNVMMMagnifier, LNVMMLightMagnifier, MDLMMMagnifier, MDLMMD2Magnifier,
     SigmaThetaMagnifier, HMNMagnifier, HMNLightMagnifier, KLDNASMagnifier)})
 
