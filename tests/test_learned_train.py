@@ -33,7 +33,7 @@ def test_train_checkpoints_and_resumes(tmp_path):
     for key in ("command", "seed", "steps", "data_recipe", "wall_time_s", "hardware",
                 "validation", "sha256", "status"):
         assert key in prov
-    assert prov["status"] == W.STATUS_TRAINING  # two steps are far below the bar
+    assert prov["status"] == W.training_status(prov["validation"]) != W.STATUS_FINISHED
     sd, _ = W.load_weights("realtime", run / "export")
     assert all(v.dtype == torch.float32 for v in sd.values())
 

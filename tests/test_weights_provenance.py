@@ -20,3 +20,16 @@ def test_every_weight_file_has_a_verified_provenance():
 
 def test_provenance_summary_matches_the_json_files():
     assert (W.WEIGHTS_DIR / "provenance.md").read_text() == W.provenance_markdown()
+
+
+def test_shipped_status_follows_the_validation_metrics():
+    for js in W.WEIGHTS_DIR.glob("*.json"):
+        prov = json.loads(js.read_text())
+        assert prov["status"] == W.training_status(prov["validation"]), js.name
+
+
+def test_training_status_levels():
+    assert W.training_status({"ssim": 0.96, "ssim_input": 0.80}) == W.STATUS_FINISHED
+    assert W.training_status({"ssim": 0.85, "ssim_input": 0.80}) == W.STATUS_TRAINING
+    assert W.training_status({"ssim": 0.75, "ssim_input": 0.80}) == W.STATUS_NOT_USEFUL
+    assert W.training_status({"ssim": 0.75}) == W.STATUS_TRAINING

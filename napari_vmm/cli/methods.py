@@ -27,8 +27,11 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(weights, dict):
             status = weights.get("status") or ("available" if weights.get("available")
                                                else "missing")
-            metric = weights.get("val_ssim")
-            print(f"{'':12s}weights: {status}" + (f", val SSIM {metric:.3f}" if metric else ""))
+            metric, baseline = weights.get("val_ssim"), weights.get("val_ssim_input")
+            score = f", val SSIM {metric:.3f}" if metric else ""
+            if metric and baseline:
+                score += f" (copy-the-input {baseline:.3f}, bar {weights['quality_bar']})"
+            print(f"{'':12s}weights: {status}{score}")
         for key, opt in info["options"].items():
             extra = f" choices={opt['choices']}" if "choices" in opt else ""
             print(f"{'':12s}--option {key}={opt['default']!s:<10s} {opt['help']}{extra}")

@@ -622,7 +622,6 @@ def search(cfg: SearchConfig, log=print) -> dict[str, Any]:
                "validation": {k: round(v, 5) for k, v in met.items()},
                "wall_time_s": round(time.time() - t0, 1)}
     (run / "search.json").write_text(json.dumps(summary, indent=1) + "\n")
-    passed = met["ssim"] >= W.QUALITY_BAR
     prov = {"command": cfg.command, "seed": cfg.seed, "steps": step_global,
             "samples_seen": 2 * step_global * cfg.batch, "batch": cfg.batch, "crop": cfg.crop,
             "arch": {"genotype": genotype, "c_enc": cfg.c_enc, "c_dec": cfg.c_dec,
@@ -634,7 +633,7 @@ def search(cfg: SearchConfig, log=print) -> dict[str, Any]:
             "validation": {"split": "val (split id 1)", "seed": cfg.seed, "n": cfg.val_n,
                            "size": cfg.val_size, **summary["validation"]},
             "quality_bar": W.QUALITY_BAR,
-            "status": W.STATUS_FINISHED if passed else W.STATUS_TRAINING,
+            "status": W.training_status(met),
             "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     W.save_weights(student.state_dict(), prov, "kldnas", run / "export")
     return summary

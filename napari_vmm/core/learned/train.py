@@ -349,7 +349,6 @@ def train(cfg: TrainConfig) -> int:
     scaler = torch.amp.GradScaler("cuda") if amp_mode == "fp16" else None
 
     def provenance(metrics: dict[str, float]) -> dict[str, Any]:
-        passed = metrics["ssim"] >= W.QUALITY_BAR
         return {
             "command": cfg.command,
             "seed": cfg.seed,
@@ -376,7 +375,7 @@ def train(cfg: TrainConfig) -> int:
             "validation": {"split": "val (split id 1)", "seed": cfg.seed, "n": cfg.val_n,
                            "size": cfg.val_size, **{k: round(v, 5) for k, v in metrics.items()}},
             "quality_bar": W.QUALITY_BAR,
-            "status": W.STATUS_FINISHED if passed else W.STATUS_TRAINING,
+            "status": W.training_status(metrics),
             "curve": curve,
             "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }

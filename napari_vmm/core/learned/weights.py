@@ -19,8 +19,27 @@ from ..errors import VMMError
 QUALITY_BAR = 0.95  # validation SSIM a model needs before its weights count as finished
 STATUS_FINISHED = "finished"
 STATUS_TRAINING = "in training: below the quality bar"
+STATUS_NOT_USEFUL = ("in training: not yet useful (validation SSIM below the copy-the-input "
+                     "baseline)")
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+
+
+def training_status(validation: dict[str, Any]) -> str:
+    """The status that validation metrics earn: finished, in training, or not yet useful.
+
+    ``validation`` holds ``ssim`` and ``ssim_input`` (the SSIM of the unmagnified input against
+    the ground truth on the same split). Weights that score below that copy-the-input baseline
+    do worse than no magnification on validation, and say so in ``vmm methods``.
+    """
+    ssim, baseline = validation.get("ssim"), validation.get("ssim_input")
+    if ssim is None:
+        return STATUS_TRAINING
+    if ssim >= QUALITY_BAR:
+        return STATUS_FINISHED
+    if baseline is not None and ssim < baseline:
+        return STATUS_NOT_USEFUL
+    return STATUS_TRAINING
 
 
 def weights_paths(model: str, directory: str | os.PathLike | None = None) -> tuple[Path, Path]:
@@ -137,7 +156,7 @@ def describe_weights(model: str, directory: str | os.PathLike | None = None) -> 
     val = prov.get("validation", {})
     return {
         "available": True,
-        "status": prov.get("status", STATUS_TRAINING),
+        "status": training_status(val) if val else prov.get("status", STATUS_TRAINING),
         "val_ssim": val.get("ssim"),
         "val_ssim_input": val.get("ssim_input"),
         "quality_bar": prov.get("quality_bar", QUALITY_BAR),
