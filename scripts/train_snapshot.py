@@ -1,0 +1,107 @@
+"""Copy the best validated weights of local training runs into the package, then commit them.
+
+    .venv/bin/python scripts/train_snapshot.py [--no-commit] [MODEL ...]   (default: every model)
+
+For each learned model the candidates are the exports of its runs (``runs/MODEL-cl``: HMN's
+contrastive stage, ``runs/MODEL-ft``: a fine-tuned KL-DNAS student, ``runs/MODEL`` and
+``runs/gpu/MODEL``, each ``export/MODEL.{pt,json}``; proxy runs are never shipped). The one with
+the best validation SSIM replaces ``napari_vmm/weights/MODEL.*`` only if it beats the shipped
+file. A replaced ``kldnas`` also ships its search log (``weights/kldnas_search/``). Then every
+shipped checksum is verified, ``weights/provenance.md`` is rewritten, and the training curves
+are redrawn from the shipped provenance (which holds every resumed session):
+``docs/images/learned_training.png`` (oh2018, realtime, fd4mm) and
+``docs/images/thesis_training.png`` (the thesis models and kldnas).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from napari_vmm.core.learned import weights as W  # noqa: E402
+from napari_vmm.core.learned.figures import curves_figure  # noqa: E402
+from napari_vmm.core.learned.models import MODELS  # noqa: E402
+
+MAIN_MODELS = ("oh2018", "realtime", "fd4mm")
+SEARCH_FILES = ("search.json", "search_log.jsonl", "latency_lut.json")
+
+
+def val_ssim(js: Path) -> float:
+    return float(json.loads(js.read_text())["validation"]["ssim"])
+
+
+def best_export(model: str) -> Path | None:
+    runs = ROOT / "runs"
+    dirs = [runs / f"{model}-cl", runs / f"{model}-ft", runs / model, runs / "gpu" / model]
+    found = [d / "export" for d in dirs if (d / "export" / f"{model}.json").exists()
+             and (d / "export" / f"{model}.pt").exists()]
+    return max(found, key=lambda d: val_ssim(d / f"{model}.json"), default=None)
+
+
+def ship(model: str) -> list[Path]:
+    """Copy the best export of ``model`` into the package if it beats the shipped weights."""
+    src = best_export(model)
+    pt, js = W.weights_paths(model)
+    if src is None:
+        return []
+    new = val_ssim(src / js.name)
+    old = val_ssim(js) if js.exists() and pt.exists() else -1.0
+    print(f"{model}: best run {src.parent.relative_to(ROOT)} val SSIM {new} (shipped {old})")
+    if new <= old:
+        return []
+    W.load_weights(model, src)  # verifies the run's own checksum before copying
+    shutil.copyfile(src / pt.name, pt.with_suffix(".pt.tmp"))
+    pt.with_suffix(".pt.tmp").replace(pt)
+    prov = json.loads((src / js.name).read_text())
+    prov["status"] = W.training_status(prov["validation"])  # derived; older runs wrote another
+    js.write_text(json.dumps(prov, indent=1) + "\n")
+    changed = [pt, js]
+    if model == "kldnas":
+        search_dir = ROOT / "runs" / "kldnas"
+        dest = W.WEIGHTS_DIR / "kldnas_search"
+        dest.mkdir(exist_ok=True)
+        for name in SEARCH_FILES:
+            if (search_dir / name).exists():
+                shutil.copyfile(search_dir / name, dest / name)
+                changed.append(dest / name)
+    return changed
+
+
+def main(argv: list[str]) -> int:
+    commit = "--no-commit" not in argv
+    models = [a for a in argv if not a.startswith("--")] or list(MODELS)
+    changed = [p for m in models for p in ship(m)]
+    shipped = {p.stem: p for p in sorted(W.WEIGHTS_DIR.glob("*.json"))}
+    for m in shipped:
+        _, prov = W.load_weights(m)  # verifies the sha256
+        print(f"{m}: step {prov['steps']}, val SSIM {prov['validation']['ssim']}, "
+              f"{prov['status']}")
+    summary = W.WEIGHTS_DIR / "provenance.md"
+    summary.write_text(W.provenance_markdown())
+    figures = []
+    for out, names in (("learned_training.png", MAIN_MODELS),
+                       ("thesis_training.png", [m for m in shipped if m not in MAIN_MODELS])):
+        files = [str(shipped[m]) for m in names if m in shipped]
+        if files:
+            figures.append(ROOT / "docs" / "images" / out)
+            curves_figure(str(figures[-1]), files)
+    if commit and changed:
+        paths = [str(p.relative_to(ROOT)) for p in [*changed, summary, *figures]]
+        msg = "Learned weights snapshot: " + "; ".join(
+            f"{p.stem} step {json.loads(p.read_text())['steps']} val SSIM "
+            f"{val_ssim(p):.4f}" for p in changed if p.suffix == ".json"
+            and p.parent == W.WEIGHTS_DIR)
+        subprocess.run(["git", "add", *paths], cwd=ROOT, check=True)
+        subprocess.run(["git", "commit", "-q", "-m", msg, "--", *paths], cwd=ROOT, check=True)
+        print(msg)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
