@@ -335,3 +335,32 @@ def test_tiled_close_to_untiled_and_mdlmm_does_not_tile_by_default(weights):
     # MDLMM's FFT is global: its default tile covers 4K frames
     assert resolve_options("mdlmm", {})["net_tile"] == 4096
     assert resolve_options("mdlmm_d2", {})["net_tile"] == 4096
+
+
+def test_derived_blocks_are_never_dead():
+    from napari_vmm.core.learned.kldnas import StudentNet, block_is_live, derive_genotype
+
+    def blk(r, c):
+        return {**{f"b.r{i}": o for i, o in enumerate(r)},
+                **{f"b.c{i}": o for i, o in enumerate(c)}}
+
+    assert not block_is_live(blk(["none", "c3d1", "none"], ["none"] * 3), "b")
+    assert not block_is_live(blk(["c3d1", "c3d1", "none"], ["none", "none", "none"]), "b")
+    assert block_is_live(blk(["c3d1", "c3d1", "none"], ["add", "none", "none"]), "b")
+    assert block_is_live(blk(["none"] * 3, ["none", "none", "add"]), "b")  # x passes
+    net = StudentNet(None, **TINY)
+    with torch.no_grad():
+        for _, m in net.layers("manipulator"):  # the search's collapse: "none" wins all
+            if m.alpha is not None:
+                m.alpha.zero_()
+                m.alpha[m.names.index("none")] = 5.0
+    g = derive_genotype(net, "manipulator")
+    assert block_is_live(g, "g0") and block_is_live(g, "h0")
+    assert sum(v != "none" for k, v in g.items() if ".r" in k) <= 6
+    from napari_vmm.core.learned.kldnas import build_student
+
+    student = build_student(derive_genotype(net), **TINY)
+    m_ref = torch.randn(1, 16, 8, 8)
+    m = m_ref + 0.1 * torch.randn_like(m_ref)
+    with torch.no_grad():
+        assert (student.manipulate(m_ref, m, 10.0) - m).abs().max() > 1e-4  # it magnifies

@@ -34,7 +34,11 @@ Search (:func:`search`), by parts and serially (thesis Table in digest §3.5):
     are frozen for the later parts. The realtime teacher has no separate appearance encoder;
     its texture head belongs to the encoder part, so part (b) is the manipulator alone.
 - first-order DARTS: every step updates the weights on one batch, then the architecture
-  weights on the next one (Adam, lr 3e-4, β (0.5, 0.999)).
+  weights on the next one (Adam, lr 3e-4, β (0.5, 0.999)). The first quarter of each part's
+  steps trains the weights only (``arch_warmup``), so that freshly initialised ops are not
+  judged against the parameter-free "no connection" before they have learnt anything.
+- derivation: argmax per layer, except that a block may not come out dead (all-zero output,
+  :func:`block_is_live`); a dead manipulator would never magnify.
 - latency: L_lat = |log(lat(α) / β_part)|, lat(α) = fixed + Σ_layers Σ_o softmax(α)_o ·
   LUT[layer, o]; the lookup table holds per-op latencies **measured on this machine** at the
   search frame size (:func:`measure_lut`, cached in ``RUN_DIR/latency_lut.json`` together
@@ -279,11 +283,43 @@ def build_student(genotype: dict[str, str] | None = None, c_enc: int = 16, c_dec
     return StudentNet(genotype, c_enc, c_dec, ops)
 
 
+def block_is_live(genotype: dict[str, str], prefix: str) -> bool:
+    """Whether the derived block ``prefix`` can output anything but zero.
+
+    Its layers have no bias, so "no connection" (``none``) zeroes a Layer-(R) and everything
+    after it on that path; a Layer-(C) is non-zero when one of its used inputs is.
+    """
+    r1 = genotype[f"{prefix}.r0"] != "none"
+    r2 = r1 and genotype[f"{prefix}.r1"] != "none"
+    r3 = r2 and genotype[f"{prefix}.r2"] != "none"
+
+    def conn(name: str, a: bool, b: bool) -> bool:
+        return a if genotype[f"{prefix}.{name}"] == "none" else (a or b)
+
+    return conn("c2", conn("c1", conn("c0", r3, r2), r1), True)
+
+
 def derive_genotype(net: StudentNet, part: str | None = None) -> dict[str, str]:
-    """argmax of every searchable layer's architecture weights: {path: op name}."""
-    g = {}
-    for path, m in net.layers(part):
+    """argmax of every searchable layer's architecture weights: {path: op name}.
+
+    A derived block must not be dead (:func:`block_is_live`): in the manipulator a dead g or h
+    would be a student that never magnifies, which is where first-order DARTS drifts when the
+    parameter-free op looks best early on. A dead block's Layer-(R) choices, first to last,
+    are replaced by their best op other than ``none`` until the block is live.
+    """
+    g, layers = {}, dict(net.layers(part))
+    for path, m in layers.items():
         g[path] = m.names[int(m.alpha.argmax())] if m.alpha is not None else m.names[0]
+    for p in (part,) if part else PARTS:
+        for b in net.BLOCKS[p]:
+            for i in range(3):
+                if block_is_live(g, b):
+                    break
+                path = f"{b}.r{i}"
+                m = layers[path]
+                if g[path] == "none" and m.alpha is not None and len(m.names) > 1:
+                    order = m.alpha.detach().argsort(descending=True).tolist()
+                    g[path] = next(m.names[k] for k in order if m.names[k] != "none")
     return g
 
 
@@ -451,6 +487,7 @@ class SearchConfig:
     crop: int = 64
     lr: float = 1e-3               # weights
     arch_lr: float = 3e-4          # architecture weights
+    arch_warmup: float = 0.25      # fraction of each part's steps that train weights only
     kd_weight: float = 0.1         # λ4
     lat_weight: float = 1.0
     noise: float = 0.3
@@ -578,14 +615,15 @@ def search(cfg: SearchConfig, log=print) -> dict[str, Any]:
                 opt_w.zero_grad(set_to_none=True)
                 loss.backward()
                 opt_w.step()
-                b2 = stream[2 * step_global + 1]
-                aloss, _ = _part_loss(part, net, teacher, b2, cfg.kd_weight)
                 lat = net.expected_latency(part)
                 llat = latency_loss(lat, beta)
-                opt_a.zero_grad(set_to_none=True)
-                (aloss + cfg.lat_weight * llat).backward()
-                opt_a.step()
-                opt_w.zero_grad(set_to_none=True)
+                if s >= cfg.arch_warmup * cfg.steps:  # first the weights, then the architecture
+                    b2 = stream[2 * step_global + 1]
+                    aloss, _ = _part_loss(part, net, teacher, b2, cfg.kd_weight)
+                    opt_a.zero_grad(set_to_none=True)
+                    (aloss + cfg.lat_weight * llat).backward()
+                    opt_a.step()
+                    opt_w.zero_grad(set_to_none=True)
                 step_global += 1
                 if (s + 1) % cfg.log_every == 0 or s + 1 == cfg.steps:
                     rec = {"part": part, "step": s + 1, "loss": round(parts["loss"], 5),
@@ -655,5 +693,6 @@ def search_from_args(ns) -> int:
 
 
 __all__ = ["CONNS", "OPS", "LayerC", "LayerR", "SearchBlock", "SearchConfig", "StudentNet",
-           "build_student", "calibrate_overhead", "derive_genotype", "inherit", "latency_loss",
-           "lut_latency", "measure_latency", "measure_lut", "search", "search_from_args"]
+           "block_is_live", "build_student", "calibrate_overhead", "derive_genotype", "inherit",
+           "latency_loss", "lut_latency", "measure_latency", "measure_lut", "search",
+           "search_from_args"]
