@@ -177,12 +177,20 @@ def provenance_markdown(directory: str | os.PathLike | None = None) -> str:
     lines = ["# Provenance of the shipped weights", "",
              "Generated from the `<model>.json` files beside each `<model>.pt` (those are",
              "authoritative, and `load_weights` checks each sha256 on every load).", ""]
-    for path in sorted(d.glob("*.json")):
-        p = json.loads(path.read_text())
+    provs = [json.loads(path.read_text()) for path in sorted(d.glob("*.json"))]
+    lines += ["| model | steps | samples | wall time | val SSIM | copy-the-input | status |",
+              "|---|---|---|---|---|---|---|"]
+    for p in provs:
+        val = p.get("validation", {})
+        lines.append(f"| {p.get('model')} | {p.get('steps')} | {p.get('samples_seen')} | "
+                     f"{float(p.get('wall_time_s', 0)) / 3600:.2f} h | {val.get('ssim')} | "
+                     f"{val.get('ssim_input')} | {p.get('status')} |")
+    lines.append("")
+    for p in provs:
         val = p.get("validation", {})
         recipe = p.get("data_recipe", {})
         lines += [
-            f"## {p.get('model', path.stem)} (`{p.get('file', path.stem + '.pt')}`)", "",
+            f"## {p.get('model')} (`{p.get('file')}`)", "",
             f"- command: `{p.get('command')}`",
             f"- seed {p.get('seed')}, steps {p.get('steps')}, samples {p.get('samples_seen')}, "
             f"batch {p.get('batch')}, crop {p.get('crop')}",
