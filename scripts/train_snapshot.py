@@ -1,10 +1,12 @@
 """Copy the best validated weights of local training runs into the package, then commit them.
 
-    .venv/bin/python scripts/train_snapshot.py [--no-commit] [MODEL ...]   (default: every model)
+    .venv/bin/python scripts/train_snapshot.py [--no-commit] [MODEL[=RUN_DIR] ...]
+                                                   (default: every model, from its usual runs)
 
 For each learned model the candidates are the exports of its runs (``runs/MODEL-cl``: HMN's
 contrastive stage, ``runs/MODEL-ft``: a fine-tuned KL-DNAS student, ``runs/MODEL`` and
-``runs/gpu/MODEL``, each ``export/MODEL.{pt,json}``; proxy runs are never shipped). The one with
+``runs/gpu/MODEL``, each ``export/MODEL.{pt,json}``; proxy runs are never shipped), or just
+``RUN_DIR`` when it is named (e.g. ``fd4mm=runs/fd4mm-ablate-contrastive``). The one with
 the best validation SSIM replaces ``napari_vmm/weights/MODEL.*`` only if it beats the shipped
 file. A replaced ``kldnas`` also ships its search log (``weights/kldnas_search/``). Then every
 shipped checksum is verified, ``weights/provenance.md`` is rewritten, and the training curves
@@ -36,17 +38,19 @@ def val_ssim(js: Path) -> float:
     return float(json.loads(js.read_text())["validation"]["ssim"])
 
 
-def best_export(model: str) -> Path | None:
+def best_export(model: str, run: str | None = None) -> Path | None:
     runs = ROOT / "runs"
-    dirs = [runs / f"{model}-cl", runs / f"{model}-ft", runs / model, runs / "gpu" / model]
+    dirs = [Path(run)] if run else [runs / f"{model}-cl", runs / f"{model}-ft", runs / model,
+                                    runs / "gpu" / model]
     found = [d / "export" for d in dirs if (d / "export" / f"{model}.json").exists()
              and (d / "export" / f"{model}.pt").exists()]
     return max(found, key=lambda d: val_ssim(d / f"{model}.json"), default=None)
 
 
-def ship(model: str) -> list[Path]:
-    """Copy the best export of ``model`` into the package if it beats the shipped weights."""
-    src = best_export(model)
+def ship(model: str, run: str | None = None) -> list[Path]:
+    """Copy the best export of ``model`` (or of ``run``) into the package if it beats the
+    shipped weights."""
+    src = best_export(model, run)
     pt, js = W.weights_paths(model)
     if src is None:
         return []
@@ -75,8 +79,9 @@ def ship(model: str) -> list[Path]:
 
 def main(argv: list[str]) -> int:
     commit = "--no-commit" not in argv
-    models = [a for a in argv if not a.startswith("--")] or list(MODELS)
-    changed = [p for m in models for p in ship(m)]
+    picks = [a.partition("=") for a in argv if not a.startswith("--")]
+    picks = [(m, run or None) for m, _, run in picks] or [(m, None) for m in MODELS]
+    changed = [p for m, run in picks for p in ship(m, run)]
     shipped = {p.stem: p for p in sorted(W.WEIGHTS_DIR.glob("*.json"))}
     for m in shipped:
         _, prov = W.load_weights(m)  # verifies the sha256

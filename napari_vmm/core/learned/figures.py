@@ -64,6 +64,8 @@ def curves_figure(path: str, provenance_files: list[str]) -> None:
         if not rows:
             continue
         name, batch = prov.get("model", Path(f).stem), int(prov.get("batch", 4))
+        if prov.get("ablation"):
+            name += f" (without {', '.join(prov['ablation'])})"
         samples = [r[0] * batch for r in rows]
         a1.plot(samples, [r[1] for r in rows], lw=0.8, label=name)
         a2.plot(samples, [r[2] for r in rows], "o-", ms=3, label=name)
