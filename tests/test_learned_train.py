@@ -38,6 +38,19 @@ def test_train_checkpoints_and_resumes(tmp_path):
     assert all(v.dtype == torch.float32 for v in sd.values())
 
 
+def test_rerun_with_init_weights_resumes_its_own_checkpoint(tmp_path):
+    assert train(_cfg(tmp_path, 2)) == 0
+    init = str(tmp_path / "run" / "export" / "realtime.pt")
+    ft = TrainConfig(**{**vars(_cfg(tmp_path, 4)), "run_dir": str(tmp_path / "ft"), "init": init})
+    assert train(ft) == 0  # a new run starts from the weights, at their step
+    ft.steps = 5
+    assert train(ft) == 0  # the same command again resumes instead of starting over
+    assert torch.load(tmp_path / "ft" / "ckpt.pt", weights_only=False)["step"] == 5
+    steps = [json.loads(x)["step"] for x in (tmp_path / "ft" / "log.jsonl").read_text()
+             .splitlines() if "loss" in json.loads(x)]
+    assert steps == [3, 4, 5]
+
+
 def test_checksum_mismatch_is_a_clear_error(tmp_path):
     from napari_vmm.core.learned.models import build_model
 

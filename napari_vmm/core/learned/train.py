@@ -294,7 +294,8 @@ def train(cfg: TrainConfig) -> int:
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     step, wall, curve, init_from, best = 0, 0.0, [], "scratch", None
     fresh_opt = True
-    if ckpt_path.exists() and cfg.init in ("auto",):
+    # rerunning the same command resumes, also one that named --init weights for a new run
+    if ckpt_path.exists() and (cfg.init == "auto" or cfg.init.endswith(".pt")):
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
@@ -302,7 +303,9 @@ def train(cfg: TrainConfig) -> int:
         step, wall, curve = ck["step"], ck["wall_time_s"], ck["curve"]
         init_from = ck.get("init_from", "scratch")
         best = ck.get("best")
-        print(f"resuming {cfg.model} from {ckpt_path} at step {step}", flush=True)
+        print(f"resuming {cfg.model} from {ckpt_path} at step {step}"
+              + (f" (--init {cfg.init} applies to a new run only)" if cfg.init != "auto"
+                 else ""), flush=True)
     elif (cfg.init == "auto" and not cfg.arch and not cfg.ablation) \
             or cfg.init == "shipped" or cfg.init.endswith(".pt"):
         src = None if cfg.init in ("auto", "shipped") else cfg.init
