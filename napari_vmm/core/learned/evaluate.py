@@ -377,8 +377,8 @@ def run_evaluation(cfg: EvalConfig, log=print) -> dict[str, Any]:
                 raise VMMError(f"cannot evaluate {m}: {e}") from None
             winfo[m] = {"sha256": prov.get("sha256"), "steps": prov.get("steps"),
                         "val_ssim": prov.get("validation", {}).get("ssim"),
-                        "status": prov.get("status"), "arch": prov.get("arch") or {},
-                        "loss": prov.get("loss")}
+                        "status": W.training_status(prov.get("validation", {})),
+                        "arch": prov.get("arch") or {}, "loss": prov.get("loss")}
     t0 = time.time()
     rows: list[dict[str, Any]] = []
     for name in cfg.tests:
