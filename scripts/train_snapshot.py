@@ -40,8 +40,8 @@ def val_ssim(js: Path) -> float:
 
 def best_export(model: str, run: str | None = None) -> Path | None:
     runs = ROOT / "runs"
-    dirs = [Path(run)] if run else [runs / f"{model}-cl", runs / f"{model}-ft", runs / model,
-                                    runs / "gpu" / model]
+    dirs = [(ROOT / run).resolve()] if run else [
+        runs / f"{model}-cl", runs / f"{model}-ft", runs / model, runs / "gpu" / model]
     found = [d / "export" for d in dirs if (d / "export" / f"{model}.json").exists()
              and (d / "export" / f"{model}.pt").exists()]
     return max(found, key=lambda d: val_ssim(d / f"{model}.json"), default=None)
