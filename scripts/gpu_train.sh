@@ -26,8 +26,8 @@
 # then  `vmm evaluate --weights fd4mm=runs/gpu/fd4mm/export/fd4mm.pt`  or copy the export
 # pair into napari_vmm/weights/ (scripts/train_snapshot.sh does that for runs/MODEL).
 # --resume DIR accepts either unpacked folders (DIR/RUN/ckpt.pt) or the parts
-# (DIR/runs.tar.part-*). Without a checkpoint, oh2018 and realtime start from the shipped
-# weights (vmm train --init auto); fd4mm ships none and starts from scratch.
+# (DIR/runs.tar.part-*). Without a checkpoint, every model starts from its shipped
+# weights (vmm train --init auto; an ablation run starts from scratch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
