@@ -317,7 +317,7 @@ def derive_genotype(net: StudentNet, part: str | None = None) -> dict[str, str]:
                     break
                 path = f"{b}.r{i}"
                 m = layers[path]
-                if g[path] == "none" and m.alpha is not None and len(m.names) > 1:
+                if g[path] == "none" and m.alpha is not None:
                     order = m.alpha.detach().argsort(descending=True).tolist()
                     g[path] = next(m.names[k] for k in order if m.names[k] != "none")
     return g
