@@ -76,6 +76,29 @@ def test_linear_follows_lambda_c_rule():
     assert 1.2 < gain < (1 + alpha) * 1.05
 
 
+@pytest.mark.parametrize("options", [{}, {"levels": 2}, {"lambda_c": 64.0}, {"alpha": -0.5}])
+def test_linear_equals_the_filtered_laplacian_pyramid(options):
+    """The filter-then-pyramid form equals Wu et al.'s pyramid-then-filter, every level kept."""
+    import torch
+
+    from napari_vmm.core.magnifiers.linear import level_alphas
+    from napari_vmm.core.magnifiers.pyramids import collapse, laplacian_pyramid, max_levels
+    from napari_vmm.core.temporal import make_filter
+
+    frames = clip(0.3, wavelengths=(6, 48))[:, :40, :56]
+    alpha, lambda_c = options.get("alpha", 10.0), options.get("lambda_c", 16.0)
+    out = magnify(frames, FPS, method="linear", alpha=alpha, band=(1.5, 2.5),
+                  temporal="butterworth", **{k: v for k, v in options.items() if k != "alpha"})
+    x = torch.from_numpy(frames.astype(np.float32) / 255)[:, None]
+    levels = options.get("levels") or max_levels(40, 56)
+    bands = laplacian_pyramid(x, levels)
+    filt = make_filter("butterworth", (1.5, 2.5), FPS)
+    alphas = level_alphas(alpha, levels, lambda_c)
+    motion = collapse([filt.whole(b) * a for b, a in zip(bands, alphas, strict=True)])
+    expected = np.clip(np.rint((x + motion)[:, 0].numpy() * 255), 0, 255)
+    assert np.abs(out.astype(float) - expected).max() <= 1
+
+
 @pytest.mark.parametrize("method", ["linear", "phase", "riesz"])
 def test_motion_outside_the_band_is_not_amplified(method):
     frames = clip(0.2, freq=6.0)

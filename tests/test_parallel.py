@@ -153,12 +153,15 @@ def test_phase_tiles_have_no_seams():
 @pytest.mark.parametrize("method", ["riesz", "phase", "linear"])
 def test_automatic_depth_is_the_whole_frames(method):
     """levels=0 is resolved for the full frame, and the halo is that pyramid's support."""
+    from napari_vmm.core.magnifiers.linear import level_alphas
     from napari_vmm.core.magnifiers.phase import auto_depth
     from napari_vmm.core.magnifiers.pyramids import max_levels
 
     est = parallel.estimate_task_memory((16, 128, 128), np.uint8, FPS, method=method,
                                         temporal="ideal", band=(3, 6), tile_size=32)
     depth = auto_depth(128, 128) if method == "phase" else max_levels(128, 128)
+    if method == "linear":  # stops after the first full-alpha level (see LinearMagnifier)
+        depth = len(level_alphas(20.0, depth, 16.0)[:3])
     pinned = parallel.estimate_task_memory((16, 128, 128), np.uint8, FPS, method=method,
                                            temporal="ideal", band=(3, 6), tile_size=32,
                                            levels=depth)

@@ -139,6 +139,8 @@ class _Pipeline:
 
     # -- the motion signal as one (N, K) tensor, so the filter runs once per frame ---------
     def flatten(self, signal: list) -> Any:
+        if len(signal) == 1:  # a view: the filters never write to their input
+            return signal[0].reshape(signal[0].shape[0], -1)
         return self.torch.cat([s.reshape(s.shape[0], -1) for s in signal], dim=1)
 
     @staticmethod

@@ -8,7 +8,7 @@ import torch
 
 from ..registry import Option
 from .base import Magnifier
-from .pyramids import KERNEL_RADIUS, collapse, laplacian_pyramid, max_levels
+from .pyramids import KERNEL_RADIUS, max_levels, weighted_collapse
 
 
 def level_alphas(alpha: float, levels: int, lambda_c: float) -> list[float]:
@@ -30,9 +30,12 @@ def level_alphas(alpha: float, levels: int, lambda_c: float) -> list[float]:
 class LinearMagnifier(Magnifier):
     """Laplacian-pyramid linear magnification (Wu et al. 2012).
 
-    The motion signal is the Laplacian pyramid of every channel (YIQ for colour input); the
-    output is ``x + collapse(alpha_l * filtered_l)``, with the chroma channels' alpha scaled by
-    ``chroma_attenuation``.
+    The output is ``x + collapse(alpha_l * filtered_l)`` over the Laplacian pyramid of every
+    channel (YIQ for colour input), with the chroma channels' alpha scaled by
+    ``chroma_attenuation``. The pyramid and the temporal filter are both linear, so they
+    commute: the filter runs once on the frame itself (the motion signal is the frame) and the
+    alpha-weighted pyramid is applied to the filtered frame. Levels past the first one at the
+    full alpha collapse to ``alpha * G_k`` exactly, so the pyramid stops there.
     """
 
     name = "linear"
@@ -46,24 +49,34 @@ class LinearMagnifier(Magnifier):
                                      min=0.0, max=1.0),
     }
 
+    def level_weights(self, levels: int) -> list[float]:
+        """Per-level alphas of a ``levels``-deep pyramid, cut after the first full-alpha level."""
+        alphas = level_alphas(self.alpha, levels, self.opts["lambda_c"])
+        depth = next(i for i, a in enumerate(alphas) if a == alphas[-1]) + 1
+        return alphas[:depth]
+
+    def _depth(self, height: int, width: int) -> int:
+        auto = max_levels(height, width)
+        levels = min(self.opts["levels"], auto) if self.opts["levels"] else auto
+        return len(self.level_weights(levels))
+
     @property
     def spatial_support(self) -> int:
-        return 2 ** (self.opts.get("levels") or 6) * KERNEL_RADIUS * 2
-
-    def _levels(self, x: torch.Tensor) -> int:
-        auto = max_levels(x.shape[-2], x.shape[-1])
-        return min(self.opts["levels"], auto) if self.opts["levels"] else auto
+        depth = len(self.level_weights(self.opts["levels"] or 12))
+        return 2 ** min(depth, self.opts["levels"] or 6) * KERNEL_RADIUS * 2
 
     def frame_options(self, height: int, width: int) -> dict[str, Any]:
-        auto = max_levels(height, width)
-        return {"levels": min(self.opts["levels"], auto) if self.opts["levels"] else auto}
+        return {"levels": self._depth(height, width)}
 
     def encode(self, x: torch.Tensor) -> tuple[list[torch.Tensor], Any]:
-        return laplacian_pyramid(x, self._levels(x)), None
+        return [x], None
 
     def decode(self, x: torch.Tensor, filtered: list[torch.Tensor], ctx: Any) -> torch.Tensor:
-        alphas = level_alphas(self.alpha, len(filtered), self.opts["lambda_c"])
-        gain = torch.ones(x.shape[1], device=x.device, dtype=x.dtype)
-        gain[1:] = self.opts["chroma_attenuation"]
-        scaled = [f * (a * gain.view(1, -1, 1, 1)) for f, a in zip(filtered, alphas, strict=True)]
-        return x + collapse(scaled)
+        weights = self.level_weights(self._depth(x.shape[-2], x.shape[-1]))
+        motion = weighted_collapse(filtered[0], weights)
+        if x.shape[1] > 1:
+            gain = torch.full((x.shape[1],), self.opts["chroma_attenuation"], dtype=x.dtype,
+                              device=x.device)
+            gain[0] = 1.0
+            motion.mul_(gain.view(1, -1, 1, 1))
+        return motion.add_(x)

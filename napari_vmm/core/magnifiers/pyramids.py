@@ -104,6 +104,24 @@ def collapse(bands: list[torch.Tensor]) -> torch.Tensor:
     return current
 
 
+def weighted_collapse(x: torch.Tensor, weights: list[float]) -> torch.Tensor:
+    """``collapse([w_l * band_l for band_l in laplacian_pyramid(x, len(weights))])``.
+
+    Computed from the Gaussian levels with one upsample per level: with ``c`` the collapse of
+    the coarser levels, level ``l`` gives ``w_l G_l + up(c - w_l G_{l+1})``, since its band is
+    ``G_l - up(G_{l+1})``. It never forms the band-pass levels.
+    """
+    gaussians = [x]
+    for _ in range(len(weights) - 1):
+        gaussians.append(downsample(gaussians[-1]))
+    current = gaussians[-1] * weights[-1]
+    for level in range(len(weights) - 2, -1, -1):
+        w, fine = weights[level], gaussians[level]
+        current = upsample(current.sub_(gaussians[level + 1], alpha=w), fine.shape[-2:])
+        current.add_(fine, alpha=w)
+    return current
+
+
 def _taps_1d(x: torch.Tensor, taps: list[float], dim: int) -> torch.Tensor:
     """Symmetric FIR ``taps`` along ``dim`` (-1 or -2), reflect-padded, as shifted adds."""
     r = len(taps) // 2
