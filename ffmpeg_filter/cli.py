@@ -30,7 +30,8 @@ from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
-from napari_vmm.core.errors import Cancelled, VMMError
+from napari_vmm.cli.common import run_cli
+from napari_vmm.core.errors import VMMError
 
 from .y4m import FrameBuffer, Y4MHeader, Y4MReader, Y4MWriter
 
@@ -604,19 +605,14 @@ def main(argv: list[str] | None = None) -> int:
         0 on success (also when the downstream process closed the pipe early), 1 on bad input
         or parameters, 2 on a usage error, 130 when interrupted.
     """
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except (BrokenPipeError, ConnectionResetError):
-        # The reader downstream has gone (ffmpeg -t, head, a closed player): stop quietly.
-        _quiet_stdout()
-        return 0
-    except VMMError as err:
-        sys.stderr.write(f"{PROG}: error: {err}\n")
-        return 1
-    except Cancelled:
-        return 130
-    except KeyboardInterrupt:
-        sys.stderr.write(f"{PROG}: interrupted\n")
-        return 130
+    args = build_parser().parse_args(argv)
+
+    def run_quietly_on_broken_pipe(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except (BrokenPipeError, ConnectionResetError):
+            # The reader downstream has gone (ffmpeg -t, head, a closed player): stop quietly.
+            _quiet_stdout()
+            return 0
+
+    return run_cli(run_quietly_on_broken_pipe, args, prog=PROG)

@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from napari_vmm.core.errors import Cancelled, VMMError
+from napari_vmm.cli.common import run_cli
+from napari_vmm.core.errors import VMMError
 
 from .cli import (
     _magnify_arguments_module,
@@ -474,14 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     ours, extra = split_extra(argv)
     args = build_parser().parse_args(ours)
-    try:
-        return run(args, extra)
-    except VMMError as err:
-        _say(f"error: {err}")
-        return 1
-    except (Cancelled, KeyboardInterrupt):
-        _say("interrupted")
-        return 130
+    return run_cli(run, args, extra, prog=PROG)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from ..core.errors import VMMError
@@ -102,18 +103,22 @@ def roi_mask_for(params: dict[str, Any], height: int, width: int):
     return roi_mask((height, width), rois, feather_px=feather)
 
 
-def run_cli(func, args: argparse.Namespace) -> int:
-    """Run a subcommand: VMMError becomes one line on stderr and exit code 1."""
+def run_cli(func: Callable[..., int | None], *args: Any, prog: str | None = None) -> int:
+    """Run a command's ``func(*args)``: a VMMError becomes one line on stderr and exit code 1.
+
+    ``prog`` prefixes the line (``vmm-filter: error: ...``); Cancelled and Ctrl-C exit with 130.
+    """
     from ..core.errors import Cancelled
 
+    prefix = f"{prog}: " if prog else ""
     try:
-        return int(func(args) or 0)
+        return int(func(*args) or 0)
     except VMMError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{prefix}error: {exc}", file=sys.stderr)
         return 1
     except Cancelled:
-        print("cancelled", file=sys.stderr)
+        print(f"{prefix}cancelled", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"{prefix}interrupted", file=sys.stderr)
         return 130
