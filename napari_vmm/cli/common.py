@@ -122,3 +122,11 @@ def run_cli(func: Callable[..., int | None], *args: Any, prog: str | None = None
     except KeyboardInterrupt:
         print(f"{prefix}interrupted", file=sys.stderr)
         return 130
+
+
+def run_subcommand(name: str, argv: list[str] | None = None) -> int:
+    """Stand-alone entry of a subcommand: ``python -m napari_vmm.cli.NAME ...`` is ``vmm NAME``."""
+    from . import main as vmm_main
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return vmm_main(argv if argv[:1] == [name] else [name, *argv])

@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 from ..core.errors import VMMError
+from .common import run_subcommand
 
 DESCRIPTION = """\
 Run Oh et al.'s sub-pixel and noise tests and the FD4MM sinusoid protocol on synthetic clips
@@ -60,39 +61,39 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(ns: argparse.Namespace) -> int:
-    from ..core.learned.evaluate import TESTS, EvalConfig, markdown_tables, run_evaluation
+    from ..core.learned.evaluate import (
+        TESTS,
+        EvalConfig,
+        base_method,
+        default_methods,
+        markdown_tables,
+        run_evaluation,
+    )
+    from ..core.registry import method_names
 
-    try:
-        from ..core.learned.evaluate import base_method, default_methods
-
-        methods = tuple(m.strip() for m in ns.methods.split(",") if m.strip()) \
-            or default_methods()
-        tests = tuple(t.strip() for t in ns.tests.split(",") if t.strip())
-        bad = [t for t in tests if t not in TESTS]
-        if bad:
-            raise VMMError(f"unknown test(s) {bad}; choose from {sorted(TESTS)}")
-        from ..core.registry import method_names
-
-        unknown = [m for m in methods if base_method(m) not in method_names()]
-        if unknown:
-            raise VMMError(f"unknown method(s) {unknown}; available: {method_names()}")
-        weights = {}
-        for item in ns.weights:
-            if "=" not in item:
-                raise VMMError(f"--weights takes MODEL=PATH, got {item!r}")
-            k, v = item.split("=", 1)
-            weights[k.strip()] = v.strip()
-        if ns.size < 32:
-            raise VMMError("--size must be at least 32")
-        cfg = EvalConfig(methods=methods, size=ns.size, scenes=ns.scenes, frames=ns.frames,
-                         seed=ns.seed, device=ns.device, weights=weights, tests=tests,
-                         thesis_clips=ns.thesis_clips, thesis_size=ns.thesis_size,
-                         thesis_sigmas=tuple(float(v) for v in ns.thesis_sigmas.split(",")
-                                             if v.strip()))
-        result = run_evaluation(cfg, log=lambda s: print(s, file=sys.stderr, flush=True))
-    except VMMError as e:
-        print(f"vmm evaluate: error: {e}", file=sys.stderr)
-        return 2
+    methods = tuple(m.strip() for m in ns.methods.split(",") if m.strip()) \
+        or default_methods()
+    tests = tuple(t.strip() for t in ns.tests.split(",") if t.strip())
+    bad = [t for t in tests if t not in TESTS]
+    if bad:
+        raise VMMError(f"unknown test(s) {bad}; choose from {sorted(TESTS)}")
+    unknown = [m for m in methods if base_method(m) not in method_names()]
+    if unknown:
+        raise VMMError(f"unknown method(s) {unknown}; available: {method_names()}")
+    weights = {}
+    for item in ns.weights:
+        if "=" not in item:
+            raise VMMError(f"--weights takes MODEL=PATH, got {item!r}")
+        k, v = item.split("=", 1)
+        weights[k.strip()] = v.strip()
+    if ns.size < 32:
+        raise VMMError("--size must be at least 32")
+    cfg = EvalConfig(methods=methods, size=ns.size, scenes=ns.scenes, frames=ns.frames,
+                     seed=ns.seed, device=ns.device, weights=weights, tests=tests,
+                     thesis_clips=ns.thesis_clips, thesis_size=ns.thesis_size,
+                     thesis_sigmas=tuple(float(v) for v in ns.thesis_sigmas.split(",")
+                                         if v.strip()))
+    result = run_evaluation(cfg, log=lambda s: print(s, file=sys.stderr, flush=True))
     md = markdown_tables(result)
     print(md)
     if ns.json:
@@ -106,10 +107,7 @@ def run(ns: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry: ``python -m napari_vmm.cli.evaluate ...`` is ``vmm evaluate ...``."""
-    from . import main as vmm_main
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    return vmm_main(argv if argv[:1] == ["evaluate"] else ["evaluate", *argv])
+    return run_subcommand("evaluate", argv)
 
 
 if __name__ == "__main__":

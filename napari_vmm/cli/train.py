@@ -21,7 +21,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..core.errors import VMMError
+from .common import run_subcommand
 
 DESCRIPTION = """\
 Train oh2018, realtime, fd4mm or a thesis model (lnvmm, mdlmm, sigma_theta, hmn and their
@@ -109,23 +109,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(ns: argparse.Namespace) -> int:
     from ..core.learned.train import config_from_args, train
 
-    try:
-        if ns.model == "kldnas" and not str(ns.init).endswith(".pt"):
-            from ..core.learned.kldnas import search_from_args
+    if ns.model == "kldnas" and not str(ns.init).endswith(".pt"):
+        from ..core.learned.kldnas import search_from_args
 
-            return search_from_args(ns)
-        return train(config_from_args(ns))
-    except VMMError as e:
-        print(f"vmm train: error: {e}", file=sys.stderr)
-        return 2
+        return search_from_args(ns)
+    return train(config_from_args(ns))
 
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry: ``python -m napari_vmm.cli.train ...`` is ``vmm train ...``."""
-    from . import main as vmm_main
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    return vmm_main(argv if argv[:1] == ["train"] else ["train", *argv])
+    return run_subcommand("train", argv)
 
 
 if __name__ == "__main__":
