@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,90 +189,93 @@ def _direction(rng: np.random.Generator) -> np.ndarray:
     return np.array([np.sin(th), np.cos(th)])
 
 
-def _score_all(cfg: EvalConfig, frames: np.ndarray, gt: np.ndarray, alpha: float, fps: float,
-               band: tuple[float, float], acc: dict[str, list[float]]) -> None:
-    acc.setdefault("input", []).append(ssim_clip(frames, gt))
-    for m in cfg.methods:
-        out = run_method(m, frames, alpha, fps, band, cfg)
-        acc.setdefault(m, []).append(ssim_clip(out, gt))
+def _scored_row(cfg: EvalConfig, key: dict[str, Any], alpha: float, fps: float,
+                band: tuple[float, float], clip_pair: Callable[[int], tuple], log) -> dict:
+    """One table row: ``key`` plus each method's SSIM, averaged over ``cfg.scenes`` scenes.
+
+    ``clip_pair(k)`` gives scene ``k``'s input frames and ground truth, (T, H, W, 3) in [0, 1].
+    """
+    acc: dict[str, list[float]] = {}
+    for k in range(cfg.scenes):
+        frames, gt = clip_pair(k)
+        frames = frames.astype(np.float32)
+        acc.setdefault("input", []).append(ssim_clip(frames, gt))
+        for m in cfg.methods:
+            acc.setdefault(m, []).append(ssim_clip(run_method(m, frames, alpha, fps, band, cfg),
+                                                   gt))
+    row = {**key, **{m: float(np.mean(v)) for m, v in acc.items()}}
+    log(json.dumps(row))
+    return row
 
 
 def run_subpixel(cfg: EvalConfig, log=print) -> list[dict[str, Any]]:
-    rows = []
     fps, f0 = 30.0, 3.0
-    t = np.arange(cfg.frames)
-    s = np.sin(2 * np.pi * f0 * t / fps)
+    s = np.sin(2 * np.pi * f0 * np.arange(cfg.frames) / fps)
+
+    def clip_pair(k: int, amp: float, alpha: float) -> tuple:
+        rng = np.random.default_rng([cfg.seed, 11, k])
+        scene = make_scene(cfg.seed, k, cfg.size)
+        dfg = _direction(rng)
+        dbg = np.array([-dfg[1], dfg[0]]) if rng.random() < 0.5 else np.array(
+            [dfg[1], -dfg[0]])  # perpendicular: a different direction
+        traj_fg, traj_bg = s[:, None] * amp * dfg, s[:, None] * amp * dbg
+        frames = _clip(scene, traj_bg, traj_fg, rng)
+        gt = _clip(scene, (1 + alpha) * traj_bg, (1 + alpha) * traj_fg, rng, quantize=False)
+        return frames, gt
+
+    rows = []
     for amp in cfg.subpixel_amplitudes:
         alpha = 10.0 / amp - 1.0
-        acc: dict[str, list[float]] = {}
-        for k in range(cfg.scenes):
-            rng = np.random.default_rng([cfg.seed, 11, k])
-            scene = make_scene(cfg.seed, k, cfg.size)
-            dfg = _direction(rng)
-            dbg = np.array([-dfg[1], dfg[0]]) if rng.random() < 0.5 else np.array(
-                [dfg[1], -dfg[0]])  # perpendicular: a different direction
-            traj_fg, traj_bg = s[:, None] * amp * dfg, s[:, None] * amp * dbg
-            frames = _clip(scene, traj_bg, traj_fg, rng)
-            gt = _clip(scene, (1 + alpha) * traj_bg, (1 + alpha) * traj_fg, rng,
-                       quantize=False)
-            _score_all(cfg, frames, gt, alpha, fps, (0.5, 7.5), acc)
-        row = {"test": "subpixel", "amplitude_px": amp, "alpha": round(alpha, 3),
-               **{m: float(np.mean(v)) for m, v in acc.items()}}
-        log(json.dumps(row))
-        rows.append(row)
+        rows.append(_scored_row(
+            cfg, {"test": "subpixel", "amplitude_px": amp, "alpha": round(alpha, 3)}, alpha,
+            fps, (0.5, 7.5), lambda k, amp=amp, alpha=alpha: clip_pair(k, amp, alpha), log))
     return rows
 
 
 def run_noise(cfg: EvalConfig, log=print) -> list[dict[str, Any]]:
-    rows = []
     fps, f0 = 30.0, 3.0
-    t = np.arange(cfg.frames)
-    s = np.sin(2 * np.pi * f0 * t / fps)
+    s = np.sin(2 * np.pi * f0 * np.arange(cfg.frames) / fps)
+
+    def clip_pair(k: int, amp: float, alpha: float, nf: float) -> tuple:
+        rng = np.random.default_rng([cfg.seed, 12, k])
+        scene = make_scene(cfg.seed, k, cfg.size)
+        traj_fg = s[:, None] * amp * _direction(rng)
+        zero = np.zeros_like(traj_fg)
+        clean = _clip(scene, zero, traj_fg, rng, quantize=False)
+        frames = np.round(photon_noise(clean, nf, rng) * 255) / 255  # 8-bit like a camera
+        return frames, _clip(scene, zero, (1 + alpha) * traj_fg, rng, quantize=False)
+
+    rows = []
     for amp, alpha in cfg.noise_motions:
         for nf in cfg.noise_factors:
-            acc: dict[str, list[float]] = {}
-            for k in range(cfg.scenes):
-                rng = np.random.default_rng([cfg.seed, 12, k])
-                scene = make_scene(cfg.seed, k, cfg.size)
-                dfg = _direction(rng)
-                traj_fg = s[:, None] * amp * dfg
-                zero = np.zeros_like(traj_fg)
-                clean = _clip(scene, zero, traj_fg, rng, quantize=False)
-                frames = photon_noise(clean, nf, rng)
-                frames = np.round(frames * 255) / 255  # 8-bit like a camera
-                gt = _clip(scene, zero, (1 + alpha) * traj_fg, rng, quantize=False)
-                _score_all(cfg, frames.astype(np.float32), gt, alpha, fps, (0.5, 7.5), acc)
-            row = {"test": "noise", "amplitude_px": amp, "alpha": alpha, "noise_factor": nf,
-                   **{m: float(np.mean(v)) for m, v in acc.items()}}
-            log(json.dumps(row))
-            rows.append(row)
+            key = {"test": "noise", "amplitude_px": amp, "alpha": alpha, "noise_factor": nf}
+            rows.append(_scored_row(
+                cfg, key, alpha, fps, (0.5, 7.5),
+                lambda k, amp=amp, alpha=alpha, nf=nf: clip_pair(k, amp, alpha, nf), log))
     return rows
 
 
 def run_fd4mm(cfg: EvalConfig, log=print) -> list[dict[str, Any]]:
-    rows = []
     fps, T = 30.0, 60
-    t = np.arange(T)
-    s = np.sin(2 * np.pi * t / T)
+    s = np.sin(2 * np.pi * np.arange(T) / T)
+
+    def clip_pair(k: int, factor: float, sigma: float) -> tuple:
+        rng = np.random.default_rng([cfg.seed, 13, k])
+        scene = make_scene(cfg.seed, 100 + k, cfg.size)
+        traj = s[:, None] * cfg.fd4mm_amplitude * np.array([1.0, 0.0])  # vertical, as in FD4MM
+        zero = np.zeros_like(traj)
+        frames = _clip(scene, zero, traj, rng)
+        if sigma > 0:
+            frames = np.clip(frames + sigma * rng.standard_normal(frames.shape), 0, 1)
+        return frames, _clip(scene, zero, factor * traj, rng, quantize=False)
+
+    rows = []
     settings = [(f, 0.0) for f in cfg.fd4mm_factors] + [(20, sg) for sg in cfg.fd4mm_sigmas]
     for factor, sigma in settings:
-        alpha = factor - 1.0
-        acc: dict[str, list[float]] = {}
-        for k in range(cfg.scenes):
-            rng = np.random.default_rng([cfg.seed, 13, k])
-            scene = make_scene(cfg.seed, 100 + k, cfg.size)
-            d = np.array([1.0, 0.0])  # vertical, y(t) as in FD4MM
-            traj = s[:, None] * cfg.fd4mm_amplitude * d
-            zero = np.zeros_like(traj)
-            frames = _clip(scene, zero, traj, rng)
-            if sigma > 0:
-                frames = np.clip(frames + sigma * rng.standard_normal(frames.shape), 0, 1)
-            gt = _clip(scene, zero, factor * traj, rng, quantize=False)
-            _score_all(cfg, frames.astype(np.float32), gt, alpha, fps, (0.25, 2.0), acc)
-        row = {"test": "fd4mm", "factor": factor, "alpha": alpha, "sigma": sigma,
-               **{m: float(np.mean(v)) for m, v in acc.items()}}
-        log(json.dumps(row))
-        rows.append(row)
+        key = {"test": "fd4mm", "factor": factor, "alpha": factor - 1.0, "sigma": sigma}
+        rows.append(_scored_row(
+            cfg, key, factor - 1.0, fps, (0.25, 2.0),
+            lambda k, factor=factor, sigma=sigma: clip_pair(k, factor, sigma), log))
     return rows
 
 
