@@ -87,7 +87,8 @@ def frames_of(path: Path) -> int:
 
 
 def magnify_args(a: argparse.Namespace) -> list[str]:
-    args = ["--method", a.method, "--alpha", "20", "--band", "0.5", "3", "--device", a.device]
+    args = ["--method", a.method, "--alpha", f"{a.alpha:g}", "--band", *(f"{f:g}" for f in a.band),
+            "--device", a.device]
     if a.threads:
         args += ["--threads", str(a.threads)]
     return args
@@ -120,8 +121,9 @@ def plain_transcode(src: Path, dst: Path) -> float:
 
 def bench_chain(a, tmp: Path) -> dict:
     clip = tmp / "clip1080.mp4"
-    if a.clip:  # a real clip, scaled to 1080p (audio kept if any)
-        sh(["ffmpeg", "-v", "error", "-y", "-i", a.clip, "-t", str(a.seconds), "-vf",
+    if a.clip:  # a real clip, scaled to 1080p and looped to --seconds (audio kept if any)
+        sh(["ffmpeg", "-v", "error", "-y", "-stream_loop", "-1", "-i", a.clip, "-t",
+            str(a.seconds), "-vf",
             "scale=1920:1080:flags=lanczos", "-c:v", "libx264", "-preset", "veryfast",
             "-crf", "18", "-pix_fmt", "yuv420p", "-c:a", "aac", str(clip)])
     else:
@@ -184,13 +186,17 @@ def bench_memory(a, lengths: tuple[int, int] = (10, 100)) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--method", default="riesz", help="magnifier (default riesz)")
+    p.add_argument("--alpha", type=float, default=20.0, help="alpha (default 20)")
+    p.add_argument("--band", type=float, nargs=2, default=(0.5, 3.0), metavar=("LOW", "HIGH"),
+                   help="pass band in Hz (default 0.5 3)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--threads", type=int, default=None, help="engine threads (--threads)")
     p.add_argument("--seconds", type=float, default=10.0,
                    help="length of the 1080p clip for chain and filter speed (default 10 s; "
                    "the chain time includes about 1.5 s of start-up)")
     p.add_argument("--clip", default=None, metavar="VIDEO",
-                   help="a real clip for the chain speed, scaled to 1080p (default: testsrc2)")
+                   help="a real clip for the chain speed, scaled to 1080p and looped to "
+                   "--seconds (default: testsrc2)")
     p.add_argument("--memory-size", default="160x120",
                    help="frame size of the 10 s / 100 s memory streams (default 160x120)")
     p.add_argument("--quick", action="store_true",
@@ -205,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.quick:
         a.seconds = 1.0
     parts = a.only or ["chain", "filter", "memory"]
-    results: dict = {"method": a.method, "device": a.device, "threads": a.threads}
+    results: dict = {"method": a.method, "alpha": a.alpha, "band": list(a.band),
+                     "device": a.device, "threads": a.threads}
     with tempfile.TemporaryDirectory(prefix="vmm-bench-") as tmp:
         if "chain" in parts:
             results["chain"] = r = bench_chain(a, Path(tmp))
