@@ -45,8 +45,12 @@ def blur(x: torch.Tensor) -> torch.Tensor:
 
 
 def downsample(x: torch.Tensor) -> torch.Tensor:
-    """Blur then keep every second row and column (only the kept samples are computed)."""
-    return _binomial_1d(_binomial_1d(x, -1, step=2), -2, step=2)
+    """Blur then keep every second row and column (only the kept samples are computed).
+
+    Rows first: their taps are whole contiguous rows, and the strided column pass then runs
+    on half the rows.
+    """
+    return _binomial_1d(_binomial_1d(x, -2, step=2), -1, step=2)
 
 
 def _upsample_1d(x: torch.Tensor, n: int, dim: int) -> torch.Tensor:
