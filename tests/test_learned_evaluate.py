@@ -10,6 +10,7 @@ from napari_vmm.core.learned.evaluate import (  # noqa: E402
     EvalConfig,
     make_scene,
     markdown_tables,
+    merge_results,
     photon_noise,
     run_evaluation,
     ssim_clip,
@@ -50,3 +51,21 @@ def test_run_evaluation_tiny(tmp_path):
             assert -1 <= row[m] <= 1
     md = markdown_tables(res)
     assert "Sub-pixel" in md and "Noise test" in md and "realtime" in md
+
+
+def test_merging_a_rescored_method_equals_one_run():
+    from napari_vmm.core.errors import VMMError
+
+    kw = dict(size=32, scenes=1, frames=10, tests=("subpixel", "noise"),
+              subpixel_amplitudes=(0.5,), noise_factors=(1.0,), noise_motions=((0.5, 9.0),))
+    quiet = dict(log=lambda s: None)
+    both = run_evaluation(EvalConfig(methods=("linear", "riesz"), **kw), **quiet)
+    first = run_evaluation(EvalConfig(methods=("linear",), **kw), **quiet)
+    second = run_evaluation(EvalConfig(methods=("riesz",), **kw), **quiet)
+    merged = merge_results(first, second)
+    assert merged["config"]["methods"] == ["linear", "riesz"]
+    assert merged["rows"] == both["rows"]
+    assert markdown_tables(merged) == markdown_tables(both)
+    other = run_evaluation(EvalConfig(methods=("riesz",), **{**kw, "seed": 1}), **quiet)
+    with pytest.raises(VMMError, match="seed"):
+        merge_results(first, other)

@@ -54,6 +54,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--thesis-sigmas", default="0",
                    help="thesis protocol: comma-separated Gaussian noise sigmas in [0, 1] "
                         "units (the thesis' noise sweep; default 0)")
+    p.add_argument("--merge", metavar="EARLIER.json",
+                   help="re-score only --methods and merge them into this earlier --json "
+                        "result of the same settings (e.g. a model with new weights)")
     p.add_argument("--json", metavar="OUT.json", help="write all results as JSON")
     p.add_argument("--markdown", metavar="OUT.md", help="write the tables as Markdown")
     p.set_defaults(func=run)
@@ -65,8 +68,10 @@ def run(ns: argparse.Namespace) -> int:
         TESTS,
         EvalConfig,
         base_method,
+        check_mergeable,
         default_methods,
         markdown_tables,
+        merge_results,
         run_evaluation,
     )
     from ..core.registry import method_names
@@ -93,7 +98,21 @@ def run(ns: argparse.Namespace) -> int:
                      thesis_clips=ns.thesis_clips, thesis_size=ns.thesis_size,
                      thesis_sigmas=tuple(float(v) for v in ns.thesis_sigmas.split(",")
                                          if v.strip()))
+    earlier = None
+    if ns.merge:
+        try:
+            with open(ns.merge) as f:
+                earlier = json.load(f)
+        except (OSError, ValueError) as e:
+            raise VMMError(f"cannot read --merge {ns.merge}: {e}") from None
+        if not ns.methods:
+            raise VMMError("--merge needs --methods: the ones to re-score")
+        if not isinstance(earlier, dict) or "config" not in earlier:
+            raise VMMError(f"--merge {ns.merge} is not a vmm evaluate --json result")
+        check_mergeable(earlier["config"], dict(cfg.__dict__))
     result = run_evaluation(cfg, log=lambda s: print(s, file=sys.stderr, flush=True))
+    if earlier is not None:
+        result = merge_results(earlier, result)
     md = markdown_tables(result)
     print(md)
     if ns.json:

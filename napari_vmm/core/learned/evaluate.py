@@ -392,6 +392,65 @@ def run_evaluation(cfg: EvalConfig, log=print) -> dict[str, Any]:
             "wall_time_s": round(time.time() - t0, 1)}
 
 
+#: Configuration fields that must agree for two results to be merged (the clips they score).
+_CLIP_FIELDS = ("size", "scenes", "frames", "seed", "subpixel_amplitudes", "noise_factors",
+                "noise_motions", "fd4mm_factors", "fd4mm_sigmas", "fd4mm_amplitude",
+                "thesis_clips", "thesis_size", "thesis_radius", "thesis_frames",
+                "thesis_amplitude", "thesis_factor", "thesis_sigmas")
+
+
+def check_mergeable(old_config: dict[str, Any], new_config: dict[str, Any]) -> None:
+    """Raise VMMError unless two evaluation configs score the same clips with the same tests."""
+    from ..errors import VMMError
+
+    def same(a, b) -> bool:
+        return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True,
+                                                                         default=str)
+
+    diff = [k for k in _CLIP_FIELDS if not same(old_config.get(k), new_config.get(k))]
+    if diff:
+        raise VMMError(f"cannot merge: the results differ in {', '.join(diff)}")
+    if sorted(new_config["tests"]) != sorted(old_config["tests"]):
+        raise VMMError(f"cannot merge: tests {', '.join(new_config['tests'])} against "
+                       f"{', '.join(old_config['tests'])} in the earlier result")
+
+
+def merge_results(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``old`` with the columns of ``new``'s methods replaced or added.
+
+    For re-scoring a few methods (a model with new weights) without re-running the rest: both
+    results must come from the same clips (same settings, tests and seed, so the same
+    ``input`` scores), else VMMError. Rows are matched on their test and setting.
+    """
+    from ..errors import VMMError
+
+    oc, nc = old["config"], new["config"]
+    check_mergeable(oc, nc)
+    added = [m for m in nc["methods"] if m not in oc["methods"]]
+
+    def key(row: dict) -> str:
+        return json.dumps({k: v for k, v in row.items()
+                           if k not in ("input", *oc["methods"], *nc["methods"])},
+                          sort_keys=True)
+
+    fresh = {key(r): r for r in new["rows"]}
+    rows = []
+    for row in old["rows"]:
+        r = fresh.get(key(row))
+        if r is not None:
+            if abs(r["input"] - row["input"]) > 1e-6:
+                raise VMMError(f"cannot merge: the input scores differ in {key(row)}")
+            row = {**row, **{m: r[m] for m in nc["methods"]}}
+        rows.append(row)
+    config = {**oc, "methods": [*oc["methods"], *added],
+              "weights": {**oc.get("weights", {}), **nc.get("weights", {})}}
+    return {"config": config, "rows": rows,
+            "weights": {**old.get("weights", {}), **new.get("weights", {})},
+            "wall_time_s": old.get("wall_time_s"),
+            "merged": [*old.get("merged", []),
+                       {"methods": list(nc["methods"]), "wall_time_s": new.get("wall_time_s")}]}
+
+
 def markdown_tables(result: dict[str, Any]) -> str:
     """The result as Markdown tables, one per test."""
     methods = list(result["config"]["methods"])
