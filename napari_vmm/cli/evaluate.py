@@ -100,13 +100,13 @@ def run(ns: argparse.Namespace) -> int:
                                          if v.strip()))
     earlier = None
     if ns.merge:
+        if not ns.methods:
+            raise VMMError("--merge needs --methods: the ones to re-score")
         try:
             with open(ns.merge) as f:
                 earlier = json.load(f)
         except (OSError, ValueError) as e:
             raise VMMError(f"cannot read --merge {ns.merge}: {e}") from None
-        if not ns.methods:
-            raise VMMError("--merge needs --methods: the ones to re-score")
         if not isinstance(earlier, dict) or "config" not in earlier:
             raise VMMError(f"--merge {ns.merge} is not a vmm evaluate --json result")
         check_mergeable(earlier["config"], dict(cfg.__dict__))

@@ -62,8 +62,7 @@ class LinearMagnifier(Magnifier):
 
     @property
     def spatial_support(self) -> int:
-        depth = len(self.level_weights(self.opts["levels"] or 12))
-        return 2 ** min(depth, self.opts["levels"] or 6) * KERNEL_RADIUS * 2
+        return 2 ** len(self.level_weights(self.opts["levels"] or 6)) * KERNEL_RADIUS * 2
 
     def frame_options(self, height: int, width: int) -> dict[str, Any]:
         return {"levels": self._depth(height, width)}
