@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 
 from napari_vmm.core.errors import VMMError  # noqa: E402
 from napari_vmm.core.learned import weights as W  # noqa: E402
-from napari_vmm.core.learned.train import TrainConfig, train  # noqa: E402
+from napari_vmm.core.learned.train import MODEL_DEFAULTS, TrainConfig, train  # noqa: E402
 
 
 def _cfg(tmp_path, steps):
@@ -23,7 +23,7 @@ def test_train_checkpoints_and_resumes(tmp_path):
     ck = torch.load(run / "ckpt.pt", weights_only=False)
     assert ck["step"] == 2
     cfg = _cfg(tmp_path, 3)
-    cfg.init = "auto"  # resume from the checkpoint
+    cfg.init, cfg.lr, cfg.command = "auto", 5e-5, "test --lr 5e-5"  # resume, lower lr
     assert train(cfg) == 0
     assert torch.load(run / "ckpt.pt", weights_only=False)["step"] == 3
     lines = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
@@ -34,8 +34,27 @@ def test_train_checkpoints_and_resumes(tmp_path):
                 "validation", "sha256", "status"):
         assert key in prov
     assert prov["status"] == W.training_status(prov["validation"]) != W.STATUS_FINISHED
+    # each invocation is its own segment of the history, with its command and lr
+    assert [(g["start_step"], g["end_step"], g["lr"], g["command"]) for g in prov["segments"]] \
+        == [(0, 2, MODEL_DEFAULTS["realtime"]["lr"], "test"),
+            (2, 3, 5e-5, "test --lr 5e-5")]
     sd, _ = W.load_weights("realtime", run / "export")
     assert all(v.dtype == torch.float32 for v in sd.values())
+
+
+def test_validation_reports_each_subset_beside_the_copy_input_baseline():
+    from napari_vmm.core.learned.data import DataConfig, generate_batch
+    from napari_vmm.core.learned.models import build_model
+    from napari_vmm.core.learned.train import evaluate_val
+
+    torch.manual_seed(0)
+    net = build_model("realtime")
+    batches = [generate_batch(0, "val", [0, 1], DataConfig(size=32), subset=k) for k in (3, 4)]
+    met = evaluate_val(net, batches, torch.device("cpu"))
+    assert {k for k in met if k.startswith("ssim_")} == {
+        "ssim_input", "ssim_s3", "ssim_input_s3", "ssim_s4", "ssim_input_s4"}
+    assert met["ssim"] == pytest.approx((met["ssim_s3"] + met["ssim_s4"]) / 2)
+    assert met["ssim_input_s4"] > 0.99  # a static scene: the input is the ground truth
 
 
 def test_rerun_with_init_weights_resumes_its_own_checkpoint(tmp_path):

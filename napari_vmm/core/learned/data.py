@@ -502,9 +502,12 @@ def generate_sample(seed: int, split: str | int, index: int,
 
 
 def generate_batch(seed: int, split: str | int, indices, cfg: DataConfig | None = None,
-                   ) -> dict[str, torch.Tensor]:
-    """Stack samples: ``A``/``B``/``C``/``Y`` (N, 3, S, S), ``alpha`` (N,), ``subset`` (N,)."""
-    samples = [generate_sample(seed, split, int(i), cfg) for i in indices]
+                   subset: int | None = None) -> dict[str, torch.Tensor]:
+    """Stack samples: ``A``/``B``/``C``/``Y`` (N, 3, S, S), ``alpha`` (N,), ``subset`` (N,).
+
+    ``subset`` forces every sample's scene subset (1..5); None draws it per sample.
+    """
+    samples = [generate_sample(seed, split, int(i), cfg, subset) for i in indices]
     out = {k: torch.stack([s[k] for s in samples]) for k in ("A", "B", "C", "Y")}
     out["alpha"] = torch.tensor([s["alpha"] for s in samples], dtype=torch.float32)
     out["subset"] = torch.tensor([s["subset"] for s in samples])

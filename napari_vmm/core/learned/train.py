@@ -234,6 +234,16 @@ def _atomic_torch_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _unlogged_segment(record: dict[str, Any], step: int) -> list[dict[str, Any]]:
+    """The history of a run saved before segments were logged: one entry for steps 0..step,
+    with the command and lr of the last invocation that saved it."""
+    if not step:
+        return []
+    lr = record.get("lr", record.get("optimizer", {}).get("lr"))
+    return [{"start_step": 0, "end_step": step, "command": record.get("command"), "lr": lr,
+             "note": "invocations before this one were not logged separately"}]
+
+
 def validation_set(cfg: TrainConfig, seed: int):
     """The fixed validation batch list: ``val_n`` samples of the val split at ``val_size``."""
     from .data import DataConfig, generate_batch
@@ -244,25 +254,35 @@ def validation_set(cfg: TrainConfig, seed: int):
 
 
 def evaluate_val(net, batches, device, amp_dtype=None) -> dict[str, float]:
-    """Mean validation SSIM of the output and of the unmagnified input (B' vs Y'), and L1."""
+    """Mean validation SSIM of the output and of the unmagnified input (B' vs Y'), and L1.
+
+    Also per scene subset k (1..5, :data:`.data.SUBSETS`): ``ssim_s{k}`` and
+    ``ssim_input_s{k}``, which show where a network beats or loses to copying the input.
+    """
     import torch
 
     from .losses import ssim
 
     net.eval()
-    s_out, s_in, l1, n = 0.0, 0.0, 0.0, 0
+    out_ssim, in_ssim, l1, subsets = [], [], [], []
     with torch.inference_mode():
         for b in batches:
             xa, xb, y = (to_net(b[k]).to(device) for k in ("A", "B", "Y"))
             out = net(xa, xb, b["alpha"].to(device)).float().clamp(-1, 1)
             o01, y01 = (out + 1) / 2, (y + 1) / 2
-            k = xa.shape[0]
-            s_out += float(ssim(o01, y01, reduction="none").sum())
-            s_in += float(ssim((xb + 1) / 2, y01, reduction="none").sum())
-            l1 += float((o01 - y01).abs().mean(dim=(1, 2, 3)).sum())
-            n += k
+            out_ssim.append(ssim(o01, y01, reduction="none").cpu())
+            in_ssim.append(ssim((xb + 1) / 2, y01, reduction="none").cpu())
+            l1.append((o01 - y01).abs().mean(dim=(1, 2, 3)).cpu())
+            subsets.append(b["subset"])
     net.train()
-    return {"ssim": s_out / n, "ssim_input": s_in / n, "l1": l1 / n}
+    out_ssim, in_ssim, l1, subsets = (torch.cat(t) for t in (out_ssim, in_ssim, l1, subsets))
+    met = {"ssim": float(out_ssim.mean()), "ssim_input": float(in_ssim.mean()),
+           "l1": float(l1.mean())}
+    for k in sorted(set(subsets.tolist())):
+        m = subsets == k
+        met[f"ssim_s{k}"] = float(out_ssim[m].mean())
+        met[f"ssim_input_s{k}"] = float(in_ssim[m].mean())
+    return met
 
 
 def train(cfg: TrainConfig) -> int:
@@ -293,6 +313,7 @@ def train(cfg: TrainConfig) -> int:
     net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     step, wall, curve, init_from, best = 0, 0.0, [], "scratch", None
+    segments: list[dict[str, Any]] = []  # one per invocation: its command, lr, steps, hardware
     fresh_opt = True
     # rerunning the same command resumes, also one that named --init weights for a new run
     if ckpt_path.exists() and (cfg.init == "auto" or cfg.init.endswith(".pt")):
@@ -303,6 +324,7 @@ def train(cfg: TrainConfig) -> int:
         step, wall, curve = ck["step"], ck["wall_time_s"], ck["curve"]
         init_from = ck.get("init_from", "scratch")
         best = ck.get("best")
+        segments = ck.get("segments") or _unlogged_segment(ck.get("config", {}), step)
         print(f"resuming {cfg.model} from {ckpt_path} at step {step}"
               + (f" (--init {cfg.init} applies to a new run only)" if cfg.init != "auto"
                  else ""), flush=True)
@@ -319,6 +341,7 @@ def train(cfg: TrainConfig) -> int:
             step = int(prov.get("steps", 0))
             wall = float(prov.get("wall_time_s", 0.0))
             curve = list(prov.get("curve", []))
+            segments = list(prov.get("segments") or _unlogged_segment(prov, step))
             init_from = f"weights sha256 {prov.get('sha256', '')[:16]}"
             print(f"starting {cfg.model} from shipped weights at step {step}", flush=True)
     for g in opt.param_groups:
@@ -328,6 +351,10 @@ def train(cfg: TrainConfig) -> int:
     # shipped weights (and from scratch), not when resuming a checkpoint
     warm_start, warm_n = step, (cfg.warmup if fresh_opt else 0)
 
+    segments.append({"start_step": step, "end_step": step, "command": cfg.command,
+                     "lr": cfg.lr, "crop": cfg.crop, "batch": cfg.batch, "device": str(device),
+                     "threads": torch.get_num_threads(),
+                     "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     dcfg = DataConfig(size=cfg.crop)
     val_batches = validation_set(cfg, cfg.seed)
     params = count_parameters(net)
@@ -380,13 +407,16 @@ def train(cfg: TrainConfig) -> int:
             "quality_bar": W.QUALITY_BAR,
             "status": W.training_status(metrics),
             "curve": curve,
+            "segments": segments,
             "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
     def save_ckpt() -> None:
+        segments[-1]["end_step"] = step
         _atomic_torch_save({"model": net.state_dict(), "opt": opt.state_dict(), "step": step,
                             "wall_time_s": wall, "curve": curve, "init_from": init_from,
-                            "best": best, "config": cfg.__dict__}, ckpt_path)
+                            "best": best, "segments": segments, "config": cfg.__dict__},
+                           ckpt_path)
 
     def _on_term(signum, frame):  # `kill PID` saves a checkpoint, like Ctrl-C
         raise KeyboardInterrupt
@@ -415,6 +445,7 @@ def train(cfg: TrainConfig) -> int:
         logf.write(json.dumps(rec) + "\n")
         logf.flush()
         print(json.dumps(rec), flush=True)
+        segments[-1]["end_step"] = step
         W.save_weights(net.state_dict(), provenance(met), cfg.model, run / "export")
         if best is None or met["ssim"] > best["ssim"]:
             best = {"step": step, **met}

@@ -167,6 +167,25 @@ def describe_weights(model: str, directory: str | os.PathLike | None = None) -> 
     }
 
 
+def _subset_lines(val: dict[str, Any]) -> list[str]:
+    """One line: validation SSIM per scene subset, beside copying the input."""
+    from .data import SUBSETS
+
+    parts = [f"{k} {SUBSETS[k]} {val[f'ssim_s{k}']:.3f} / {val[f'ssim_input_s{k}']:.3f}"
+             for k in SUBSETS if f"ssim_s{k}" in val]
+    return [f"- by scene subset (output / copy-input): {'; '.join(parts)}"] if parts else []
+
+
+def _segment_lines(segments: list[dict[str, Any]]) -> list[str]:
+    """The training history: one line per invocation, with its steps, lr and command."""
+    if not segments:
+        return []
+    return ["- training segments:"] + [
+        f"  - steps {g.get('start_step')}-{g.get('end_step')}: lr {g.get('lr')}, "
+        f"`{g.get('command')}`" + (f" ({g['note']})" if g.get("note") else "")
+        for g in segments]
+
+
 def provenance_markdown(directory: str | os.PathLike | None = None) -> str:
     """A readable summary of every provenance JSON in ``directory`` (default: the package's).
 
@@ -200,6 +219,8 @@ def provenance_markdown(directory: str | os.PathLike | None = None) -> str:
             f"{p.get('hardware')}",
             f"- validation ({val.get('split')}, n {val.get('n')}): SSIM {val.get('ssim')}, "
             f"copy-input {val.get('ssim_input')}, L1 {val.get('l1')}",
+            *_subset_lines(val),
+            *_segment_lines(p.get("segments", [])),
             f"- status: {p.get('status')} (quality bar {p.get('quality_bar', QUALITY_BAR)})",
             f"- sha256 `{p.get('sha256')}` ({p.get('bytes')} bytes)", ""]
     return "\n".join(lines)
