@@ -33,3 +33,15 @@ def test_training_status_levels():
     assert W.training_status({"ssim": 0.85, "ssim_input": 0.80}) == W.STATUS_TRAINING
     assert W.training_status({"ssim": 0.75, "ssim_input": 0.80}) == W.STATUS_NOT_USEFUL
     assert W.training_status({"ssim": 0.75}) == W.STATUS_TRAINING
+
+
+def test_provenance_summary_lists_subsets_and_training_segments(tmp_path):
+    val = {"ssim": 0.8, "ssim_input": 0.79, "ssim_s4": 0.86, "ssim_input_s4": 0.998}
+    segments = [{"start_step": 0, "end_step": 10, "lr": 2e-4, "command": "vmm train realtime"},
+                {"start_step": 10, "end_step": 12, "lr": 5e-5,
+                 "command": "vmm train realtime --lr 5e-5"}]
+    (tmp_path / "realtime.json").write_text(json.dumps(
+        {"model": "realtime", "validation": val, "segments": segments}))
+    md = W.provenance_markdown(tmp_path)
+    assert "- by scene subset (output / copy-input): 4 static scene 0.860 / 0.998" in md
+    assert "  - steps 10-12: lr 5e-05, `vmm train realtime --lr 5e-5`" in md
