@@ -223,7 +223,8 @@ def test_cli_ablate_flags():
 
 
 def test_evaluate_includes_fd4mm_and_a_labelled_variant(weights, tmp_path):
-    from napari_vmm.core.learned.evaluate import EvalConfig, markdown_tables, run_evaluation
+    from napari_vmm.core.learned.eval_tables import markdown_tables
+    from napari_vmm.core.learned.evaluate import EvalConfig, run_evaluation
 
     torch.manual_seed(0)
     pt, _ = W.save_weights(build_model("fd4mm", mixer=False).state_dict(),

@@ -6,11 +6,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from napari_vmm.core.learned import weights as W  # noqa: E402
+from napari_vmm.core.learned.eval_tables import markdown_tables, merge_results  # noqa: E402
 from napari_vmm.core.learned.evaluate import (  # noqa: E402
     EvalConfig,
     make_scene,
-    markdown_tables,
-    merge_results,
     photon_noise,
     run_evaluation,
     ssim_clip,

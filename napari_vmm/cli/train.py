@@ -61,6 +61,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="fd4mm ablations, comma-separated: contrastive (no L_CR), filters (no "
                         "sparse high/low-pass filters), mixer (no frequency mixer), softmax "
                         "(softmax instead of ReLU attention); use its own --run-dir")
+    p.add_argument("--decode-twice", action="store_true",
+                   help="oh2018, realtime, fd4mm: output = input + D(V, M_out) − D(V, M), "
+                        "exactly the input at alpha 0 (recorded in the weights' arch); "
+                        "start it from trained weights with --init shipped")
     p.add_argument("--workers", type=int, default=0,
                    help="worker processes generating training batches (default 0: in-process)")
     p.add_argument("--echo", type=int, default=1,

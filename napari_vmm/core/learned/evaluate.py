@@ -35,6 +35,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -58,8 +59,26 @@ CLASSICAL = ("linear", "phase", "riesz")
 
 def base_method(method: str) -> str:
     """``"fd4mm:nocr"`` -> ``"fd4mm"``: a label after a colon names a variant (its own
-    weights, e.g. an ablation) of a registered method."""
-    return method.split(":", 1)[0]
+    weights, e.g. an ablation) of a registered method; ``"realtime@static"`` -> ``"realtime"``:
+    a column of a learned model run in static mode."""
+    return method.split("@", 1)[0].split(":", 1)[0]
+
+
+def weights_key(column: str) -> str:
+    """The ``weights`` key of a table column: ``"fd4mm:nocr@static"`` -> ``"fd4mm:nocr"``."""
+    return column.split("@", 1)[0]
+
+
+def columns(cfg: EvalConfig | dict[str, Any]) -> list[str]:
+    """The table columns: each method (learned ones in temporal mode, as users run them) and,
+    with ``static_too``, each learned model again in Oh's static two-frame mode (``@static``)."""
+    c = cfg if isinstance(cfg, dict) else cfg.__dict__
+    out = []
+    for m in c["methods"]:
+        out.append(m)
+        if c.get("static_too", False) and base_method(m) in LEARNED and "@" not in m:
+            out.append(f"{m}@static")
+    return out
 
 
 def default_methods() -> tuple[str, ...]:
@@ -77,6 +96,62 @@ def default_methods() -> tuple[str, ...]:
 
 
 @dataclass
+class RealFrames:
+    """Frames of real videos as texture sources: float32 (H, W, 3) in [0, 1]."""
+
+    frames: list[np.ndarray]
+
+    @classmethod
+    def from_dir(cls, path: str, per_video: int = 3) -> RealFrames:
+        """``per_video`` frames spread over each video file in ``path`` (VMMError if none)."""
+        from pathlib import Path
+
+        from ..errors import VMMError
+        from ..io import open_video
+
+        frames = []
+        files = sorted(p for p in Path(path).glob("*")
+                       if p.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv"))
+        for f in files:
+            with open_video(f) as v:
+                n = len(v)
+                for k in range(per_video):
+                    im = np.asarray(v[int((k + 0.5) * n / per_video)], dtype=np.float32)
+                    im = im / (255.0 if im.max() > 1.5 else 1.0)
+                    frames.append(im if im.ndim == 3 else np.repeat(im[..., None], 3, 2))
+        if not frames:
+            raise VMMError(f"no video files to take real textures from in {path}")
+        return cls(frames)
+
+    def _crop(self, rng: np.random.Generator, side: int, skip: int = -1) -> tuple[np.ndarray,
+                                                                                  int]:
+        from scipy import ndimage
+
+        k = int(rng.integers(len(self.frames)))
+        if k == skip and len(self.frames) > 1:
+            k = (k + 1) % len(self.frames)
+        im = self.frames[k]
+        zoom = max(1.0, side / min(im.shape[:2]))
+        if zoom > 1.0:
+            im = ndimage.zoom(im, (zoom, zoom, 1), order=1)
+        y0 = int(rng.integers(0, im.shape[0] - side + 1))
+        x0 = int(rng.integers(0, im.shape[1] - side + 1))
+        return np.ascontiguousarray(im[y0:y0 + side, x0:x0 + side].transpose(2, 0, 1)), k
+
+    def scene_textures(self, rng: np.random.Generator, side: int,
+                       radius: float) -> tuple[np.ndarray, np.ndarray]:
+        """A (3, side, side) background and a premultiplied RGBA disc (4, P, P) of
+        ``radius`` cut from another frame."""
+        bg, k = self._crop(rng, side)
+        P = 2 * int(math.ceil(radius)) + 8
+        tex, _ = self._crop(rng, P, skip=k)
+        yy, xx = np.mgrid[0:P, 0:P] - (P - 1) / 2
+        m = np.clip(radius + 0.5 - np.hypot(yy, xx), 0, 1).astype(np.float32)
+        return bg.astype(np.float32), np.concatenate([tex * m[None], m[None]]).astype(
+            np.float32)
+
+
+@dataclass
 class Scene:
     """A background canvas and one foreground object, rendered at ``U``× resolution."""
 
@@ -89,6 +164,19 @@ class Scene:
     E: int = 0
     aa_sigma: float = 0.5
 
+    @property
+    def centre(self) -> tuple[float, float]:
+        """The object's centre at rest, in output pixels (y, x)."""
+        c = (self.obj_pos + (self.obj.shape[-1] - 1) / 2 - self.E) / self.U
+        return float(c[0]), float(c[1])
+
+    def object_mask(self) -> np.ndarray:
+        """(S, S) coverage of the object at rest, in [0, 1]."""
+        alpha = self.obj[3:4].expand(4, -1, -1)
+        dark = Scene(torch.zeros_like(self.bg), alpha, self.obj_pos, self.size, self.U,
+                     self.margin, self.E, self.aa_sigma)
+        return dark.render(np.zeros(2), np.zeros(2))[0].numpy()
+
     def render(self, d_bg: np.ndarray, d_fg: np.ndarray) -> torch.Tensor:
         """Frame (3, S, S) in [0, 1] with the layers displaced by d_bg / d_fg (dy, dx) px."""
         hs = self.U * self.size + 2 * self.E
@@ -99,17 +187,32 @@ class Scene:
         return _decimate(img, self.U, self.aa_sigma, self.E).clamp(0, 1)
 
 
-def make_scene(seed: int, index: int, size: int, max_motion: float = 40.0) -> Scene:
-    """A test-split scene: textured background and a centred foreground object."""
+#: object textures of the evaluation: photographs and fractal noise, whose motion a window
+#: can measure in every direction (stripes and gradients have an aperture problem)
+_OBJECT_TEXTURES = {"image": 0.5, "fractal": 0.5}
+
+
+def make_scene(seed: int, index: int, size: int, max_motion: float = 40.0,
+               real: RealFrames | None = None) -> Scene:
+    """A test-split scene: textured background and a centred foreground object.
+
+    With ``real``, both textures are cut from frames of real videos (a disc of one frame
+    moving over another frame); otherwise from the test split of the training generator.
+    """
     rng = np.random.default_rng(sample_seed_sequence(seed, "test", index))
     cfg = DataConfig(size=size)
     U = cfg.upsample
     E = int(math.ceil(3 * cfg.aa_sigma * U)) + 1
     hs = U * size + 2 * E
     margin = int(math.ceil(U * max_motion)) + 4
-    bg = torch.from_numpy(random_texture(rng, hs + 2 * margin, hs + 2 * margin))
     r = 0.3 * size * U
-    obj = torch.from_numpy(random_object(rng, r))
+    if real is not None:
+        bg_np, obj = real.scene_textures(rng, hs + 2 * margin, r)
+        return Scene(torch.from_numpy(bg_np), torch.from_numpy(obj),
+                     np.array([(hs - obj.shape[-1]) / 2] * 2), size, U, margin, E,
+                     cfg.aa_sigma)
+    bg = torch.from_numpy(random_texture(rng, hs + 2 * margin, hs + 2 * margin))
+    obj = torch.from_numpy(random_object(rng, r, _OBJECT_TEXTURES))
     P = obj.shape[-1]
     pos = np.array([(hs - P) / 2, (hs - P) / 2])
     return Scene(bg, obj, pos, size, U, margin, E, cfg.aa_sigma)
@@ -170,18 +273,62 @@ class EvalConfig:
     thesis_amplitude: float = 0.1
     thesis_factor: float = 100.0
     thesis_sigmas: tuple[float, ...] = (0.0,)
+    #: also score each learned model in Oh's static two-frame mode (columns ``name@static``)
+    static_too: bool = True
+    #: a folder of real videos: scenes cut from their frames instead of generated textures
+    real_textures: str = ""
+    #: Ha et al.'s linearity test: achieved vs requested magnification (1 + alpha)
+    linearity_amplitudes: tuple[float, ...] = (0.05, 1.0)
+    linearity_factors: tuple[float, ...] = (1, 2, 5, 10, 20, 40, 80)
+    linearity_size: int = 0   # 0: large enough for the largest output motion
 
 
 def run_method(method: str, frames: np.ndarray, alpha: float, fps: float,
                band: tuple[float, float], cfg: EvalConfig) -> np.ndarray:
+    """One table column on one clip: classical methods and learned models (the latter in
+    temporal mode, or static against frame 0 for a ``@static`` column)."""
     from ..engine import magnify
 
-    if base_method(method) in LEARNED:
-        opts = {"weights": cfg.weights[method]} if cfg.weights.get(method) else {}
-        return magnify(frames, fps=fps, method=base_method(method), alpha=alpha,
-                       mode="static", temporal="none", band=band, device=cfg.device, **opts)
-    return magnify(frames, fps=fps, method=method, alpha=alpha, band=band, temporal="ideal",
-                   mode="temporal", device=cfg.device)
+    base = base_method(method)
+    opts = {"weights": cfg.weights[weights_key(method)]} \
+        if cfg.weights.get(weights_key(method)) else {}
+    if method.endswith("@static"):
+        return magnify(frames, fps=fps, method=base, alpha=alpha, mode="static",
+                       temporal="none", band=band, device=cfg.device, **opts)
+    return magnify(frames, fps=fps, method=base, alpha=alpha, band=band, temporal="ideal",
+                   mode="temporal", device=cfg.device, **opts)
+
+
+@lru_cache(maxsize=2)
+def _real_frames(path: str) -> RealFrames:
+    return RealFrames.from_dir(path)
+
+
+def _scene(cfg: EvalConfig, index: int, size: int | None = None,
+           max_motion: float = 40.0) -> Scene:
+    real = _real_frames(cfg.real_textures) if cfg.real_textures else None
+    return make_scene(cfg.seed, index, size or cfg.size, max_motion, real)
+
+
+@dataclass
+class Probe:
+    """What the achieved magnification of a clip is measured against: the object's true
+    input motion ``amplitude`` (px) along ``direction`` at ``freq`` Hz."""
+
+    scene: Scene
+    amplitude: float
+    direction: np.ndarray
+    freq: float
+
+
+def _gain(frames: np.ndarray, probe: Probe, fps: float, requested: float) -> float:
+    """Achieved magnification over the requested one (1 for a faithful magnifier)."""
+    from .gain import achieved_magnification
+
+    mask = probe.scene.object_mask()
+    half = max(6, int(0.15 * probe.scene.size))
+    return achieved_magnification(frames, probe.amplitude, probe.direction, fps, probe.freq,
+                                  probe.scene.centre, half, weight=mask) / requested
 
 
 def _direction(rng: np.random.Generator) -> np.ndarray:
@@ -191,19 +338,27 @@ def _direction(rng: np.random.Generator) -> np.ndarray:
 
 def _scored_row(cfg: EvalConfig, key: dict[str, Any], alpha: float, fps: float,
                 band: tuple[float, float], clip_pair: Callable[[int], tuple], log) -> dict:
-    """One table row: ``key`` plus each method's SSIM, averaged over ``cfg.scenes`` scenes.
+    """One table row: ``key`` plus each column's SSIM, averaged over ``cfg.scenes`` scenes,
+    and under ``"gain"`` each column's achieved / requested magnification (mean over scenes;
+    ``"truth"``: the estimator on the ground truth, which should read 1).
 
-    ``clip_pair(k)`` gives scene ``k``'s input frames and ground truth, (T, H, W, 3) in [0, 1].
+    ``clip_pair(k)`` gives scene ``k``'s input frames and ground truth, (T, H, W, 3) in [0, 1],
+    and its :class:`Probe`.
     """
     acc: dict[str, list[float]] = {}
+    gain: dict[str, list[float]] = {}
     for k in range(cfg.scenes):
-        frames, gt = clip_pair(k)
+        frames, gt, probe = clip_pair(k)
         frames = frames.astype(np.float32)
         acc.setdefault("input", []).append(ssim_clip(frames, gt))
-        for m in cfg.methods:
-            acc.setdefault(m, []).append(ssim_clip(run_method(m, frames, alpha, fps, band, cfg),
-                                                   gt))
-    row = {**key, **{m: float(np.mean(v)) for m, v in acc.items()}}
+        gain.setdefault("truth", []).append(_gain(gt, probe, fps, 1 + alpha))
+        gain.setdefault("input", []).append(_gain(frames, probe, fps, 1 + alpha))
+        for m in columns(cfg):
+            out = run_method(m, frames, alpha, fps, band, cfg)
+            acc.setdefault(m, []).append(ssim_clip(out, gt))
+            gain.setdefault(m, []).append(_gain(out, probe, fps, 1 + alpha))
+    row = {**key, **{m: float(np.mean(v)) for m, v in acc.items()},
+           "gain": {m: float(np.mean(v)) for m, v in gain.items()}}
     log(json.dumps(row))
     return row
 
@@ -214,14 +369,14 @@ def run_subpixel(cfg: EvalConfig, log=print) -> list[dict[str, Any]]:
 
     def clip_pair(k: int, amp: float, alpha: float) -> tuple:
         rng = np.random.default_rng([cfg.seed, 11, k])
-        scene = make_scene(cfg.seed, k, cfg.size)
+        scene = _scene(cfg, k)
         dfg = _direction(rng)
         dbg = np.array([-dfg[1], dfg[0]]) if rng.random() < 0.5 else np.array(
             [dfg[1], -dfg[0]])  # perpendicular: a different direction
         traj_fg, traj_bg = s[:, None] * amp * dfg, s[:, None] * amp * dbg
         frames = _clip(scene, traj_bg, traj_fg, rng)
         gt = _clip(scene, (1 + alpha) * traj_bg, (1 + alpha) * traj_fg, rng, quantize=False)
-        return frames, gt
+        return frames, gt, Probe(scene, amp, dfg, f0)
 
     rows = []
     for amp in cfg.subpixel_amplitudes:
@@ -238,12 +393,14 @@ def run_noise(cfg: EvalConfig, log=print) -> list[dict[str, Any]]:
 
     def clip_pair(k: int, amp: float, alpha: float, nf: float) -> tuple:
         rng = np.random.default_rng([cfg.seed, 12, k])
-        scene = make_scene(cfg.seed, k, cfg.size)
-        traj_fg = s[:, None] * amp * _direction(rng)
+        scene = _scene(cfg, k)
+        u = _direction(rng)
+        traj_fg = s[:, None] * amp * u
         zero = np.zeros_like(traj_fg)
         clean = _clip(scene, zero, traj_fg, rng, quantize=False)
         frames = np.round(photon_noise(clean, nf, rng) * 255) / 255  # 8-bit like a camera
-        return frames, _clip(scene, zero, (1 + alpha) * traj_fg, rng, quantize=False)
+        gt = _clip(scene, zero, (1 + alpha) * traj_fg, rng, quantize=False)
+        return frames, gt, Probe(scene, amp, u, f0)
 
     rows = []
     for amp, alpha in cfg.noise_motions:
@@ -261,13 +418,14 @@ def run_fd4mm(cfg: EvalConfig, log=print) -> list[dict[str, Any]]:
 
     def clip_pair(k: int, factor: float, sigma: float) -> tuple:
         rng = np.random.default_rng([cfg.seed, 13, k])
-        scene = make_scene(cfg.seed, 100 + k, cfg.size)
+        scene = _scene(cfg, 100 + k)
         traj = s[:, None] * cfg.fd4mm_amplitude * np.array([1.0, 0.0])  # vertical, as in FD4MM
         zero = np.zeros_like(traj)
         frames = _clip(scene, zero, traj, rng)
         if sigma > 0:
             frames = np.clip(frames + sigma * rng.standard_normal(frames.shape), 0, 1)
-        return frames, _clip(scene, zero, factor * traj, rng, quantize=False)
+        gt = _clip(scene, zero, factor * traj, rng, quantize=False)
+        return frames, gt, Probe(scene, cfg.fd4mm_amplitude, np.array([1.0, 0.0]), fps / T)
 
     rows = []
     settings = [(f, 0.0) for f in cfg.fd4mm_factors] + [(20, sg) for sg in cfg.fd4mm_sigmas]
@@ -276,6 +434,37 @@ def run_fd4mm(cfg: EvalConfig, log=print) -> list[dict[str, Any]]:
         rows.append(_scored_row(
             cfg, key, factor - 1.0, fps, (0.25, 2.0),
             lambda k, factor=factor, sigma=sigma: clip_pair(k, factor, sigma), log))
+    return rows
+
+
+def run_linearity(cfg: EvalConfig, log=print) -> list[dict[str, Any]]:
+    """Ha et al.'s linearity test: one period of a 1 Hz sinusoid (30 fps, 30 frames) at each
+    input amplitude, magnified by each total factor (alpha = factor − 1); the rows' ``gain``
+    says how much of the request each method delivers. Frames are large enough for the
+    largest output motion (``linearity_size`` or 3.4 × it, at least ``size``)."""
+    fps, f0, T = 30.0, 1.0, 30
+    s = np.sin(2 * np.pi * f0 * np.arange(T) / fps)
+    top = max(a * f for a in cfg.linearity_amplitudes for f in cfg.linearity_factors)
+    size = cfg.linearity_size or max(cfg.size, int(math.ceil(3.4 * top / 16)) * 16)
+
+    def clip_pair(k: int, amp: float, factor: float) -> tuple:
+        rng = np.random.default_rng([cfg.seed, 14, k])
+        scene = _scene(cfg, 200 + k, size, max_motion=top + 2)
+        u = _direction(rng)
+        traj = s[:, None] * amp * u
+        zero = np.zeros_like(traj)
+        frames = _clip(scene, zero, traj, rng)
+        gt = _clip(scene, zero, factor * traj, rng, quantize=False)
+        return frames, gt, Probe(scene, amp, u, f0)
+
+    rows = []
+    for amp in cfg.linearity_amplitudes:
+        for factor in cfg.linearity_factors:
+            key = {"test": "linearity", "amplitude_px": amp, "factor": factor,
+                   "alpha": factor - 1.0, "size": size}
+            rows.append(_scored_row(
+                cfg, key, factor - 1.0, fps, (0.5, 2.0),
+                lambda k, amp=amp, factor=factor: clip_pair(k, amp, factor), log))
     return rows
 
 
@@ -344,7 +533,8 @@ def run_thesis(cfg: EvalConfig, log=print) -> list[dict[str, Any]]:
 
             acc.setdefault("input", []).append(mse(frames))
             for m in cfg.methods:
-                opts = {"weights": cfg.weights[m]} if cfg.weights.get(m) else {}
+                opts = {"weights": cfg.weights[weights_key(m)]} \
+                    if cfg.weights.get(weights_key(m)) else {}
                 out = magnify(frames, fps=fps, method=base_method(m), alpha=alpha,
                               mode="dynamic", temporal="none", band=(1.0, 14.0),
                               device=cfg.device, **opts)
@@ -358,7 +548,7 @@ def run_thesis(cfg: EvalConfig, log=print) -> list[dict[str, Any]]:
 
 
 TESTS = {"subpixel": run_subpixel, "noise": run_noise, "fd4mm": run_fd4mm,
-         "thesis": run_thesis}
+         "linearity": run_linearity, "thesis": run_thesis}
 #: tests whose score is an error (lower is better)
 LOWER_IS_BETTER = {"thesis"}
 
@@ -373,8 +563,8 @@ def run_evaluation(cfg: EvalConfig, log=print) -> dict[str, Any]:
     from . import weights as W
 
     winfo = {}
-    for m in cfg.methods:  # recorded before the run: the files may be replaced meanwhile
-        if base_method(m) in LEARNED:
+    for m in dict.fromkeys(map(weights_key, cfg.methods)):  # recorded before the run: the
+        if base_method(m) in LEARNED:                          # files may be replaced meanwhile
             try:
                 _, prov = W.load_weights(base_method(m), cfg.weights.get(m))
             except VMMError as e:
@@ -390,108 +580,3 @@ def run_evaluation(cfg: EvalConfig, log=print) -> dict[str, Any]:
     c = dict(cfg.__dict__)
     return {"config": c, "rows": rows, "weights": winfo,
             "wall_time_s": round(time.time() - t0, 1)}
-
-
-#: Configuration fields that must agree for two results to be merged (the clips they score).
-_CLIP_FIELDS = ("size", "scenes", "frames", "seed", "subpixel_amplitudes", "noise_factors",
-                "noise_motions", "fd4mm_factors", "fd4mm_sigmas", "fd4mm_amplitude",
-                "thesis_clips", "thesis_size", "thesis_radius", "thesis_frames",
-                "thesis_amplitude", "thesis_factor", "thesis_sigmas")
-
-
-def check_mergeable(old_config: dict[str, Any], new_config: dict[str, Any]) -> None:
-    """Raise VMMError unless two evaluation configs score the same clips with the same tests."""
-    from ..errors import VMMError
-
-    def same(a, b) -> bool:
-        return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True,
-                                                                         default=str)
-
-    diff = [k for k in _CLIP_FIELDS if not same(old_config.get(k), new_config.get(k))]
-    if diff:
-        raise VMMError(f"cannot merge: the results differ in {', '.join(diff)}")
-    if sorted(new_config["tests"]) != sorted(old_config["tests"]):
-        raise VMMError(f"cannot merge: tests {', '.join(new_config['tests'])} against "
-                       f"{', '.join(old_config['tests'])} in the earlier result")
-
-
-def merge_results(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """``old`` with the columns of ``new``'s methods replaced or added.
-
-    For re-scoring a few methods (a model with new weights) without re-running the rest: both
-    results must come from the same clips (same settings, tests and seed, so the same
-    ``input`` scores), else VMMError. Rows are matched on their test and setting.
-    """
-    from ..errors import VMMError
-
-    oc, nc = old["config"], new["config"]
-    check_mergeable(oc, nc)
-    added = [m for m in nc["methods"] if m not in oc["methods"]]
-
-    def key(row: dict) -> str:
-        return json.dumps({k: v for k, v in row.items()
-                           if k not in ("input", *oc["methods"], *nc["methods"])},
-                          sort_keys=True)
-
-    fresh = {key(r): r for r in new["rows"]}
-    rows = []
-    for row in old["rows"]:
-        r = fresh.get(key(row))
-        if r is not None:
-            if abs(r["input"] - row["input"]) > 1e-6:
-                raise VMMError(f"cannot merge: the input scores differ in {key(row)}")
-            row = {**row, **{m: r[m] for m in nc["methods"]}}
-        rows.append(row)
-    config = {**oc, "methods": [*oc["methods"], *added],
-              "weights": {**oc.get("weights", {}), **nc.get("weights", {})}}
-    return {"config": config, "rows": rows,
-            "weights": {**old.get("weights", {}), **new.get("weights", {})},
-            "wall_time_s": old.get("wall_time_s"),
-            "merged": [*old.get("merged", []),
-                       {"methods": list(nc["methods"]), "wall_time_s": new.get("wall_time_s")}]}
-
-
-def markdown_tables(result: dict[str, Any]) -> str:
-    """The result as Markdown tables, one per test."""
-    methods = list(result["config"]["methods"])
-    cols = ["input", *methods]
-    out = []
-    keyset = {"subpixel": ["amplitude_px", "alpha"],
-              "noise": ["amplitude_px", "alpha", "noise_factor"],
-              "fd4mm": ["factor", "sigma"],
-              "thesis": ["amplitude_px", "factor", "alpha", "sigma"]}
-    titles = {"subpixel": "Sub-pixel test (Oh et al.): SSIM vs ground truth, "
-                          "magnified amplitude 10 px",
-              "noise": "Noise test (Oh et al.): SSIM vs ground truth",
-              "fd4mm": "FD4MM sinusoid protocol: SSIM vs ground truth",
-              "thesis": "Thesis circles protocol (dynamic mode): MSE (0-255) vs ground truth, "
-                        "lower is better"}
-    for m, w in result.get("weights", {}).items():
-        if "error" in w:
-            out.append(f"- `{m}` weights: {w['error']}")
-        else:
-            arch = f", arch {w['arch']}" if w.get("arch") else ""
-            out.append(f"- `{m}` weights: step {w['steps']}, validation SSIM {w['val_ssim']}, "
-                       f"sha256 `{str(w['sha256'])[:12]}…`, status: {w['status']}{arch}")
-    if out:
-        out.append("")
-    for test, keys in keyset.items():
-        rows = [r for r in result["rows"] if r["test"] == test]
-        if not rows:
-            continue
-        out.append(f"### {titles[test]}\n")
-        out.append("| " + " | ".join(keys + cols) + " |")
-        out.append("|" + "---|" * (len(keys) + len(cols)))
-        for r in rows:
-            pick = min if test in LOWER_IS_BETTER else max
-            best = pick((r[m] for m in methods if m in r), default=None)
-            cells = [f"{r[k]:g}" for k in keys]
-            for m in cols:
-                v = r.get(m)
-                s = "–" if v is None else f"{v:.4f}"
-                if v is not None and m != "input" and v == best:
-                    s = f"**{s}**"
-                cells.append(s)
-            out.append("| " + " | ".join(cells) + " |")
-        out.append("")
-    return "\n".join(out)

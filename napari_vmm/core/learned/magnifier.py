@@ -200,6 +200,8 @@ class _LearnedMagnifier(Magnifier):
             blended = [a / ww for a, ww in zip(accs, wsums, strict=True)]
             v, m = tuple(blended[:-1]), blended[-1]
         ctx = {"v": v, "m": m, "pad": pad, "hw": (h, w), "c": c, "padded": (H, Wd)}
+        if self.net.decode_twice:  # the decoder's output is added to the (padded) input
+            ctx["x"] = xp
         return [m], ctx
 
     def decode(self, x: torch.Tensor, filtered: list[torch.Tensor], ctx: Any) -> torch.Tensor:
@@ -207,14 +209,14 @@ class _LearnedMagnifier(Magnifier):
 
         Returns (N, C, H, W) in [0, 1].
         """
-        v, m = ctx["v"], ctx["m"]
+        v, m, xp = ctx["v"], ctx["m"], ctx.get("x")
         d = filtered[0].to(m.dtype)
         H, Wd = ctx["padded"]
         n = m.shape[0]
         tiles = self._tiles(H, Wd)
         if len(tiles) == 1:
             with self._autocast():
-                out = self._decode_part(v, m, d)
+                out = self._decode_part(v, m, d, xp)
         else:
             out = m.new_zeros(n, 3, H, Wd)
             wsum = m.new_zeros(1, 1, H, Wd)
@@ -223,8 +225,9 @@ class _LearnedMagnifier(Magnifier):
                 sm = (..., slice(y0 // fs, y1 // fs), slice(x0 // fs, x1 // fs))
                 tv = tuple(t[..., y0 // f:y1 // f, x0 // f:x1 // f]
                            for t, f in zip(v, self.tex_f, strict=True))
+                tx = None if xp is None else xp[..., y0:y1, x0:x1]
                 with self._autocast():
-                    t = self._decode_part(tv, m[sm], d[sm])
+                    t = self._decode_part(tv, m[sm], d[sm], tx)
                 wy = _ramp(y1 - y0, y0 == 0, y1 == H, self.overlap, m.device)
                 wx = _ramp(x1 - x0, x0 == 0, x1 == Wd, self.overlap, m.device)
                 wt = wy[:, None] * wx[None, :]
@@ -239,13 +242,16 @@ class _LearnedMagnifier(Magnifier):
             out = out.mean(dim=1, keepdim=True)
         return out
 
-    def _decode_part(self, v: tuple[torch.Tensor, ...], m: torch.Tensor,
-                     d: torch.Tensor) -> torch.Tensor:
+    def _decode_part(self, v: tuple[torch.Tensor, ...], m: torch.Tensor, d: torch.Tensor,
+                     x: torch.Tensor | None) -> torch.Tensor:
+        """Decoded (N, 3, h, w) of one tile; ``x``: its input frames (needed to decode twice)."""
         cl = torch.channels_last
         v = tuple(t.contiguous(memory_format=cl) for t in v)
         m, d = (t.contiguous(memory_format=cl) for t in (m, d))
-        m_out = self.net.manipulate(None, m, self.alpha, delta=d)
-        return self.net.decode(v if len(v) > 1 else v[0], m_out).float()
+        vv = v if len(v) > 1 else v[0]
+        if x is None:
+            return self.net.decode(vv, self.net.manipulate(None, m, self.alpha, delta=d)).float()
+        return self.net.magnified(vv, m, d, self.alpha, x).float()
 
 
 class Oh2018Magnifier(_LearnedMagnifier):

@@ -57,6 +57,9 @@ class MagNet(nn.Module):
     stride: int = 4
     texture_factors: tuple[int, ...] = (4,)
     shape_factor: int = 2
+    #: decode twice (recorded in the weights' ``arch``): ``x + D(V, M_out) − D(V, M)``, which
+    #: is exactly the input frame ``x`` at amp = 0 and leaves only the change to the decoder
+    decode_twice: bool = False
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -75,12 +78,28 @@ class MagNet(nn.Module):
     def decode(self, v: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def magnified(self, v: torch.Tensor | tuple[torch.Tensor, ...], m: torch.Tensor,
+                  delta: torch.Tensor, amp: torch.Tensor | float,
+                  x: torch.Tensor) -> torch.Tensor:
+        """The frame ``x`` (N, 3, H, W) with its shape ``m`` moved by ``amp`` × ``delta``.
+
+        ``v``, ``m``: the encoding of ``x``; ``delta``: the motion (same shape as ``m``).
+        Plain: ``D(V, M_out)``. With :attr:`decode_twice`: ``x + D(V, M_out) − D(V, M)``,
+        both decodes in one batch. Returns (N, 3, H, W) in ~[−1, 1].
+        """
+        m_out = self.manipulate(None, m, amp, delta=delta)
+        if not self.decode_twice:
+            return self.decode(v, m_out)
+        vv = tuple(torch.cat([t, t]) for t in v) if isinstance(v, tuple) else torch.cat([v, v])
+        moved, still = self.decode(vv, torch.cat([m_out, m])).chunk(2)
+        return x + moved - still
+
     def forward(self, xa: torch.Tensor, xb: torch.Tensor,
                 amp: torch.Tensor | float) -> torch.Tensor:
         """Two-frame magnification: (N,3,H,W), (N,3,H,W), amp -> (N,3,H,W) in ~[−1, 1]."""
         _, ma = self.encode(xa)
         vb, mb = self.encode(xb)
-        return self.decode(vb, self.manipulate(ma, mb, amp))
+        return self.magnified(vb, mb, mb - ma, amp, xb)
 
 
 class Oh2018Net(MagNet):
@@ -199,6 +218,10 @@ def _kldnas(**arch) -> MagNet:
 
 MODELS["kldnas"] = _kldnas
 
+#: models whose manipulator leaves the shape unchanged at amp = 0 (no bias: h(0) = 0), so that
+#: decoding twice gives back the input exactly
+DECODE_TWICE_MODELS = ("oh2018", "realtime", "fd4mm")
+
 
 def build_model(name: str, **arch) -> MagNet:
     """A fresh network by registry name (``oh2018``, ``realtime`` or ``fd4mm``).
@@ -210,10 +233,16 @@ def build_model(name: str, **arch) -> MagNet:
 
     if name not in MODELS:
         raise VMMError(f"unknown learned model {name!r}; choose from {sorted(MODELS)}")
+    arch = dict(arch)
+    decode_twice = bool(arch.pop("decode_twice", False))
+    if decode_twice and name not in DECODE_TWICE_MODELS:
+        raise VMMError(f"decode_twice applies to {', '.join(DECODE_TWICE_MODELS)}, not {name}")
     try:
-        return MODELS[name](**arch)
+        net = MODELS[name](**arch)
     except (TypeError, ValueError) as e:
         raise VMMError(f"bad architecture options {arch} for {name}: {e}") from None
+    net.decode_twice = decode_twice
+    return net
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -466,13 +466,13 @@ def train(cfg: TrainConfig) -> int:
                     out, thesis_loss = stage.loss(net, b, step, device)
                 elif cfg.model == "fd4mm":
                     v, m = net.encode(torch.cat([xa, xb]).contiguous(memory_format=cl))
-                    out = net.decode(_split(v, n, 1),
-                                     net.manipulate(_split(m, n, 0), _split(m, n, 1), alpha))
+                    ma, mb = _split(m, n, 0), _split(m, n, 1)
+                    out = net.magnified(_split(v, n, 1), mb, mb - ma, alpha, xb)
                 else:
                     v, m = net.encode(torch.cat([xa, xb, xc]).contiguous(memory_format=cl))
                     va, vb, vc = (_split(v, n, k) for k in range(3))
                     ma, mb, mc = (_split(m, n, k) for k in range(3))
-                    out = net.decode(vb, net.manipulate(ma, mb, alpha))
+                    out = net.magnified(vb, mb, mb - ma, alpha, xb)
             out = out.float()
             if stage is not None:
                 loss, parts = thesis_loss
@@ -554,6 +554,8 @@ def config_from_args(ns) -> TrainConfig:
     arch: dict[str, Any] = {}
     for a in ablate:
         arch.update(FD4MM_ABLATIONS.get(a, {}))
+    if getattr(ns, "decode_twice", False):
+        arch["decode_twice"] = True
     if ns.model == "kldnas":  # fine-tuning a searched student: its genotype is in --init
         if not str(ns.init).endswith(".pt"):
             raise VMMError("training kldnas needs --init RUN/export/kldnas.pt from a search")
