@@ -254,7 +254,7 @@ class MotionTracesWidget(QWidget):
             self._status.value = "cancelling…"
 
     def _inputs(self) -> tuple[Any, list, float, dict[str, Any]]:
-        from napari_vmm._widget import check_image_layer, shapes_to_rois
+        from napari_vmm._layers import check_image_layer, shapes_to_rois
 
         layer, shapes = self.layer, self.shapes
         check_image_layer(layer)

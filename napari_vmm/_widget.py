@@ -14,10 +14,8 @@ Scripts and tests use it as::
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import tempfile
 import threading
 import weakref
 from pathlib import Path
@@ -42,9 +40,27 @@ from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QApplication, QScrollArea, QVBoxLayout, QWidget
 
 from napari_vmm import __version__
-from napari_vmm._writer import fps_from_scale
+from napari_vmm._jobs import WorkerError, dask_job, engine_job
+from napari_vmm._layers import (  # noqa: F401  (re-exported: the traces widget, scripts)
+    MEMMAP_BYTES,
+    allocate_output,
+    check_image_layer,
+    fps_from_layer,
+    frame_hw,
+    mask_bbox,
+    output_layer_kwargs,
+    roi_mask_from_shapes,
+    shapes_to_rois,
+)
+from napari_vmm._settings import (  # noqa: F401  (re-exported)
+    CONFIG_DIR_ENV,
+    SETTINGS_FILE,
+    read_settings,
+    settings_path,
+    write_settings,
+)
 from napari_vmm.core.errors import Cancelled, VMMError
-from napari_vmm.core.frames import check_dtype, check_frame_shape
+from napari_vmm.core.frames import check_frame_shape
 
 if TYPE_CHECKING:
     import napari
@@ -54,167 +70,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Environment variable that overrides where the widget keeps its settings (tests use it).
-CONFIG_DIR_ENV = "NAPARI_VMM_CONFIG_DIR"
-SETTINGS_FILE = "magnify_widget.json"
-#: Output arrays above this size go to an anonymous temporary file instead of RAM.
-MEMMAP_BYTES = 1 << 30
-
 _WIDGETS: weakref.WeakSet[MagnifyWidget] = weakref.WeakSet()
-
-
-# --------------------------------------------------------------------------------------------
-# Qt-free helpers (layer checks, fps, ROI, output layer)
-# --------------------------------------------------------------------------------------------
-
-
-def check_image_layer(layer: Any) -> None:
-    """Refuse layers the engine cannot magnify, with one clear message.
-
-    Parameters
-    ----------
-    layer : napari.layers.Layer or None
-        The layer chosen in the widget.
-
-    Raises
-    ------
-    VMMError
-        For no layer, a non-image, a multiscale or 2-D layer, RGBA, or an unsupported dtype.
-    """
-    if layer is None:
-        raise VMMError("no image layer selected: open a time-lapse or a video first")
-    if not isinstance(layer, Image):
-        raise VMMError(f"layer {layer.name!r} is not an image layer")
-    if layer.multiscale:
-        raise VMMError(
-            f"layer {layer.name!r} is multiscale; motion magnification needs a single-resolution "
-            "T,Y,X or T,Y,X,C layer (add the level you want as its own layer)"
-        )
-    shape = tuple(layer.data.shape)
-    spatial_ndim = len(shape) - (1 if layer.rgb else 0)
-    if spatial_ndim < 3:
-        raise VMMError(
-            f"layer {layer.name!r} is 2-D (shape {shape}): motion magnification needs a time "
-            "series T,Y,X or T,Y,X,C"
-        )
-    if layer.rgb and shape[-1] == 4:
-        raise VMMError(f"layer {layer.name!r} is RGBA; convert it to RGB or gray first")
-    what = f"the frames of layer {layer.name!r}"
-    check_frame_shape(shape, what=what)
-    check_dtype(layer.data.dtype, what=what)
-    if shape[0] < 2:
-        raise VMMError(f"layer {layer.name!r} has a single frame; magnification needs a video")
-
-
-def fps_from_layer(layer: Image) -> float | None:
-    """Frame rate from the layer's first-axis scale when that axis has a time unit.
-
-    Returns
-    -------
-    float or None
-        ``1 / frame interval`` in Hz, or None when the first axis is not in time units.
-    """
-    return fps_from_scale(layer.scale, layer.units)
-
-
-def frame_hw(layer: Image) -> tuple[int, int]:
-    """(H, W) of one frame of a T,Y,X or T,Y,X,C layer."""
-    return int(layer.data.shape[1]), int(layer.data.shape[2])
-
-
-def shapes_to_rois(shapes: Shapes, image: Image) -> list:
-    """ROIs (:class:`napari_vmm.core.analysis.ROI`) of a Shapes layer in ``image`` pixels.
-
-    Shapes drawn in a T,Y,X viewer carry the frame index in their vertices; the ROI applies to
-    every frame, so only the last two coordinates are used. Scale and translate of both layers
-    are honoured (shapes data -> world -> image data).
-    """
-    from napari_vmm.core.analysis import rois_from_shapes
-
-    vertices = []
-    for verts in shapes.data:
-        yx = np.asarray(verts, dtype=np.float64)[:, -2:]
-        world = yx * shapes.scale[-2:] + shapes.translate[-2:]
-        vertices.append((world - image.translate[-2:]) / image.scale[-2:])
-    return rois_from_shapes(vertices, list(shapes.shape_type))
-
-
-def roi_mask_from_shapes(shapes: Shapes, image: Image, feather_px: float) -> np.ndarray:
-    """Feathered (H, W) float32 mask in [0, 1] of all shapes of ``shapes`` over ``image``.
-
-    Raises
-    ------
-    VMMError
-        When the Shapes layer is empty, holds lines or paths, or its shapes miss the image.
-    """
-    from napari_vmm.core.analysis import roi_mask
-
-    if len(shapes.data) == 0:
-        raise VMMError(f"ROI layer {shapes.name!r} has no shapes: draw a region first")
-    mask = np.asarray(roi_mask(frame_hw(image), shapes_to_rois(shapes, image), feather_px),
-                      dtype=np.float32)
-    if not mask.any():
-        raise VMMError(f"the shapes of ROI layer {shapes.name!r} lie outside layer {image.name!r}")
-    return mask
-
-
-def mask_bbox(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
-    """Bounding box of the non-zero part of ``mask`` grown by ``margin`` px (clipped)."""
-    ys, xs = np.nonzero(mask)
-    h, w = mask.shape
-    y0, y1 = max(int(ys.min()) - margin, 0), min(int(ys.max()) + 1 + margin, h)
-    x0, x1 = max(int(xs.min()) - margin, 0), min(int(xs.max()) + 1 + margin, w)
-    # the engine needs frames of at least 8 x 8 pixels
-    if y1 - y0 < 8:
-        y0 = max(min(y0, h - 8), 0)
-        y1 = min(y0 + 8, h)
-    if x1 - x0 < 8:
-        x0 = max(min(x0, w - 8), 0)
-        x1 = min(x0 + 8, w)
-    return slice(y0, y1), slice(x0, x1)
-
-
-def allocate_output(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """Output array for the engine: in RAM, or an anonymous temporary file when large."""
-    dtype = np.dtype(dtype)
-    if int(np.prod(shape)) * dtype.itemsize <= MEMMAP_BYTES:
-        return np.empty(shape, dtype=dtype)
-    # the file is unlinked at once; its space is freed when the array is released
-    return np.memmap(tempfile.TemporaryFile(), dtype=dtype, mode="w+", shape=shape)
-
-
-def output_layer_kwargs(source: Image, name: str, provenance: dict[str, Any],
-                        yx_offset: tuple[int, int] = (0, 0)) -> dict[str, Any]:
-    """``add_image`` keyword arguments so the output overlays and matches ``source``.
-
-    Copies scale, translate (shifted by ``yx_offset`` pixels for a crop), units, axis labels,
-    contrast limits, colormap and rgb; stores ``provenance`` in ``metadata["napari_vmm"]``.
-    """
-    translate = np.array(source.translate, dtype=float)
-    translate[-2:] += np.asarray(yx_offset, dtype=float) * np.asarray(source.scale[-2:])
-    kwargs: dict[str, Any] = {
-        "name": name,
-        "scale": tuple(source.scale),
-        "translate": tuple(translate),
-        "units": tuple(source.units),
-        "axis_labels": tuple(source.axis_labels),
-        "contrast_limits": tuple(source.contrast_limits),
-        "rgb": source.rgb,
-        "metadata": {"napari_vmm": provenance},
-    }
-    if not source.rgb:
-        kwargs["colormap"] = source.colormap.name
-    return kwargs
-
-
-def settings_path() -> Path:
-    """Where the widget keeps its parameters between sessions."""
-    base = os.environ.get(CONFIG_DIR_ENV)
-    if not base:
-        from platformdirs import user_config_dir
-
-        base = user_config_dir("napari-vmm", appauthor=False)
-    return Path(base) / SETTINGS_FILE
 
 
 def magnify_widgets(viewer: napari.viewer.Viewer) -> list[MagnifyWidget]:
@@ -231,68 +87,6 @@ def magnify_widgets(viewer: napari.viewer.Viewer) -> list[MagnifyWidget]:
 def _unwrap(obj: Any) -> Any:
     """The object behind napari's PublicOnlyProxy (docked plugin widgets get a proxy)."""
     return getattr(obj, "__wrapped__", obj)
-
-
-def _job(frames: Any, out: np.ndarray, kwargs: dict[str, Any]):
-    """Generator run in the worker thread: yields ``(done, total)`` after each engine chunk."""
-    from napari_vmm.core.engine import iter_magnify
-
-    try:
-        yield from iter_magnify(frames, out, **kwargs)
-    except RuntimeError as exc:
-        # superqt swallows RuntimeError from a generator as "aborted thread"; re-raise it as
-        # something the errored signal carries
-        raise _WorkerError(exc) from exc
-    return out
-
-
-def _dask_job(frames: Any, out: np.ndarray | None, zarr_path: str | None,
-              scheduler: str | None, kwargs: dict[str, Any], cancel: threading.Event):
-    """Worker generator of the Dask route: yields ``(done, total)`` per block.
-
-    Returns the filled ``out`` array, or ``zarr_path`` once the store is complete. ``cancel``
-    stops it after the block in progress (the blocks still pending are cancelled, on the
-    cluster too, and a partial Zarr store is removed).
-    """
-    from napari_vmm.core import parallel
-
-    client = None
-    steps = None
-    try:
-        client = parallel.get_client(scheduler)
-        x = frames
-        if not hasattr(x, "dask"):
-            import dask.array as da
-
-            x = da.from_array(np.asarray(x), chunks=(min(16, x.shape[0]),) + tuple(x.shape[1:]))
-        lazy = parallel.magnify_dask(x, keep_chunks=False, **kwargs)
-        steps = parallel.iter_compute(lazy, out, zarr_path=zarr_path, fps=kwargs.get("fps"),
-                                      client=client, protect=_source_paths(frames))
-        for step in steps:
-            yield step
-            if cancel.is_set():
-                raise Cancelled("magnification cancelled")
-    except RuntimeError as exc:
-        raise _WorkerError(exc) from exc
-    finally:
-        if steps is not None:
-            steps.close()  # cancels pending blocks; removes a partial Zarr store
-        parallel.close_client(client)
-    return zarr_path if zarr_path is not None else out
-
-
-def _source_paths(frames: Any) -> list[str]:
-    """Files behind a lazy array (e.g. its Zarr store) that an output must not overwrite."""
-    store = getattr(getattr(frames, "store", None), "path", None)
-    return [str(store)] if store else []
-
-
-class _WorkerError(Exception):
-    """Carries a RuntimeError out of the worker thread."""
-
-    def __init__(self, original: BaseException) -> None:
-        super().__init__(str(original))
-        self.original = original
 
 
 # --------------------------------------------------------------------------------------------
@@ -423,6 +217,8 @@ class MagnifyWidget(QWidget):
         self._estimate_timer.setInterval(300)
         self._estimate_timer.timeout.connect(self.update_memory_estimate)
         self._cancel_event: threading.Event | None = None
+        self._save_path: Path | None = None
+        self._saved_scheduler = ""
 
         from napari_vmm.core.params import MagnifyParams
 
@@ -644,6 +440,9 @@ class MagnifyWidget(QWidget):
 
     def _schedule_save(self, *_: Any) -> None:
         if not self._loading:
+            # the file is chosen now: a save that fires later (e.g. while a test tears down)
+            # still goes where this change was made
+            self._save_path = settings_path()
             self._save_timer.start()
             self._estimate_timer.start()
 
@@ -685,9 +484,16 @@ class MagnifyWidget(QWidget):
             raise VMMError(f"Zarr output must be a folder ending in .zarr, got {zarr_out!r}")
         return scheduler, zarr_out
 
-    def save_settings(self) -> None:
-        """Write the parameters to the user config dir (atomically) for the next session."""
+    def save_settings(self, path: Path | None = None) -> None:
+        """Write the parameters to the user config dir (atomically) for the next session.
+
+        A process-local scheduler (``inproc://``) or a Zarr output in the temporary folder is
+        not written (:func:`napari_vmm._settings.persistable`). ``path`` defaults to where
+        the last change was scheduled to be saved, else :func:`settings_path`.
+        """
         self._store_current_options()
+        path = path or self._save_path
+        self._save_path = None
         try:
             state = {
                 "version": __version__,
@@ -699,32 +505,30 @@ class MagnifyWidget(QWidget):
                 "dask_scheduler": self._scheduler.value,
                 "zarr_output": self._zarr_out.value,
             }
-            path = settings_path()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps(state, indent=1, default=str))
-            os.replace(tmp, path)
+            write_settings(state, path)
         except Exception as exc:  # settings are a convenience; never break the widget
             log.warning("napari-vmm: could not save widget settings: %s", exc)
 
     def _load_settings(self) -> None:
-        path = settings_path()
-        if not path.is_file():
+        state, warning = read_settings()
+        if warning:
+            show_warning(warning)
+        if not state:
             return
         try:
             from napari_vmm.core.params import MagnifyParams
 
-            state = json.loads(path.read_text())
             self._options_by_method.update(state.get("options_by_method", {}))
             self.set_params(MagnifyParams.from_dict(state["params"]))
             self._feather.value = state.get("feather_px", self._feather.value)
             self._preview_frames.value = state.get("preview_frames", self._preview_frames.value)
-            self._scheduler.value = str(state.get("dask_scheduler", "") or "")
-            self._zarr_out.value = str(state.get("zarr_output", "") or "")
+            self._scheduler.value = state["dask_scheduler"]
+            self._zarr_out.value = state["zarr_output"]
             if state.get("band_unit") == "BPM":
                 self._band_unit.value = "BPM"
         except Exception as exc:  # an old or broken file: start from defaults
-            log.warning("napari-vmm: ignoring settings in %s: %s", path, exc)
+            log.warning("napari-vmm: ignoring settings in %s: %s", settings_path(), exc)
+        self._saved_scheduler = self._scheduler.value
 
     # ---------------------------------------------------------------- actions
 
@@ -792,11 +596,12 @@ class MagnifyWidget(QWidget):
         what = "preview" if preview else "magnification"
         if dask_route is None:
             self._cancel_event = None
-            worker = create_worker(_job, frames, out, kwargs, _ignore_errors=True)
+            worker = create_worker(engine_job, frames, out, kwargs, _ignore_errors=True)
         else:
             self._cancel_event = threading.Event()
-            worker = create_worker(_dask_job, frames, out, dask_route[1], dask_route[0],
-                                   kwargs, self._cancel_event, _ignore_errors=True)
+            fallback = dask_route[0] is not None and dask_route[0] == self._saved_scheduler
+            worker = create_worker(dask_job, frames, out, dask_route[1], dask_route[0],
+                                   kwargs, self._cancel_event, fallback, _ignore_errors=True)
         self._worker = worker
         self._pbar = cancelable_progress(total=0, desc=f"{what} of {source.name}",
                                          cancel_callback=self.cancel)
@@ -862,7 +667,11 @@ class MagnifyWidget(QWidget):
 
     # ---------------------------------------------------------------- worker callbacks
 
-    def _on_yielded(self, value: tuple[int, int]) -> None:
+    def _on_yielded(self, value: tuple[int, int] | str) -> None:
+        if isinstance(value, str):  # a warning from the worker (e.g. a scheduler fallback)
+            show_warning(value)
+            self._set_status(value)
+            return
         done, total = value
         if self._pbar is not None:
             if self._pbar.total != total:
@@ -882,7 +691,7 @@ class MagnifyWidget(QWidget):
         self._set_status(f"added {name!r}")
 
     def _on_errored(self, exc: BaseException) -> None:
-        if isinstance(exc, _WorkerError):
+        if isinstance(exc, WorkerError):
             exc = exc.original
         if isinstance(exc, Cancelled):
             self._set_status("cancelled")

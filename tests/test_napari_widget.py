@@ -273,7 +273,10 @@ def test_preview_with_roi_crops_and_keeps_outside(make_napari_viewer, qtbot):
     assert np.abs(out[:, outside] - src[:, outside]).max() <= 1
 
 
-def test_dask_settings_persist_and_memory_estimate(make_napari_viewer, tmp_path):
+def test_dask_settings_persist_and_memory_estimate(make_napari_viewer, tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "elsewhere"))  # keep tmp_path
     viewer = make_napari_viewer()
     add_clip(viewer, tiny_clip())
     widget = MagnifyWidget(viewer)
