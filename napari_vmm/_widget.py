@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import (
-    CheckBox,
     ComboBox,
     Container,
     FloatSpinBox,
@@ -40,6 +39,7 @@ from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QApplication, QScrollArea, QVBoxLayout, QWidget
 
 from napari_vmm import __version__
+from napari_vmm._form import loadable_methods, option_widget, significant_decimals
 from napari_vmm._jobs import WorkerError, dask_job, engine_job
 from napari_vmm._layers import (  # noqa: F401  (re-exported: the traces widget, scripts)
     MEMMAP_BYTES,
@@ -193,6 +193,7 @@ class MagnifyWidget(QWidget):
         self._method.changed.connect(self._on_method_changed)
         self._layer.changed.connect(self._on_layer_changed)
         self._band_unit.changed.connect(self._on_band_unit_changed)
+        self._fps.changed.connect(self._on_fps_changed)
         self._mode.changed.connect(self._update_enabled)
         self._roi.changed.connect(self._update_enabled)
         self._preview_btn.changed.connect(self.preview)
@@ -244,7 +245,7 @@ class MagnifyWidget(QWidget):
             return available_methods()
         except Exception as exc:  # a broken method module must not take the widget down
             show_warning(f"napari-vmm: could not list all methods: {exc}")
-            return _loadable_methods()
+            return loadable_methods()
 
     @staticmethod
     def _devices() -> list[str]:
@@ -309,7 +310,7 @@ class MagnifyWidget(QWidget):
         self._method_summary.visible = bool(summary)
         saved = self._options_by_method.get(name, {})
         for key, spec in info.get("options", {}).items():
-            widget = _option_widget(key, spec, saved.get(key, spec["default"]))
+            widget = option_widget(key, spec, saved.get(key, spec["default"]))
             widget.changed.connect(self._schedule_save)
             self._option_widgets[key] = widget
             self._options.append(widget)
@@ -363,7 +364,25 @@ class MagnifyWidget(QWidget):
 
     def _on_band_unit_changed(self, *_: Any) -> None:
         factor = 60.0 if self._band_unit.value == "BPM" else 1 / 60.0
-        lo, hi = self._band_lo.value * factor, self._band_hi.value * factor
+        self._show_band(self._band_lo.value * factor, self._band_hi.value * factor)
+
+    def _on_fps_changed(self, *_: Any) -> None:
+        self._show_band()
+
+    def _show_band(self, lo: float | None = None, hi: float | None = None) -> None:
+        """Show band edges (in the widget's unit) with >= 4 significant digits.
+
+        The spin boxes get enough decimals for these values and for a tenth of the Nyquist
+        frequency, so slow time-lapses (e.g. 0.004 Hz at 10 s/frame) keep their band.
+        """
+        lo = self._band_lo.value if lo is None else lo
+        hi = self._band_hi.value if hi is None else hi
+        unit = 60.0 if self._band_unit.value == "BPM" else 1.0
+        decimals = significant_decimals((lo, hi, self._fps.value / 20 * unit))
+        for box in (self._band_lo, self._band_hi):
+            if box.native.decimals() != decimals:
+                box.native.setDecimals(decimals)
+                box.native.setSingleStep(10.0 ** (2 - decimals) if decimals > 2 else 0.1)
         self._band_hi.value = hi  # set high first so low stays below it
         self._band_lo.value = lo
 
@@ -384,8 +403,7 @@ class MagnifyWidget(QWidget):
         if not (np.isfinite(lo_hz) and np.isfinite(hi_hz)) or lo_hz < 0 or lo_hz >= hi_hz:
             raise VMMError(f"band must satisfy 0 <= low < high, got ({lo_hz}, {hi_hz}) Hz")
         factor = 60.0 if self._band_unit.value == "BPM" else 1.0
-        self._band_hi.value = hi_hz * factor
-        self._band_lo.value = lo_hz * factor
+        self._show_band(lo_hz * factor, hi_hz * factor)
         self._set_status(f"band set to {lo_hz:.4g}-{hi_hz:.4g} Hz")
 
     def _update_enabled(self, *_: Any) -> None:
@@ -429,9 +447,9 @@ class MagnifyWidget(QWidget):
                 self._method.value = params.method
         self._alpha.value = params.alpha
         self._band_unit.value = "Hz"
-        self._band_hi.value, self._band_lo.value = params.band[1], params.band[0]
         if self._fps.enabled:
             self._fps.value = params.fps
+        self._show_band(params.band[0], params.band[1])
         self._temporal.value = params.temporal
         self._mode.value = params.mode
         self._reference.value = min(int(params.reference), self._reference.max)
@@ -716,56 +734,3 @@ class MagnifyWidget(QWidget):
             self._pbar = None
         if self._alive():
             self._update_enabled()
-
-
-def _option_widget(key: str, spec: dict[str, Any], value: Any):
-    """A magicgui widget for one method option described by ``available_methods()``."""
-    common = {"name": key, "label": key, "tooltip": spec.get("help", "")}
-    if spec.get("choices"):
-        choices = list(spec["choices"])
-        return ComboBox(choices=choices, value=value if value in choices else spec["default"],
-                        **common)
-    kind = spec.get("type")
-    if kind == "bool":
-        return CheckBox(value=bool(value), **common)
-    if kind in ("int", "float"):
-        cls = SpinBox if kind == "int" else FloatSpinBox
-        lo = spec.get("min", -1e9 if kind == "float" else -(10**9))
-        hi = spec.get("max", 1e9 if kind == "float" else 10**9)
-        extra = {} if kind == "int" else {"step": _float_step(spec["default"])}
-        cast = int if kind == "int" else float
-        try:
-            value = min(max(cast(value), lo), hi)
-        except (TypeError, ValueError):
-            value = spec["default"]
-        return cls(value=value, min=lo, max=hi, **extra, **common)
-    return LineEdit(value="" if value is None else str(value), **common)
-
-
-def _float_step(default: Any) -> float:
-    try:
-        mag = abs(float(default))
-    except (TypeError, ValueError):
-        return 0.1
-    return 10 ** np.floor(np.log10(mag)) / 10 if mag > 0 else 0.1
-
-
-def _loadable_methods() -> dict[str, dict[str, Any]]:
-    """Fallback catalogue with only the methods whose module imports."""
-    from napari_vmm.core.registry import get_method, method_names
-
-    out = {}
-    for name in method_names():
-        try:
-            cls = get_method(name)
-        except Exception:
-            continue
-        options = {}
-        for key, opt in cls.options.items():
-            spec = {"default": opt.default, "type": opt.type.__name__, "help": opt.help}
-            for attr in ("choices", "min", "max"):
-                if getattr(opt, attr) is not None:
-                    spec[attr] = getattr(opt, attr)
-            options[key] = spec
-        out[name] = {"summary": "", "kind": "classical", "options": options}
-    return out

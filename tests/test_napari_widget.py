@@ -329,3 +329,25 @@ def test_dask_layer_on_cluster_to_zarr_lazy_layer(make_napari_viewer, qtbot, tmp
         np.testing.assert_allclose(out.scale, viewer.layers["lazy"].scale)
     finally:
         cluster.close()
+
+
+def test_band_keeps_four_significant_digits(make_napari_viewer):
+    """A slow time-lapse (10 s/frame) keeps the band the Traces widget sends, in Hz and BPM."""
+    viewer = make_napari_viewer()
+    add_clip(viewer, tiny_clip(), fps=0.1)
+    widget = MagnifyWidget(viewer)
+    widget.set_band(0.004, 0.02)
+    assert widget.params().band == (0.004, 0.02)
+    widget._band_unit.value = "BPM"
+    assert (widget._band_lo.value, widget._band_hi.value) == pytest.approx((0.24, 1.2))
+    assert widget.params().band == pytest.approx((0.004, 0.02), rel=1e-4)
+    widget._band_unit.value = "Hz"
+    assert widget.params().band == pytest.approx((0.004, 0.02), rel=1e-4)
+    # a suggested band on a 30 fps clip keeps its digits
+    viewer.layers.clear()
+    add_clip(viewer, tiny_clip(), name="eye")
+    widget.layer = "eye"
+    widget.set_band(0.0758, 0.3147)
+    assert widget.params().band == (0.0758, 0.3147)
+    widget._band_unit.value = "BPM"
+    assert widget.params().band == pytest.approx((0.0758, 0.3147), rel=1e-4)
