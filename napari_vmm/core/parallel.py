@@ -15,8 +15,8 @@ The engine's two paths map onto Dask as follows (see ``docs/dask.md``):
   time segments, each decoded with a warm-up of :func:`warmup_frames` frames before it that is
   discarded. Each segment encodes frame 0 first, so that phase methods use the same phase
   reference as the in-memory path; the static mode feeds frame ``reference`` to the filter
-  before the segment; a causal Butterworth filter starts from the state it would have after a
-  constant input since frame 0, so only the motion inside the warm-up is missing.
+  before the segment; a causal filter starts in the steady state of the segment's first frame
+  (as the in-memory stream does at frame 0), so only the motion inside the warm-up is missing.
 - **Video files with a causal filter**: :func:`magnify_video_segments` cuts at keyframes,
   processes and encodes the segments in parallel, joins them with the ffmpeg concat demuxer
   (``-c copy``, no re-encoding) and muxes the audio once.
@@ -183,16 +183,6 @@ def warmup_frames(fps: float, temporal: str = "butterworth",
         above = np.nonzero(h > tolerance * h.max())[0]
         return int(above[-1]) + 1 if above.size else 0
     raise VMMError(f"the {temporal!r} filter needs the whole clip; it has no warm-up")
-
-
-def _sos_state_after_constant(sos: np.ndarray, frames: int) -> np.ndarray:
-    """State (n_sections, 2) of a zero-started SOS filter after ``frames`` unit inputs."""
-    from scipy.signal import sosfilt
-
-    zi = np.zeros((sos.shape[0], 2))
-    if frames <= 0:
-        return zi
-    return sosfilt(sos, np.ones(frames), zi=zi)[1]
 
 
 # -- memory per task ----------------------------------------------------------------------
@@ -589,15 +579,12 @@ def _magnify_segments(frames, params, roi_mask, tile_size, segment_frames, warmu
                                             and params["temporal"] == "none")
     reference = params["reference"]
     seg_params = {**params, "reference": 0}
-    filt = _Pipeline(roi_mask=None, **seg_params).filter
-    sos = getattr(filt, "sos", None) if filt.causal and not static else None
     tail = (shape[3],) if len(shape) == 4 else ()
     mask = None if roi_mask is None else np.asarray(roi_mask, dtype=np.float32)
     task = dask.delayed(_segment_task, pure=True)
     rows = []
     for t0, t1 in seg_bounds:
         m = max(0, t0 - wu)
-        prime = None if sos is None or m == 0 else _sos_state_after_constant(sos, m)
         plane = []
         for y0, y1 in ybounds:
             row = []
@@ -618,7 +605,7 @@ def _magnify_segments(frames, params, roi_mask, tile_size, segment_frames, warmu
                 ref0 = cut(frames, slice(0, 1)) if (m > 0 or static) else None
                 refr = cut(frames, slice(reference, reference + 1)) if static else None
                 crop = (t0 - m, y0 - wy0, y1 - wy0, x0 - wx0, x1 - wx0)
-                d = task(block, ref0, refr, params=seg_params, crop=crop, prime=prime,
+                d = task(block, ref0, refr, params=seg_params, crop=crop,
                          mask=None if mask is None else mask[iy][:, ix], chunk=plan.chunk)
                 piece = da.from_delayed(d, shape=(t1 - t0, y1 - y0, x1 - x0) + tail,
                                         dtype=frames.dtype,
@@ -638,8 +625,7 @@ def _window_index(lo: int, hi: int, n: int) -> slice | np.ndarray:
 
 def _segment_task(block: np.ndarray, ref0: np.ndarray | None, refr: np.ndarray | None, *,
                   params: dict[str, Any], crop: tuple[int, int, int, int, int],
-                  prime: np.ndarray | None, mask: np.ndarray | None,
-                  chunk: int) -> np.ndarray:
+                  mask: np.ndarray | None, chunk: int) -> np.ndarray:
     """One time segment (with its warm-up) of one tile (with its halo) on the streaming path."""
     pipe = _pipeline(params, mask)
     torch = pipe.torch
@@ -648,18 +634,12 @@ def _segment_task(block: np.ndarray, ref0: np.ndarray | None, refr: np.ndarray |
         if ref0 is not None:  # the magnifier's phase reference is frame 0, as in memory
             x, _ = pipe.prepare(np.asarray(ref0))
             pipe.magnifier.encode(x)
-        # The engine filters the signal flattened to one (N, K) tensor, stream key 0.
+        # The engine filters the signal flattened to one (N, K) tensor, stream key 0. Causal
+        # filters start in the steady state of the block's first frame by themselves.
         if refr is not None:  # static mode: the filter's reference is frame `reference`
             x, _ = pipe.prepare(np.asarray(refr))
             signal, _ = pipe.magnifier.encode(x)
             pipe.filter.step(pipe.flatten(signal))
-        elif prime is not None:
-            # Butterworth: start from the state after a constant input since frame 0.
-            x, _ = pipe.prepare(np.asarray(block[:1]))
-            signal, _ = pipe.magnifier.encode(x)
-            s = pipe.flatten(signal)
-            z = torch.as_tensor(prime, dtype=s.dtype, device=s.device)
-            pipe.filter.set_state((z[:, :, None] * s[0]).contiguous())
     out = [pipe.stream_chunk(np.asarray(block[t:t + chunk]))
            for t in range(0, block.shape[0], chunk)]
     result = np.concatenate(out)
@@ -1052,7 +1032,6 @@ def magnify_video_segments(src_path: str | os.PathLike, dst_path: str | os.PathL
     if static and not 0 <= int(p["reference"]) < n:
         raise VMMError(f"reference frame {p['reference']} is outside the clip (0..{n - 1})")
     seg_params = {**params_full, "reference": 0}
-    sos = getattr(probe.filter, "sos", None) if not static else None
     segments = video_segments(index, max(1, plan.segment))
     dest = Path(dst_path)
     work = os.path.abspath(tempfile.mkdtemp(prefix=f".{dest.stem}.", dir=dest.parent))
@@ -1061,11 +1040,10 @@ def magnify_video_segments(src_path: str | os.PathLike, dst_path: str | os.PathL
         tasks = []
         for i, (t0, t1) in enumerate(segments):
             m = max(0, t0 - plan.warmup)
-            prime = None if sos is None or m == 0 else _sos_state_after_constant(sos, m)
             tasks.append(encode(
                 str(src_path), os.path.join(work, f"seg{i:05d}{dest.suffix}"), index,
                 (m, t0, t1), int(p["reference"]) if static else None,
-                seg_params, prime, roi_mask, plan.chunk, file_fps,
+                seg_params, roi_mask, plan.chunk, file_fps,
                 dict(codec=codec, crf=crf, ten_bit=ten_bit, color=color),
                 dtype == np.uint16))
         parts = run_tasks(tasks, client, progress)
@@ -1100,7 +1078,7 @@ def _ffmpeg(args: list[str]) -> None:
 
 def _encode_video_segment(src: str, dst: str, index: VideoIndex, span: tuple[int, int, int],
                           reference: int | None, params: dict[str, Any],
-                          prime: np.ndarray | None, mask: np.ndarray | None, chunk: int,
+                          mask: np.ndarray | None, chunk: int,
                           file_fps: float, out: dict[str, Any], deep: bool) -> str:
     """Decode one segment with its warm-up, magnify it and encode it (no audio)."""
     from types import SimpleNamespace
@@ -1114,7 +1092,7 @@ def _encode_video_segment(src: str, dst: str, index: VideoIndex, span: tuple[int
     refr = read_video_frames(src, reference, reference + 1, index, deep) if static else None
     h, w = block.shape[1:3]
     result = _segment_task(block, ref0, refr, params=params, crop=(t0 - m, 0, h, 0, w),
-                           prime=prime, mask=mask, chunk=chunk)
+                           mask=mask, chunk=chunk)
     write_video(dst, result, file_fps, codec=out["codec"], crf=out["crf"],
                 ten_bit=out["ten_bit"], color_from=SimpleNamespace(color=out["color"]))
     return dst

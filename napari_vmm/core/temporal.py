@@ -7,13 +7,16 @@ Every filter has two entry points that give the same result where the filter is 
 - :meth:`TemporalFilter.whole` takes the whole signal ``(T, ...)`` at once; it is the only entry
   for non-causal filters (``ideal``, zero-phase Butterworth/FIR).
 
-The band is ``(low_hz, high_hz)`` with the frame rate ``fps``.
+Every causal filter starts a stream in the steady state of its first frame (as if that frame
+had always been there), so a static clip comes out unchanged at any alpha: no start-up
+transient is magnified. The band is ``(low_hz, high_hz)`` with the frame rate ``fps``.
 
 Filters
 -------
 ideal        FFT over the whole clip, keeping |f| in [low, high] (gain 1 on both signs).
-butterworth  band-pass of order ``order`` as second-order sections; causal, or zero-phase
-             (forward-backward) on whole clips with ``zero_phase=True``.
+butterworth  band-pass of order ``order`` as second-order sections; causal (started in the
+             steady state of the first frame), or zero-phase (forward-backward) on whole
+             clips with ``zero_phase=True``.
 fir          windowed-sinc band-pass with ``taps`` taps; causal (delay (taps-1)/2 frames), or
              zero-phase (centred) on whole clips.
 iir          difference of two first-order IIR low-passes (Wadhwa et al., as in the MIT code),
@@ -141,17 +144,30 @@ class SOSFilter(TemporalFilter):
 
     def __init__(self, sos: np.ndarray, zero_phase: bool = False) -> None:
         super().__init__()
+        from scipy.signal import sosfilt_zi
+
         self.sos = np.asarray(sos, dtype=np.float64)
         self.zero_phase = zero_phase
         self.causal = not zero_phase
+        #: Delays (sections, 2) after a unit input held forever: the steady state.
+        self.steady = sosfilt_zi(self.sos)
+
+    def steady_state(self, x0: torch.Tensor) -> torch.Tensor:
+        """State (sections, 2, ...) after the constant input ``x0`` held forever.
+
+        A stream starts there, so that the filter does not ring (and the magnifier does not
+        magnify the ringing: black/white flashing at large alpha) on its first frame.
+        """
+        zi = torch.as_tensor(self.steady, dtype=x0.dtype, device=x0.device)
+        return zi.reshape(zi.shape + (1,) * x0.ndim) * x0
 
     def step(self, x: torch.Tensor, key: int = 0) -> torch.Tensor:
         if self.zero_phase:
             return super().step(x, key)
         n_sec = self.sos.shape[0]
         z = self._state.get(key)
-        if z is None:
-            z = torch.zeros((n_sec, 2) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device)
+        if z is None:  # start as if the first frame had always been there
+            z = self.steady_state(x[0])
         z = z.contiguous()  # a state from set_state may be a strided view
         out = torch.empty_like(x)
         coeffs = [tuple(float(c) for c in sec) for sec in self.sos]
@@ -276,6 +292,10 @@ class ReferenceDifference(TemporalFilter):
         return x - x[self.reference : self.reference + 1]
 
 
+#: Longest FIR: its causal form keeps ``taps - 1`` frames of every signal in memory.
+MAX_FIR_TAPS = 4097
+
+
 def make_filter(
     temporal: str,
     band: tuple[float, float] | None,
@@ -333,6 +353,15 @@ def make_filter(
         taps += 1 - taps % 2  # odd length: integer group delay
     if taps < 3:
         raise VMMError(f"fir needs at least 3 taps, got {taps}")
+    if taps > MAX_FIR_TAPS:  # each tap holds a frame of every signal in memory
+        raise VMMError(
+            f"fir would need {taps} taps (frames held in memory) at {fps:g} fps; give "
+            f"--taps {MAX_FIR_TAPS} or fewer, or use the butterworth filter"
+        )
     low_edge = max(low, 1e-6)
     coeffs = signal.firwin(int(taps), [low_edge, high], pass_zero=False, fs=fps)
+    # A windowed sinc leaks about 0.5 % of DC, which alpha = 100 turns into a grey level
+    # offset of the whole frame for `linear`: remove it with the (low-pass) window itself.
+    window = signal.get_window("hamming", int(taps), fftbins=False)
+    coeffs -= window * (coeffs.sum() / window.sum())
     return FIRFilter(coeffs, zero_phase=zero_phase)
