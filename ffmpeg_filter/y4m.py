@@ -14,6 +14,7 @@ per frame and memory does not depend on the stream's length.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -27,6 +28,9 @@ MAGIC = b"YUV4MPEG2"
 FRAME_MAGIC = b"FRAME"
 #: Longest header or FRAME line accepted; protects against reading a binary file as text.
 MAX_LINE = 4096
+#: Largest frame accepted, FFmpeg's own rule (``av_image_check_size``):
+#: ``(W + 128) * (H + 128) < INT_MAX / 8``, about 268 megapixels (16384 x 16256).
+MAX_PIXELS_RULE = (2**31 - 1) // 8
 
 #: Chroma subsampling (log2 of the horizontal and vertical factors) of each base colour tag;
 #: ``None`` means no chroma planes (mono).
@@ -272,8 +276,10 @@ def parse_header(line: bytes) -> Y4MHeader:
             elif key == "H":
                 height = int(val)
             elif key == "F":
-                num, den = val.split(":")
-                rate = Fraction(int(num), int(den))
+                num, den = (int(v) for v in val.split(":"))
+                if max(abs(num), abs(den)) >= 2**31:
+                    raise ValueError  # FFmpeg reads each as a 32-bit int
+                rate = Fraction(num, den)
             elif key == "I":
                 interlace = val
             elif key == "A":
@@ -290,6 +296,11 @@ def parse_header(line: bytes) -> Y4MHeader:
         raise VMMError(f"malformed y4m header (no W or H field): {text!r}")
     if width <= 0 or height <= 0:
         raise VMMError(f"malformed y4m header: frame size {width}x{height} is not positive")
+    if (width + 128) * (height + 128) >= MAX_PIXELS_RULE:
+        raise VMMError(
+            f"y4m frame size {width}x{height} is too large: FFmpeg accepts at most "
+            f"(W+128)*(H+128) < {MAX_PIXELS_RULE} (about 16384x16256); is the header corrupt?"
+        )
     if rate is not None and rate <= 0:
         raise VMMError(f"malformed y4m header: frame rate {rate} is not positive")
     if interlace not in {"p", "t", "b", "m", "?"}:
@@ -303,6 +314,50 @@ def parse_header(line: bytes) -> Y4MHeader:
         aspect=aspect,
         extensions=tuple(extensions),
     )
+
+
+def available_memory() -> int:
+    """Bytes of memory this process can still take: ``MemAvailable`` (psutil), else free pages."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except (ImportError, OSError):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_memory(header: Y4MHeader, buffered_frames: int, bytes_per_pixel: float = 0.0,
+                 available: int | None = None, hint: str = "scale the video down") -> None:
+    """Refuse, before any allocation, a stream whose frames cannot fit in memory.
+
+    Parameters
+    ----------
+    header : Y4MHeader
+        The stream's layout.
+    buffered_frames : int
+        Frames held at once (all buffers together).
+    bytes_per_pixel : float
+        Further working memory per luma pixel of each buffered frame (the engine's).
+    available : int, optional
+        Bytes available; default :func:`available_memory`.
+    hint : str
+        What the user can do, ending the message.
+
+    Raises
+    ------
+    VMMError
+        When the frames need more than the available memory.
+    """
+    pixels = header.width * header.height
+    needed = buffered_frames * (header.frame_bytes + bytes_per_pixel * pixels)
+    available = available_memory() if available is None else available
+    if needed > available:
+        raise VMMError(
+            f"y4m frames of {header.width}x{header.height} {header.colorspace.pix_fmt} "
+            f"({header.frame_bytes / 2**20:.0f} MiB each) need at least "
+            f"{needed / 2**30:.1f} GiB ({buffered_frames} frames buffered) but only "
+            f"{available / 2**30:.1f} GiB of memory is available; {hint}"
+        )
 
 
 class FrameBuffer:
