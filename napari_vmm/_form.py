@@ -17,6 +17,13 @@ def human_label(key: str) -> str:
     return key.replace("_", " ")
 
 
+def gui_message(message: str) -> str:
+    """An engine message with its command-line advice turned into the widget's words."""
+    return (message.replace("give the true capture rate with --fps",
+                            "set the true capture rate in the fps field")
+            .replace("give one with --fps", "set it in the fps field"))
+
+
 def significant_decimals(values: Any, digits: int = BAND_DIGITS, least: int = 2,
                          most: int = 10) -> int:
     """Decimals a spin box needs to show every non-zero value with ``digits`` significant

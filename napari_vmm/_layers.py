@@ -154,3 +154,52 @@ def output_layer_kwargs(source: Image, name: str, provenance: dict[str, Any],
         kwargs["colormap"] = source.colormap.name
     return kwargs
 
+
+
+def video_file_info(layer: Any) -> dict[str, Any] | None:
+    """The ``napari_vmm.video`` metadata of a layer opened by this plugin's reader, or None.
+
+    Holds the file's ``path``, the container's ``fps`` and, once the user has set it, the
+    true ``capture_fps`` (high-speed footage is usually stored at 25-30 fps).
+    """
+    meta = getattr(layer, "metadata", None) or {}
+    info = (meta.get("napari_vmm") or {}).get("video")
+    return info if isinstance(info, dict) and info.get("path") else None
+
+
+def set_capture_rate(layer: Image, fps: float) -> bool:
+    """Make ``fps`` the time scale of a file-backed video layer; True when it changed.
+
+    The layer's first axis becomes ``1 / fps`` seconds per frame and ``capture_fps`` is kept
+    in its ``napari_vmm.video`` metadata (and so in the provenance of its outputs).
+    """
+    info = video_file_info(layer)
+    fps = float(fps)
+    if info is None or not np.isfinite(fps) or fps <= 0:
+        return False
+    current = fps_from_layer(layer)
+    info["capture_fps"] = fps
+    if current is not None and abs(current - fps) <= 1e-9 * fps:
+        return False
+    scale = np.array(layer.scale, dtype=float)
+    scale[0] = 1.0 / fps
+    layer.scale = tuple(scale)
+    if layer.units[0] != "s":
+        layer.units = ("s", *tuple(layer.units)[1:])
+    return True
+
+
+def output_name(source: str, method: str, preview: bool = False) -> str:
+    """``<source>_<method>`` (``_preview`` appended for a preview): one layer per method, so
+    results of two methods can be compared side by side."""
+    return f"{source}_{method}_preview" if preview else f"{source}_{method}"
+
+
+def preview_length(fps: float, band_low_hz: float, n_frames: int, least: int = 30,
+                   cap: int = 300) -> int:
+    """Default preview length: two periods of the band's low edge, at least ``least`` and at
+    most ``cap`` frames (and never more than the clip)."""
+    n = least
+    if band_low_hz > 0 and np.isfinite(band_low_hz) and fps > 0:
+        n = max(least, int(np.ceil(2.0 * fps / band_low_hz)))
+    return int(max(2, min(n, cap, n_frames)))

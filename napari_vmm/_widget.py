@@ -39,7 +39,12 @@ from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QApplication, QScrollArea, QVBoxLayout, QWidget
 
 from napari_vmm import __version__
-from napari_vmm._form import loadable_methods, option_widget, significant_decimals
+from napari_vmm._form import (
+    gui_message,
+    loadable_methods,
+    option_widget,
+    significant_decimals,
+)
 from napari_vmm._jobs import WorkerError, dask_job, engine_job
 from napari_vmm._layers import (  # noqa: F401  (re-exported: the traces widget, scripts)
     MEMMAP_BYTES,
@@ -49,8 +54,12 @@ from napari_vmm._layers import (  # noqa: F401  (re-exported: the traces widget,
     frame_hw,
     mask_bbox,
     output_layer_kwargs,
+    output_name,
+    preview_length,
     roi_mask_from_shapes,
+    set_capture_rate,
     shapes_to_rois,
+    video_file_info,
 )
 from napari_vmm._settings import (  # noqa: F401  (re-exported)
     CONFIG_DIR_ENV,
@@ -69,6 +78,10 @@ if TYPE_CHECKING:
     from napari_vmm.core.params import MagnifyParams
 
 log = logging.getLogger(__name__)
+
+#: Bytes of motion signal the in-process engine may hold (whole-clip filters tile above it),
+#: so that napari itself stays well under 1.5 GB on a 300-frame 448 x 576 video.
+ENGINE_MEMORY_BUDGET = 384 << 20
 
 _WIDGETS: weakref.WeakSet[MagnifyWidget] = weakref.WeakSet()
 
@@ -100,7 +113,7 @@ class MagnifyWidget(QWidget):
     Parameters
     ----------
     viewer : napari.viewer.Viewer
-        The viewer whose layers it lists and to which it adds ``<source>_magnified``.
+        The viewer whose layers it lists and to which it adds ``<source>_<method>``.
     """
 
     _counter = 0
@@ -145,9 +158,11 @@ class MagnifyWidget(QWidget):
         self._roi = ComboBox(label="ROI", choices=self._shapes_choices, nullable=True,
                              tooltip="optional Shapes layer: magnify inside its shapes only")
         self._feather = FloatSpinBox(label="ROI feather (px)", value=4.0, min=0.0, max=500.0)
-        self._preview_frames = SpinBox(label="preview frames", value=30, min=2, max=10**6,
+        self._preview_frames = SpinBox(label="preview frames", value=0, min=0, max=10**6,
                                        tooltip="Preview processes the first N frames (cropped "
-                                               "to the ROI when one is set)")
+                                               "to the ROI when one is set); auto: two periods "
+                                               "of the band's low edge, at most 300 frames")
+        self._preview_frames.native.setSpecialValueText("auto")
         # Dask: where dask-backed layers run, and an optional Zarr output
         self._scheduler = LineEdit(label="Dask scheduler", value="",
                                    tooltip="dask-backed layers run here: empty = local "
@@ -353,7 +368,12 @@ class MagnifyWidget(QWidget):
             return
         self._set_status("")
         fps = fps_from_layer(layer)
-        if fps is not None:
+        video = video_file_info(layer)
+        if fps is not None and video is not None:  # a video file: the rate may be wrong
+            self._fps.value = round(fps, 6)
+            self._fps_note.value = (f"capture rate (the file says {video.get('fps', fps):g} "
+                                    "fps): set the true rate of high-speed footage here")
+        elif fps is not None:
             self._fps.value = round(fps, 6)
             self._fps.enabled = False
             self._fps_note.value = f"fps from the layer's time scale ({1 / fps:.4g} s/frame)"
@@ -367,6 +387,9 @@ class MagnifyWidget(QWidget):
         self._show_band(self._band_lo.value * factor, self._band_hi.value * factor)
 
     def _on_fps_changed(self, *_: Any) -> None:
+        layer = self._layer.value
+        if not self._loading and video_file_info(layer) is not None:
+            set_capture_rate(layer, self._fps.value)  # the true capture rate of the footage
         self._show_band()
 
     def _show_band(self, lo: float | None = None, hi: float | None = None) -> None:
@@ -468,14 +491,19 @@ class MagnifyWidget(QWidget):
         """Show (and return) the memory one Dask task would hold for the selected layer.
 
         The estimate (:func:`napari_vmm.core.parallel.estimate_task_memory`) runs nothing; it
-        is what a run on the Dask route (a dask-backed layer, or a Zarr output) holds per
-        task, so tiles and segments can be sized before a run.
+        is what a run on the Dask route (a dask-backed layer with a scheduler set, or a Zarr
+        output) holds per task, so tiles and segments can be sized before a run. It is
+        hidden (and empty) when Run would not take the Dask route.
         """
         if not self._alive():
             return ""
         layer = self._layer.value
         text = ""
-        if isinstance(layer, Image):
+        scheduler = self._scheduler.value.strip()
+        zarr_out = self._zarr_out.value.strip()
+        dask_route = bool(zarr_out) or (bool(scheduler) and hasattr(
+            getattr(layer, "data", None), "dask"))
+        if isinstance(layer, Image) and dask_route:
             try:
                 check_image_layer(layer)
                 from napari_vmm.core.parallel import task_memory_summary
@@ -551,7 +579,10 @@ class MagnifyWidget(QWidget):
     # ---------------------------------------------------------------- actions
 
     def run(self) -> GeneratorWorker | None:
-        """Magnify the whole selected layer into ``<source>_magnified``.
+        """Magnify the whole selected layer into ``<source>_<method>``.
+
+        A re-run replaces only the earlier result of the same method, so two methods can be
+        compared side by side.
 
         Returns
         -------
@@ -561,7 +592,8 @@ class MagnifyWidget(QWidget):
         return self._start(preview=False)
 
     def preview(self) -> GeneratorWorker | None:
-        """Magnify the first N frames (cropped to the ROI when set) into ``<source>_preview``."""
+        """Magnify the first N frames (cropped to the ROI when set) into
+        ``<source>_<method>_preview``."""
         return self._start(preview=True)
 
     def cancel(self) -> None:
@@ -578,7 +610,7 @@ class MagnifyWidget(QWidget):
         layer = self._layer.value
         path = getattr(getattr(layer, "source", None), "path", None) if layer else None
         src = Path(path) if path else Path(f"{layer.name if layer else 'input'}.tif")
-        out = src.with_name(f"{src.stem}_magnified{src.suffix}")
+        out = src.with_name(f"{output_name(src.stem, self.params().method)}{src.suffix}")
         return self.params().to_cli(str(src), str(out))
 
     def copy_command(self) -> str | None:
@@ -606,8 +638,8 @@ class MagnifyWidget(QWidget):
         try:
             job = self._prepare(preview)
         except VMMError as exc:
-            show_error(str(exc))
-            self._set_status(str(exc))
+            show_error(gui_message(str(exc)))
+            self._set_status(gui_message(str(exc)))
             return None
         self.save_settings()
         frames, out, kwargs, source, name, provenance, offset, dask_route = job
@@ -639,7 +671,10 @@ class MagnifyWidget(QWidget):
         source = self._layer.value
         check_image_layer(source)
         params = self.params()
-        if self._fps.enabled:
+        video = video_file_info(source)
+        if video is not None:
+            set_capture_rate(source, params.fps)  # the rate in the widget is the true one
+        elif fps_from_layer(source) is None:
             show_warning(f"layer {source.name!r} has no time scale; using fps = {params.fps:g} "
                          "as set in the widget")
         frames = source.data
@@ -648,7 +683,9 @@ class MagnifyWidget(QWidget):
                 if roi_layer is not None else None)
         offset = (0, 0)
         if preview:
-            n = min(int(self._preview_frames.value), frames.shape[0])
+            n = int(self._preview_frames.value) or preview_length(
+                params.fps, params.band[0] if params.band else 0.0, frames.shape[0])
+            n = min(n, frames.shape[0])
             frames = frames[:n]
             if mask is not None:
                 ys, xs = mask_bbox(mask, margin=int(np.ceil(self._feather.value)) + 8)
@@ -660,20 +697,27 @@ class MagnifyWidget(QWidget):
                                "preview frames")
         check_frame_shape(tuple(frames.shape), what=f"the frames of layer {source.name!r}")
         scheduler, zarr_out = self.dask_settings()
-        # The Dask route: dask-backed layers (on the configured scheduler, else local
-        # threads), and any layer written to a Zarr output. Previews stay in this process.
+        # The Dask route: a Run with a Dask scheduler set (for dask-backed layers) or a Zarr
+        # output. Everything else, file-backed videos included, streams through the engine in
+        # this process: progress every chunk, Cancel within one chunk, bounded memory.
         dask_route = None
-        if not preview and (hasattr(frames, "dask") or zarr_out is not None):
+        if not preview and ((hasattr(frames, "dask") and scheduler is not None)
+                            or zarr_out is not None):
             dask_route = (scheduler, zarr_out)
         out = (None if dask_route is not None and zarr_out is not None
                else allocate_output(tuple(frames.shape), frames.dtype))
         kwargs = {**params.engine_kwargs(), "roi_mask": mask}
-        name = f"{source.name}_preview" if preview else f"{source.name}_magnified"
+        if dask_route is None:
+            kwargs["memory_budget"] = ENGINE_MEMORY_BUDGET
+        name = output_name(source.name, params.method, preview)
         provenance = {
             "version": __version__,
             "params": params.to_dict(),
             "source": source.name,
             "source_path": str(source.source.path) if source.source.path else None,
+            "video": (None if video is None else
+                      {"path": video["path"], "container_fps": video.get("fps"),
+                       "capture_fps": params.fps}),
             "roi": roi_layer.name if roi_layer is not None else None,
             "feather_px": float(self._feather.value) if roi_layer is not None else None,
             "preview": ({"frames": int(frames.shape[0]), "yx_offset": list(offset)}
@@ -715,7 +759,7 @@ class MagnifyWidget(QWidget):
             self._set_status("cancelled")
             return
         if isinstance(exc, VMMError):
-            msg = str(exc)
+            msg = gui_message(str(exc))
         else:
             log.error("napari-vmm: magnification failed", exc_info=exc)
             msg = f"magnification failed: {type(exc).__name__}: {exc}"

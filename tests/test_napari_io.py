@@ -103,7 +103,7 @@ def test_open_sample_and_preview_it(make_napari_viewer, qtbot):
     widget._preview_frames.value = 12
     widget.preview()
     qtbot.waitUntil(lambda: not widget.is_running, timeout=60_000)
-    preview = viewer.layers[f"{layer.name}_preview"]
+    preview = viewer.layers[f"{layer.name}_linear_preview"]
     assert preview.data.shape == (12, *layer.data.shape[1:])
     assert preview.data.dtype == np.uint16
     assert preview.units == layer.units
@@ -122,7 +122,7 @@ def test_writer_never_overwrites_the_source_video(tmp_path):
 
 def test_large_outputs_go_to_an_anonymous_file(monkeypatch):
     pytest.importorskip("napari")
-    from napari_vmm import _widget
+    from napari_vmm import _layers as _widget
 
     small = _widget.allocate_output((4, 8, 8), np.uint16)
     assert type(small) is np.ndarray and small.dtype == np.uint16

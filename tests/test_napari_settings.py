@@ -106,7 +106,7 @@ def test_stale_settings_still_give_an_output_layer(make_napari_viewer, qtbot, tm
     assert widget._scheduler.value == "" and widget._zarr_out.value == ""
     assert widget.run() is not None
     qtbot.waitUntil(lambda: not widget.is_running, timeout=60_000)
-    assert "lazy_linear" in viewer.layers or "lazy_magnified" in viewer.layers
+    assert "lazy_linear" in viewer.layers
     assert _warnings(before) == msgs
 
 

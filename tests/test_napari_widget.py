@@ -62,7 +62,7 @@ def test_run_adds_magnified_layer(make_napari_viewer, qtbot):
     assert worker is not None
     wait_done(qtbot, widget)
 
-    out = viewer.layers["clip_magnified"]
+    out = viewer.layers["clip_linear"]
     assert out.data.shape == source.data.shape
     assert out.data.dtype == np.uint8
     np.testing.assert_allclose(out.scale, source.scale)
@@ -93,7 +93,7 @@ def test_run_on_dask_rgb_layer(make_napari_viewer, qtbot):
     configure(widget, method="linear", temporal="butterworth")
     widget.run()
     wait_done(qtbot, widget)
-    out = viewer.layers["rgb_magnified"]
+    out = viewer.layers["rgb_linear"]
     assert out.rgb and out.data.shape == frames.shape and out.data.dtype == np.uint8
     assert isinstance(out.data, np.ndarray)
     assert type(source.data).__module__.startswith("dask")  # the input stays lazy
@@ -129,7 +129,7 @@ def test_cancel_stops_within_one_chunk(make_napari_viewer, qtbot, monkeypatch):
     widget.cancel()
     wait_done(qtbot, widget)
 
-    assert "clip_magnified" not in viewer.layers
+    assert "clip_linear" not in viewer.layers
     assert progress[-1][0] < 40
     assert len(chunks_after_cancel) <= 1  # only the chunk in progress finishes
     assert widget._run_btn.enabled and not widget._cancel_btn.enabled
@@ -155,7 +155,7 @@ def test_bad_layers_give_notifications(make_napari_viewer):
         assert not widget.is_running
         msgs = new_errors(before)
         assert msgs and all(expected in m for m in msgs), (expected, msgs)
-    assert not any(layer.name.endswith(("_magnified", "_preview")) for layer in viewer.layers)
+    assert len(viewer.layers) == len(bad)  # no output layer was added
 
 
 def test_engine_error_in_worker_gives_notification(make_napari_viewer, qtbot):
@@ -168,7 +168,7 @@ def test_engine_error_in_worker_gives_notification(make_napari_viewer, qtbot):
     wait_done(qtbot, widget)
     msgs = new_errors(before)
     assert any("Nyquist" in m for m in msgs), msgs
-    assert "clip_magnified" not in viewer.layers
+    assert "clip_linear" not in viewer.layers
 
 
 def test_fps_editable_without_time_axis(make_napari_viewer):
@@ -230,7 +230,7 @@ def test_params_persist_and_copy_command(make_napari_viewer, qtbot):
     widget = MagnifyWidget(viewer)
     configure(widget, method="linear", alpha=33.0, band=(2.0, 5.0), temporal="fir")
     cmd = widget.copy_command()
-    assert cmd == widget.params().to_cli("clip.tif", "clip_magnified.tif")
+    assert cmd == widget.params().to_cli("clip.tif", "clip_linear.tif")
     assert QApplication.clipboard().text() == cmd
     assert settings_path().is_file()
 
@@ -255,7 +255,7 @@ def test_preview_with_roi_crops_and_keeps_outside(make_napari_viewer, qtbot):
     widget._preview_frames.value = 12
     widget.preview()
     wait_done(qtbot, widget)
-    prev = viewer.layers["clip_preview"]
+    prev = viewer.layers["clip_linear_preview"]
     assert prev.data.shape[0] == 12
     assert prev.data.shape[1] < 32 or prev.data.shape[2] < 48
     oy, ox = prev.metadata["napari_vmm"]["preview"]["yx_offset"]
@@ -281,6 +281,9 @@ def test_dask_settings_persist_and_memory_estimate(make_napari_viewer, tmp_path,
     add_clip(viewer, tiny_clip())
     widget = MagnifyWidget(viewer)
     configure(widget, method="linear", temporal="ideal")
+    assert widget.update_memory_estimate() == ""  # not on the Dask route: hidden
+    assert not widget._memory.visible
+    widget._zarr_out.value = str(tmp_path / "first.zarr")  # a Zarr output: the Dask route
     text = widget.update_memory_estimate()
     assert "MiB per task" in text and "whole" in text  # shown before any run
     assert widget._memory.value == text
@@ -320,7 +323,7 @@ def test_dask_layer_on_cluster_to_zarr_lazy_layer(make_napari_viewer, qtbot, tmp
         widget._zarr_out.value = str(tmp_path / "out.zarr")
         assert widget.run() is not None
         wait_done(qtbot, widget)
-        out = viewer.layers["lazy_magnified"]
+        out = viewer.layers["lazy_linear"]
         assert type(out.data).__module__.startswith("dask")  # added back lazily, from Zarr
         ref = magnify(frames, **widget.params().engine_kwargs())
         assert np.abs(np.asarray(out.data).astype(int) - ref.astype(int)).max() <= 1
