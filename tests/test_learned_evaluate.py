@@ -68,3 +68,50 @@ def test_merging_a_rescored_method_equals_one_run():
     other = run_evaluation(EvalConfig(methods=("riesz",), **{**kw, "seed": 1}), **quiet)
     with pytest.raises(VMMError, match="seed"):
         merge_results(first, other)
+
+
+def test_achieved_magnification_reads_the_truth_and_the_input():
+    from napari_vmm.core.learned.evaluate import Probe, _clip
+
+    scene = make_scene(0, 3, 48)
+    fps, f0, alpha, amp = 30.0, 3.0, 9.0, 0.3
+    u = np.array([0.6, 0.8])
+    s = np.sin(2 * np.pi * f0 * np.arange(12) / fps)
+    rng = np.random.default_rng(0)
+    zero = np.zeros((12, 2))
+    frames = _clip(scene, zero, s[:, None] * amp * u, rng, quantize=False)
+    gt = _clip(scene, zero, s[:, None] * (1 + alpha) * amp * u, rng, quantize=False)
+    fam = Probe(scene, amp, u, f0).family(alpha)
+    assert fam.achieved(gt, fps, f0) == pytest.approx(1 + alpha, rel=0.03)
+    assert fam.achieved(frames, fps, f0) == pytest.approx(1.0, rel=0.05)
+    # half the motion reads as half
+    half = _clip(scene, zero, s[:, None] * 0.5 * (1 + alpha) * amp * u, rng, quantize=False)
+    assert fam.achieved(half, fps, f0) == pytest.approx(0.5 * (1 + alpha), rel=0.05)
+
+
+def test_a_method_below_half_the_request_fails_its_row_whatever_its_ssim():
+    from napari_vmm.core.learned.eval_tables import fails
+
+    res = {"config": {"methods": ["copy", "real"], "static_too": False},
+           "rows": [{"test": "noise", "amplitude_px": 0.05, "alpha": 199.0,
+                     "noise_factor": 1.0, "input": 0.9, "copy": 0.95, "real": 0.80,
+                     "gain": {"truth": 1.0, "input": 0.005, "copy": 0.01, "real": 0.9}}]}
+    row = res["rows"][0]
+    assert fails(row, "copy") and not fails(row, "real")
+    md = markdown_tables(res)
+    assert "0.9500 ×0.01 ✗" in md and "**0.8000** ×0.90" in md
+
+
+def test_linearity_rows_measure_gain_and_learned_models_get_two_modes(tmp_path):
+    pt, _ = W.save_weights(build_model("realtime").state_dict(), {"steps": 0}, "realtime",
+                           tmp_path)
+    cfg = EvalConfig(methods=("realtime", "linear"), size=32, scenes=1,
+                     weights={"realtime": str(pt)}, tests=("linearity",),
+                     linearity_amplitudes=(0.5,), linearity_factors=(1, 4))
+    res = run_evaluation(cfg, log=lambda s: None)
+    assert [r["factor"] for r in res["rows"]] == [1, 4]
+    for r in res["rows"]:
+        assert set(r["gain"]) == {"truth", "input", "realtime", "realtime@static", "linear"}
+        assert r["gain"]["truth"] == pytest.approx(1.0, abs=0.05)
+        assert r["gain"]["input"] == pytest.approx(1 / r["factor"], rel=0.1)
+    assert "Linearity" in markdown_tables(res)

@@ -164,12 +164,6 @@ class Scene:
     E: int = 0
     aa_sigma: float = 0.5
 
-    @property
-    def centre(self) -> tuple[float, float]:
-        """The object's centre at rest, in output pixels (y, x)."""
-        c = (self.obj_pos + (self.obj.shape[-1] - 1) / 2 - self.E) / self.U
-        return float(c[0]), float(c[1])
-
     def object_mask(self) -> np.ndarray:
         """(S, S) coverage of the object at rest, in [0, 1]."""
         alpha = self.obj[3:4].expand(4, -1, -1)
@@ -312,23 +306,33 @@ def _scene(cfg: EvalConfig, index: int, size: int | None = None,
 
 @dataclass
 class Probe:
-    """What the achieved magnification of a clip is measured against: the object's true
-    input motion ``amplitude`` (px) along ``direction`` at ``freq`` Hz."""
+    """What the achieved magnification of a clip is measured against: the scene, its input
+    motion (``amplitude`` px along ``fg`` for the object, along ``bg`` for the background,
+    as a sinusoid of ``freq`` Hz)."""
 
     scene: Scene
     amplitude: float
-    direction: np.ndarray
+    fg: np.ndarray
     freq: float
+    bg: np.ndarray = field(default_factory=lambda: np.zeros(2))
 
+    def family(self, alpha: float):
+        """The :class:`.gain.MotionFamily` of this scene, up to twice the requested motion,
+        compared in the region the object sweeps (plus 3 px)."""
+        from scipy import ndimage
 
-def _gain(frames: np.ndarray, probe: Probe, fps: float, requested: float) -> float:
-    """Achieved magnification over the requested one (1 for a faithful magnifier)."""
-    from .gain import achieved_magnification
+        from .gain import MotionFamily, motion_grid
 
-    mask = probe.scene.object_mask()
-    half = max(6, int(0.15 * probe.scene.size))
-    return achieved_magnification(frames, probe.amplitude, probe.direction, fps, probe.freq,
-                                  probe.scene.centre, half, weight=mask) / requested
+        top = 2.0 * (1.0 + alpha) + 1.0
+        reach = int(math.ceil(top * self.amplitude)) + 3
+        region = ndimage.binary_dilation(self.scene.object_mask() > 0.02,
+                                         iterations=min(reach, self.scene.size))
+
+        def render(c: float) -> np.ndarray:
+            a = c * self.amplitude
+            return self.scene.render(a * self.bg, a * self.fg).permute(1, 2, 0).numpy()
+
+        return MotionFamily(render, motion_grid(self.amplitude, top), region)
 
 
 def _direction(rng: np.random.Generator) -> np.ndarray:
@@ -350,13 +354,18 @@ def _scored_row(cfg: EvalConfig, key: dict[str, Any], alpha: float, fps: float,
     for k in range(cfg.scenes):
         frames, gt, probe = clip_pair(k)
         frames = frames.astype(np.float32)
+        family = probe.family(alpha)
+
+        def score(m: str, x: np.ndarray, family=family, probe=probe) -> None:
+            gain.setdefault(m, []).append(family.achieved(x, fps, probe.freq) / (1 + alpha))
+
         acc.setdefault("input", []).append(ssim_clip(frames, gt))
-        gain.setdefault("truth", []).append(_gain(gt, probe, fps, 1 + alpha))
-        gain.setdefault("input", []).append(_gain(frames, probe, fps, 1 + alpha))
+        score("truth", gt)
+        score("input", frames)
         for m in columns(cfg):
             out = run_method(m, frames, alpha, fps, band, cfg)
             acc.setdefault(m, []).append(ssim_clip(out, gt))
-            gain.setdefault(m, []).append(_gain(out, probe, fps, 1 + alpha))
+            score(m, out)
     row = {**key, **{m: float(np.mean(v)) for m, v in acc.items()},
            "gain": {m: float(np.mean(v)) for m, v in gain.items()}}
     log(json.dumps(row))
@@ -376,7 +385,7 @@ def run_subpixel(cfg: EvalConfig, log=print) -> list[dict[str, Any]]:
         traj_fg, traj_bg = s[:, None] * amp * dfg, s[:, None] * amp * dbg
         frames = _clip(scene, traj_bg, traj_fg, rng)
         gt = _clip(scene, (1 + alpha) * traj_bg, (1 + alpha) * traj_fg, rng, quantize=False)
-        return frames, gt, Probe(scene, amp, dfg, f0)
+        return frames, gt, Probe(scene, amp, dfg, f0, dbg)
 
     rows = []
     for amp in cfg.subpixel_amplitudes:
