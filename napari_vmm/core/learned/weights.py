@@ -130,7 +130,13 @@ def load_weights(model: str, path: str | os.PathLike | None = None,
     if not js.exists():
         raise VMMError(f"the {model} weights {pt} have no provenance file {js.name} beside "
                        "them, so their checksum cannot be verified")
-    prov = json.loads(js.read_text())
+    try:
+        prov = json.loads(js.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise VMMError(f"the provenance {js} of the {model} weights is unreadable ({e}), so "
+                       f"the checksum of {pt} cannot be verified") from None
+    if not isinstance(prov, dict):
+        raise VMMError(f"the provenance {js} of the {model} weights is not a JSON object")
     digest = sha256_file(pt)
     if digest != prov.get("sha256"):
         raise VMMError(f"checksum mismatch for the {model} weights {pt}: sha256 {digest[:16]}… "

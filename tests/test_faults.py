@@ -1,0 +1,257 @@
+"""Faults during work: signals at random moments of the CLIs, ffmpeg missing or dying early,
+corrupt learned weights, a Dask worker lost mid-run, and Zarr stores left incomplete.
+
+Each fault must end in one clear line (or a VMMError), a non-zero exit, nothing half-written
+in the output folder, and the input untouched. ``VMM_FAULT_ROUNDS=N`` repeats the signal
+injection N times with new random moments (the default 1 keeps the suite fast).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_vmm.core.errors import VMMError
+
+pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+
+BIN = Path(sys.executable).parent
+ROUNDS = int(os.environ.get("VMM_FAULT_ROUNDS", "1"))
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _env(home: Path, path: str | None = None) -> dict[str, str]:
+    """A subprocess environment that keeps the user's config and caches out of reach."""
+    env = dict(os.environ)
+    for key in ("HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "MPLCONFIGDIR", "TORCH_HOME"):
+        env[key] = str(home)
+    if path is not None:
+        env["PATH"] = path
+    return env
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    """An 8 s 320x240 clip with audio: long enough that a signal lands mid-run."""
+    path = tmp_path_factory.mktemp("src") / "in.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=30:d=8",
+         "-f", "lavfi", "-i", "sine=frequency=440:duration=8", "-c:v", "libx264",
+         "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path)], check=True)
+    return path
+
+
+def _has_open(pid: int, target: Path) -> bool:
+    try:
+        return any(os.readlink(f"/proc/{pid}/fd/{fd}") == str(target)
+                   for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return False
+
+
+def _interrupt(cmd: list[str], out_dir: Path, src: Path, sig: int, delay: float,
+               home: Path) -> tuple[int | None, str, float]:
+    """Run ``cmd``, send ``sig`` ``delay`` s after it starts working, return (rc, stderr, t).
+
+    "Working" is the first temporary file in ``out_dir`` or, for commands that write only at
+    the end, the input open in the process.
+    """
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=_env(home))
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        if any(out_dir.iterdir()) or _has_open(proc.pid, src):
+            break
+        time.sleep(0.02)
+    time.sleep(delay)
+    sent = time.monotonic()
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        return None, err, 60.0
+    return proc.returncode, err, time.monotonic() - sent
+
+
+def _commands(src: Path, out: Path) -> dict[str, list[str]]:
+    return {
+        "vmm magnify": [str(BIN / "vmm"), "magnify", str(src), str(out / "out.mp4")],
+        "vmm-ffmpeg": [str(BIN / "vmm-ffmpeg"), "-i", str(src), "-o", str(out / "out.mp4"),
+                       "-q"],
+        "vmm analyze": [str(BIN / "vmm"), "analyze", str(src), "--roi", "100,80,60,60",
+                        "--csv", str(out / "traces.csv"), "--plot", str(out / "plot.png")],
+    }
+
+
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_signals_at_random_moments_leave_nothing_behind(video, tmp_path, round_):
+    """SIGINT and SIGTERM mid-run: exit 130/143 with one line, no file left, input intact."""
+    rng = random.Random(23 + round_)
+    before = _sha(video)
+    runs = []
+    for name in _commands(video, tmp_path):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            out = tmp_path / f"{name.replace(' ', '_')}_{sig.name}"
+            out.mkdir()
+            runs.append((name, sig, out, rng.uniform(0.0, 1.5)))
+    with ThreadPoolExecutor(len(runs)) as pool:
+        results = list(pool.map(
+            lambda r: _interrupt(_commands(video, r[2])[r[0]], r[2], video, r[1], r[3],
+                                 tmp_path), runs))
+    problems = []
+    for (name, sig, out, delay), (rc, err, took) in zip(runs, results, strict=True):
+        lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+        expected = {signal.SIGINT: (130, "interrupted"), signal.SIGTERM: (143, "terminated")}
+        code, word = expected[sig]
+        left = sorted(p.name for p in out.iterdir())
+        if rc != code or not lines or word not in lines[-1] or "Traceback" in err or left:
+            problems.append(f"{name} {sig.name} after {delay:.2f} s: rc {rc}, stderr "
+                            f"{lines[-3:]}, left {left}")
+        elif took > 10:
+            problems.append(f"{name} {sig.name}: took {took:.1f} s to stop")
+    assert not problems, "\n".join(problems)
+    assert _sha(video) == before
+
+
+# --------------------------------------------------------------------------- ffmpeg faults
+@pytest.fixture(scope="module")
+def small_video(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("small") / "small.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=96x64:r=30:d=3",
+         "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)], check=True)
+    return path
+
+
+def _fake_ffmpeg(folder: Path, decode: str = '"$REAL" "$@"', encode: str = '"$REAL" "$@"'
+                 ) -> Path:
+    """An ``ffmpeg`` wrapper whose decoding or encoding run misbehaves (ffprobe beside it)."""
+    folder.mkdir()
+    real = shutil.which("ffmpeg")
+    script = folder / "ffmpeg"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'REAL="{real}"\n'
+        'case "$*" in\n'
+        f'  *"-f yuv4mpegpipe pipe:1"*) {decode} ;;\n'
+        f'  *"-i pipe:0"*) {encode} ;;\n'
+        '  *) exec "$REAL" "$@" ;;\n'
+        "esac\n")
+    script.chmod(0o755)
+    (folder / "ffprobe").symlink_to(shutil.which("ffprobe"))
+    return script
+
+
+def _vmm_ffmpeg(args: list[str], capsys) -> tuple[int, list[str]]:
+    from ffmpeg_filter import wrap
+
+    rc = wrap.main([*args, "-q"])
+    return rc, [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+
+
+def _only(folder: Path, *names: str) -> None:
+    assert sorted(p.name for p in folder.iterdir()) == sorted(names)
+
+
+def test_vmm_ffmpeg_without_ffmpeg_on_path(small_video, tmp_path):
+    out = tmp_path / "out.mp4"
+    res = subprocess.run([str(BIN / "vmm-ffmpeg"), "-i", str(small_video), "-o", str(out)],
+                         capture_output=True, text=True, env=_env(tmp_path, path="/nonexistent"),
+                         timeout=120)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 1 and len(lines) == 1, res.stderr
+    assert "ffmpeg was not found" in lines[0] and "install it" in lines[0]
+    _only(tmp_path)
+
+
+@pytest.mark.parametrize("stage, decode, encode, message", [
+    ("decoder dies", '"$REAL" "$@" | head -c 30000; exit 1', '"$REAL" "$@"',
+     "ffmpeg failed while decoding"),
+    ("decoder killed", '"$REAL" "$@" | head -c 30000; kill -9 $$', '"$REAL" "$@"',
+     "ffmpeg failed while decoding"),
+    ("encoder dies", '"$REAL" "$@"', 'head -c 20000 >/dev/null; exit 1',
+     "the encoding ffmpeg stopped early"),
+])
+def test_ffmpeg_exiting_early_leaves_nothing(small_video, tmp_path, capsys, stage, decode,
+                                             encode, message):
+    fake = _fake_ffmpeg(tmp_path / "bin", decode, encode)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    before = _sha(small_video)
+    rc, lines = _vmm_ffmpeg(["-i", str(small_video), "-o", str(out_dir / "out.mp4"),
+                             "--ffmpeg", str(fake)], capsys)
+    assert rc == 1 and message in lines[-1], lines
+    assert not any("Traceback" in ln for ln in lines)
+    _only(out_dir)
+    assert _sha(small_video) == before
+
+
+# --------------------------------------------------------------------------- learned weights
+def _weights_copy(tmp_path: Path, model: str = "realtime") -> tuple[Path, Path]:
+    from napari_vmm.core.learned.weights import weights_paths
+
+    pt, js = weights_paths(model)
+    if not pt.exists():
+        pytest.skip(f"no shipped {model} weights")
+    dst = tmp_path / "w"
+    dst.mkdir()
+    shutil.copy(pt, dst / pt.name)
+    shutil.copy(js, dst / js.name)
+    return dst / pt.name, dst / js.name
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "json", "json-list"])
+def test_corrupt_weights_are_refused_naming_the_file(tmp_path, damage):
+    from napari_vmm.core.learned.weights import load_weights
+
+    pt, js = _weights_copy(tmp_path)
+    data = bytearray(pt.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+        pt.write_bytes(bytes(data))
+    elif damage == "truncate":
+        pt.write_bytes(bytes(data[: len(data) // 3]))
+    elif damage == "empty":
+        pt.write_bytes(b"")
+    elif damage == "json":
+        js.write_text(js.read_text()[:40])
+    else:
+        js.write_text("[1, 2]")
+    with pytest.raises(VMMError) as err:
+        load_weights("realtime", pt)
+    named = js if damage.startswith("json") else pt
+    assert str(named) in str(err.value)
+    if not damage.startswith("json"):
+        assert "checksum mismatch" in str(err.value)
+
+
+def test_corrupt_weights_stop_the_cli_without_fallback(tmp_path, capsys):
+    """No random weights: ``vmm magnify --method realtime`` exits 1 naming the bad file."""
+    from napari_vmm.cli import main
+
+    pt, _ = _weights_copy(tmp_path)
+    pt.write_bytes(pt.read_bytes()[:-100])
+    src, dst = tmp_path / "in.npy", tmp_path / "out.npy"
+    np.save(src, np.random.default_rng(0).integers(0, 255, (6, 32, 32), dtype=np.uint8))
+    rc = main(["magnify", str(src), str(dst), "--method", "realtime", "--fps", "30",
+               "-O", f"weights={pt}"])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert rc == 1 and len(err) == 1 and str(pt) in err[0] and "checksum" in err[0], err
+    assert not dst.exists()
