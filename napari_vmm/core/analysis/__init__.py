@@ -26,6 +26,19 @@ sinusoids at the refined frequencies (so they do not suffer from the window's sc
 The amplitude of a 2-D displacement peak is the semi-major axis of its orbit, the largest
 displacement it reaches; for motion along a line this is ``sqrt(Ax**2 + Ay**2)``.
 
+Noise floor
+-----------
+Every peak carries ``noise_floor`` (the standard error of its amplitude, from the trace's
+spectrum away from its peaks, the input's quantization and, when given, a static reference
+region) and ``snr``; ``below_floor`` flags amplitudes under 3x the floor (see :mod:`.noise`).
+
+Calibration and deflection shapes
+---------------------------------
+:mod:`.calibration` turns a pixel size, a pinhole camera, two points or a napari layer's
+scale into a :class:`Calibration` (physical units, recorded as provenance). :mod:`.ods`
+tracks a grid of cells (:mod:`.grid`) and gives the operating deflection shape at a
+frequency; :mod:`.ods_render` draws it over a frame.
+
 Memory
 ------
 Only the bounding box of each ROI (plus a margin of ``max_shift`` pixels) is read, one chunk of
@@ -34,7 +47,25 @@ frames at a time, from numpy arrays (including memory maps), dask arrays and
 number of frames, never to the frame size.
 """
 
+from .calibration import (
+    Calibration,
+    calibration_from_pinhole,
+    calibration_from_pixel_size,
+    calibration_from_points,
+    calibration_from_scale,
+    no_calibration,
+    parse_length,
+)
+from .grid import GridLayout, grid_layout, parse_grid
 from .motion import analyze_motion, iter_analyze_motion
+from .ods import (
+    DeflectionShape,
+    GridAnalysis,
+    analyze_grid,
+    deflection_shape,
+    iter_analyze_grid,
+    modal_assurance,
+)
 from .output import (
     draw_roi,
     format_report,
@@ -66,6 +97,10 @@ from .spectra import (
 )
 
 __all__ = [
+    "Calibration", "DeflectionShape", "GridAnalysis", "GridLayout", "analyze_grid",
+    "calibration_from_pinhole", "calibration_from_pixel_size", "calibration_from_points",
+    "calibration_from_scale", "deflection_shape", "grid_layout", "iter_analyze_grid",
+    "modal_assurance", "no_calibration", "parse_grid", "parse_length",
     "ROI", "ROI_KINDS", "MotionAnalysis", "Peak", "RoiAnalysis", "amplitude_spectrum",
     "analyze_motion", "area_shape_indices", "as_rois", "band_for_peaks", "default_nperseg",
     "draw_roi", "find_peaks", "format_report", "harmonic_series", "iter_analyze_motion",

@@ -9,10 +9,18 @@ from typing import Any
 import numpy as np
 
 from ..errors import Cancelled, VMMError
+from .calibration import Calibration
+from .noise import (
+    noise_density,
+    peak_floors,
+    quantization_density,
+    quantization_step,
+    welch_density,
+)
 from .results import MotionAnalysis, RoiAnalysis
 from .rois import as_rois
 from .spectra import amplitude_spectrum, band_for_peaks, find_peaks
-from .tracking import _iter_crop_chunks, _read_frame_crop, _source_info, _to_luma, _Tracker
+from .tracking import RoiTracker, iter_crop_chunks, read_frame_crop, source_info, to_luma
 
 
 def iter_analyze_motion(
@@ -29,18 +37,24 @@ def iter_analyze_motion(
     nperseg: int | None = None,
     max_shift: int = 8,
     chunk_frames: int = 32,
+    calibration: Calibration | None = None,
+    noise_reference: Any = None,
 ) -> Generator[tuple[int, int], None, MotionAnalysis]:
     """Generator form of :func:`analyze_motion`: yields ``(frames_done, n_frames)`` per chunk.
 
     Its return value (``StopIteration.value``, or a napari ``GeneratorWorker``'s ``returned``
     signal) is the :class:`MotionAnalysis`. Closing the generator stops the work.
     """
-    n, (h, w), frame_ndim = _source_info(frames)
+    n, (h, w), frame_ndim = source_info(frames)
     if fps is None:
         fps = getattr(frames, "fps", None)
     if fps is None or not (float(fps) > 0 and math.isfinite(float(fps))):
         raise VMMError(f"a positive frame rate is needed (fps), got {fps!r}")
     fps = float(fps)
+    if calibration is not None and calibration.calibrated:
+        pixel_size, unit = calibration.size, calibration.unit
+    elif pixel_size is not None and calibration is None:
+        calibration = Calibration(pixel_size, unit, "pixel-size", {"pixel_size": pixel_size})
     if pixel_size is not None and not (pixel_size > 0 and math.isfinite(pixel_size)):
         raise VMMError(f"pixel size must be a positive number, got {pixel_size!r}")
     if n < 8:
@@ -48,6 +62,8 @@ def iter_analyze_motion(
     if not 0 <= reference < n:
         raise VMMError(f"reference frame {reference} is outside the clip (0..{n - 1})")
     roi_list = as_rois(rois)
+    if noise_reference is not None:  # tracked like the ROIs, reported only through floors
+        roi_list = roi_list + as_rois(noise_reference)[:1]
     max_shift = int(max(1, max_shift))
 
     boxes, padded, trackers, masks = [], [], [], []
@@ -60,18 +76,18 @@ def iter_analyze_motion(
         mask = roi.mask((h, w), box)
         if not mask.any():
             raise VMMError(f"ROI {roi.label()} contains no pixel centre")
-        ref = _to_luma(_read_frame_crop(frames, reference, pad)[None], frame_ndim)[0]
+        ref = to_luma(read_frame_crop(frames, reference, pad)[None], frame_ndim)[0]
         boxes.append(box)
         padded.append((pad, inner))
-        trackers.append(_Tracker(ref, inner, mask))
+        trackers.append(RoiTracker(ref, inner, mask))
         masks.append(mask)
 
     disp = [np.zeros((n, 2)) for _ in roi_list]
     inten = [np.zeros(n) for _ in roi_list]
     done = 0
-    for t0, crops in _iter_crop_chunks(frames, [p for p, _ in padded], chunk_frames):
+    for t0, crops in iter_crop_chunks(frames, [p for p, _ in padded], chunk_frames):
         for i, crop in enumerate(crops):
-            luma = _to_luma(crop, frame_ndim)
+            luma = to_luma(crop, frame_ndim)
             inner = padded[i][1]
             for j, frame in enumerate(luma):
                 t = t0 + j
@@ -84,6 +100,16 @@ def iter_analyze_motion(
     if done < n:
         raise VMMError(f"the source ended after {done} of {n} frames")
 
+    ref_dens = None
+    if noise_reference is not None:
+        ref_tr, ref_d = trackers.pop(), disp.pop()
+        inten.pop()
+        ref_name = roi_list.pop().label()
+        if ref_tr.ok:
+            f_, psd, _, n_avg = welch_density(ref_d[:, ::-1].T, fps, nperseg)
+            ref_dens = noise_density(f_, psd, [], n_avg)
+    sigma_q = quantization_step(getattr(frames, "dtype", np.float32),
+                                frames.shape[-1] if frame_ndim == 3 else 1)
     results = []
     for roi, d, it, tr in zip(roi_list, disp, inten, trackers, strict=True):
         dy, dx = d[:, 0], d[:, 1]
@@ -92,6 +118,13 @@ def iter_analyze_motion(
         _, spec_i, ipeaks = find_peaks(it, fps, n_peaks, fmin, fmax, nperseg)
         warnings = [] if tr.ok else [
             f"{roi.label()} has too little texture to track: displacement set to 0"]
+        lower = None
+        if tr.ok:
+            lower = quantization_density(tr.hess_inv, sigma_q, fps)
+            if ref_dens is not None:  # tracking noise scales with the inverse Hessian
+                ratio = np.diag(tr.hess_inv)[::-1] / np.diag(ref_tr.hess_inv)[::-1]  # (x, y)
+                lower = np.maximum(lower, ref_dens * ratio[:, None])
+        _, line = peak_floors(np.stack([dx, dy]), fps, peaks, nperseg, lower)
         results.append(RoiAnalysis(
             roi=roi, fps=fps, dx=dx, dy=dy, intensity=it, freqs=freqs, spectrum=combined,
             spectrum_x=amp_xy[0], spectrum_y=amp_xy[1], spectrum_intensity=spec_i,
@@ -99,8 +132,10 @@ def iter_analyze_motion(
             band=band_for_peaks(freqs, combined, peaks, fps, n),
             intensity_band=band_for_peaks(freqs, spec_i, ipeaks, fps, n),
             pixel_size=pixel_size, unit=unit if pixel_size is not None else "px",
-            warnings=warnings))
-    return MotionAnalysis(results, fps, n, pixel_size, unit if pixel_size is not None else "px")
+            warnings=warnings, noise_line=line))
+    return MotionAnalysis(results, fps, n, pixel_size, unit if pixel_size is not None else "px",
+                          calibration.to_dict() if pixel_size is not None else None,
+                          ref_name if noise_reference is not None else None)
 
 
 def analyze_motion(
@@ -124,7 +159,10 @@ def analyze_motion(
     progress : callable(done, total), optional
         Called after each chunk; returning ``False`` stops with :class:`Cancelled`.
     **options
-        ``reference`` (frame index, 0), ``pixel_size`` and ``unit`` (physical units),
+        ``reference`` (frame index, 0), ``pixel_size`` and ``unit`` (physical units) or
+        ``calibration`` (a :class:`~.calibration.Calibration`, recorded as provenance),
+        ``noise_reference`` (a static ROI whose motion is all noise: its floor, scaled by
+        texture, raises the ROIs' floors where it is higher),
         ``n_peaks`` (5), ``fmin``/``fmax`` (peak search range, Hz), ``nperseg`` (Welch segment),
         ``max_shift`` (px margin read around each ROI, 8), ``chunk_frames`` (32).
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from pathlib import Path
 from typing import Any
@@ -11,18 +9,8 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_output
+from .files import rows_to_csv, write_text_atomic
 from .results import MotionAnalysis, RoiAnalysis
-
-
-def _atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-
-
-def _rows_to_csv(rows: list[list[Any]]) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows)
-    return buf.getvalue()
 
 
 def traces_table(analysis: MotionAnalysis) -> list[list[Any]]:
@@ -52,6 +40,15 @@ def spectra_table(analysis: MotionAnalysis) -> list[list[Any]]:
         header += [f"roi{i}_disp_amp_px", f"roi{i}_dx_amp_px", f"roi{i}_dy_amp_px",
                    f"roi{i}_intensity_amp"]
         cols += [r.spectrum, r.spectrum_x, r.spectrum_y, r.spectrum_intensity]
+        if r.noise_line is not None:
+            header.append(f"roi{i}_noise_floor_px")
+            cols.append(r.noise_line)
+        if r.pixel_size is not None:
+            header += [f"roi{i}_disp_amp_{r.unit}"]
+            cols += [r.spectrum * r.pixel_size]
+            if r.noise_line is not None:
+                header.append(f"roi{i}_noise_floor_{r.unit}")
+                cols.append(r.noise_line * r.pixel_size)
     freqs = analysis.rois[0].freqs
     return [header] + [[f"{freqs[k]:.6g}"] + [f"{c[k]:.6g}" for c in cols]
                        for k in range(len(freqs))]
@@ -59,18 +56,21 @@ def spectra_table(analysis: MotionAnalysis) -> list[list[Any]]:
 
 def write_traces_csv(path: str | os.PathLike, analysis: MotionAnalysis) -> None:
     """Write the traces, one row per frame (see :func:`traces_table`), atomically."""
-    _atomic_write_text(path, _rows_to_csv(traces_table(analysis)))
+    write_text_atomic(path, rows_to_csv(traces_table(analysis)))
 
 
 def write_spectra_csv(path: str | os.PathLike, analysis: MotionAnalysis) -> None:
     """Write the amplitude spectra, one row per frequency (see :func:`spectra_table`)."""
-    _atomic_write_text(path, _rows_to_csv(spectra_table(analysis)))
+    write_text_atomic(path, rows_to_csv(spectra_table(analysis)))
 
 
 def format_report(analysis: MotionAnalysis) -> str:
     """Human-readable summary, one block per ROI."""
     lines = [f"{analysis.n_frames} frames at {analysis.fps:g} fps"
              f" ({analysis.n_frames / analysis.fps:.3g} s)"]
+    if analysis.calibration is not None:
+        c = analysis.calibration
+        lines.append(f"calibration: 1 px = {c['pixel_size']:.6g} {c['unit']} ({c['method']})")
     for i, r in enumerate(analysis.rois, start=1):
         lines.append(f"ROI {i} ({r.roi.label()}):")
         for msg in r.warnings:
@@ -82,6 +82,10 @@ def format_report(analysis: MotionAnalysis) -> str:
             tag = "dominant" if k == 0 else "peak"
             lines.append(f"  {tag:8s} {p.hz:8.4g} Hz  amplitude {p.amplitude:.4g} px{phys}"
                          f"  (x {p.amplitude_x:.3g}, y {p.amplitude_y:.3g})")
+            if p.noise_floor == p.noise_floor:  # not NaN
+                flag = "  BELOW 3x FLOOR" if p.below_floor else ""
+                lines.append(f"           noise floor {p.noise_floor:.2g} px,"
+                             f" SNR {p.snr:.3g}{flag}")
         if r.band:
             lines.append(f"  suggested band {r.band[0]:.3g}-{r.band[1]:.3g} Hz")
         if r.intensity_peaks:
@@ -107,6 +111,9 @@ def draw_roi(ax_wave: Any, ax_spec: Any, result: RoiAnalysis, color: Any = None,
     ax_wave.set_xlabel("time (s)")
     ax_wave.set_ylabel(f"displacement ({u})")
     ax_spec.plot(result.freqs, result.spectrum * s, color=color, lw=1, label=label)
+    if result.noise_line is not None:
+        ax_spec.plot(result.freqs, result.noise_line * s, color=color or "0.4", lw=0.8, ls=":",
+                     label=f"{label} noise floor")
     for p in result.peaks[:3]:
         ax_spec.plot([p.hz], [p.amplitude * s], "v", color=color, ms=5)
     if show_band and result.band:

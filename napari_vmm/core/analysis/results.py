@@ -24,14 +24,30 @@ class Peak:
     amplitude: float
     amplitude_x: float = float("nan")
     amplitude_y: float = float("nan")
+    #: Standard error of ``amplitude`` from the noise around the peak (see ``noise.py``).
+    noise_floor: float = float("nan")
+    snr: float = float("nan")
 
-    def to_dict(self, scale: float | None = None, unit: str = "") -> dict[str, float]:
-        d = {"hz": self.hz, "amplitude_px": self.amplitude}
+    @property
+    def below_floor(self) -> bool:
+        """True when the amplitude is below 3x the noise floor (not distinguishable)."""
+        from .noise import SNR_FLAG
+
+        return bool(self.amplitude < SNR_FLAG * self.noise_floor)
+
+    def to_dict(self, scale: float | None = None, unit: str = "") -> dict[str, Any]:
+        d: dict[str, Any] = {"hz": self.hz, "amplitude_px": self.amplitude}
         if not math.isnan(self.amplitude_x):
             d["amplitude_x_px"] = self.amplitude_x
             d["amplitude_y_px"] = self.amplitude_y
         if scale is not None:
             d[f"amplitude_{unit}"] = self.amplitude * scale
+        if not math.isnan(self.noise_floor):
+            d["noise_floor_px"] = self.noise_floor
+            if scale is not None:
+                d[f"noise_floor_{unit}"] = self.noise_floor * scale
+            d["snr"] = _num(self.snr)
+            d["below_3x_floor"] = self.below_floor
         return d
 
 
@@ -56,6 +72,8 @@ class RoiAnalysis:
     pixel_size: float | None = None
     unit: str = "px"
     warnings: list[str] = field(default_factory=list)
+    #: Noise level of ``spectrum`` (F,) px: the floor line drawn on the spectrum plot.
+    noise_line: np.ndarray | None = None
 
     @property
     def times(self) -> np.ndarray:
@@ -80,6 +98,8 @@ class RoiAnalysis:
     def to_dict(self) -> dict[str, Any]:
         """Summary without the traces (what ``vmm analyze --json`` prints per ROI)."""
         scale = self.pixel_size
+        rms = float(np.sqrt(np.mean(
+            (self.dx - self.dx.mean()) ** 2 + (self.dy - self.dy.mean()) ** 2)))
         d: dict[str, Any] = {
             "name": self.roi.label(),
             "dominant_hz": _num(self.dominant_hz),
@@ -89,13 +109,18 @@ class RoiAnalysis:
             "intensity_dominant_hz": _num(self.intensity_peaks[0].hz)
             if self.intensity_peaks else None,
             "intensity_band": list(self.intensity_band) if self.intensity_band else None,
-            "rms_displacement_px": _num(float(np.sqrt(np.mean(
-                (self.dx - self.dx.mean()) ** 2 + (self.dy - self.dy.mean()) ** 2)))),
+            "rms_displacement_px": _num(rms),
         }
+        if self.peaks and not math.isnan(self.peaks[0].noise_floor):
+            d["noise_floor_px"] = _num(self.peaks[0].noise_floor)
+            d["snr"] = _num(self.peaks[0].snr)
         if scale is not None:
             d["unit"] = self.unit
             d["pixel_size"] = scale
             d[f"amplitude_{self.unit}"] = _num(self.amplitude_px * scale)
+            d[f"rms_displacement_{self.unit}"] = _num(rms * scale)
+            if "noise_floor_px" in d:
+                d[f"noise_floor_{self.unit}"] = _num(self.peaks[0].noise_floor * scale)
         if self.warnings:
             d["warnings"] = list(self.warnings)
         return d
@@ -110,6 +135,10 @@ class MotionAnalysis:
     n_frames: int
     pixel_size: float | None = None
     unit: str = "px"
+    #: Provenance of the pixel size (``Calibration.to_dict()``), None when uncalibrated.
+    calibration: dict[str, Any] | None = None
+    #: Name of the static reference region whose noise entered the floors, if any.
+    noise_reference: str | None = None
 
     @property
     def times(self) -> np.ndarray:
@@ -117,9 +146,14 @@ class MotionAnalysis:
         return np.arange(self.n_frames) / self.fps
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"fps", "n_frames", "rois": [...]}``, ROIs in input order."""
-        return {"fps": self.fps, "n_frames": self.n_frames,
-                "rois": [r.to_dict() for r in self.rois]}
+        """``{"fps", "n_frames", "calibration", "rois": [...]}``, ROIs in input order."""
+        d: dict[str, Any] = {"fps": self.fps, "n_frames": self.n_frames}
+        if self.calibration is not None:
+            d["calibration"] = self.calibration
+        if self.noise_reference is not None:
+            d["noise_reference"] = self.noise_reference
+        d["rois"] = [r.to_dict() for r in self.rois]
+        return d
 
 
 def _num(x: float) -> float | None:

@@ -13,7 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import VMMError
-from .output import _atomic_write_text
+from .files import write_text_atomic
 
 ROI_KINDS = ("rectangle", "ellipse", "polygon")
 
@@ -232,7 +232,7 @@ def load_rois(path: str | os.PathLike) -> list[ROI]:
 def save_rois(path: str | os.PathLike, rois: Sequence[ROI]) -> None:
     """Write ROIs to a JSON file (atomically) that :func:`load_rois` reads back."""
     text = json.dumps({"rois": [r.to_dict() for r in rois]}, indent=1)
-    _atomic_write_text(path, text)
+    write_text_atomic(path, text)
 
 
 def as_rois(rois: Any) -> list[ROI]:

@@ -44,7 +44,7 @@ def amplitude_spectrum(traces: np.ndarray, fps: float,
     return freqs, (amp[0] if np.ndim(traces) == 1 else amp)
 
 
-def _refine_frequency(x: np.ndarray, fps: float, f_guess: float, half_width: float) -> float:
+def refine_frequency(x: np.ndarray, fps: float, f_guess: float, half_width: float) -> float:
     """Peak of the zero-padded, Hann-windowed periodogram of ``x`` (K, T) near ``f_guess``."""
     n = x.shape[-1]
     nfft = 1 << int(math.ceil(math.log2(16 * n)))
@@ -64,20 +64,31 @@ def _refine_frequency(x: np.ndarray, fps: float, f_guess: float, half_width: flo
     return float(f[k])
 
 
-def _fit_sinusoids(x: np.ndarray, fps: float, freqs_hz: Sequence[float]) -> np.ndarray:
-    """Joint least-squares fit of offset, trend and sinusoids; complex phasors (P, K)."""
-    n = x.shape[-1]
+def _sinusoid_design(n: int, fps: float, freqs_hz: Sequence[float]) -> np.ndarray:
+    """Columns: offset, trend, then cos and sin at each frequency (n, 2 + 2P)."""
     t = np.arange(n) / fps
     cols = [np.ones(n), t - t.mean()]
     for f in freqs_hz:
         cols += [np.cos(2 * np.pi * f * t), np.sin(2 * np.pi * f * t)]
-    design = np.stack(cols, axis=1)
-    coef, *_ = np.linalg.lstsq(design, x.T, rcond=None)
+    return np.stack(cols, axis=1)
+
+
+def fit_sinusoids(x: np.ndarray, fps: float, freqs_hz: Sequence[float]) -> np.ndarray:
+    """Joint least-squares fit of offset, trend and sinusoids; complex phasors (P, K)."""
+    coef, *_ = np.linalg.lstsq(_sinusoid_design(x.shape[-1], fps, freqs_hz), x.T, rcond=None)
     cos_c, sin_c = coef[2::2], coef[3::2]  # (P, K)
     return cos_c - 1j * sin_c  # x_k(t) = Re(P_k exp(i w t))
 
 
-def _orbit_amplitude(phasors: np.ndarray) -> float:
+def sinusoid_residual(x: np.ndarray, fps: float, freqs_hz: Sequence[float]) -> np.ndarray:
+    """``x`` (K, T) minus its joint least-squares fit of offset, trend and sinusoids."""
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    design = _sinusoid_design(x.shape[-1], fps, freqs_hz)
+    coef, *_ = np.linalg.lstsq(design, x.T, rcond=None)
+    return x - (design @ coef).T
+
+
+def orbit_amplitude(phasors: np.ndarray) -> float:
     """Largest excursion of ``Re(P exp(i w t))`` over t for a phasor vector P (K,)."""
     m = np.stack([phasors.real, phasors.imag], axis=1)  # (K, 2)
     return float(np.linalg.svd(m, compute_uv=False)[0])
@@ -204,13 +215,13 @@ def find_peaks(traces: np.ndarray, fps: float, n_peaks: int = 5,
     idx = idx[np.argsort(combined[idx])[::-1]]
     strongest = combined[idx[0]]
     idx = idx[combined[idx] >= 0.05 * strongest][:n_peaks]
-    fine = [_refine_frequency(x, fps, freqs[k], df) for k in idx]
-    phasors = _fit_sinusoids(x, fps, fine)
+    fine = [refine_frequency(x, fps, freqs[k], df) for k in idx]
+    phasors = fit_sinusoids(x, fps, fine)
     peaks = []
     for f, p in zip(fine, phasors, strict=True):
         amp_xy = np.abs(p)
         peaks.append(Peak(
-            hz=float(f), amplitude=_orbit_amplitude(p),
+            hz=float(f), amplitude=orbit_amplitude(p),
             amplitude_x=float(amp_xy[0]) if len(p) == 2 else float("nan"),
             amplitude_y=float(amp_xy[1]) if len(p) == 2 else float("nan")))
     peaks.sort(key=lambda pk: pk.amplitude, reverse=True)

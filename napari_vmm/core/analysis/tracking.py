@@ -13,19 +13,19 @@ from ..errors import VMMError
 from ..frames import RGB_TO_YIQ
 
 #: Luma weights (the Y row of RGB->YIQ), used to turn colour crops into intensity.
-_LUMA = RGB_TO_YIQ[0].astype(np.float64)
+LUMA = RGB_TO_YIQ[0].astype(np.float64)
 
 
-def _to_luma(crop: np.ndarray, ndim_frame: int) -> np.ndarray:
+def to_luma(crop: np.ndarray, ndim_frame: int) -> np.ndarray:
     """(N, h, w[, C]) crop -> (N, h, w) float64 intensity."""
     x = np.asarray(crop)
     if x.ndim == ndim_frame + 1 and ndim_frame == 3:  # (N, h, w, C)
         c = x.shape[-1]
-        x = x[..., 0] if c == 1 else np.tensordot(x[..., :3].astype(np.float64), _LUMA, axes=1)
+        x = x[..., 0] if c == 1 else np.tensordot(x[..., :3].astype(np.float64), LUMA, axes=1)
     return x.astype(np.float64, copy=False)
 
 
-class _Tracker:
+class RoiTracker:
     """Sub-pixel translation of one ROI's content relative to a reference crop.
 
     ``ref`` is the padded crop (bbox plus ``margin`` on each side, clipped to the frame);
@@ -114,7 +114,7 @@ class _Tracker:
         return prior.copy() if d is None else d
 
 
-def _source_info(frames: Any) -> tuple[int, tuple[int, int], int]:
+def source_info(frames: Any) -> tuple[int, tuple[int, int], int]:
     """``(n_frames, (H, W), frame_ndim)`` of an array or video source; refuse bad shapes."""
     shape = tuple(int(s) for s in frames.shape)
     if not (len(shape) == 3 or (len(shape) == 4 and shape[3] in (1, 3, 4))):
@@ -128,7 +128,7 @@ def _source_info(frames: Any) -> tuple[int, tuple[int, int], int]:
     return n, (shape[1], shape[2]), len(shape) - 1
 
 
-def _iter_crop_chunks(frames: Any, boxes: list[tuple[int, int, int, int]],
+def iter_crop_chunks(frames: Any, boxes: list[tuple[int, int, int, int]],
                       chunk: int) -> Generator[tuple[int, list[np.ndarray]], None, None]:
     """Yield ``(t0, [crop per box])`` per chunk of frames, reading as little as possible.
 
@@ -155,7 +155,7 @@ def _iter_crop_chunks(frames: Any, boxes: list[tuple[int, int, int, int]],
         yield t0, [np.asarray(p) for p in parts]
 
 
-def _read_frame_crop(frames: Any, t: int, box: tuple[int, int, int, int]) -> np.ndarray:
+def read_frame_crop(frames: Any, t: int, box: tuple[int, int, int, int]) -> np.ndarray:
     r0, r1, c0, c1 = box
     if hasattr(frames, "iter_chunks") and not isinstance(frames, np.ndarray):
         return np.asarray(frames[t])[r0:r1, c0:c1]
