@@ -258,3 +258,23 @@ def test_data_echo_gives_dihedral_views_and_resumes_exactly():
     assert torch.equal(b[1]["alpha"], b[0]["alpha"])
     assert not torch.equal(b[2]["A"], b[0]["A"])  # a new batch every `echo` steps
     assert torch.equal(next(_batches(cfg, dc, 3))["Y"], b[3]["Y"])  # resumed mid-echo
+
+
+def test_the_linear_manipulator_scales_with_the_motion_and_the_paper_one_does_not():
+    """The paper's layer norms make the manipulator's change independent of the size of δ
+    (so fd4mm learned to return its input); the project's linear variant scales with δ and
+    is (nearly) odd in it."""
+    torch.manual_seed(0)
+    m = torch.randn(1, 96, 8, 8)
+    d = 1e-3 * torch.randn(1, 96, 8, 8)
+
+    def change(net, delta):
+        with torch.no_grad():
+            return net.manipulate(None, m, 10.0, delta=delta) - m
+
+    for manipulator, doubling in (("paper", 1.0), ("linear", 2.0)):
+        net = build_model("fd4mm", manipulator=manipulator).eval()
+        c1, c2 = change(net, d), change(net, 2 * d)
+        assert float(c2.norm() / c1.norm()) == pytest.approx(doubling, rel=0.05)
+    assert float((c1 + change(net, -d)).norm() / c1.norm()) < 0.3  # odd: −δ gives −change
+    assert torch.equal(change(net, torch.zeros_like(d)), torch.zeros_like(m))

@@ -217,14 +217,15 @@ class Block(nn.Module):
     """Transformer block x + Attn(LN(x)); x + FFN(LN(x)): (N, C, H, W) -> (N, C, H, W).
 
     ``kind``: "highpass" (F_H), "lowpass" (F_L) or "mixer" (M). ``bias=False`` removes every
-    bias of the norms and the FFN, so that (with the bias-free attention) Block(0) = 0.
+    bias of the norms and the FFN, so that (with the bias-free attention) Block(0) = 0;
+    ``norm=False`` drops the layer norms, so that the block does not undo the input's scale.
     """
 
     def __init__(self, c: int, heads: int, kind: str, softmax: bool = False,
-                 bias: bool = True) -> None:
+                 bias: bool = True, norm: bool = True) -> None:
         super().__init__()
-        self.norm1 = ChannelNorm(c, bias)
-        self.norm2 = ChannelNorm(c, bias)
+        self.norm1: nn.Module = ChannelNorm(c, bias) if norm else nn.Identity()
+        self.norm2: nn.Module = ChannelNorm(c, bias) if norm else nn.Identity()
         if kind == "mixer":
             self.attn: nn.Module = MixerAttention(c, heads, softmax)
         else:
@@ -238,8 +239,8 @@ class Block(nn.Module):
 
 
 def _stack(n: int, c: int, heads: int, kind: str, softmax: bool, bias: bool = True,
-           ) -> nn.Sequential:
-    return nn.Sequential(*[Block(c, heads, kind, softmax, bias) for _ in range(n)])
+           norm: bool = True) -> nn.Sequential:
+    return nn.Sequential(*[Block(c, heads, kind, softmax, bias, norm) for _ in range(n)])
 
 
 class Upsample(nn.Module):
@@ -264,6 +265,13 @@ class FD4MMNet(MagNet):
         Keep the sparse frequency mixer blocks (ablation: False).
     attention : {"relu", "softmax"}
         ReLU sparse attention (the paper) or softmax (its Table 5 ablation).
+    manipulator : {"paper", "linear"}
+        "paper": ``L_d + GELU(W_2(amp · GELU(W_1(F_L(δ)))))`` with layer norms in F_L.
+        "linear" (the project's fix): no layer norms in F_L and no GELU around W_1 and W_2,
+        ``L_d + W_2(amp · W_1(F_L(δ)))``. The paper's layer norms rescale every δ to unit
+        size, so the change they produce does not grow with the motion, and the outer GELU
+        passes only one sign of it: trained so, the network learns to return its input
+        (docs/learned.md, "Why fd4mm returned its input").
 
     Notes
     -----
@@ -282,11 +290,15 @@ class FD4MMNet(MagNet):
     shape_factor = 8
 
     def __init__(self, filters: bool = True, mixer: bool = True,
-                 attention: str = "relu") -> None:
+                 attention: str = "relu", manipulator: str = "paper") -> None:
         super().__init__()
         if attention not in ("relu", "softmax"):
             raise ValueError(f"attention must be 'relu' or 'softmax', got {attention!r}")
-        self.arch = {"filters": bool(filters), "mixer": bool(mixer), "attention": attention}
+        if manipulator not in ("paper", "linear"):
+            raise ValueError(f"manipulator must be 'paper' or 'linear', got {manipulator!r}")
+        self.arch = {"filters": bool(filters), "mixer": bool(mixer), "attention": attention,
+                     "manipulator": manipulator}
+        self.linear_manipulator = manipulator == "linear"
         sm = attention == "softmax"
         c0, c1, c2 = WIDTHS
         # AFDE
@@ -297,7 +309,8 @@ class FD4MMNet(MagNet):
             _stack(n, c, h, "highpass", sm) if filters else nn.Identity()
             for n, c, h in zip(HIGHPASS_LAYERS, WIDTHS, HEADS, strict=True))
         # manipulator: F_L and the point-wise magnifier W_2(amp · W_1(.))
-        self.lowpass = (_stack(LOWPASS_LAYERS, c2, LOWPASS_HEADS, "lowpass", sm, bias=False)
+        self.lowpass = (_stack(LOWPASS_LAYERS, c2, LOWPASS_HEADS, "lowpass", sm, bias=False,
+                               norm=not self.linear_manipulator)
                         if filters else nn.Identity())
         self.w1 = nn.Conv2d(c2, c2, 1, bias=False)
         self.w2 = nn.Conv2d(c2, c2, 1, bias=False)
@@ -330,6 +343,8 @@ class FD4MMNet(MagNet):
         d = delta if delta is not None else m - m_ref
         if isinstance(amp, torch.Tensor):
             amp = amp.reshape(-1, 1, 1, 1).to(m.dtype)
+        if self.linear_manipulator:
+            return m + self.w2(self.w1(self.lowpass(d)) * amp)
         u = F.gelu(self.w1(self.lowpass(d)))
         return m + F.gelu(self.w2(u * amp))
 

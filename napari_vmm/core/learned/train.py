@@ -337,8 +337,16 @@ def train(cfg: TrainConfig) -> int:
             if cfg.init != "auto":
                 raise
         else:
-            net.load_state_dict(sd)
             step = int(prov.get("steps", 0))
+            old_arch = dict(prov.get("arch") or {})
+            if {k: v for k, v in cfg.arch.items() if old_arch.get(k) != v}:
+                # a warm start across an architecture change: load what still fits
+                res = net.load_state_dict(sd, strict=False)
+                print(f"warm start from {old_arch or 'the default arch'} to {cfg.arch}: "
+                      f"{len(res.missing_keys)} new and {len(res.unexpected_keys)} dropped "
+                      "tensors", flush=True)
+            else:
+                net.load_state_dict(sd)
             wall = float(prov.get("wall_time_s", 0.0))
             curve = list(prov.get("curve", []))
             segments = list(prov.get("segments") or _unlogged_segment(prov, step))
