@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
@@ -32,6 +31,7 @@ import numpy as np
 
 from napari_vmm.cli.common import run_cli
 from napari_vmm.core.errors import VMMError
+from napari_vmm.core.io import atomic_output, check_output_path
 
 from .y4m import FrameBuffer, Y4MHeader, Y4MReader, Y4MWriter, check_memory
 
@@ -495,6 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", default="-", help="y4m file to write, or - for stdout (default)"
     )
     parser.add_argument(
+        "-y", "--overwrite", action="store_true", help="replace -o FILE if it exists"
+    )
+    parser.add_argument(
         "-v", "--verbose", action="store_true", help="print the stream and progress to stderr"
     )
     _magnify_arguments_module().add_magnify_arguments(parser, streaming=True)
@@ -557,11 +560,10 @@ def run(args: argparse.Namespace) -> int:
             "refusing to write video to a terminal; pipe it into ffmpeg "
             "(... | ffmpeg -f yuv4mpegpipe -i - out.mp4) or give -o FILE"
         )
-    if (not to_stdout and args.input != "-" and os.path.exists(args.output)
-            and os.path.samefile(args.input, args.output)):
-        raise VMMError(f"refusing to overwrite the input {args.input}")
+    if not to_stdout:  # the one file policy, before reading anything
+        check_output_path(args.output, protect=[] if args.input == "-" else [args.input],
+                          overwrite=args.overwrite)
     inp = _open_input(args.input)
-    tmp_path = None
     try:
         reader = Y4MReader(inp)
         header = reader.header
@@ -574,26 +576,20 @@ def run(args: argparse.Namespace) -> int:
                 f"(C{header.colorspace.tag}), {fps:g} fps, range "
                 f"{header.color_range or 'unstated'}; magnifying luma\n"
             )
-        if to_stdout:
-            out = sys.stdout.buffer
-        else:
-            folder = os.path.dirname(os.path.abspath(args.output))
-            fd, tmp_path = tempfile.mkstemp(prefix=".vmm-filter-", suffix=".y4m", dir=folder)
-            out = os.fdopen(fd, "wb")
-        with contextlib.nullcontext() if to_stdout else out:
+        with contextlib.ExitStack() as stack:
+            if to_stdout:
+                out = sys.stdout.buffer
+            else:  # temporary name beside the output, renamed on success
+                tmp_path = stack.enter_context(atomic_output(args.output, overwrite=True))
+                out = stack.enter_context(open(tmp_path, "wb"))
             writer = Y4MWriter(out, header)
             progress = _Progress() if args.verbose else None
             n = filter_stream(reader, writer, magnifier, args.chunk, progress)
             if progress is not None:
                 progress(n, final=True)
-        if tmp_path is not None:
-            os.replace(tmp_path, args.output)
-            tmp_path = None
     finally:
         if inp is not sys.stdin.buffer:
             inp.close()
-        if tmp_path is not None and os.path.exists(tmp_path):
-            os.unlink(tmp_path)
     return 0
 
 

@@ -32,12 +32,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 from napari_vmm.cli.common import run_cli
-from napari_vmm.core.errors import VMMError
+from napari_vmm.core.errors import VMMError, VMMWarning
+from napari_vmm.core.io import check_output_path
 
 from .cli import (
     _magnify_arguments_module,
@@ -127,6 +129,7 @@ class VideoInfo:
     has_audio: bool
     frames: int | None  # estimate, for progress
     duration: float | None
+    declared_frames: int | None = None  # the container's frame count (nb_frames), if stated
 
 
 def _tag(stream: dict[str, Any], key: str) -> str | None:
@@ -205,6 +208,8 @@ def probe(tools: FFmpeg, path: str) -> VideoInfo:
         has_audio=any(s.get("codec_type") == "audio" for s in streams),
         frames=frames,
         duration=duration,
+        declared_frames=int(video["nb_frames"]) if str(video.get("nb_frames", "")).isdigit()
+        else None,
     )
 
 
@@ -370,11 +375,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     src, dst = args.input, args.output
     if not os.path.isfile(src):
         raise VMMError(f"input {src} does not exist or is not a file")
-    if os.path.exists(dst):
-        if os.path.samefile(src, dst):
-            raise VMMError(f"refusing to overwrite the input {src}; choose another -o")
-        if not args.overwrite:
-            raise VMMError(f"output {dst} exists; give -y to replace it")
+    check_output_path(dst, protect=[src], overwrite=args.overwrite)  # the one file policy
     tools = find_ffmpeg(args.ffmpeg, args.ffprobe)
     _say(f"using {tools.ffmpeg} (ffmpeg {tools.version}), {tools.ffprobe}")
     info = probe(tools, src)
@@ -437,6 +438,10 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
             raise err
         if progress is not None:
             progress(n, final=True)
+        if info.declared_frames and n < info.declared_frames:
+            warnings.warn(f"{src}: read {n} frames of the {info.declared_frames} the container "
+                          "declares (truncated or damaged file?); the output has the frames "
+                          "read", VMMWarning, stacklevel=2)
         if enc.wait() != 0:
             raise VMMError(f"the encoding ffmpeg failed (exit {enc.returncode}); see above")
         if dec.wait() != 0:

@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from ..core.errors import VMMError
+from .common import add_overwrite_argument, positive_float
 
 DESCRIPTION = """\
 Measure the sub-pixel displacement (x, y) and the mean intensity of each ROI over time, their
@@ -33,7 +34,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="rectangle ROI: top-left column, row, width, height (px); repeatable")
     p.add_argument("--rois", metavar="FILE.json",
                    help="ROIs from a JSON file (rectangles, ellipses, polygons; see docs)")
-    p.add_argument("--fps", type=float, help="frame rate in Hz (default: read from the file)")
+    p.add_argument("--fps", type=positive_float,
+                   help="frame rate in Hz (default: read from the file)")
     p.add_argument("--pixel-size", type=float, metavar="S",
                    help="size of one pixel in --unit, to report physical displacement")
     p.add_argument("--unit", default=None, help="physical unit of --pixel-size (default um)")
@@ -47,6 +49,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--spectra-csv", metavar="OUT.csv", help="write the spectra")
     p.add_argument("--plot", metavar="OUT.png", help="write a waveform + spectrum figure")
     p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    add_overwrite_argument(p)
     p.set_defaults(func=run)
     return p
 
@@ -61,7 +64,7 @@ def _progress_bar(total: int):
 def run(args: argparse.Namespace) -> int:
     """Run ``vmm analyze`` with parsed arguments; errors are raised as VMMError."""
     from ..core import analysis
-    from ..core.io import open_input
+    from ..core.io import check_outputs, open_input
 
     rois: list[analysis.ROI] = [analysis.parse_roi(s, name=f"ROI {i + 1}")
                                 for i, s in enumerate(args.roi)]
@@ -73,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
         raise VMMError("--unit needs --pixel-size")
     if args.peaks < 1:
         raise VMMError(f"--peaks must be >= 1, got {args.peaks}")
+    # the file policy, before the analysis runs: writable folders, -y to replace
+    check_outputs([args.csv, args.spectra_csv, args.plot], protect=[args.input],
+                  overwrite=args.overwrite)
 
     source = open_input(args.input)
     fps = args.fps if args.fps is not None else getattr(source, "fps", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -10,18 +11,40 @@ from typing import Any
 
 from ..core.errors import VMMError
 
-METHOD_HELP = "magnifier: linear, phase, riesz, oh2018, realtime, fd4mm (see `vmm methods`)"
+
+def method_help() -> str:
+    """``--method`` help listing every registered method (from the registry, no torch import)."""
+    from ..core.registry import method_names
+
+    return f"magnifier: {', '.join(method_names())} (see `vmm methods`)"
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a float > 0 (``--fps 0`` is a usage error, not a silent default)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
+    """``-y``/``--overwrite``: the one switch that lets a command replace an existing output."""
+    parser.add_argument("-y", "--overwrite", action="store_true",
+                        help="replace outputs that exist (never an input)")
 
 
 def add_magnify_arguments(parser: argparse.ArgumentParser, streaming: bool = False) -> None:
     """Add the magnification options; ``streaming`` makes a causal filter the default."""
     g = parser.add_argument_group("magnification")
-    g.add_argument("--method", default="riesz", help=METHOD_HELP + " (default riesz)")
+    g.add_argument("--method", default="riesz", help=method_help() + " (default riesz)")
     g.add_argument("--alpha", type=float, default=10.0,
                    help="magnification: output motion = (1 + alpha) x input motion (default 10)")
     g.add_argument("--band", type=float, nargs=2, metavar=("LOW", "HIGH"), default=(0.5, 3.0),
                    help="temporal pass band in Hz (default 0.5 3)")
-    g.add_argument("--fps", type=float, default=None,
+    g.add_argument("--fps", type=positive_float, default=None,
                    help="true capture frame rate; overrides the file's (high-speed footage)")
     g.add_argument("--temporal", default="butterworth",
                    choices=["ideal", "butterworth", "fir", "iir", "none"],
@@ -111,6 +134,26 @@ def _raise_terminated(signum: int, frame: Any) -> None:
     raise Terminated()
 
 
+@contextlib.contextmanager
+def vmm_warnings(prefix: str = ""):
+    """Show :class:`~napari_vmm.core.errors.VMMWarning` as one ``warning:`` line on stderr."""
+    import warnings
+
+    from ..core.errors import VMMWarning
+
+    default_show = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, VMMWarning):
+            print(f"{prefix}warning: {message}", file=sys.stderr, flush=True)
+        else:
+            default_show(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def run_cli(func: Callable[..., int | None], *args: Any, prog: str | None = None) -> int:
     """Run a command's ``func(*args)``: a VMMError becomes one line on stderr and exit code 1.
 
@@ -127,7 +170,8 @@ def run_cli(func: Callable[..., int | None], *args: Any, prog: str | None = None
     if threading.current_thread() is threading.main_thread():
         old_term = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        return int(func(*args) or 0)
+        with vmm_warnings(prefix):
+            return int(func(*args) or 0)
     except VMMError as exc:
         print(f"{prefix}error: {exc}", file=sys.stderr)
         return 1

@@ -16,7 +16,12 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import VMMError
-from .common import add_magnify_arguments, params_from_args, roi_mask_for
+from .common import (
+    add_magnify_arguments,
+    add_overwrite_argument,
+    params_from_args,
+    roi_mask_for,
+)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -56,6 +61,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     out.add_argument("--slice-row", type=int, default=None,
                      help="row of the space-time slice in --compare (default: middle)")
     out.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_overwrite_argument(out)
     p.set_defaults(func=run)
     return p
 
@@ -67,11 +73,15 @@ def _progress(total: int, quiet: bool, desc: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..core.io import check_outputs
     from .batch import plan_jobs, run_on_cluster
 
     jobs = plan_jobs(args.paths, args.out_dir, args.out_ext)
     if args.compare and (len(jobs) > 1 or args.cluster):
         raise VMMError("--compare works with one input and no --cluster")
+    # the file policy, before any work: writable folders, no input overwritten, -y to replace
+    check_outputs([dst for _, dst in jobs] + [args.compare], protect=[src for src, _ in jobs],
+                  overwrite=args.overwrite)
     if args.cluster:
         return run_on_cluster(jobs, args)
     for i, (src, dst) in enumerate(jobs):

@@ -1,7 +1,8 @@
 """Side-by-side comparison figure: input and output frames plus space-time slices.
 
-Built with NumPy and written as PNG with zlib, so it needs no plotting library. The slices are
-collected while streaming (one row per frame), so memory stays O(T x W).
+Built with NumPy and written as PNG with zlib, so it needs no plotting library; the labels
+(input / output, the slice row, the time axis) are drawn with Pillow when it is installed. The
+slices are collected while streaming (one row per frame), so memory stays O(T x W).
 """
 
 from __future__ import annotations
@@ -50,8 +51,11 @@ class SliceRecorder:
                 self.frames = (to_rgb8(a), to_rgb8(b))
             self._seen += 1
 
-    def image(self) -> np.ndarray:
-        """Top: input | output frame (row marked red); bottom: x-t slices, time downwards."""
+    def image(self, labels: bool = True) -> np.ndarray:
+        """Top: input | output frame (row marked red); bottom: x-t slices, time downwards.
+
+        With ``labels`` (and Pillow installed) a caption strip names each panel.
+        """
         a, b = self.frames
         a, b = a.copy(), b.copy()
         for img in (a, b):
@@ -61,14 +65,38 @@ class SliceRecorder:
         sin, sout = np.stack(self.rows_in), np.stack(self.rows_out)
         bottom = np.concatenate([sin, np.full((sin.shape[0], gap, 3), 255, np.uint8), sout],
                                 axis=1)
-        img = np.concatenate([top, np.full((gap, top.shape[1], 3), 255, np.uint8), bottom])
-        scale = max(1, int(np.ceil(480 / img.shape[1])))
-        return np.repeat(np.repeat(img, scale, axis=0), scale, axis=1)
+        scale = max(1, int(np.ceil(480 / top.shape[1])))
+        top, bottom = (np.repeat(np.repeat(p, scale, axis=0), scale, axis=1)
+                       for p in (top, bottom))
+        if labels:
+            half = (a.shape[1] + gap) * scale
+            n = len(self.rows_in)
+            top = _caption(top, ["input", "output"], half)
+            bottom = _caption(bottom, [f"input, row {self.row}: x across, time down "
+                                       f"({n} frames)", f"output, row {self.row}"], half)
+        return np.concatenate([top, np.full((gap, top.shape[1], 3), 255, np.uint8), bottom])
 
     def save(self, path: str | Path) -> None:
         """Write :meth:`image` as PNG atomically."""
         with atomic_output(path) as tmp:
             write_png(tmp, self.image())
+
+
+def _caption(panel: np.ndarray, texts: list[str], step: int) -> np.ndarray:
+    """``panel`` with a white strip above it holding ``texts[i]`` at x = i * ``step``.
+
+    Returns ``panel`` unchanged when Pillow is not installed.
+    """
+    try:
+        from PIL import Image, ImageDraw, ImageFont
+    except ImportError:
+        return panel
+    strip = Image.new("RGB", (panel.shape[1], 14), "white")
+    draw = ImageDraw.Draw(strip)
+    font = ImageFont.load_default()
+    for i, text in enumerate(texts):
+        draw.text((i * step + 2, 1), text, fill="black", font=font)
+    return np.concatenate([np.asarray(strip, np.uint8), panel])
 
 
 def write_png(path: str | Path, rgb: np.ndarray) -> None:

@@ -11,3 +11,10 @@ class VMMError(ValueError):
 
 class Cancelled(RuntimeError):
     """Raised inside the engine when a progress callback asks to stop."""
+
+
+class VMMWarning(UserWarning):
+    """Something the user should know that does not stop the work (e.g. a truncated input).
+
+    Front ends print it as one ``warning:`` line (napari: a notification).
+    """

@@ -62,7 +62,8 @@ def to_float(chunk: np.ndarray) -> np.ndarray:
     out = np.asarray(chunk, dtype=np.float32)
     if not np.isfinite(out).all():
         raise VMMError("frames contain NaN or infinite values; clean or mask them first")
-    return out
+    # a read-only map (.npy, .tif) gets a private copy: torch refuses to share it silently
+    return out if out.flags.writeable else out.copy()
 
 
 def from_float(chunk: np.ndarray, dtype: np.dtype) -> np.ndarray:

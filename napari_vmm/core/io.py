@@ -9,8 +9,10 @@ temporary file is removed on any error.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import VMMError
+from .errors import VMMError, VMMWarning
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v")
 STACK_EXTENSIONS = (".npy", ".tif", ".tiff")
@@ -158,6 +160,17 @@ class VideoSource:
                 buf = []
         if buf:
             yield np.stack(buf)
+        if index < stop:
+            self._warn_truncated(index)
+
+    def _warn_truncated(self, n_read: int) -> None:
+        """Warn once that decoding stopped before the container's declared frame count."""
+        if getattr(self, "_truncation_warned", False):
+            return
+        self._truncation_warned = True
+        warnings.warn(f"{self.path}: read {n_read} frames of the {self.n_frames} the container "
+                      "declares (truncated or damaged file?); the output has the frames read",
+                      VMMWarning, stacklevel=3)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         for chunk in self.iter_chunks(8):
@@ -231,26 +244,89 @@ def open_input(path: str | os.PathLike):
     return open_video(path)
 
 
-def check_output_path(path: str | os.PathLike,
-                      protect: Iterable[str | os.PathLike] = ()) -> Path:
-    """Refuse an output that is one of the inputs in ``protect`` or lies in a missing folder."""
+#: errno values that mean "the output cannot be written" (read-only, full, over a size limit).
+_WRITE_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EACCES,
+                 errno.EPERM}
+
+
+def check_output_path(path: str | os.PathLike, protect: Iterable[str | os.PathLike] = (),
+                      overwrite: bool = True) -> Path:
+    """The one output policy of every command, checked before any work starts.
+
+    Refuses an output that is one of the inputs in ``protect``, is a folder, lies in a missing
+    or unwritable folder (probed by creating a file there), or exists while ``overwrite`` is
+    False (the front ends' ``-y``/``--overwrite``).
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    VMMError
+        With one clear message saying which rule is broken.
+    """
     dest = Path(path)
     for src in protect:
         if dest.exists() and Path(src).exists() and os.path.samefile(dest, src):
             raise VMMError(f"refusing to overwrite the input {src}")
-    if not dest.parent.exists():
-        raise VMMError(f"cannot write {dest}: folder {dest.parent} does not exist")
+    folder = dest.parent
+    if not folder.exists():
+        raise VMMError(f"cannot write {dest}: folder {folder} does not exist")
+    if not folder.is_dir():
+        raise VMMError(f"cannot write {dest}: {folder} is not a folder")
+    if dest.exists() and not overwrite:
+        raise VMMError(f"{dest} exists; give -y/--overwrite to replace it")
+    if dest.is_dir() and dest.suffix.lower() != ".zarr":
+        raise VMMError(f"cannot write {dest}: it is a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".vmm-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise VMMError(f"cannot write {dest}: folder {folder} is not writable "
+                       f"({exc.strerror or exc})") from None
     return dest
 
 
+def check_outputs(paths: Iterable[str | os.PathLike | None],
+                  protect: Iterable[str | os.PathLike] = (), overwrite: bool = True) -> None:
+    """:func:`check_output_path` for each of ``paths`` (None skipped); two equal paths are
+    refused too (e.g. ``--compare`` naming the output)."""
+    protect = list(protect)
+    seen: dict[str, str] = {}
+    for path in paths:
+        if path is None:
+            continue
+        key = os.path.abspath(path)
+        if key in seen:
+            raise VMMError(f"{path} is given for two outputs")
+        seen[key] = str(path)
+        check_output_path(path, protect, overwrite)
+
+
+def _write_error(dest: Path, exc: BaseException) -> VMMError | None:
+    """A VMMError for an OSError that means the output cannot be written, else None."""
+    if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+        return VMMError(f"cannot write {dest}: {exc.strerror or exc}; nothing was written")
+    return None
+
+
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, protect: Iterable[str | os.PathLike] = ()):
+def atomic_output(path: str | os.PathLike, protect: Iterable[str | os.PathLike] = (),
+                  overwrite: bool = True):
     """Yield a temporary path beside ``path``; rename it to ``path`` only on success.
 
-    Refuses to write over any file in ``protect`` (the inputs).
+    Refuses to write over any file in ``protect`` (the inputs), and over an existing ``path``
+    unless ``overwrite``. A full disk, a file-size limit or a read-only folder becomes one
+    VMMError; the temporary file is removed on any error, so no partial output is left.
     """
-    dest = check_output_path(path, protect)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=dest.suffix, dir=dest.parent)
+    dest = check_output_path(path, protect, overwrite)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=dest.suffix, dir=dest.parent)
+    except OSError as exc:
+        raise (_write_error(dest, exc) or exc) from None
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -258,27 +334,34 @@ def atomic_output(path: str | os.PathLike, protect: Iterable[str | os.PathLike] 
     try:
         yield tmp
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        err = _write_error(dest, exc)
+        if err is not None:
+            raise err from None
         raise
 
 
 @contextlib.contextmanager
-def atomic_output_dir(path: str | os.PathLike, protect: Iterable[str | os.PathLike] = ()):
+def atomic_output_dir(path: str | os.PathLike, protect: Iterable[str | os.PathLike] = (),
+                      overwrite: bool = True):
     """Like :func:`atomic_output` for a folder output (``.zarr``): a temporary folder beside
     ``path`` replaces ``path`` only on success."""
     import shutil
 
-    dest = check_output_path(path, protect)
+    dest = check_output_path(path, protect, overwrite)
     tmp = tempfile.mkdtemp(prefix=f".{dest.stem}.", suffix=dest.suffix, dir=dest.parent)
     try:
         yield tmp
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        err = _write_error(dest, exc)
+        if err is not None:
+            raise err from None
         raise
 
 
@@ -374,7 +457,8 @@ def yuv_conversion(color: dict[str, Any] | None) -> dict[str, Any]:
 def write_video(path: str | os.PathLike, frames: Any, fps: float, *,
                 audio_from: str | os.PathLike | None = None, codec: str | None = None,
                 crf: int | None = None, color_from: VideoSource | None = None,
-                ten_bit: bool = False, protect: Iterable[str | os.PathLike] = ()) -> None:
+                ten_bit: bool = False, protect: Iterable[str | os.PathLike] = (),
+                overwrite: bool = True) -> None:
     """Encode frames to a video file atomically, copying audio from ``audio_from``.
 
     Parameters
@@ -400,6 +484,8 @@ def write_video(path: str | os.PathLike, frames: Any, fps: float, *,
         Encode 10-bit (h264/hevc) from 16-bit or float frames.
     protect : iterable of paths
         Inputs that must never be overwritten.
+    overwrite : bool
+        Replace an existing ``path`` (default); False refuses it.
     """
     import av
 
@@ -415,6 +501,7 @@ def write_video(path: str | os.PathLike, frames: Any, fps: float, *,
     options = dict(options)
     if crf is not None and "crf" in options:
         options["crf"] = str(int(crf))
+    check_output_path(path, protect, overwrite)  # before computing the first frames
     rate = Fraction(fps).limit_denominator(100000)
     chunks = iter_frame_chunks(frames, 8)
     try:
@@ -450,7 +537,7 @@ def write_video(path: str | os.PathLike, frames: Any, fps: float, *,
     elif color is not None:  # RGB or grey output: only primaries and transfer apply
         color = {k: v for k, v in color.items() if k in ("color_primaries", "color_trc")}
 
-    with atomic_output(path, protect=protect) as tmp:
+    with atomic_output(path, protect=protect, overwrite=overwrite) as tmp:
         audio_in = av.open(str(audio_from)) if audio_from else None
         try:
             with av.open(tmp, "w") as out:
@@ -525,14 +612,17 @@ def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray
 
 
 def write_stack(path: str | os.PathLike, frames: Any, shape: tuple[int, ...], dtype: np.dtype,
-                protect: Iterable[str | os.PathLike] = ()) -> None:
+                protect: Iterable[str | os.PathLike] = (), overwrite: bool = True) -> None:
     """Write chunks to a .npy or .tif stack atomically, one chunk in memory at a time."""
     suffix = Path(path).suffix.lower()
     if suffix not in STACK_EXTENSIONS:
         raise VMMError(f"cannot write {path}: unknown stack extension {suffix!r}")
-    with atomic_output(path, protect=protect) as tmp:
+    with atomic_output(path, protect=protect, overwrite=overwrite) as tmp:
         if suffix == ".npy":
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=tuple(shape))
+            if hasattr(os, "posix_fallocate"):  # reserve the blocks: a full disk is an
+                with open(tmp, "r+b") as fh:     # error now, not a SIGBUS in the memmap
+                    os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
             t = 0
             for chunk in iter_frame_chunks(frames):
                 out[t:t + len(chunk)] = chunk
