@@ -9,6 +9,20 @@ import numpy as np
 
 from napari_vmm.core.errors import Cancelled
 
+#: Bytes of motion signal the in-process engine may hold (whole-clip filters tile above it),
+#: so that napari stays under 1.5 GB on a 301-frame 448 x 576 video (benchmarks/bench_napari.py).
+ENGINE_MEMORY_BUDGET = 384 << 20
+#: Pixels per engine chunk in napari: a method's working memory grows with the chunk (riesz
+#: holds about 35 MB per 448 x 576 frame), and progress and Cancel come once per chunk.
+ENGINE_CHUNK_PIXELS = 600_000
+
+
+def engine_kwargs(kwargs: dict[str, Any], shape: tuple[int, ...]) -> dict[str, Any]:
+    """``kwargs`` for :func:`engine_job` in the napari process: the signal budget and the
+    chunk size above, unless given."""
+    h, w = int(shape[1]), int(shape[2])
+    chunk = max(2, min(16, ENGINE_CHUNK_PIXELS // max(1, h * w)))
+    return {"memory_budget": ENGINE_MEMORY_BUDGET, "chunk_size": chunk, **kwargs}
 
 def engine_job(frames: Any, out: np.ndarray, kwargs: dict[str, Any]):
     """Generator run in the worker thread: yields ``(done, total)`` after each engine chunk."""
@@ -28,12 +42,50 @@ def dask_job(frames: Any, out: np.ndarray | None, zarr_path: str | None,
              fallback: bool = False):
     """Worker generator of the Dask route: yields ``(done, total)`` per block.
 
-    Returns the filled ``out`` array, or ``zarr_path`` once the store is complete. ``cancel``
-    stops it within about a second (the blocks still pending are cancelled, on the cluster
-    too, and a partial Zarr store is removed). With ``fallback``, a scheduler that cannot be
-    reached (one remembered from an earlier session) is replaced by local threads, and the
-    job yields one warning string saying so.
+    Returns the filled ``out`` array, or ``zarr_path`` once the store is complete. The blocks
+    are computed by a helper thread; this generator polls it every :data:`HEARTBEAT` s, so
+    ``cancel`` stops it within that time even while a long block runs. The helper then
+    cancels the blocks still pending (on the cluster too), removes a partial Zarr store and
+    closes the client once the block in progress is done. With ``fallback``, a scheduler
+    that cannot be reached (one remembered from an earlier session) is replaced by local
+    threads, and the job yields one warning string saying so.
     """
+    import queue
+
+    events: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    helper = threading.Thread(target=_compute_blocks, name="vmm-dask-job", daemon=True,
+                              args=(frames, out, zarr_path, scheduler, kwargs, fallback,
+                                    events, stop))
+    helper.start()
+    try:
+        while True:
+            if cancel.is_set():
+                raise Cancelled("magnification cancelled")
+            try:
+                kind, value = events.get(timeout=HEARTBEAT)
+            except queue.Empty:
+                continue
+            if kind == "error":
+                if isinstance(value, RuntimeError):
+                    raise WorkerError(value) from value
+                raise value
+            if kind == "done":
+                break
+            yield value  # (done, total), or a warning string
+    finally:
+        stop.set()
+    return zarr_path if zarr_path is not None else out
+
+
+#: Seconds between the Dask job's checks for a cancel while blocks run.
+HEARTBEAT = 0.25
+
+
+def _compute_blocks(frames: Any, out: np.ndarray | None, zarr_path: str | None,
+                    scheduler: str | None, kwargs: dict[str, Any], fallback: bool,
+                    events: Any, stop: threading.Event) -> None:
+    """Helper thread of :func:`dask_job`: puts ``(kind, value)`` events on ``events``."""
     from napari_vmm.core import parallel
     from napari_vmm.core.errors import VMMError
 
@@ -45,7 +97,7 @@ def dask_job(frames: Any, out: np.ndarray | None, zarr_path: str | None,
         except VMMError as exc:
             if not fallback:
                 raise
-            yield f"napari-vmm: {exc}; running on local threads instead"
+            events.put(("warning", f"napari-vmm: {exc}; running on local threads instead"))
         x = frames
         if not hasattr(x, "dask"):
             import dask.array as da
@@ -55,17 +107,17 @@ def dask_job(frames: Any, out: np.ndarray | None, zarr_path: str | None,
         steps = parallel.iter_compute(lazy, out, zarr_path=zarr_path, fps=kwargs.get("fps"),
                                       client=client, protect=source_paths(frames))
         for step in steps:
-            if cancel.is_set():
-                raise Cancelled("magnification cancelled")
-            if step is not None:  # None: a heartbeat while blocks run
-                yield step
-    except RuntimeError as exc:
-        raise WorkerError(exc) from exc
+            if stop.is_set():
+                return
+            events.put(("step", step))
+    except BaseException as exc:
+        events.put(("error", exc))
+    else:
+        events.put(("done", None))
     finally:
         if steps is not None:
             steps.close()  # cancels pending blocks; removes a partial Zarr store
         parallel.close_client(client)
-    return zarr_path if zarr_path is not None else out
 
 
 def source_paths(frames: Any) -> list[str]:

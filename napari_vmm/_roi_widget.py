@@ -18,12 +18,22 @@ Scripts and tests use it as::
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    PushButton,
+    SpinBox,
+)
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Image, Shapes
@@ -39,6 +49,8 @@ if TYPE_CHECKING:
 
     from napari_vmm.core.analysis import MotionAnalysis
 
+log = logging.getLogger(__name__)
+
 #: Frames read per step of the worker (one progress tick and one cancel point each).
 CHUNK_FRAMES = 32
 #: A click within this fraction of the spectrum's x-range of a peak selects that peak.
@@ -48,11 +60,23 @@ CLICK_PIXELS = 4
 
 
 def _analysis_job(frames: Any, rois: list, fps: float, options: dict[str, Any]):
-    """Generator run in the worker thread: yields ``(done, total)``, returns the analysis."""
-    from napari_vmm.core.analysis import iter_analyze_motion
+    """Generator run in the worker thread: yields ``(done, total)``, returns the analysis.
 
-    return (yield from iter_analyze_motion(frames, rois, fps, chunk_frames=CHUNK_FRAMES,
-                                           **options))
+    Float frames are checked for NaN and infinity first (one clear message); a RuntimeError
+    is carried out as :class:`napari_vmm._jobs.WorkerError` (superqt would swallow it).
+    """
+    from napari_vmm._jobs import WorkerError
+    from napari_vmm.core.analysis import iter_analyze_motion
+    from napari_vmm.core.frames import to_float
+
+    try:
+        if np.dtype(frames.dtype).kind == "f":
+            for t in range(0, frames.shape[0], CHUNK_FRAMES):
+                to_float(np.asarray(frames[t:t + CHUNK_FRAMES]))  # raises on NaN/inf
+        return (yield from iter_analyze_motion(frames, rois, fps, chunk_frames=CHUNK_FRAMES,
+                                               **options))
+    except RuntimeError as exc:
+        raise WorkerError(exc) from exc
 
 
 def pixel_size_from_layer(layer: Image) -> tuple[float, str] | None:
@@ -73,6 +97,32 @@ def pixel_size_from_layer(layer: Image) -> tuple[float, str] | None:
     if unit.dimensionality != pint.get_application_registry().Unit("m").dimensionality:
         return None  # "pixel" is dimensionless in napari's registry
     return sx, f"{unit:~}".replace("µ", "u") or str(unit)
+
+
+def spectrum_xlim(rois: list, band: tuple[float, float] | None, fps: float,
+                  log_axis: bool = False, energy: float = 0.99) -> tuple[float, float]:
+    """Frequency range that shows the spectra's content and the band.
+
+    The upper limit is 1.3 x the highest of: the band's high edge, the strongest peaks, and
+    the frequency below which ``energy`` of each spectrum lies (capped at Nyquist). With
+    ``log_axis`` the lower limit is the lowest positive frequency, else 0.
+    """
+    nyq = fps / 2
+    top, low = 0.0, nyq
+    for r in rois:
+        freqs = np.asarray(r.freqs, dtype=float)
+        spec = np.nan_to_num(np.asarray(r.spectrum, dtype=float)) ** 2
+        if freqs.size > 1:
+            low = min(low, float(freqs[1]))
+            cum = np.cumsum(spec)
+            if cum[-1] > 0:
+                top = max(top, float(freqs[min(np.searchsorted(cum, energy * cum[-1]),
+                                               freqs.size - 1)]))
+        top = max([top] + [p.hz for p in r.peaks[:3]])
+    if band is not None:
+        top = max(top, band[1])
+    hi = nyq if top <= 0 else min(nyq, 1.3 * top)
+    return (low if log_axis else 0.0), hi
 
 
 class MotionTracesWidget(QWidget):
@@ -110,10 +160,21 @@ class MotionTracesWidget(QWidget):
         self._suggest_btn = PushButton(text="Use suggested band", enabled=False,
                                        tooltip="send ROI 1's suggested band to Magnify")
         self._csv_btn = PushButton(text="Export CSV…", enabled=False)
+        self._fps_note = Label(value="")
+        self._fmin = FloatSpinBox(label="fmin (Hz)", value=0.0, min=0.0, max=1e6, step=0.1,
+                                  tooltip="ignore peaks below this frequency (0: none)")
+        self._fmax = FloatSpinBox(label="fmax (Hz)", value=0.0, min=0.0, max=1e6, step=1.0,
+                                  tooltip="ignore peaks above this frequency (0: Nyquist)")
+        self._peaks = SpinBox(label="peaks", value=5, min=1, max=50,
+                              tooltip="spectral peaks reported per ROI")
+        self._log_freq = CheckBox(text="log frequency axis", value=False)
         self._band_label = Label(value="band: click a peak or drag on the spectrum")
         self._status = Label(value="")
-        form = Container(widgets=[self._layer, self._shapes, self._fps, self._pixel_size,
-                                  self._unit])
+        for label in (self._fps_note, self._band_label, self._status):
+            label.native.setWordWrap(True)
+        form = Container(widgets=[self._layer, self._shapes, self._fps, self._fps_note,
+                                  self._pixel_size, self._unit, self._fmin, self._fmax,
+                                  self._peaks, self._log_freq])
         buttons = Container(widgets=[self._run_btn, self._cancel_btn], layout="horizontal",
                             labels=False)
         more = Container(widgets=[self._suggest_btn, self._csv_btn], layout="horizontal",
@@ -135,6 +196,7 @@ class MotionTracesWidget(QWidget):
         self._cancel_btn.changed.connect(self.cancel)
         self._suggest_btn.changed.connect(self._use_suggested_band)
         self._csv_btn.changed.connect(self._export_dialog)
+        self._log_freq.changed.connect(self._on_log_freq)
         self._layer.changed.connect(self._on_layer_changed)
         self._shapes.changed.connect(self._on_shapes_changed)
         self.canvas.mpl_connect("button_press_event", self._on_press)
@@ -197,8 +259,13 @@ class MotionTracesWidget(QWidget):
         if layer is None:
             return
         fps = layer_fps({"scale": layer.scale, "units": layer.units, "metadata": layer.metadata})
+        self._fps.enabled = fps is None
         if fps is not None:
             self._fps.value = round(fps, 6)
+            self._fps_note.value = ""
+        else:
+            self._fps_note.value = ("⚠ first axis has no time unit: check fps "
+                                    f"(using {self._fps.value:g})")
         size = pixel_size_from_layer(layer)
         if size is not None:
             self._pixel_size.value, self._unit.value = size
@@ -233,7 +300,7 @@ class MotionTracesWidget(QWidget):
             return None
         n = int(frames.shape[0])
         worker = create_worker(
-            _analysis_job, frames, rois, fps, options,
+            _analysis_job, frames, rois, fps, options, _ignore_errors=True,
             _progress={"total": math.ceil(n / CHUNK_FRAMES), "desc": "Motion traces"})
         worker.yielded.connect(self._on_yielded)
         worker.returned.connect(self._on_returned)
@@ -263,7 +330,14 @@ class MotionTracesWidget(QWidget):
         if len(shapes.data) == 0:
             raise VMMError(f"Shapes layer {shapes.name!r} is empty: draw a ROI first")
         rois = shapes_to_rois(shapes, layer)
-        options: dict[str, Any] = {}
+        if self._fps.enabled:
+            show_warning(f"layer {layer.name!r} has no time scale; using fps = "
+                         f"{self._fps.value:g} as set in the widget")
+        options: dict[str, Any] = {"n_peaks": int(self._peaks.value)}
+        if self._fmin.value > 0:
+            options["fmin"] = float(self._fmin.value)
+        if self._fmax.value > 0:
+            options["fmax"] = float(self._fmax.value)
         if self._pixel_size.value > 0:
             unit = self._unit.value.strip() or "um"
             options.update(pixel_size=float(self._pixel_size.value), unit=unit)
@@ -291,7 +365,15 @@ class MotionTracesWidget(QWidget):
                 show_warning(msg)
 
     def _on_errored(self, exc: BaseException) -> None:
-        msg = str(exc) if isinstance(exc, VMMError) else f"{type(exc).__name__}: {exc}"
+        from napari_vmm._jobs import WorkerError
+
+        if isinstance(exc, WorkerError):
+            exc = exc.original
+        if isinstance(exc, VMMError):
+            msg = str(exc)
+        else:  # one toast; the traceback goes to the log
+            log.error("napari-vmm: motion traces failed", exc_info=exc)
+            msg = f"{type(exc).__name__}: {exc}"
         self._status.value = f"error: {msg}"
         show_error(f"Motion traces: {msg}")
 
@@ -331,6 +413,11 @@ class MotionTracesWidget(QWidget):
                 spine.set_color(fg)
             ax.xaxis.label.set_color(fg)
             ax.yaxis.label.set_color(fg)
+            ax.title.set_color(fg)
+            legend = ax.get_legend()
+            if legend is not None:
+                for text in legend.get_texts():
+                    text.set_color(fg)
 
     def _draw(self) -> None:
         from napari_vmm.core.analysis import draw_roi
@@ -342,16 +429,31 @@ class MotionTracesWidget(QWidget):
         for i, r in enumerate(result.rois):
             draw_roi(self.ax_wave, self.ax_spec, r, color=f"C{i % 10}", label=f"ROI {i + 1}",
                      show_band=False)
-        if len(result.rois) <= 4:
-            self.ax_wave.legend(fontsize=7, loc="upper right", ncols=2, framealpha=0.4)
+        if len(result.rois) <= 4:  # above the axes, never over the traces
+            self.ax_wave.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0, 1.0),
+                                ncols=4, frameon=False)
         self.ax_spec.set_title("click a peak or drag a range to set the band", fontsize=8)
         self._cursor = self.ax_wave.axvline(self._current_time(), color="0.5", lw=1)
+        self._zoom_spectrum()
         self._style_axes()
         has_band = bool(result.rois and result.rois[0].band)
         self._suggest_btn.enabled = has_band
         self._csv_btn.enabled = True
         if self.band is not None:
             self._draw_band(*self.band)
+        self.canvas.draw_idle()
+
+    def _zoom_spectrum(self) -> None:
+        """Frequency axis: the content and the band (:func:`spectrum_xlim`), linear or log."""
+        if self.result is None:
+            return
+        log_axis = bool(self._log_freq.value)
+        self.ax_spec.set_xscale("log" if log_axis else "linear")
+        self.ax_spec.set_xlim(*spectrum_xlim(self.result.rois, self.band, self.result.fps,
+                                             log_axis))
+
+    def _on_log_freq(self, *_: Any) -> None:
+        self._zoom_spectrum()
         self.canvas.draw_idle()
 
     def _current_frame(self) -> int:
@@ -442,6 +544,7 @@ class MotionTracesWidget(QWidget):
         self.band = (lo, hi)
         self._band_label.value = f"band: {lo:.4g} – {hi:.4g} Hz"
         self._draw_band(lo, hi)
+        self._zoom_spectrum()
         self.canvas.draw_idle()
         self._send_band(lo, hi)
         return self.band

@@ -45,7 +45,7 @@ from napari_vmm._form import (
     option_widget,
     significant_decimals,
 )
-from napari_vmm._jobs import WorkerError, dask_job, engine_job
+from napari_vmm._jobs import WorkerError, dask_job, engine_job, engine_kwargs
 from napari_vmm._layers import (  # noqa: F401  (re-exported: the traces widget, scripts)
     MEMMAP_BYTES,
     allocate_output,
@@ -78,10 +78,6 @@ if TYPE_CHECKING:
     from napari_vmm.core.params import MagnifyParams
 
 log = logging.getLogger(__name__)
-
-#: Bytes of motion signal the in-process engine may hold (whole-clip filters tile above it),
-#: so that napari itself stays well under 1.5 GB on a 300-frame 448 x 576 video.
-ENGINE_MEMORY_BUDGET = 384 << 20
 
 _WIDGETS: weakref.WeakSet[MagnifyWidget] = weakref.WeakSet()
 
@@ -708,7 +704,7 @@ class MagnifyWidget(QWidget):
                else allocate_output(tuple(frames.shape), frames.dtype))
         kwargs = {**params.engine_kwargs(), "roi_mask": mask}
         if dask_route is None:
-            kwargs["memory_budget"] = ENGINE_MEMORY_BUDGET
+            kwargs = engine_kwargs(kwargs, tuple(frames.shape))
         name = output_name(source.name, params.method, preview)
         provenance = {
             "version": __version__,

@@ -111,10 +111,11 @@ def test_click_peak_and_drag_set_the_band(make_napari_viewer, qtbot, magnify):
     assert len(magnify.bands) == 1
     lo, hi = magnify.bands[0]
     assert lo < res.rois[0].dominant_hz < hi
-    # a drag selects exactly the dragged range
-    at(6.0, "button_press_event")
-    at(9.0, "button_release_event")
-    assert magnify.bands[-1] == pytest.approx((6.0, 9.0), abs=0.05)
+    # a drag selects exactly the dragged range (inside the zoomed frequency axis)
+    assert widget.ax_spec.get_xlim()[1] > 4.0
+    at(1.5, "button_press_event")
+    at(4.0, "button_release_event")
+    assert magnify.bands[-1] == pytest.approx((1.5, 4.0), abs=0.05)
     assert widget.band == magnify.bands[-1] and "Hz" in widget._band_label.value
     # far from any peak, a click does nothing
     assert widget.pick_peak(14.0) is None and len(magnify.bands) == 2
@@ -200,3 +201,60 @@ def test_roi_masks_match_napari_rasterisation(kind):
     ours = roi.mask((40, 48))
     iou = (ours & theirs).sum() / (ours | theirs).sum()
     assert iou > 0.9, iou
+
+
+def test_nan_frames_give_one_clear_toast(make_napari_viewer, qtbot, magnify):
+    viewer, image, shapes = setup_viewer(make_napari_viewer)
+    data = image.data.astype(np.float32) / 65535
+    data[7, 10, 10] = np.nan
+    nan_layer = viewer.add_image(data, name="nan", scale=image.scale, units=image.units)
+    widget = MotionTracesWidget(viewer)
+    widget.layer, widget.shapes = nan_layer, shapes
+    before = len(notification_manager.records)
+    assert widget.run() is not None
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=WAIT_MS)
+    msgs = [str(n.message) for n in notification_manager.records[before:]
+            if n.severity.name in ("ERROR", "WARNING")]
+    assert len(msgs) == 1 and "NaN" in msgs[0], msgs
+    assert "NaN" in widget._status.value and widget._status.native.wordWrap()
+
+
+def test_layer_without_time_scale_warns_and_unlocks_fps(make_napari_viewer, qtbot, magnify):
+    viewer, image, shapes = setup_viewer(make_napari_viewer)
+    widget = MotionTracesWidget(viewer)
+    assert not widget._fps.enabled
+    plain = viewer.add_image(np.asarray(image.data), name="plain")  # no time unit
+    widget.layer = plain
+    assert widget._fps.enabled and "no time unit" in widget._fps_note.value
+    widget._fps.value = 30.0
+    before = len(notification_manager.records)
+    analyse(widget, qtbot)
+    msgs = [str(n.message) for n in notification_manager.records[before:]
+            if n.severity.name == "WARNING"]
+    assert any("no time scale" in m for m in msgs), msgs
+
+
+def test_spectrum_zooms_to_content_and_has_peak_controls(make_napari_viewer, qtbot, magnify):
+    viewer, image, shapes = setup_viewer(make_napari_viewer)
+    widget = MotionTracesWidget(viewer)
+    widget._fmax.value = 10.0
+    widget._peaks.value = 2
+    res = analyse(widget, qtbot)
+    (r,) = res.rois
+    assert len(r.peaks) <= 2 and all(p.hz <= 10.0 for p in r.peaks)
+    lo, hi = widget.ax_spec.get_xlim()
+    assert lo == 0 and F_HZ < hi < FPS / 2  # zoomed to the content, not 0-Nyquist
+    widget.select_band(3.0, 9.0)
+    assert widget.ax_spec.get_xlim()[1] >= 9.0  # the band stays in view
+    widget._log_freq.value = True
+    assert widget.ax_spec.get_xscale() == "log" and widget.ax_spec.get_xlim()[0] > 0
+    # the legend sits above the waveform axes, the hint follows the theme's text colour
+    legend = widget.ax_wave.get_legend()
+    if legend is not None:
+        assert legend.get_bbox_to_anchor().y0 >= widget.ax_wave.bbox.y1 - 1
+    from napari.utils.theme import get_theme
+
+    fg = get_theme(viewer.theme).text.as_hex()
+    from matplotlib.colors import to_hex
+
+    assert to_hex(widget.ax_spec.title.get_color()) == to_hex(fg)
