@@ -71,6 +71,11 @@ def write_video_layer(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     from napari_vmm.core.errors import VMMError
     from napari_vmm.core.io import write_video
 
+    shape = tuple(getattr(data, "shape", ()))
+    if len(shape) - (1 if meta.get("rgb") else 0) < 3:
+        _notify_error(f"cannot write {path}: the layer is 2-D (shape {shape}); a video needs "
+                      "a time series T,Y,X or T,Y,X,3")
+        return []
     fps = layer_fps(meta)
     if fps is None:
         fps = DEFAULT_FPS

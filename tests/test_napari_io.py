@@ -131,3 +131,19 @@ def test_large_outputs_go_to_an_anonymous_file(monkeypatch):
     assert isinstance(big, np.memmap) and big.shape == (4, 8, 8, 3)
     big[:] = 7
     assert int(big.sum()) == 7 * big.size
+
+
+def test_writer_refuses_a_2d_layer_clearly(tmp_path):
+    pytest.importorskip("napari")
+    from napari.utils.notifications import notification_manager
+
+    from napari_vmm._writer import write_video_layer
+
+    before = len(notification_manager.records)
+    for data, rgb in ((np.zeros((16, 16), np.uint8), False),
+                      (np.zeros((16, 16, 3), np.uint8), True)):
+        dst = tmp_path / "flat.mp4"
+        assert write_video_layer(str(dst), data, {"rgb": rgb, "scale": (1, 1)}) == []
+        assert not dst.exists()
+    msgs = [str(n.message) for n in notification_manager.records[before:]]
+    assert len(msgs) == 2 and all("2-D" in m and "T,Y,X" in m for m in msgs), msgs
