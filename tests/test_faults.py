@@ -255,3 +255,104 @@ def test_corrupt_weights_stop_the_cli_without_fallback(tmp_path, capsys):
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert rc == 1 and len(err) == 1 and str(pt) in err[0] and "checksum" in err[0], err
     assert not dst.exists()
+
+
+# --------------------------------------------------------------------------- Dask and Zarr
+def _slow_blocks(n_blocks: int = 6, delay: float = 0.3):
+    """A (n_blocks*4, 16, 16) uint8 dask array whose blocks each take ``delay`` seconds."""
+    da = pytest.importorskip("dask.array")
+
+    def slow(block):
+        time.sleep(delay)
+        return block + 1
+
+    base = da.arange(n_blocks * 4 * 16 * 16, chunks=4 * 16 * 16).astype(np.uint8)
+    return base.reshape(n_blocks * 4, 16, 16).rechunk((4, 16, 16)).map_blocks(slow)
+
+
+@pytest.fixture
+def cluster():
+    """A real LocalCluster: 2 in-process workers of one thread (light on 2 cores)."""
+    distributed = pytest.importorskip("distributed")
+    import logging
+
+    import dask
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        lc = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                      dashboard_address=None, silence_logs=logging.ERROR)
+        client = distributed.Client(lc)
+        yield lc, client
+        client.close()
+        lc.close()
+
+
+def _kill_a_busy_worker(lc, client) -> None:
+    """Close (abruptly, not retire) a worker that is running a task."""
+    busy = {addr for addr, keys in client.processing().items() if keys}
+    name, worker = next((n, w) for n, w in lc.workers.items() if w.address in busy)
+    lc.sync(worker.close, timeout=5)
+
+
+def test_dask_worker_killed_mid_run_fails_with_one_message(cluster, tmp_path):
+    from napari_vmm.core.parallel import write_zarr_blocks
+
+    lc, client = cluster
+    x = _slow_blocks()
+    killed = []
+
+    def progress(done, total):
+        if not killed:
+            _kill_a_busy_worker(lc, client)
+            killed.append(done)
+
+    dst = tmp_path / "out.zarr"
+    with pytest.raises(VMMError, match="a Dask worker died while running a task"):
+        write_zarr_blocks(x, dst, fps=30, client=client, progress=progress)
+    assert killed and not dst.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_dask_worker_lost_between_tasks_recovers(tmp_path):
+    """With the default retries, the remaining worker finishes the run: a complete store."""
+    distributed = pytest.importorskip("distributed")
+    import logging
+
+    from napari_vmm.core.parallel import ZARR_COMPLETE, open_zarr, write_zarr_blocks
+
+    x = _slow_blocks(delay=0.2)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None, silence_logs=logging.ERROR) as lc, \
+            distributed.Client(lc) as client:
+        killed = []
+
+        def progress(done, total):
+            if not killed:
+                _kill_a_busy_worker(lc, client)
+                killed.append(done)
+
+        dst = tmp_path / "out.zarr"
+        write_zarr_blocks(x, dst, fps=30, client=client, progress=progress)
+    arr, attrs = open_zarr(dst)
+    assert killed and attrs[ZARR_COMPLETE] is True
+    np.testing.assert_array_equal(arr.compute(), x.compute())
+
+
+def test_zarr_left_by_a_killed_run_is_refused(tmp_path):
+    """What SIGKILL leaves (the store mid-write, marker false) never reads as complete."""
+    from napari_vmm.core.parallel import iter_compute, open_zarr
+
+    x = _slow_blocks(delay=0.0)
+    dst = tmp_path / "out.zarr"
+    steps = iter_compute(x, zarr_path=dst, fps=30, max_workers=1)
+    next(steps)  # one block written
+    (tmp_dir,) = [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+    frozen = tmp_path / "frozen.zarr"
+    shutil.copytree(tmp_dir, frozen)  # the state a killed process leaves on disk
+    steps.close()  # a cancel: nothing at dst, the temporary store removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frozen.zarr"]
+    with pytest.raises(VMMError, match="stopped before the end"):
+        open_zarr(frozen)
+    for _ in iter_compute(x, zarr_path=dst, fps=30):
+        pass
+    arr, attrs = open_zarr(dst)
+    np.testing.assert_array_equal(arr.compute(), x.compute())

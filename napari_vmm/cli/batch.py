@@ -143,10 +143,12 @@ def write_zarr_frames(path: str, chunks: Iterable[np.ndarray], shape: tuple[int,
     import zarr
 
     from ..core.io import atomic_output_dir, iter_frame_chunks
+    from ..core.parallel import mark_zarr
 
     with atomic_output_dir(path, protect) as tmp:
         z = zarr.create_array(tmp, shape=tuple(shape), dtype=dtype, overwrite=True,
                               chunks=(min(ZARR_TIME_CHUNK, shape[0]),) + tuple(shape[1:]))
+        mark_zarr(z, False)
         if fps:
             z.attrs["fps"] = float(fps)
         t = 0
@@ -155,6 +157,7 @@ def write_zarr_frames(path: str, chunks: Iterable[np.ndarray], shape: tuple[int,
             t += len(chunk)
         if t != shape[0]:
             raise VMMError(f"cannot write {path}: got {t} frames, expected {shape[0]}")
+        mark_zarr(z, True)
 
 
 def _zarr_frames(store: str, step: int = ZARR_TIME_CHUNK) -> Iterator[np.ndarray]:

@@ -683,13 +683,22 @@ def rechunk_through_zarr(x: Any, chunks: Any, store: str | os.PathLike,
     return da.from_zarr(str(store))
 
 
+#: Attribute of every Zarr array vmm writes: False from its creation, True written last.
+ZARR_COMPLETE = "vmm_complete"
+
+
+def mark_zarr(z: Any, complete: bool) -> None:
+    """Set the completion marker of a Zarr array vmm writes (False first, True last)."""
+    z.attrs[ZARR_COMPLETE] = bool(complete)
+
+
 def open_zarr(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
     """Open a Zarr array or an OME-Zarr image lazily as (T, H, W[, C]) with its attributes.
 
     OME-Zarr: the full-resolution dataset of the first multiscale; axes ``t``, ``c``, ``z``,
     ``y``, ``x`` are reordered to (T, H, W, C); ``z`` must have size 1 and ``c`` 1 or 3.
     The frame rate is read from the ``fps`` attribute or from an OME ``t`` axis scale in
-    seconds.
+    seconds. A store vmm began but did not finish (``vmm_complete`` false) is refused.
 
     Returns
     -------
@@ -708,6 +717,9 @@ def open_zarr(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
     except Exception as exc:  # noqa: BLE001 - any zarr error means an unreadable store
         raise VMMError(f"cannot read {path}: not a Zarr store ({exc})") from None
     attrs = dict(node.attrs)
+    if attrs.get(ZARR_COMPLETE) is False:
+        raise VMMError(f"cannot read {path}: the run that wrote this Zarr store stopped before "
+                       "the end (no completion marker); write it again")
     fps = attrs.get("fps")
     if hasattr(node, "shape"):
         arr = da.from_zarr(node)
@@ -796,6 +808,7 @@ def write_zarr_blocks(x: Any, path: str | os.PathLike, fps: float | None = None,
     with atomic_output_dir(path, protect) as tmp:
         z = zarr.create_array(tmp, shape=x.shape, chunks=regular, dtype=x.dtype,
                               overwrite=True)
+        mark_zarr(z, False)
         if fps:
             z.attrs["fps"] = float(fps)
         blocks = x.to_delayed()
@@ -805,6 +818,7 @@ def write_zarr_blocks(x: Any, path: str | os.PathLike, fps: float | None = None,
             region = tuple(slice(*starts[d][i]) for d, i in enumerate(index))
             tasks.append(dask.delayed(_store_block, pure=False)(blocks[index], tmp, region))
         run_tasks(tasks, client, progress)
+        mark_zarr(z, True)
 
 
 def _store_block(block: np.ndarray, store: str, region: tuple[slice, ...]) -> int:
@@ -812,6 +826,19 @@ def _store_block(block: np.ndarray, store: str, region: tuple[slice, ...]) -> in
 
     zarr.open_array(store, mode="r+")[region] = block
     return int(block.shape[0])
+
+
+def _result(future: Any) -> Any:
+    """``future.result()``; a worker lost while running the task becomes one VMMError."""
+    from distributed import KilledWorker
+
+    try:
+        return future.result()
+    except KilledWorker as exc:
+        raise VMMError(
+            f"a Dask worker died while running a task ({exc.task}, lost {exc.allowed_failures + 1}"
+            " times): it was killed or ran out of memory; lower --memory-budget or give the "
+            "workers more memory") from None
 
 
 def run_tasks(tasks: Sequence[Any], client: Any = None,
@@ -844,10 +871,10 @@ def run_tasks(tasks: Sequence[Any], client: Any = None,
     try:
         for done, fut in enumerate(as_completed(futures), start=1):
             if fut.status == "error":
-                fut.result()  # raise the task's exception here
+                _result(fut)  # raise the task's exception here
             if progress is not None and progress(done, total) is False:
                 raise Cancelled("cancelled")
-        return [f.result() for f in futures]
+        return [_result(f) for f in futures]
     except BaseException:
         client.cancel(futures)
         raise
@@ -1245,6 +1272,7 @@ def iter_compute(x: Any, out: Any = None, *, zarr_path: str | os.PathLike | None
             tmp = stack.enter_context(atomic_output_dir(zarr_path, protect))
             z = zarr.create_array(tmp, shape=x.shape, chunks=chunks, dtype=x.dtype,
                                   overwrite=True)
+            mark_zarr(z, False)
             if fps:
                 z.attrs["fps"] = float(fps)
         starts = [_bounds(c) for c in x.chunks]
@@ -1256,6 +1284,8 @@ def iter_compute(x: Any, out: Any = None, *, zarr_path: str | os.PathLike | None
             tasks.append(blocks[index] if zarr_path is None else
                          dask.delayed(_store_block, pure=False)(blocks[index], tmp, region))
         yield from _iter_tasks(tasks, regions, out, client, max_workers)
+        if zarr_path is not None:
+            mark_zarr(z, True)
 
 
 def _iter_tasks(tasks: list[Any], regions: list[tuple[slice, ...]], out: Any, client: Any,
@@ -1268,7 +1298,7 @@ def _iter_tasks(tasks: list[Any], regions: list[tuple[slice, ...]], out: Any, cl
         where = {f.key: r for f, r in zip(futures, regions, strict=True)}
         try:
             for done, fut in enumerate(as_completed(futures), start=1):
-                result = fut.result()  # raises the task's exception here
+                result = _result(fut)  # raises the task's exception here
                 if out is not None:
                     out[where[fut.key]] = result
                 yield done, total
