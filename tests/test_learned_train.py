@@ -86,3 +86,34 @@ def test_checksum_mismatch_is_a_clear_error(tmp_path):
 def test_missing_weights_say_how_to_train(tmp_path):
     with pytest.raises(VMMError, match="vmm train oh2018"):
         W.load_weights("oh2018", tmp_path)
+
+
+def test_decode_twice_is_the_input_at_alpha_zero_and_validate_only_exports_the_flag(tmp_path):
+    from napari_vmm.core.learned.magnifier import load_network
+    from napari_vmm.core.learned.models import build_model
+
+    torch.manual_seed(0)
+    xa, xb = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    plain = build_model("realtime")
+    twice = build_model("realtime", decode_twice=True)
+    twice.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(twice(xa, xb, 0.0), xb, atol=1e-6)
+        assert not torch.allclose(plain(xa, xb, 0.0), xb, atol=1e-2)
+        assert not torch.allclose(twice(xa, xb, 5.0), xb, atol=1e-3)  # still magnifies
+    with pytest.raises(VMMError, match="decode_twice"):
+        build_model("lnvmm", decode_twice=True)
+    # scratch weights, then a flagged export of them without any optimiser step
+    assert train(_cfg(tmp_path, 2)) == 0
+    src = tmp_path / "run" / "export" / "realtime.pt"
+    cfg = TrainConfig(**{**vars(_cfg(tmp_path, 2)), "run_dir": str(tmp_path / "dt"),
+                         "init": str(src), "arch": {"decode_twice": True},
+                         "validate_only": True})
+    assert train(cfg) == 0
+    sd0, _ = W.load_weights("realtime", src)
+    sd1, prov = W.load_weights("realtime", tmp_path / "dt" / "export")
+    assert prov["arch"] == {"decode_twice": True} and prov["steps"] == 2
+    assert all(torch.equal(sd0[k], sd1[k]) for k in sd0)
+    net = load_network("realtime", torch.device("cpu"), str(tmp_path / "dt" / "export" /
+                                                            "realtime.pt"))
+    assert net.decode_twice

@@ -36,12 +36,13 @@ docs/learned.md).
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``train`` subcommand to ``subparsers`` (its ``func`` runs it)."""
+    from ..core.registry import method_names
+
+    learned = method_names("learned")
     p = subparsers.add_parser(
-        "train", help="train a learned magnifier (oh2018, realtime, fd4mm)",
+        "train", help=f"train a learned magnifier ({', '.join(learned)})",
         description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", choices=["oh2018", "realtime", "fd4mm", "lnvmm", "lnvmm_light",
-                                     "mdlmm", "mdlmm_d2", "sigma_theta", "hmn", "hmn_light",
-                                     "kldnas"])
+    p.add_argument("model", choices=learned, help="the learned method to train")
     p.add_argument("--run-dir", default="", help="checkpoint/log directory (default runs/MODEL)")
     p.add_argument("--steps", type=int, default=1_000_000, help="total optimiser steps")
     p.add_argument("--batch", type=int, default=0, help="batch size (default: 4)")
@@ -67,6 +68,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "start it from trained weights with --init shipped")
     p.add_argument("--workers", type=int, default=0,
                    help="worker processes generating training batches (default 0: in-process)")
+    p.add_argument("--renderer", default="cpu", choices=["cpu", "torch"],
+                   help="training data: cpu (per-sample generator, default; data workers) or "
+                        "torch (whole batches rendered on --device by torch, same recipe; "
+                        "another sample stream, so keep one renderer per run)")
     p.add_argument("--echo", type=int, default=1,
                    help="optimiser steps per generated batch, each on another flip/rotation of "
                         "it (1..8; default 1). For a GPU starved by the CPU data generator")
@@ -88,6 +93,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="stop after this many hours of this process (0: no limit)")
     p.add_argument("--max-steps", type=int, default=0,
                    help="stop after this many steps of this process (0: no limit; smoke tests)")
+    p.add_argument("--validate-only", action="store_true",
+                   help="take no optimiser step: validate the starting weights and export them "
+                        "(e.g. shipped weights with a new --decode-twice flag)")
     p.add_argument("--warmup", type=int, default=100,
                    help="linear lr warm-up steps when the optimiser state is fresh (default 100)")
     p.add_argument("--ckpt-every-s", type=float, default=300.0,

@@ -67,6 +67,7 @@ class TrainConfig:
     arch: dict[str, Any] = field(default_factory=dict)  # architecture switches (ablations)
     ablation: tuple[str, ...] = ()  # names given to --ablate (recorded; no shipped-weight init)
     workers: int = 0                # data-generating worker processes (0: in-process)
+    renderer: str = "cpu"           # cpu: per-sample generator (.data); torch: .render_torch
     echo: int = 1                   # optimiser steps per generated batch (1..8, dihedral views)
     amp: str = "auto"               # auto (bf16 autocast on CUDA), bf16, fp16, off
     ssim_weight: float = -1.0       # <0: model default
@@ -84,6 +85,7 @@ class TrainConfig:
     init: str = "auto"              # auto | scratch | shipped | PATH.pt
     max_hours: float = 0.0          # stop after this much wall time in this process (0: never)
     max_steps: int = 0              # stop after this many steps in this process (0: no limit)
+    validate_only: bool = False     # no optimiser step: validate and export (e.g. a new arch flag)
     command: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     stage: str = "main"             # thesis models: main | proxy | contrastive (.thesis_train)
@@ -103,6 +105,8 @@ class TrainConfig:
             self.ssim_weight = d["ssim_weight"]
         if self.amp not in ("auto", "bf16", "fp16", "off"):
             raise VMMError(f"amp must be auto, bf16, fp16 or off, got {self.amp!r}")
+        if self.renderer not in ("cpu", "torch"):
+            raise VMMError(f"renderer must be cpu or torch, got {self.renderer!r}")
         if not 1 <= self.echo <= 8:
             raise VMMError(f"echo must be between 1 and 8, got {self.echo}")
         if self.model == "fd4mm" and self.crop % 8:
@@ -120,11 +124,14 @@ class _TrainStream:
     """Map-style dataset: item ``step`` is the (noised) training batch of that step.
 
     A pure function of (seed, step), so worker processes produce exactly what the in-process
-    loop would, and a resumed run continues the same stream.
+    loop would, and a resumed run continues the same stream. With ``cfg.renderer`` "torch"
+    the batch is rendered and noised on ``device`` by :func:`.render_torch.render_batch`
+    (another stream of the same recipe; a pure function of (seed, step) on that device).
     """
 
-    def __init__(self, cfg: TrainConfig, dcfg) -> None:
+    def __init__(self, cfg: TrainConfig, dcfg, device=None) -> None:
         self.seed, self.batch, self.noise, self.dcfg = cfg.seed, cfg.batch, cfg.noise, dcfg
+        self.renderer, self.device = cfg.renderer, device or "cpu"
 
     def __len__(self) -> int:
         return 1 << 40
@@ -134,13 +141,20 @@ class _TrainStream:
 
         from .data import add_poisson_noise, generate_batch
 
-        b = generate_batch(self.seed, "train",
-                           range(step * self.batch, (step + 1) * self.batch), self.dcfg)
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        dev = torch.device(self.device if self.renderer == "torch" else "cpu")
+        if self.renderer == "torch":
+            from .render_torch import render_batch
+
+            b = render_batch(self.seed, "train", step, self.batch, self.dcfg, dev)
+        else:
+            b = generate_batch(self.seed, "train",
+                               range(step * self.batch, (step + 1) * self.batch), self.dcfg)
+        gen = torch.Generator(device=dev).manual_seed(self.seed * 1_000_003 + step)
         xa, xb, xc, y = (to_net(b[k]) for k in ("A", "B", "C", "Y"))
         clean_a, clean_b = xa, xb
         if self.noise > 0:
-            xa, xb, xc = (add_poisson_noise(t, gen, self.noise) for t in (xa, xb, xc))
+            with torch.device(dev):  # the noise is drawn where the batch lies
+                xa, xb, xc = (add_poisson_noise(t, gen, self.noise) for t in (xa, xb, xc))
         return {"A": xa, "B": xb, "C": xc, "Y": y, "B_clean": clean_b, "A_clean": clean_a,
                 "alpha": b["alpha"]}
 
@@ -167,18 +181,19 @@ def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
     return x
 
 
-def _batches(cfg: TrainConfig, dcfg, start: int):
+def _batches(cfg: TrainConfig, dcfg, start: int, device=None):
     """Iterator over the training batches of steps ``start``, ``start + 1``, ...
 
     With ``cfg.echo`` = K > 1 ("data echoing"), generated batch j serves steps jK .. jK+K−1,
     step s seeing the (s mod K)-th dihedral view of it (the same for every frame of a sample,
     so the motion stays consistent; the generator's motion directions are isotropic). Still
-    a pure function of (seed, step).
+    a pure function of (seed, step). The torch renderer renders in this process, on
+    ``device`` (no data workers).
     """
-    stream = _TrainStream(cfg, dcfg)
+    stream = _TrainStream(cfg, dcfg, device)
     k = cfg.echo
     j0 = start // k
-    if cfg.workers <= 0:
+    if cfg.workers <= 0 or cfg.renderer == "torch":
         source = (stream[j] for j in range(j0, 1 << 62))
     else:
         from torch.utils.data import DataLoader
@@ -295,6 +310,7 @@ def train(cfg: TrainConfig) -> int:
     from .data import DataConfig
     from .losses import fd4mm_loss, magnification_loss
     from .models import build_model, count_parameters
+    from .render_torch import recipe as render_recipe
 
     cfg.resolve()
     torch.set_num_threads(max(1, cfg.threads))
@@ -355,13 +371,15 @@ def train(cfg: TrainConfig) -> int:
     for g in opt.param_groups:
         g["lr"] = cfg.lr
     stop_at = min(cfg.steps, step + cfg.max_steps) if cfg.max_steps > 0 else cfg.steps
+    if cfg.validate_only:
+        stop_at = step
     # a fresh Adam moves every weight by ~lr in its first steps: warm up when fine-tuning
     # shipped weights (and from scratch), not when resuming a checkpoint
     warm_start, warm_n = step, (cfg.warmup if fresh_opt else 0)
 
     segments.append({"start_step": step, "end_step": step, "command": cfg.command,
                      "lr": cfg.lr, "crop": cfg.crop, "batch": cfg.batch, "device": str(device),
-                     "threads": torch.get_num_threads(),
+                     "threads": torch.get_num_threads(), "renderer": cfg.renderer,
                      "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     dcfg = DataConfig(size=cfg.crop)
     val_batches = validation_set(cfg, cfg.seed)
@@ -401,7 +419,9 @@ def train(cfg: TrainConfig) -> int:
             "arch": dict(cfg.arch),
             "ablation": list(cfg.ablation),
             "data_recipe": {"generator": "napari_vmm.core.learned.data.generate_sample",
-                            "train_split": "train (split id 0)", **dcfg.to_dict()},
+                            "renderer": "cpu", "train_split": "train (split id 0)",
+                            **(render_recipe(device) if cfg.renderer == "torch" else {}),
+                            **dcfg.to_dict()},
             "parameters": params,
             "wall_time_s": round(wall, 1),
             "hardware": W.hardware_string() + f"; device {device}"
@@ -440,7 +460,7 @@ def train(cfg: TrainConfig) -> int:
     curve_loss = float("nan")
     net.train()
     validated_at = step
-    batches = _batches(cfg, dcfg, step)
+    batches = _batches(cfg, dcfg, step, device)
 
     def validate() -> None:
         nonlocal best, t_ckpt, t_last, validated_at
@@ -537,7 +557,7 @@ def train(cfg: TrainConfig) -> int:
             if cfg.max_hours and time.time() - t_start > cfg.max_hours * 3600:
                 print("max_hours reached", flush=True)
                 break
-        if step > validated_at:  # the last steps also get validated weights in export/
+        if step > validated_at or cfg.validate_only:  # the last steps get validated weights
             validate()
     except KeyboardInterrupt:
         print("interrupted; saving checkpoint", flush=True)
@@ -576,10 +596,11 @@ def config_from_args(ns) -> TrainConfig:
         crop=ns.crop, lr=ns.lr, reg_weight=ns.reg_weight, ssim_weight=ns.ssim_weight,
         cr_weight=0.0 if "contrastive" in ablate else ns.cr_weight,
         edge_weight=ns.edge_weight, arch=arch, ablation=tuple(ablate), workers=ns.workers,
-        echo=ns.echo, amp=ns.amp,
+        echo=ns.echo, amp=ns.amp, renderer=getattr(ns, "renderer", "cpu"),
         clip=ns.clip, noise=ns.noise, seed=ns.seed, device=ns.device, threads=ns.threads,
         val_every=ns.val_every, val_n=ns.val_n, val_size=ns.val_size, init=ns.init,
         max_hours=ns.max_hours, max_steps=ns.max_steps, ckpt_every_s=ns.ckpt_every_s,
+        validate_only=getattr(ns, "validate_only", False),
         warmup=ns.warmup,
         command=cmd)
 
