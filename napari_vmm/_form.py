@@ -6,7 +6,19 @@ import math
 from typing import Any
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, LineEdit, SpinBox
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    PushButton,
+    SpinBox,
+)
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QScrollArea, QVBoxLayout, QWidget
+from superqt import QCollapsible
 
 #: Significant digits a band edge keeps in its spin box (Hz or BPM).
 BAND_DIGITS = 4
@@ -87,3 +99,93 @@ def loadable_methods() -> dict[str, dict[str, Any]]:
             options[key] = spec
         out[name] = {"summary": "", "kind": "classical", "options": options}
     return out
+
+
+def build_magnify_form(w: Any) -> None:
+    """Create the Magnify widget's inputs as attributes of ``w`` and lay them out.
+
+    The main form holds what most runs change; the method's options, the device, the Dask
+    scheduler, the Zarr output and the Dask memory line sit in a collapsed "Advanced"
+    section, so the form fits a 950 px high window without scrolling.
+    """
+    from napari_vmm.core.temporal import FILTERS, MODES
+
+    # inputs (values come from MagnifyParams defaults and the saved session below)
+    w._layer = ComboBox(label="image", choices=w._image_choices, nullable=True,
+                        tooltip="T,Y,X or T,Y,X,C layer (numpy or dask)")
+    w._method = ComboBox(label="method", choices=list(w._methods),
+                         tooltip="magnification method")
+    w._method_summary = Label(value="")
+    w._options = Container(labels=True)
+    w._alpha = FloatSpinBox(label="α", min=0.0, max=10000.0, step=1.0,
+                            tooltip="output displacement = (1+α) × input displacement")
+    w._band_unit = ComboBox(label="band unit", choices=["Hz", "BPM"], value="Hz")
+    w._band_lo = FloatSpinBox(label="band low", min=0.0, max=1e6, step=0.1)
+    w._band_hi = FloatSpinBox(label="band high", min=0.0, max=1e6, step=0.1)
+    w._fps = FloatSpinBox(label="fps", min=0.001, max=1e6, step=1.0,
+                          tooltip="frame rate; taken from the layer when its first "
+                                  "axis is in time units; for a video file, the true "
+                                  "capture rate (high-speed footage)")
+    w._fps_note = Label(value="")
+    w._temporal = ComboBox(label="temporal", choices=list(FILTERS),
+                           tooltip="ideal: whole clip FFT; others are causal")
+    w._mode = ComboBox(label="mode", choices=list(MODES),
+                       tooltip="temporal filter, or difference to a reference frame "
+                               "(static) or to the previous frame (dynamic)")
+    w._reference = SpinBox(label="reference frame", value=0, min=0, max=10**9)
+    w._device = ComboBox(label="device", choices=w._devices(), value="cpu")
+    w._roi = ComboBox(label="ROI", choices=w._shapes_choices, nullable=True,
+                      tooltip="optional Shapes layer: magnify inside its shapes only")
+    w._feather = FloatSpinBox(label="ROI feather (px)", value=4.0, min=0.0, max=500.0)
+    w._preview_frames = SpinBox(label="preview frames", value=0, min=0, max=10**6,
+                                tooltip="Preview processes the first N frames (cropped "
+                                        "to the ROI when one is set); auto: two periods "
+                                        "of the band's low edge, at most 300 frames")
+    w._preview_frames.native.setSpecialValueText("auto")
+    # Dask: where dask-backed layers run, and an optional Zarr output
+    w._scheduler = LineEdit(label="Dask scheduler", value="",
+                            tooltip="where Run sends a dask-backed layer: empty = this "
+                                    "process, chunk by chunk; local:N = a LocalCluster "
+                                    "of N processes; tcp://host:port = a running "
+                                    "scheduler")
+    w._zarr_out = LineEdit(label="Zarr output", value="",
+                           tooltip="optional .zarr folder: Run writes the result there "
+                                   "(block by block, on the scheduler) and adds it back "
+                                   "as a lazy layer")
+    w._memory = Label(value="")
+    # buttons
+    w._preview_btn = PushButton(text="Preview")
+    w._run_btn = PushButton(text="Run")
+    w._cancel_btn = PushButton(text="Cancel", enabled=False)
+    w._copy_btn = PushButton(text="Copy as command")
+    w._status = Label(value="")
+
+    w._form = Container(widgets=[
+        w._layer, w._method, w._method_summary, w._alpha, w._band_unit, w._band_lo,
+        w._band_hi, w._fps, w._fps_note, w._temporal, w._mode, w._reference, w._roi,
+        w._feather, w._preview_frames,
+    ])
+    w._advanced_form = Container(widgets=[w._options, w._device, w._scheduler, w._zarr_out,
+                                          w._memory])
+    w._advanced = QCollapsible("Advanced")
+    w._advanced.addWidget(w._advanced_form.native)
+    buttons = Container(widgets=[w._preview_btn, w._run_btn, w._cancel_btn],
+                        layout="horizontal", labels=False)
+    for label in (w._method_summary, w._fps_note, w._status, w._memory):
+        label.native.setWordWrap(True)
+    w._root = QWidget()
+    column = QVBoxLayout(w._root)
+    for part in (w._form.native, w._advanced, buttons.native, w._copy_btn.native,
+                 w._status.native):
+        column.addWidget(part)
+    column.addStretch(1)
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setWidget(w._root)
+    layout = QVBoxLayout(w)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(scroll)
+    # scroll vertically only: never narrower than the form
+    scroll.setMinimumWidth(w._root.minimumSizeHint().width()
+                           + scroll.verticalScrollBar().sizeHint().width() + 12)

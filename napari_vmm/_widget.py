@@ -22,24 +22,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import (
-    ComboBox,
-    Container,
-    FloatSpinBox,
-    Label,
-    LineEdit,
-    PushButton,
-    SpinBox,
-)
 from napari.layers import Image, Shapes
 from napari.qt.threading import create_worker
 from napari.utils import cancelable_progress
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import Qt, QTimer
-from qtpy.QtWidgets import QApplication, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QApplication, QWidget
 
 from napari_vmm import __version__
 from napari_vmm._form import (
+    build_magnify_form,
     gui_message,
     loadable_methods,
     option_widget,
@@ -116,8 +108,6 @@ class MagnifyWidget(QWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        from napari_vmm.core.temporal import FILTERS, MODES
-
         self.viewer = viewer
         MagnifyWidget._counter += 1
         self._serial = MagnifyWidget._counter
@@ -128,77 +118,7 @@ class MagnifyWidget(QWidget):
         self._options_by_method: dict[str, dict[str, Any]] = {}
         self._option_widgets: dict[str, Any] = {}
 
-        # inputs (values come from MagnifyParams defaults and the saved session below)
-        self._layer = ComboBox(label="image", choices=self._image_choices, nullable=True,
-                               tooltip="T,Y,X or T,Y,X,C layer (numpy or dask)")
-        self._method = ComboBox(label="method", choices=list(self._methods),
-                                tooltip="magnification method")
-        self._method_summary = Label(value="")
-        self._options = Container(labels=True)
-        self._alpha = FloatSpinBox(label="α", min=0.0, max=10000.0, step=1.0,
-                                   tooltip="output displacement = (1+α) × input displacement")
-        self._band_unit = ComboBox(label="band unit", choices=["Hz", "BPM"], value="Hz")
-        self._band_lo = FloatSpinBox(label="band low", min=0.0, max=1e6, step=0.1)
-        self._band_hi = FloatSpinBox(label="band high", min=0.0, max=1e6, step=0.1)
-        self._fps = FloatSpinBox(label="fps", min=0.001, max=1e6, step=1.0,
-                                 tooltip="frame rate; taken from the layer when its first "
-                                         "axis is in time units")
-        self._fps_note = Label(value="")
-        self._temporal = ComboBox(label="temporal", choices=list(FILTERS),
-                                  tooltip="ideal: whole clip FFT; others are causal")
-        self._mode = ComboBox(label="mode", choices=list(MODES),
-                              tooltip="temporal filter, or difference to a reference frame "
-                                      "(static) or to the previous frame (dynamic)")
-        self._reference = SpinBox(label="reference frame", value=0, min=0, max=10**9)
-        self._device = ComboBox(label="device", choices=self._devices(), value="cpu")
-        self._roi = ComboBox(label="ROI", choices=self._shapes_choices, nullable=True,
-                             tooltip="optional Shapes layer: magnify inside its shapes only")
-        self._feather = FloatSpinBox(label="ROI feather (px)", value=4.0, min=0.0, max=500.0)
-        self._preview_frames = SpinBox(label="preview frames", value=0, min=0, max=10**6,
-                                       tooltip="Preview processes the first N frames (cropped "
-                                               "to the ROI when one is set); auto: two periods "
-                                               "of the band's low edge, at most 300 frames")
-        self._preview_frames.native.setSpecialValueText("auto")
-        # Dask: where dask-backed layers run, and an optional Zarr output
-        self._scheduler = LineEdit(label="Dask scheduler", value="",
-                                   tooltip="dask-backed layers run here: empty = local "
-                                           "threads, local:N = a LocalCluster of N processes, "
-                                           "tcp://host:port = a running scheduler")
-        self._zarr_out = LineEdit(label="Zarr output", value="",
-                                  tooltip="optional .zarr folder: Run writes the result there "
-                                          "(block by block, on the scheduler) and adds it back "
-                                          "as a lazy layer")
-        self._memory = Label(value="")
-        # buttons
-        self._preview_btn = PushButton(text="Preview")
-        self._run_btn = PushButton(text="Run")
-        self._cancel_btn = PushButton(text="Cancel", enabled=False)
-        self._copy_btn = PushButton(text="Copy as command")
-        self._status = Label(value="")
-
-        self._form = Container(widgets=[
-            self._layer, self._method, self._method_summary, self._options, self._alpha,
-            self._band_unit, self._band_lo, self._band_hi, self._fps, self._fps_note,
-            self._temporal, self._mode, self._reference, self._device, self._roi,
-            self._feather, self._preview_frames, self._scheduler, self._zarr_out,
-            self._memory,
-        ])
-        buttons = Container(widgets=[self._preview_btn, self._run_btn, self._cancel_btn],
-                            layout="horizontal", labels=False)
-        self._root = Container(widgets=[self._form, buttons, self._copy_btn, self._status],
-                               labels=False)
-        for label in (self._method_summary, self._fps_note, self._status, self._memory):
-            label.native.setWordWrap(True)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(self._root.native)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(scroll)
-        # scroll vertically only: never narrower than the form
-        scroll.setMinimumWidth(self._root.native.minimumSizeHint().width()
-                               + scroll.verticalScrollBar().sizeHint().width() + 12)
+        build_magnify_form(self)
 
         # signals
         self._method.changed.connect(self._on_method_changed)

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if not wait_until(lambda: not widget.is_running, args.timeout, "magnification"):
         return 1
-    name = f"{source.name}_magnified"
+    name = f"{source.name}_{args.method}"  # outputs are named <source>_<method>
     if name not in viewer.layers:
         print("error: no magnified layer was added", file=sys.stderr)
         return 1

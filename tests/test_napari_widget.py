@@ -354,3 +354,19 @@ def test_band_keeps_four_significant_digits(make_napari_viewer):
     assert widget.params().band == (0.0758, 0.3147)
     widget._band_unit.value = "BPM"
     assert widget.params().band == pytest.approx((0.0758, 0.3147), rel=1e-4)
+
+
+def test_advanced_section_collapsed_with_human_labels(make_napari_viewer):
+    viewer = make_napari_viewer()
+    add_clip(viewer, tiny_clip())
+    widget = MagnifyWidget(viewer)
+    assert not widget._advanced.isExpanded()
+    for inner in (widget._scheduler, widget._zarr_out, widget._options, widget._device):
+        assert widget._advanced.isAncestorOf(inner.native)
+    assert not widget._advanced.isAncestorOf(widget._band_lo.native)
+    for name in widget._methods:
+        widget._method.value = name
+        labels = [w.label for w in widget._option_widgets.values()]
+        assert all("_" not in label for label in labels), (name, labels)
+    # collapsed, the form fits a 950 px high window
+    assert widget._root.sizeHint().height() < 950 - 120
