@@ -11,7 +11,7 @@ than ``--timeout`` seconds, is a failure. The inputs are:
   depths, extensions, unknown or duplicated tokens), absurd sizes, ``FRAME`` markers,
   flipped, inserted and deleted bytes, random truncation.
 
-Usage (the full run, ~10 minutes on one core)::
+Usage (the full run: 215 s, 466 inputs/s, on the shared 2-core machine)::
 
     .venv/bin/python scripts/fuzz_y4m.py -n 100000 [--seed 0] [--save-failures DIR]
 

@@ -34,13 +34,11 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _env(home: Path, path: str | None = None) -> dict[str, str]:
+def _env(home: Path) -> dict[str, str]:
     """A subprocess environment that keeps the user's config and caches out of reach."""
     env = dict(os.environ)
     for key in ("HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "MPLCONFIGDIR", "TORCH_HOME"):
         env[key] = str(home)
-    if path is not None:
-        env["PATH"] = path
     return env
 
 
@@ -170,13 +168,11 @@ def _only(folder: Path, *names: str) -> None:
     assert sorted(p.name for p in folder.iterdir()) == sorted(names)
 
 
-def test_vmm_ffmpeg_without_ffmpeg_on_path(small_video, tmp_path):
-    out = tmp_path / "out.mp4"
-    res = subprocess.run([str(BIN / "vmm-ffmpeg"), "-i", str(small_video), "-o", str(out)],
-                         capture_output=True, text=True, env=_env(tmp_path, path="/nonexistent"),
-                         timeout=120)
-    lines = res.stderr.strip().splitlines()
-    assert res.returncode == 1 and len(lines) == 1, res.stderr
+def test_vmm_ffmpeg_without_ffmpeg_on_path(small_video, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("VMM_FFMPEG", raising=False)
+    rc, lines = _vmm_ffmpeg(["-i", str(small_video), "-o", str(tmp_path / "out.mp4")], capsys)
+    assert rc == 1 and len(lines) == 1, lines
     assert "ffmpeg was not found" in lines[0] and "install it" in lines[0]
     _only(tmp_path)
 

@@ -9,6 +9,7 @@ alpha, 10-bit 4:2:2, 12-bit 4:4:4 and audio only.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 from pathlib import Path
@@ -69,6 +70,7 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
+@functools.cache
 def _probe(path: Path) -> tuple[int, int, int]:
     """(width, height, decoded frames) of the first video stream."""
     out = subprocess.run(
