@@ -513,13 +513,21 @@ class MagnifyWidget(QWidget):
         return self._start(preview=True)
 
     def cancel(self) -> None:
-        """Stop the running worker; it stops after the chunk (or Dask block) in progress."""
-        if self._worker is not None:
-            self._set_status("cancelling…")
-            if self._cancel_event is not None:  # Dask route: stop in the worker, cleanly
-                self._cancel_event.set()
-            else:
-                self._worker.quit()
+        """Stop the running worker and free the widget at once.
+
+        The worker stops at its next step (an engine chunk, or the Dask job's next check):
+        that step finishes in the background and its result is dropped, so Run is available
+        again immediately.
+        """
+        worker = self._worker
+        if worker is None:
+            return
+        if self._cancel_event is not None:  # Dask route: stop in the worker, cleanly
+            self._cancel_event.set()
+        else:
+            worker.quit()
+        self._detach(worker)
+        self._set_status("cancelled (the step in progress ends in the background)")
 
     def command(self) -> str:
         """The ``vmm magnify`` command equivalent to the current parameters."""
@@ -572,11 +580,11 @@ class MagnifyWidget(QWidget):
         self._pbar = cancelable_progress(total=0, desc=f"{what} of {source.name}",
                                          cancel_callback=self.cancel)
         worker.yielded.connect(self._on_yielded)
-        worker.returned.connect(
-            lambda result: self._on_returned(result, source, name, provenance, offset))
-        worker.errored.connect(self._on_errored)
-        worker.aborted.connect(lambda: self._on_aborted(what))
-        worker.finished.connect(self._on_finished)
+        worker.returned.connect(lambda result, w=worker: self._worker is w and self._on_returned(
+            result, source, name, provenance, offset))
+        worker.errored.connect(lambda exc, w=worker: self._on_errored(exc, w))
+        worker.aborted.connect(lambda w=worker: self._on_aborted(what, w))
+        worker.finished.connect(lambda w=worker: self._detach(w))
         self._update_enabled()
         self._set_status(f"{what} of {source.name!r} running…")
         worker.start()
@@ -668,11 +676,15 @@ class MagnifyWidget(QWidget):
         self.viewer.add_image(out, **kwargs)
         self._set_status(f"added {name!r}")
 
-    def _on_errored(self, exc: BaseException) -> None:
+    def _on_errored(self, exc: BaseException, worker: Any = None) -> None:
         if isinstance(exc, WorkerError):
             exc = exc.original
         if isinstance(exc, Cancelled):
-            self._set_status("cancelled")
+            if worker is None or worker is self._worker:
+                self._set_status("cancelled")
+            return
+        if worker is not None and worker is not self._worker:  # cancelled, then failed
+            log.warning("napari-vmm: a cancelled run failed in the background: %s", exc)
             return
         if isinstance(exc, VMMError):
             msg = gui_message(str(exc))
@@ -682,11 +694,15 @@ class MagnifyWidget(QWidget):
         show_error(msg)
         self._set_status(msg)
 
-    def _on_aborted(self, what: str) -> None:
+    def _on_aborted(self, what: str, worker: Any = None) -> None:
         show_info(f"napari-vmm: {what} cancelled")
-        self._set_status(f"{what} cancelled")
+        if self._worker is None or self._worker is worker:
+            self._set_status(f"{what} cancelled")
 
-    def _on_finished(self) -> None:
+    def _detach(self, worker: Any) -> None:
+        """Forget ``worker`` (finished, or cancelled and ending in the background)."""
+        if self._worker is not worker:
+            return
         self._worker = None
         self._cancel_event = None
         if self._pbar is not None:
