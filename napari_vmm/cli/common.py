@@ -36,9 +36,25 @@ def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
                         help="replace outputs that exist (never an input)")
 
 
+#: Defaults of the flags a recipe may set (a flag left at its default takes the recipe's value).
+_RECIPE_KEYS = {"method": "riesz", "alpha": 10.0, "band": [0.5, 3.0], "temporal": "butterworth",
+                "mode": "temporal"}
+
+
+def _as_list(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
 def add_magnify_arguments(parser: argparse.ArgumentParser, streaming: bool = False) -> None:
     """Add the magnification options; ``streaming`` makes a causal filter the default."""
+    from ..core.params import RECIPES
+
     g = parser.add_argument_group("magnification")
+    g.add_argument("--recipe", choices=sorted(RECIPES), default=None,
+                   help="a named parameter set the other options refine. pulse: Wu et al.'s "
+                   "colour magnification of the heartbeat (--method color, alpha 50, ideal "
+                   "band 0.8-2 Hz = 48-120 BPM; narrow --band around the rate vmm analyze "
+                   "reports)")
     g.add_argument("--method", default="riesz", help=method_help() + " (default riesz)")
     g.add_argument("--alpha", type=float, default=10.0,
                    help="magnification: output motion = (1 + alpha) x input motion (default 10)")
@@ -103,6 +119,12 @@ def params_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "order": args.order, "taps": args.taps, "device": args.device,
     })
     params.update(parse_options(args.option))
+    if getattr(args, "recipe", None):
+        from ..core.params import apply_recipe
+
+        given = {key for key, default in _RECIPE_KEYS.items()  # flags set away from their
+                 if _as_list(getattr(args, key)) != default}  # defaults win
+        params = apply_recipe(args.recipe, params, keep=given)
     if getattr(args, "window", None) is not None:
         params["window"] = args.window
     if getattr(args, "latency", None) is not None:

@@ -3,8 +3,40 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+#: Named recipes: parameter sets for a classic use, shared by every front end. A front end
+#: applies one before the user's own choices (:func:`apply_recipe`).
+RECIPES: dict[str, dict[str, Any]] = {
+    # Wu et al. 2012's colour magnification ("face"): a Gaussian-pyramid spatial low-pass,
+    # no motion term, a large alpha on a narrow band around the heart rate. The band covers
+    # 48-120 BPM; narrow it around the rate `vmm analyze` reports (e.g. 1.1 1.3 for 72 BPM).
+    "pulse": {"method": "color", "alpha": 50.0, "band": (0.8, 2.0), "temporal": "ideal",
+              "mode": "temporal", "options": {"level": 4, "chroma_attenuation": 1.0}},
+}
+
+
+def apply_recipe(name: str, params: dict[str, Any], keep: Iterable[str] = ()) -> dict[str, Any]:
+    """``params`` with recipe ``name`` filled in, except the keys in ``keep`` (the user's).
+
+    The recipe's ``options`` go in as top-level keys (the engine's keyword form); method
+    options already in ``params`` win.
+    """
+    from .errors import VMMError
+
+    if name not in RECIPES:
+        raise VMMError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
+    keep = set(keep)
+    out = dict(params)
+    for key, value in RECIPES[name].items():
+        if key == "options":
+            for opt, v in value.items():
+                out.setdefault(opt, v)
+        elif key not in keep:
+            out[key] = value
+    return out
 
 
 @dataclass
@@ -23,6 +55,14 @@ class MagnifyParams:
     reference: int = 0
     device: str = "cpu"
     options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_recipe(cls, name: str, **overrides: Any) -> MagnifyParams:
+        """The parameters of recipe ``name`` (see :data:`RECIPES`), with ``overrides``."""
+        recipe = apply_recipe(name, {})
+        options = {k: v for k, v in recipe.items() if k not in cls.__dataclass_fields__}
+        known = {k: v for k, v in recipe.items() if k in cls.__dataclass_fields__}
+        return cls(**{**known, "options": options, **overrides})
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict."""

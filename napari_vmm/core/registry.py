@@ -72,9 +72,9 @@ def register_method(name: str, module: str, cls_name: str, summary: str,
     _METHODS[name] = MethodEntry(name, module, cls_name, summary, kind)
 
 
-def method_names() -> list[str]:
-    """Registered method names, without importing any of them."""
-    return list(_METHODS)
+def method_names(kind: str | None = None) -> list[str]:
+    """Registered method names (only ``kind``'s: "classical" or "learned"), importing none."""
+    return [name for name, entry in _METHODS.items() if kind is None or entry.kind == kind]
 
 
 def get_method(name: str):
@@ -132,6 +132,9 @@ register_method("phase", "napari_vmm.core.magnifiers.phase", "PhaseMagnifier",
                 "Phase-based magnification, complex steerable pyramid (Wadhwa et al. 2013)")
 register_method("riesz", "napari_vmm.core.magnifiers.riesz", "RieszMagnifier",
                 "Riesz-pyramid phase magnification, fast streaming (Wadhwa et al. 2014)")
+register_method("color", "napari_vmm.core.magnifiers.color", "ColorMagnifier",
+                "Colour magnification on a Gaussian pyramid, no motion term: the pulse demo "
+                "(Wu et al. 2012)")
 register_method("oh2018", "napari_vmm.core.learned.magnifier", "Oh2018Magnifier",
                 "Learned: Oh et al. 2018 encoder-manipulator-decoder", kind="learned")
 register_method("realtime", "napari_vmm.core.learned.magnifier", "RealtimeMagnifier",

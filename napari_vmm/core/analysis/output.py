@@ -64,6 +64,12 @@ def write_spectra_csv(path: str | os.PathLike, analysis: MotionAnalysis) -> None
     write_text_atomic(path, rows_to_csv(spectra_table(analysis)))
 
 
+def roi_title(number: int, roi: Any) -> str:
+    """``ROI 2 (wrist)``, or just ``ROI 2`` when that is already the ROI's name."""
+    label = roi.label()
+    return label if label == f"ROI {number}" else f"ROI {number} ({label})"
+
+
 def format_report(analysis: MotionAnalysis) -> str:
     """Human-readable summary, one block per ROI."""
     lines = [f"{analysis.n_frames} frames at {analysis.fps:g} fps"
@@ -72,7 +78,7 @@ def format_report(analysis: MotionAnalysis) -> str:
         c = analysis.calibration
         lines.append(f"calibration: 1 px = {c['pixel_size']:.6g} {c['unit']} ({c['method']})")
     for i, r in enumerate(analysis.rois, start=1):
-        lines.append(f"ROI {i} ({r.roi.label()}):")
+        lines.append(f"{roi_title(i, r.roi)}:")
         for msg in r.warnings:
             lines.append(f"  warning: {msg}")
         if not r.peaks:
@@ -90,7 +96,8 @@ def format_report(analysis: MotionAnalysis) -> str:
             lines.append(f"  suggested band {r.band[0]:.3g}-{r.band[1]:.3g} Hz")
         if r.intensity_peaks:
             p = r.intensity_peaks[0]
-            lines.append(f"  intensity  {p.hz:8.4g} Hz  amplitude {p.amplitude:.4g}"
+            lines.append(f"  intensity  {p.hz:8.4g} Hz ({60 * p.hz:.1f} BPM)"
+                         f"  amplitude {p.amplitude:.4g}"
                          f"  band {r.intensity_band[0]:.3g}-{r.intensity_band[1]:.3g} Hz")
     return "\n".join(lines)
 
@@ -146,7 +153,7 @@ def plot_analysis(analysis: MotionAnalysis, path: str | os.PathLike | None = Non
     for i, r in enumerate(analysis.rois):
         color = f"C{i % 10}"
         draw_roi(axes[i, 0], axes[i, 1], r, color=color)
-        title = f"ROI {i + 1}: {r.roi.label()}"
+        title = roi_title(i + 1, r.roi)
         if r.peaks:
             title += (f" - {r.dominant_hz:.3g} Hz, {r.amplitude_px * r.scale:.3g} {r.unit}")
         axes[i, 0].set_title(title, fontsize=9, loc="left")

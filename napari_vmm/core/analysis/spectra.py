@@ -120,7 +120,8 @@ def suggest_band(freqs: np.ndarray, amplitude: np.ndarray, f0: float, fps: float
         hi = (f0 + nyq) / 2.0
     if lo >= f0:
         lo = f0 / 2.0
-    return float(lo), float(hi)
+    hi = min(hi, 0.99 * nyq)  # a peak at Nyquist: the magnifiers refuse a band reaching it
+    return float(lo if lo < hi else hi / 2.0), float(hi)
 
 
 def harmonic_series(peaks: Sequence[Peak], bin_hz: float,
