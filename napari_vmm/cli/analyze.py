@@ -36,19 +36,43 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="ROIs from a JSON file (rectangles, ellipses, polygons; see docs)")
     p.add_argument("--fps", type=positive_float,
                    help="frame rate in Hz (default: read from the file)")
-    p.add_argument("--pixel-size", type=float, metavar="S",
-                   help="size of one pixel in --unit, to report physical displacement")
-    p.add_argument("--unit", default=None, help="physical unit of --pixel-size (default um)")
+    p.add_argument("--pixel-size", metavar="SIZE",
+                   help="length of one pixel on the object, e.g. 0.12mm (a bare number is in "
+                        "--unit), to report displacement in physical units")
+    p.add_argument("--unit", default=None,
+                   help="unit of a bare --pixel-size number (default um)")
+    cal = p.add_argument_group(
+        "pinhole calibration", "pixel size = sensor pixel x distance / focal length")
+    cal.add_argument("--distance", metavar="D", help="camera to object, e.g. 2.5m")
+    cal.add_argument("--focal-length", metavar="F", help="lens focal length, e.g. 50mm")
+    cal.add_argument("--sensor-pixel", metavar="P",
+                     help="sensor pixel pitch as recorded in the video, e.g. 5.86um")
+    p.add_argument("--noise-reference", metavar="X,Y,W,H",
+                   help="a static region: its motion is noise, which the ROIs' floors include")
     p.add_argument("--reference", type=int, default=0, metavar="FRAME",
                    help="frame the displacement is measured against (default 0)")
     p.add_argument("--fmin", type=float, help="ignore peaks below this frequency (Hz)")
     p.add_argument("--fmax", type=float, help="ignore peaks above this frequency (Hz)")
     p.add_argument("--peaks", type=int, default=5, metavar="N",
                    help="report at most N peaks per ROI (default 5)")
-    p.add_argument("--csv", metavar="OUT.csv", help="write the traces (one row per frame)")
+    ods = p.add_argument_group(
+        "deflection shapes", "track a grid of cells (inside one --roi, or the frame) and "
+        "report each cell's amplitude and phase at one frequency")
+    ods.add_argument("--grid", metavar="ROWSxCOLS", help="grid of cells, e.g. 8x16")
+    ods.add_argument("--ods", metavar="FREQ|auto", default=None,
+                     help="frequency of the shape in Hz, or auto (strongest common peak; "
+                          "the default)")
+    ods.add_argument("--video", metavar="OUT.mp4",
+                     help="the shape animated over one cycle, exaggerated, over the frame")
+    ods.add_argument("--exaggerate", type=positive_float, metavar="K",
+                     help="drawn displacement = K x true (default: largest = 45%% of a cell)")
+    p.add_argument("--csv", metavar="OUT.csv",
+                   help="write the traces (one row per frame); with --grid a folder that "
+                        "gets ods.csv, spectrum.csv and traces.csv")
     p.add_argument("--spectra-csv", metavar="OUT.csv", help="write the spectra")
     p.add_argument("--plot", metavar="OUT.png", help="write a waveform + spectrum figure")
-    p.add_argument("--json", action="store_true", help="print results as JSON on stdout")
+    p.add_argument("--json", nargs="?", const="-", metavar="OUT.json",
+                   help="results as JSON, on stdout or into OUT.json")
     add_overwrite_argument(p)
     p.set_defaults(func=run)
     return p
@@ -70,15 +94,19 @@ def run(args: argparse.Namespace) -> int:
                                 for i, s in enumerate(args.roi)]
     if args.rois:
         rois += analysis.load_rois(args.rois)
+    calibration = _calibration(args)
+    if args.grid:
+        return _run_ods(args, rois, calibration)
+    for flag in ("ods", "video", "exaggerate"):
+        if getattr(args, flag) is not None:
+            raise VMMError(f"--{flag} needs --grid ROWSxCOLS")
     if not rois:
         raise VMMError("give at least one ROI with --roi X,Y,W,H or --rois FILE.json")
-    if args.unit is not None and args.pixel_size is None:
-        raise VMMError("--unit needs --pixel-size")
     if args.peaks < 1:
         raise VMMError(f"--peaks must be >= 1, got {args.peaks}")
     # the file policy, before the analysis runs: writable folders, -y to replace
-    check_outputs([args.csv, args.spectra_csv, args.plot], protect=[args.input],
-                  overwrite=args.overwrite)
+    check_outputs([args.csv, args.spectra_csv, args.plot, _json_path(args)],
+                  protect=[args.input], overwrite=args.overwrite)
 
     source = open_input(args.input)
     fps = args.fps if args.fps is not None else getattr(source, "fps", None)
@@ -93,8 +121,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = analysis.analyze_motion(
             source, rois, fps, progress=progress, reference=args.reference,
-            pixel_size=args.pixel_size, unit=args.unit or "um", n_peaks=args.peaks,
-            fmin=args.fmin, fmax=args.fmax)
+            calibration=calibration, n_peaks=args.peaks, fmin=args.fmin, fmax=args.fmax,
+            noise_reference=args.noise_reference and analysis.parse_roi(
+                args.noise_reference, name="noise reference"))
     finally:
         bar.close()
         close = getattr(source, "close", None)
@@ -108,11 +137,154 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         analysis.plot_analysis(result, args.plot)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=1))
-    else:
+        _emit_json(args.json, result.to_dict())
+    if args.json != "-":
         print(analysis.format_report(result))
         for path, what in ((args.csv, "traces"), (args.spectra_csv, "spectra"),
-                           (args.plot, "plot")):
+                           (args.plot, "plot"), (args.json, "JSON")):
             if path:
                 print(f"{what} written to {path}")
     return 0
+
+
+def _calibration(args: argparse.Namespace):
+    """The :class:`Calibration` the arguments ask for (px when none)."""
+    from ..core import analysis
+
+    pinhole = {"--distance": args.distance, "--focal-length": args.focal_length,
+               "--sensor-pixel": args.sensor_pixel}
+    if args.unit is not None and args.pixel_size is None:
+        raise VMMError("--unit needs --pixel-size")
+    if any(v is not None for v in pinhole.values()):
+        if args.pixel_size is not None:
+            raise VMMError("give either --pixel-size or --distance, --focal-length and "
+                           "--sensor-pixel, not both")
+        missing = [k for k, v in pinhole.items() if v is None]
+        if missing:
+            raise VMMError(f"the pinhole calibration also needs {', '.join(missing)}")
+        return analysis.calibration_from_pinhole(*pinhole.values())
+    if args.pixel_size is not None:
+        return analysis.calibration_from_pixel_size(args.pixel_size, args.unit,
+                                                    default_unit="um")
+    return analysis.no_calibration()
+
+
+def _json_path(args: argparse.Namespace) -> str | None:
+    """The ``--json`` output file, or None for stdout or no JSON."""
+    return None if args.json in (None, "-") else args.json
+
+
+def _emit_json(dest: str, obj: dict) -> None:
+    """Print ``obj`` as JSON (``dest == "-"``) or write it to ``dest`` atomically."""
+    text = json.dumps(obj, indent=1)
+    if dest == "-":
+        print(text)
+    else:
+        from ..core.analysis.files import write_text_atomic
+
+        write_text_atomic(dest, text + "\n")
+
+
+def _run_ods(args: argparse.Namespace, rois: list, calibration: Any) -> int:
+    """``vmm analyze --grid``: track a grid, write the deflection shape at ``--ods``."""
+    import os
+    from pathlib import Path
+
+    from ..core import analysis
+    from ..core.analysis.files import rows_to_csv, write_text_atomic
+    from ..core.analysis.ods import grid_spectrum_rows, grid_trace_rows, ods_rows
+    from ..core.io import check_outputs, open_input
+
+    rows, cols = analysis.parse_grid(args.grid)
+    if len(rois) > 1 or args.rois:
+        raise VMMError("--grid takes at most one --roi X,Y,W,H (the region the grid covers)")
+    for flag in ("spectra_csv", "noise_reference"):
+        if getattr(args, flag) is not None:
+            raise VMMError(f"--{flag.replace('_', '-')} is for ROIs, not with --grid")
+    csv_dir = Path(args.csv) if args.csv else None
+    outputs = [args.video, args.plot, _json_path(args)]
+    if csv_dir is not None:
+        if csv_dir.exists() and not csv_dir.is_dir():
+            raise VMMError(f"--csv with --grid names a folder, and {csv_dir} is a file")
+        outputs += ([csv_dir / n for n in ("ods.csv", "spectrum.csv", "traces.csv")]
+                    if csv_dir.is_dir() else [csv_dir])
+    check_outputs(outputs, protect=[args.input], overwrite=args.overwrite)
+
+    source = open_input(args.input)
+    try:
+        fps = args.fps if args.fps is not None else getattr(source, "fps", None)
+        if fps is None:
+            raise VMMError(f"{args.input} has no frame rate: give one with --fps")
+        bar = _progress_bar(int(getattr(source, "n_frames", 0) or source.shape[0]))
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            grid = analysis.analyze_grid(
+                source, (rows, cols), fps, progress=progress, roi=rois[0] if rois else None,
+                calibration=calibration, reference=args.reference)
+        finally:
+            bar.close()
+        shape = analysis.deflection_shape(grid, args.ods or "auto")
+        background = (_reference_frame(source, args.reference)
+                      if args.video or args.plot else None)
+    finally:
+        close = getattr(source, "close", None)
+        if callable(close):
+            close()
+
+    report = {"fps": grid.fps, "n_frames": grid.n_frames,
+              "calibration": calibration.to_dict(),
+              "grid": {"rows": rows, "cols": cols, "origin": list(grid.layout.origin),
+                       "cell": list(grid.layout.cell)},
+              "spectrum_peaks_hz": [p.hz for p in grid.peaks],
+              "ods": shape.to_dict()}
+    if csv_dir is not None:
+        os.makedirs(csv_dir, exist_ok=True)
+        for name, table in (("ods.csv", ods_rows(shape)),
+                            ("spectrum.csv", grid_spectrum_rows(grid)),
+                            ("traces.csv", grid_trace_rows(grid))):
+            write_text_atomic(csv_dir / name, rows_to_csv(table))
+    if args.video:
+        from ..core.analysis.ods_render import write_shape_video
+
+        write_shape_video(args.video, background, shape, rows, cols,
+                          exaggeration=args.exaggerate, protect=(args.input,))
+    if args.plot:
+        from ..core.analysis.ods_render import plot_shape
+
+        plot_shape(grid, shape, background, args.plot)
+    if args.json:
+        _emit_json(args.json, report)
+    if args.json != "-":
+        print(_ods_report(grid, shape))
+        for path, what in ((args.csv, "CSV folder"), (args.video, "video"),
+                           (args.plot, "plot"), (args.json, "JSON")):
+            if path:
+                print(f"{what} written to {path}")
+    return 0
+
+
+def _reference_frame(source: Any, index: int):
+    import numpy as np
+
+    return np.asarray(source[index])
+
+
+def _ods_report(grid: Any, shape: Any) -> str:
+    """Text summary of a deflection shape."""
+    import numpy as np
+
+    cal = grid.calibration
+    amp, snr = shape.amplitude[shape.ok], shape.snr[shape.ok]
+    weak = int(np.sum(amp < 3 * shape.floor[shape.ok]))
+    lines = [f"{grid.n_frames} frames at {grid.fps:g} fps; {cal.describe()}",
+             f"grid {grid.layout.rows}x{grid.layout.cols} cells of {grid.layout.cell[0]}x"
+             f"{grid.layout.cell[1]} px; {int(shape.ok.sum())} tracked",
+             "averaged spectrum peaks: " + ", ".join(f"{p.hz:.4g} Hz" for p in grid.peaks),
+             f"deflection shape at {shape.frequency_hz:.4g} Hz: largest amplitude "
+             f"{amp.max() * cal.scale:.4g} {cal.unit}, median SNR {np.median(snr):.3g}, "
+             f"{weak} of {amp.size} cells below 3x their noise floor"]
+    return "\n".join(lines)

@@ -130,15 +130,16 @@ def no_calibration() -> Calibration:
     return Calibration()
 
 
-def calibration_from_pixel_size(size: str | float, unit: str | None = None) -> Calibration:
-    """From a pixel size: ``"0.12mm"``, or a number with ``unit``.
+def calibration_from_pixel_size(size: str | float, unit: str | None = None,
+                                default_unit: str | None = None) -> Calibration:
+    """From a pixel size: ``"0.12mm"``, or a number with ``unit`` (else ``default_unit``).
 
     Raises
     ------
     VMMError
         When the string's unit and ``unit`` disagree, or the size is not a positive length.
     """
-    value, u = parse_length(size, default_unit=unit)
+    value, u = parse_length(size, default_unit=unit or default_unit)
     if unit is not None and canonical_unit(unit) != u:
         raise VMMError(f"pixel size {size!r} is in {u} but the unit given is {unit!r}")
     return Calibration(value, u, "pixel-size", {"pixel_size": str(size)})

@@ -187,10 +187,11 @@ class GridTracker:
         are re-tracked by warping and iterating from ``prior``.
         """
         d = self._esm(frame)
-        big = (np.abs(d).max(axis=1) > ESM_LIMIT_PX) | (np.abs(prior).max(axis=1) > ESM_LIMIT_PX)
+        big = ~(np.abs(d).max(axis=1) <= ESM_LIMIT_PX)  # NaN (ill-conditioned) counts as big
+        big |= np.abs(prior).max(axis=1) > ESM_LIMIT_PX
         for i in np.flatnonzero(big & self.ok):
             tr, (r0, r1, c0, c1) = self._tracker(int(i))
-            d[i] = tr.track(frame[r0:r1, c0:c1], prior[i])
+            d[i] = tr.track(frame[r0:r1, c0:c1], prior[i]) if tr.ok else prior[i]
             self.n_refined += 1
         d[~self.ok] = 0.0
         return d

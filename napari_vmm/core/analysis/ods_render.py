@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
 from ..errors import VMMError
-from .ods import DeflectionShape
+from .ods import DeflectionShape, GridAnalysis
 
 #: The largest drawn excursion, as a fraction of the smaller cell spacing.
 EXCURSION_OF_SPACING = 0.45
@@ -105,3 +106,55 @@ def write_shape_video(path: str | os.PathLike, frame: np.ndarray, shape: Deflect
 
     one = list(render_shape_frames(frame, shape, rows, cols, n_steps, exaggeration))
     write_video(path, (f for _ in range(max(1, cycles)) for f in one), fps, protect=protect)
+
+
+def plot_shape(grid: GridAnalysis, shape: DeflectionShape, frame: np.ndarray,
+               path: str | os.PathLike | None = None, dpi: int = 120) -> Any:
+    """Figure: the averaged spectrum with its noise floor, and the shape over the frame.
+
+    The right panel draws the mesh at rest (grey) and at the phase of largest excursion
+    (exaggerated as in the video), coloured by each cell's amplitude.
+    """
+    from matplotlib.figure import Figure
+
+    from ..io import atomic_output
+
+    cal = grid.calibration
+    s, u = cal.scale, cal.unit
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    ax_s, ax_f = fig.subplots(1, 2, width_ratios=[2, 3])
+    ax_s.semilogy(grid.freqs, grid.spectrum * s, lw=1, label="mean over cells")
+    ax_s.semilogy(grid.freqs, grid.noise_line * s, lw=0.8, ls=":", color="0.3",
+                  label="noise floor")
+    ax_s.axvline(shape.frequency_hz, color="C3", lw=0.8, label=f"{shape.frequency_hz:.4g} Hz")
+    ax_s.set_xlabel("frequency (Hz)")
+    ax_s.set_ylabel(f"amplitude ({u})")
+    ax_s.set_xlim(0, grid.fps / 2)
+    ax_s.legend(fontsize=8)
+    rows, cols = grid.layout.rows, grid.layout.cols
+    pos = shape.positions
+    spacing = min(grid.layout.cell)
+    k = auto_exaggeration(shape, spacing)
+    # Phase of largest total excursion.
+    phases = np.linspace(0, 2 * np.pi, 72, endpoint=False)
+    norms = [np.nansum(shape.displacement(ph) ** 2) for ph in phases]
+    p = pos + k * shape.displacement(phases[int(np.argmax(norms))])
+    ax_f.imshow(_background(frame), interpolation="nearest")
+    grid_p = p.reshape(rows, cols, 2)
+    grid_0 = pos.reshape(rows, cols, 2)
+    for g, style in ((grid_0, {"color": "0.6", "lw": 0.6}), (grid_p, {"color": "c", "lw": 1.2})):
+        for r in range(rows):
+            ax_f.plot(g[r, :, 1], g[r, :, 0], **style)
+        for c in range(cols):
+            ax_f.plot(g[:, c, 1], g[:, c, 0], **style)
+    amp = np.where(shape.ok, shape.amplitude * s, np.nan)
+    sc = ax_f.scatter(p[:, 1], p[:, 0], c=amp, s=14, cmap="plasma", zorder=3)
+    fig.colorbar(sc, ax=ax_f, label=f"amplitude ({u})", shrink=0.85)
+    ax_f.set_title(f"deflection shape at {shape.frequency_hz:.4g} Hz, displacement x{k:.3g}",
+                   fontsize=9, loc="left")
+    ax_f.set_axis_off()
+    if path is not None:
+        fmt = os.path.splitext(os.fspath(path))[1].lstrip(".").lower() or "png"
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=fmt)
+    return fig

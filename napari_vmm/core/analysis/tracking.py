@@ -75,6 +75,8 @@ class RoiTracker:
         corr = np.fft.ifft2(cross / (np.abs(cross) + 1e-12)).real
         near_y = np.abs(self.shifts[0] - np.round(prior[0])) <= self.search_px
         near_x = np.abs(self.shifts[1] - np.round(prior[1])) <= self.search_px
+        if not (near_y.any() and near_x.any()):  # the prior has left the crop: no estimate
+            return np.round(prior)
         sub = corr[np.ix_(near_y, near_x)]
         iy, ix = np.unravel_index(np.argmax(sub), sub.shape)
         return np.array([self.shifts[0][near_y][iy], self.shifts[1][near_x][ix]], float)
