@@ -11,10 +11,13 @@
 #                                                          # fd4mm-ablate-contrastive
 #   bash scripts/gpu_train.sh --device cpu --max-steps 2 --batch 2 --crop 32 --out /tmp/o fd4mm
 #                                                          # CPU smoke test of the whole path
+#   bash scripts/gpu_train.sh --renderer cpu               # data from CPU workers instead
 #
-# All models train at the same time (one process each; the GPU is far from saturated, the data
-# generator on the CPU is the bottleneck), each with (cores - 1) / models data workers, bf16
-# autocast and --echo 4 (each generated batch serves 4 steps, as 4 different flips/rotations),
+# On CUDA the training data is rendered on the GPU in whole batches (vmm train --renderer
+# torch, napari_vmm/core/learned/render_torch.py: same recipe, no data workers, --echo 1).
+# With --renderer cpu (the default off CUDA) each model gets (cores - 1) / models CPU data
+# workers and --echo 4 (each generated batch serves 4 steps, as 4 different flips/rotations).
+# All models train at the same time (one process each), with bf16 autocast,
 # and stop cleanly after --minutes (validate, export, checkpoint). Work files go to
 # --work (default runs/gpu): WORK/RUN/{ckpt.pt,log.jsonl,train.out,export/MODEL.{pt,json}}, RUN
 # being MODEL or MODEL-ablate-A-B for MODEL@A,B. Then all run folders are packed into one tar
@@ -42,7 +45,8 @@ crop=128
 lr=""
 workers=""
 val_every=500
-echo_k=4
+echo_k=""
+renderer=""
 extra=()
 models=()
 while [ $# -gt 0 ]; do
@@ -59,8 +63,9 @@ while [ $# -gt 0 ]; do
         --workers) workers="$2"; shift 2 ;;
         --val-every) val_every="$2"; shift 2 ;;
         --echo) echo_k="$2"; shift 2 ;;
+        --renderer) renderer="$2"; shift 2 ;;
         --) shift; extra=("$@"); break ;;   # passed to every `vmm train`
-        -h|--help) sed -n 2,25p "$0"; exit 0 ;;
+        -h|--help) sed -n 2,29p "$0"; exit 0 ;;
         -*) echo "gpu_train.sh: unknown option $1" >&2; exit 2 ;;
         *) models+=("$1"); shift ;;
     esac
@@ -80,17 +85,25 @@ mkdir -p "$work" "$out"
 
 ncpu=$(nproc 2>/dev/null || echo 2)
 n=${#models[@]}
-[ -n "$workers" ] || workers=$(( (ncpu - 1) / n ))
-[ "$workers" -ge 1 ] || workers=0
+if [ -z "$renderer" ]; then
+    if [[ "$device" == cuda* ]]; then renderer=torch; else renderer=cpu; fi
+fi
+case "$renderer" in
+    torch) [ -n "$echo_k" ] || echo_k=1; workers=0 ;;   # rendered on --device, in-process
+    cpu) [ -n "$echo_k" ] || echo_k=4
+         [ -n "$workers" ] || workers=$(( (ncpu - 1) / n ))
+         [ "$workers" -ge 1 ] || workers=0 ;;
+    *) echo "gpu_train.sh: --renderer must be torch or cpu, got $renderer" >&2; exit 2 ;;
+esac
 hours=$("$py" -c "print($minutes / 60)")
 
 "$py" - "$device" <<'PY'
 import sys, torch
-from napari_vmm.core.learned.data import _skimage_images
+from napari_vmm.core.learned.data import texture_photographs
 dev = sys.argv[1]
 print(f"torch {torch.__version__}; cuda available: {torch.cuda.is_available()}"
       + (f" ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else ""))
-print(f"scikit-image texture photographs available: {len(_skimage_images())} of 20")
+print(f"scikit-image texture photographs available: {len(texture_photographs())} of 20")
 if dev.startswith("cuda") and not torch.cuda.is_available():
     sys.exit("gpu_train.sh: --device cuda but torch sees no GPU")
 PY
@@ -114,7 +127,7 @@ for i in "${!models[@]}"; do
     m="${models[$i]}"; r="${runs[$i]}"
     args=("${m%@*}" --run-dir "$work/$r" --device "$device" --batch "$batch" --crop "$crop"
           --workers "$workers" --threads 2 --val-every "$val_every" --max-hours "$hours"
-          --ckpt-every-s 60 --echo "$echo_k")
+          --ckpt-every-s 60 --echo "$echo_k" --renderer "$renderer")
     [[ "$m" != *@* ]] || args+=(--ablate "${m#*@}")
     [ -z "$lr" ] || args+=(--lr "$lr")
     [ "$max_steps" = 0 ] || args+=(--max-steps "$max_steps")
@@ -122,7 +135,7 @@ for i in "${!models[@]}"; do
     timeout --signal=TERM --kill-after=30 "$(( ${minutes%.*} * 60 + 90 ))" \
         "$py" -m napari_vmm.cli.train "${args[@]}" "${extra[@]}" > "$work/$r.out" 2>&1 &
     pids+=($!)
-    echo "$r: training (pid $!, $workers data workers, log $work/$r.out)"
+    echo "$r: training (pid $!, data: $renderer renderer, $workers workers, log $work/$r.out)"
 done
 status=0
 for i in "${!pids[@]}"; do

@@ -110,6 +110,11 @@ def _skimage_images() -> tuple[np.ndarray, ...]:
     return tuple(out)
 
 
+def texture_photographs() -> tuple[np.ndarray, ...]:
+    """The bundled scikit-image photographs of the recipe, float32 (H, W, 3) in [0, 1]."""
+    return _skimage_images()
+
+
 def _random_color(rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(0.0, 1.0, size=3).astype(np.float32)
 
