@@ -178,9 +178,9 @@ def set_capture_rate(layer: Image, fps: float) -> bool:
     if info is None or not np.isfinite(fps) or fps <= 0:
         return False
     current = fps_from_layer(layer)
-    info["capture_fps"] = fps
-    if current is not None and abs(current - fps) <= 1e-9 * fps:
+    if current is not None and abs(current - fps) <= 1e-6 * fps:  # the field rounds to 1e-6
         return False
+    info["capture_fps"] = fps
     scale = np.array(layer.scale, dtype=float)
     scale[0] = 1.0 / fps
     layer.scale = tuple(scale)
