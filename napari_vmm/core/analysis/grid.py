@@ -141,6 +141,14 @@ class GridTracker:
         energy = (self.rz**2).sum(axis=(1, 2))
         #: Cells with texture in both directions (others get zero displacement).
         self.ok = (lam_min > 1e-6 * np.maximum(energy, 1e-12)) & (lam_min > 0) & (self.rstd > 0)
+        # float32 work arrays for the per-frame step: rows gy, gx (per frame), ref, 1.
+        n = layout.n_cells
+        self.rgy32 = self.rgy.reshape(n, -1).astype(np.float32)
+        self.rgx32 = self.rgx.reshape(n, -1).astype(np.float32)
+        self.rblocks32 = self.rblocks.reshape(n, -1, 1).astype(np.float32)
+        self._cols = np.empty((n, 4, self.rgy32.shape[1]), np.float32)
+        self._cols[:, 2] = self.rz.reshape(n, -1)
+        self._cols[:, 3] = 1.0
         self._trackers: dict[int, tuple[RoiTracker, tuple[int, int, int, int]]] = {}
         self.n_refined = 0
 
@@ -151,20 +159,17 @@ class GridTracker:
         with ``g`` the mean of both gradients and ``a``, ``b`` a change of contrast and
         brightness (estimated jointly, so that neither takes up part of the motion).
         """
-        frame = ndimage.gaussian_filter(frame, SMOOTH_SIGMA, mode="nearest")
+        frame = ndimage.gaussian_filter(frame.astype(np.float32), SMOOTH_SIGMA, mode="nearest")
         gy, gx = (ndimage.correlate1d(frame, _DERIV, axis=a, mode="nearest") for a in (0, 1))
-        n_cells = self.layout.n_cells
-        cols = np.empty((n_cells, self.rz[0].size, 4))
-        cols[..., 0] = ((self.rgy + _blocks(gy, self.layout, self.off)) / 2).reshape(n_cells, -1)
-        cols[..., 1] = ((self.rgx + _blocks(gx, self.layout, self.off)) / 2).reshape(n_cells, -1)
-        cols[..., 2] = self.rz.reshape(n_cells, -1)
-        cols[..., 3] = 1.0
-        err = (_blocks(frame, self.layout, self.off) - self.rblocks).reshape(n_cells, -1)
-        cols_t = cols.transpose(0, 2, 1)
-        gram = cols_t @ cols  # batched BLAS: much faster than einsum here
-        rhs = (cols_t @ err[..., None])[..., 0]
+        n_cells, lay, cols = self.layout.n_cells, self.layout, self._cols
+        np.add(self.rgy32, _blocks(gy, lay, self.off).reshape(n_cells, -1), out=cols[:, 0])
+        np.add(self.rgx32, _blocks(gx, lay, self.off).reshape(n_cells, -1), out=cols[:, 1])
+        cols[:, :2] *= 0.5
+        err = _blocks(frame, lay, self.off).reshape(n_cells, -1, 1) - self.rblocks32
+        gram = (cols @ cols.transpose(0, 2, 1)).astype(np.float64)  # batched BLAS
+        rhs = (cols @ err).astype(np.float64)
         gram[~self.ok] = np.eye(4)
-        return -np.linalg.solve(gram, rhs[..., None])[:, :2, 0]
+        return -np.linalg.solve(gram, rhs)[:, :2, 0]
 
     def _tracker(self, i: int) -> tuple[RoiTracker, tuple[int, int, int, int]]:
         """The iterating ROI tracker of cell ``i`` and its crop box (built on first use)."""
@@ -220,10 +225,11 @@ def iter_track_grid(frames: Any, layout: GridLayout, *, reference: int = 0,
     disp = np.zeros((n, layout.n_cells, 2))
     done = 0
     for t0, (block,) in iter_crop_chunks(frames, [crop], chunk_frames):
-        for j, frame in enumerate(to_luma(block, frame_ndim)):
+        for j in range(len(block)):
             t = t0 + j
             if t >= n:
                 break
+            frame = to_luma(block[j:j + 1], frame_ndim)[0]  # one float frame at a time
             disp[t] = tracker.track(frame, disp[t - 1] if t else np.zeros((layout.n_cells, 2)))
         done = min(n, t0 + len(block))
         yield done, n
