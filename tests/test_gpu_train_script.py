@@ -42,3 +42,23 @@ def test_gpu_train_script_smoke_and_resume(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     second = int(re.search(r"fd4mm: step (\d+),", (out / "summary.txt").read_text()).group(1))
     assert second == first + 1
+
+
+def test_gpu_train_script_renders_data_with_torch(tmp_path):
+    """--renderer torch (the default on CUDA) on the CPU: recorded in the provenance."""
+    import json
+
+    env = {**os.environ, "PYTHON": sys.executable}
+    env.pop("OUT", None)
+    cmd = ["bash", str(ROOT / "scripts" / "gpu_train.sh"), "--device", "cpu", "--renderer",
+           "torch", "--max-steps", "1", "--batch", "2", "--crop", "32", "--minutes", "2",
+           "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "realtime",
+           "--", "--val-n", "2", "--val-size", "32", "--init", "scratch"]
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "data: torch renderer, 0 workers" in r.stdout
+    prov = json.loads((tmp_path / "work" / "realtime" / "export" / "realtime.json").read_text())
+    assert prov["data_recipe"]["renderer"] == "torch" and prov["data_echo"] == 1
+    bad = subprocess.run(cmd[:2] + ["--renderer", "gpu"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--renderer must be torch or cpu" in bad.stderr
