@@ -450,13 +450,12 @@ def run_linearity(cfg: EvalConfig, log=print) -> list[dict[str, Any]]:
     """Ha et al.'s linearity test: one period of a 1 Hz sinusoid (30 fps, 30 frames) at each
     input amplitude, magnified by each total factor (alpha = factor − 1); the rows' ``gain``
     says how much of the request each method delivers. Frames are large enough for the
-    largest output motion (``linearity_size`` or 3.4 × it, at least ``size``)."""
+    largest output motion of their amplitude (``linearity_size``, else 3.4 × that motion,
+    at least ``size``)."""
     fps, f0, T = 30.0, 1.0, 30
     s = np.sin(2 * np.pi * f0 * np.arange(T) / fps)
-    top = max(a * f for a in cfg.linearity_amplitudes for f in cfg.linearity_factors)
-    size = cfg.linearity_size or max(cfg.size, int(math.ceil(3.4 * top / 16)) * 16)
 
-    def clip_pair(k: int, amp: float, factor: float) -> tuple:
+    def clip_pair(k: int, amp: float, factor: float, size: int, top: float) -> tuple:
         rng = np.random.default_rng([cfg.seed, 14, k])
         scene = _scene(cfg, 200 + k, size, max_motion=top + 2)
         u = _direction(rng)
@@ -468,12 +467,15 @@ def run_linearity(cfg: EvalConfig, log=print) -> list[dict[str, Any]]:
 
     rows = []
     for amp in cfg.linearity_amplitudes:
+        top = amp * max(cfg.linearity_factors)
+        size = cfg.linearity_size or max(cfg.size, int(math.ceil(3.4 * top / 16)) * 16)
         for factor in cfg.linearity_factors:
             key = {"test": "linearity", "amplitude_px": amp, "factor": factor,
                    "alpha": factor - 1.0, "size": size}
             rows.append(_scored_row(
                 cfg, key, factor - 1.0, fps, (0.5, 2.0),
-                lambda k, amp=amp, factor=factor: clip_pair(k, amp, factor), log))
+                lambda k, amp=amp, factor=factor, size=size, top=top:
+                    clip_pair(k, amp, factor, size, top), log))
     return rows
 
 
