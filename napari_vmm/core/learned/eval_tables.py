@@ -135,9 +135,11 @@ def markdown_tables(result: dict[str, Any]) -> str:
             continue
         out.append(f"### {titles[test]}\n")
         if any("gain" in r for r in rows):
-            out.append("Measured on the moving object; the estimator reads the ground truth at "
-                       "×" + ", ×".join(f"{r['gain']['truth']:.3f}" for r in rows[:3])
-                       + (" …" if len(rows) > 3 else "") + ". ✗: below half the request.\n")
+            out.append("Achieved magnification measured around the moving object; on the "
+                       "ground truth the estimator reads ×" + ", ×".join(
+                           f"{r['gain']['truth']:.3f}" for r in rows[:3])
+                       + (" (first rows)" if len(rows) > 3 else "")
+                       + ". ✗: below half the request.\n")
         out.append("| " + " | ".join(keys + cols) + " |")
         out.append("|" + "---|" * (len(keys) + len(cols)))
         for r in rows:
