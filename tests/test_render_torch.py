@@ -106,6 +106,18 @@ def test_image_statistics_agree_with_the_cpu_generator():
     assert np.all(ts[2:] > 0.5 * cs[2:]) and np.all(ts[2:] < 2 * cs[2:]), (ts, cs)
 
 
+def test_batched_compositing_matches_the_per_object_slices(monkeypatch):
+    import napari_vmm.core.learned.render_torch as rt
+
+    a = render_batch(4, "train", 0, 4, FAST, subset=1)
+    monkeypatch.setattr(rt, "SLICE_DEVICES", ())  # the CUDA path, on the CPU
+    b = render_batch(4, "train", 0, 4, FAST, subset=1)
+    assert int(a["n_objects"].sum()) >= 4
+    for k in "ABCY":  # equal up to float rounding before the 8-bit quantisation
+        assert float((a[k] - b[k]).abs().max()) <= 1 / 255 + 1e-6
+        assert float((a[k] != b[k]).float().mean()) < 0.01
+
+
 def test_static_scene_differs_by_dither_only():
     b = render_batch(0, "train", 2, 3, FAST, subset=4)
     assert int(b["n_objects"].min()) >= 1

@@ -36,6 +36,8 @@ from .data import SPLITS, DataConfig, texture_photographs
 #: photographs are stored padded to BANK_SIDE² (mip level 0) and half that (level 1)
 BANK_SIDE = 512
 _BUCKETS = 3  # object patch sizes
+#: device types where objects are pasted one slice each (elsewhere: batched index operations)
+SLICE_DEVICES = ("cpu",)
 _KINDS = ("image", "fractal", "shapes", "stripes", "gradient")
 
 
@@ -434,9 +436,10 @@ def _decimate(x: torch.Tensor, U: int, sigma_dst: float, E: int) -> torch.Tensor
     t = torch.arange(L, dtype=torch.float32, device=x.device) - (L - 1) / 2.0
     k = torch.exp(-0.5 * (t / max(sigma_dst * U, 1e-3)) ** 2)
     k = k / k.sum()
-    stop = U * (S - 1) + 1
-    y = sum(k[j] * x[..., :, j:j + stop:U] for j in range(L))        # (m, c, H, S)
-    return sum(k[j] * y[..., j:j + stop:U, :] for j in range(L))     # (m, c, S, S)
+    D = x.new_zeros(S, H)                                # D[i, U·i + j] = k[j]
+    cols = U * torch.arange(S, device=x.device)[:, None] + torch.arange(L, device=x.device)
+    D.scatter_(1, cols, k.expand(S, L).contiguous())
+    return D @ x @ D.T                                   # banded products: fast on CPU too
 
 
 def _shifted(src: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, h: int, w: int,
@@ -474,6 +477,16 @@ def _composite(flat: torch.Tensor, layer: torch.Tensor, row: torch.Tensor, iy: t
     flat.index_add_(0, idx, lay[:, :-1] - lay[:, -1:] * flat.index_select(0, idx))
 
 
+def _paste(canvas: torch.Tensor, layer: torch.Tensor, y0: int, x0: int) -> None:
+    """Premultiplied ``layer`` (C + 1, q, q) over ``canvas`` (C, H, W) at (y0, x0), in place."""
+    H, W = canvas.shape[1:]
+    q = layer.shape[-1]
+    cy0, cx0, cy1, cx1 = max(0, y0), max(0, x0), min(H, y0 + q), min(W, x0 + q)
+    if cy1 > cy0 and cx1 > cx0:
+        lay = layer[:, cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
+        canvas[:, cy0:cy1, cx0:cx1].mul_(1 - lay[-1:]).add_(lay[:-1])
+
+
 def _place_objects(d: _Draw, frames: torch.Tensor, p: dict[str, torch.Tensor],
                    vi: torch.Tensor, k: torch.Tensor, cfg: DataConfig, bank) -> torch.Tensor:
     """Draw the present objects ``vi`` (indices into the (n, K) slots) and composite them,
@@ -484,7 +497,6 @@ def _place_objects(d: _Draw, frames: torch.Tensor, p: dict[str, torch.Tensor],
     r0, r1 = (v * cfg.size * U for v in cfg.object_radius)
     radius = p["obj_radius"].reshape(-1)[vi]
     bucket = ((radius - r0) / max(r1 - r0, 1e-6) * _BUCKETS).long().clamp(0, _BUCKETS - 1)
-    flat = torch.cat([frames.permute(0, 2, 3, 1).reshape(-1, 3), frames.new_zeros(1, 3)])
     layers = []
     for bk in range(_BUCKETS):
         mem = vi[bucket == bk]
@@ -498,9 +510,19 @@ def _place_objects(d: _Draw, frames: torch.Tensor, p: dict[str, torch.Tensor],
         itl = torch.floor(tl)
         frac = tl - itl                  # moved layer pixel (r, c) is source (r - fy, c - fx)
         moved = _shifted(obj, -frac[..., 0], -frac[..., 1], P + 1, P + 1, "zeros")
-        a = moved[:, :, 3:].clamp(0, 1)
-        moved = torch.cat([torch.minimum(moved[:, :, :3].clamp(min=0), a), a], dim=2)
+        a = moved[:, :, 3:].clamp_(0, 1)
+        torch.minimum(moved[:, :, :3].clamp_(min=0), a, out=moved[:, :, :3])
         layers.append((moved, itl.long(), smp, mem % K))
+    if d.dev.type in SLICE_DEVICES:  # one slice per layer: cheaper than indexing on a CPU
+        canvas = frames.contiguous()
+        for j in range(K):
+            for moved, itl, smp, slot in layers:
+                pos, smp_l = itl.tolist(), smp.tolist()
+                for v in torch.nonzero(slot == j).flatten().tolist():
+                    for f in range(3):
+                        _paste(canvas[f * n + smp_l[v]], moved[f, v], *pos[f][v])
+        return canvas
+    flat = torch.cat([frames.permute(0, 2, 3, 1).reshape(-1, 3), frames.new_zeros(1, 3)])
     for j in range(K):
         for moved, itl, smp, slot in layers:  # one object per (sample, slot): no overlap
             sel = torch.nonzero(slot == j).flatten()
