@@ -193,7 +193,7 @@ def _stripes_texture(d: _Draw, m: int, h: int, w: int, bank) -> torch.Tensor:
         s = torch.sin(u)
         s = torch.where(d.u(col) < 0.4, torch.tanh(d.u(col, 3.0, 10.0) * s), s)
         t = (0.5 + 0.5 * s)[:, None]
-        acc += (i < n) * (d.color(m) * (1 - t) + d.color(m) * t)
+        acc += (i < n) * (d.color(m) * (1 - t) + d.color(m) * t)  # 1..3 gratings
     return (acc / n).clamp(0, 1)
 
 
@@ -565,8 +565,14 @@ def render_batch(seed: int, split: str | int, step: int, n: int, cfg: DataConfig
     blur = torch.nonzero(p["subset"] == 2).flatten()
     if blur.numel():
         bg[blur] = _blur_rows(bg[blur], sig[blur])
-    off = margin - U * k[..., None] * p["motion_bg"][None]                     # (3, n, 2)
-    frames = _shifted(bg, off[..., 0], off[..., 1], hs, hs, "border").reshape(3 * n, 3, hs, hs)
+    # windows: A, and every frame of a static background, sit at integer offsets (a copy);
+    # the moving backgrounds' C and Y windows are resampled (bicubic)
+    frames = bg[:, :, margin:margin + hs, margin:margin + hs].repeat(3, 1, 1, 1)
+    mv = torch.nonzero(p["motion_bg"].abs().amax(1) > 0).flatten()
+    if mv.numel():
+        off = margin - U * k[1:, mv, None] * p["motion_bg"][None, mv]           # (2, m, 2)
+        win = _shifted(bg[mv], off[..., 0], off[..., 1], hs, hs, "border")      # (2, m, ...)
+        frames[n + mv], frames[2 * n + mv] = win[0], win[1]
 
     vi = torch.nonzero(p["obj_valid"].reshape(-1)).flatten()   # present objects, (V,)
     if vi.numel():
