@@ -186,14 +186,19 @@ def _stripes_texture(d: _Draw, m: int, h: int, w: int, bank) -> torch.Tensor:
     n = d.int((m, 1, 1, 1), 1, 4)
     acc = torch.zeros(m, 3, h, w, device=d.dev)
     col = (m, 1, 1)
-    for i in range(3):
+    for i in range(3):  # 1..3 gratings: the i-th is drawn for the textures that have it
         th = d.u(col, 0.0, math.pi)
         period = d.logu(col, 4.0, max(8.0, h / 2))
-        u = (torch.cos(th) * xx + torch.sin(th) * yy) * (2 * math.pi / period) + d.u(col, 0, 6.3)
+        ph, sq, sharp = d.u(col, 0, 6.3), d.u(col) < 0.4, d.u(col, 3.0, 10.0)
+        c0, c1 = d.color(m), d.color(m)
+        j = torch.nonzero(n.flatten() > i).flatten()
+        if j.numel() == 0:
+            continue
+        u = (torch.cos(th[j]) * xx + torch.sin(th[j]) * yy) * (2 * math.pi / period[j]) + ph[j]
         s = torch.sin(u)
-        s = torch.where(d.u(col) < 0.4, torch.tanh(d.u(col, 3.0, 10.0) * s), s)
+        s = torch.where(sq[j], torch.tanh(sharp[j] * s), s)
         t = (0.5 + 0.5 * s)[:, None]
-        acc += (i < n) * (d.color(m) * (1 - t) + d.color(m) * t)  # 1..3 gratings
+        acc[j] += c0[j] * (1 - t) + c1[j] * t
     return (acc / n).clamp(0, 1)
 
 
@@ -432,14 +437,11 @@ def _decimate(x: torch.Tensor, U: int, sigma_dst: float, E: int) -> torch.Tensor
     if U == 1 and sigma_dst <= 0:
         return x[..., E:H - E, E:H - E]
     L = 2 * E + U
-    S = (H - L) // U + 1
     t = torch.arange(L, dtype=torch.float32, device=x.device) - (L - 1) / 2.0
     k = torch.exp(-0.5 * (t / max(sigma_dst * U, 1e-3)) ** 2)
     k = k / k.sum()
-    D = x.new_zeros(S, H)                                # D[i, U·i + j] = k[j]
-    cols = U * torch.arange(S, device=x.device)[:, None] + torch.arange(L, device=x.device)
-    D.scatter_(1, cols, k.expand(S, L).contiguous())
-    return D @ x @ D.T                                   # banded products: fast on CPU too
+    y = x.unfold(-1, L, U) @ k                           # (m, c, H, S): windows of L taps
+    return y.unfold(-2, L, U) @ k                        # (m, c, S, S)
 
 
 def _shifted(src: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, h: int, w: int,
