@@ -17,7 +17,9 @@ Frames of any size work: they are padded by reflection to a multiple of the netw
 cropped back. Frames larger than ``net_tile`` pixels on a side are processed in spatial tiles
 that overlap and are blended with feathered (linear-ramp) weights, both for the encoder
 features and for the decoded image. Inference runs under ``torch.inference_mode`` in
-channels_last layout, with fp16 autocast on CUDA.
+channels_last layout, with fp16 autocast on CUDA. On CPU, ``realtime`` runs its manipulator and
+decoder as fused oneDNN convolutions (:mod:`.infer`), with the decoder in bfloat16 on CPUs that
+have it natively (option ``precision``; the motion signal always stays float32).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from ..errors import VMMError
 from ..magnifiers.base import Magnifier
 from ..registry import Option
 from . import weights as W
+from .infer import PRECISIONS, fused_decoder, resolve_precision
 
 _NET_CACHE: dict[tuple, Any] = {}
 _NET_LOCK = threading.Lock()
@@ -102,6 +105,10 @@ class _LearnedMagnifier(Magnifier):
         "net_tile": Option(2048, int, "process frames larger than this many pixels on a side "
                                       "in overlapping, feathered tiles (memory bound)",
                            min=128, max=8192),
+        "precision": Option("auto", str, "decoder arithmetic on CPU: auto (bfloat16 for "
+                                         "realtime on CPUs with native bfloat16, within a "
+                                         "fraction of a grey level of float32), float32 or "
+                                         "bfloat16 (realtime only)", choices=PRECISIONS),
     }
 
     def __init__(self, alpha: float, device: torch.device, **options: Any) -> None:
@@ -116,6 +123,9 @@ class _LearnedMagnifier(Magnifier):
         self.overlap = min(64, self.tile // 4) // s * s  # feather width, multiple of stride
         self.tex_f = tuple(self.net.texture_factors)
         self.shape_f = int(self.net.shape_factor)
+        self.dtype = resolve_precision(str(options.get("precision", "auto")), self.name,
+                                       self.device)
+        self._fused = fused_decoder(self.net, self.name, self.device, self.dtype)
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
@@ -127,10 +137,13 @@ class _LearnedMagnifier(Magnifier):
         return 64
 
     # -- helpers ----------------------------------------------------------------------------
-    def _autocast(self):
+    def _autocast(self, decoder: bool = False):
+        """fp16 on CUDA; on CPU the decoder in bfloat16 when ``precision`` asks for it (the
+        encoder, which gives the motion signal, stays float32)."""
         if self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.float16)
-        return torch.autocast("cpu", enabled=False)
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=(
+            decoder and self.dtype == torch.bfloat16 and self._fused is None))
 
     def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
         """Reflect-pad (N,3,H,W) by MARGIN and up to a multiple of the stride."""
@@ -215,7 +228,7 @@ class _LearnedMagnifier(Magnifier):
         n = m.shape[0]
         tiles = self._tiles(H, Wd)
         if len(tiles) == 1:
-            with self._autocast():
+            with self._autocast(decoder=True):
                 out = self._decode_part(v, m, d, xp)
         else:
             out = m.new_zeros(n, 3, H, Wd)
@@ -226,7 +239,7 @@ class _LearnedMagnifier(Magnifier):
                 tv = tuple(t[..., y0 // f:y1 // f, x0 // f:x1 // f]
                            for t, f in zip(v, self.tex_f, strict=True))
                 tx = None if xp is None else xp[..., y0:y1, x0:x1]
-                with self._autocast():
+                with self._autocast(decoder=True):
                     t = self._decode_part(tv, m[sm], d[sm], tx)
                 wy = _ramp(y1 - y0, y0 == 0, y1 == H, self.overlap, m.device)
                 wx = _ramp(x1 - x0, x0 == 0, x1 == Wd, self.overlap, m.device)
@@ -249,6 +262,8 @@ class _LearnedMagnifier(Magnifier):
         v = tuple(t.contiguous(memory_format=cl) for t in v)
         m, d = (t.contiguous(memory_format=cl) for t in (m, d))
         vv = v if len(v) > 1 else v[0]
+        if self._fused is not None:
+            return self._fused.magnified(vv, m, d, self.alpha, x)
         if x is None:
             return self.net.decode(vv, self.net.manipulate(None, m, self.alpha, delta=d)).float()
         return self.net.magnified(vv, m, d, self.alpha, x).float()
