@@ -14,11 +14,11 @@ batch of the SAME recipe (:class:`.data.DataConfig`) with torch ops on any devic
   (subset 2), grey samples, colour perturbation and stochastic 8-bit quantisation.
 
 Differences from the CPU generator, all within the recipe's distributions: an object's mask
-and texture are drawn on the patch of the largest possible object (its radius still sets the
-shape), photographs longer than :data:`BANK_SIDE` pixels are first reduced to fit it, and the
-random numbers come from a torch generator, so the two generators never give the same
+and texture are drawn on the patch of its radius bucket (3 sizes) rather than on one fitted
+to its radius, photographs longer than :data:`BANK_SIDE` pixels are first reduced to fit it,
+and the random numbers come from a torch generator, so the two generators never give the same
 samples, only samples of the same distribution (``tests/test_render_torch.py`` checks that).
-A batch is a pure function of ``(seed, split, step, n, cfg)`` on a given device.
+A batch is a pure function of ``(seed, split, step, n, cfg, subset)`` on a given device.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ BANK_SIDE = 512
 _BUCKETS = 3  # object patch sizes
 #: device types where objects are pasted one slice each (elsewhere: batched index operations)
 SLICE_DEVICES = ("cpu",)
-_KINDS = ("image", "fractal", "shapes", "stripes", "gradient")
 
 
 class _Draw:
@@ -440,8 +439,11 @@ def _decimate(x: torch.Tensor, U: int, sigma_dst: float, E: int) -> torch.Tensor
     t = torch.arange(L, dtype=torch.float32, device=x.device) - (L - 1) / 2.0
     k = torch.exp(-0.5 * (t / max(sigma_dst * U, 1e-3)) ** 2)
     k = k / k.sum()
-    y = x.unfold(-1, L, U) @ k                           # (m, c, H, S): windows of L taps
-    return y.unfold(-2, L, U) @ k                        # (m, c, S, S)
+    S = (H - L) // U + 1
+    D = x.new_zeros(S, H)                                # D[i, U·i + j] = k[j]
+    cols = U * torch.arange(S, device=x.device)[:, None] + torch.arange(L, device=x.device)
+    D.scatter_(1, cols, k.expand(S, L).contiguous())
+    return D @ (x @ D.T)                 # banded products: BLAS beats strided convolutions
 
 
 def _shifted(src: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, h: int, w: int,
