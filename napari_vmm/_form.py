@@ -17,7 +17,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
 #: Significant digits a band edge keeps in its spin box (Hz or BPM).
@@ -137,11 +137,10 @@ def build_magnify_form(w: Any) -> None:
     w._roi = ComboBox(label="ROI", choices=w._shapes_choices, nullable=True,
                       tooltip="optional Shapes layer: magnify inside its shapes only")
     w._feather = FloatSpinBox(label="ROI feather (px)", value=4.0, min=0.0, max=500.0)
-    w._preview_frames = SpinBox(label="preview frames", value=0, min=0, max=10**6,
+    w._preview_frames = SpinBox(label="preview frames (0: auto)", value=0, min=0, max=10**6,
                                 tooltip="Preview processes the first N frames (cropped "
                                         "to the ROI when one is set); auto: two periods "
                                         "of the band's low edge, at most 300 frames")
-    w._preview_frames.native.setSpecialValueText("auto")
     # Dask: where dask-backed layers run, and an optional Zarr output
     w._scheduler = LineEdit(label="Dask scheduler", value="",
                             tooltip="where Run sends a dask-backed layer: empty = this "
@@ -173,6 +172,7 @@ def build_magnify_form(w: Any) -> None:
                         layout="horizontal", labels=False)
     for label in (w._method_summary, w._fps_note, w._status, w._memory):
         label.native.setWordWrap(True)
+        label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
     w._root = QWidget()
     column = QVBoxLayout(w._root)
     for part in (w._form.native, w._advanced, buttons.native, w._copy_btn.native,

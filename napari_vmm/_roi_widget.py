@@ -39,7 +39,7 @@ from matplotlib.figure import Figure
 from napari.layers import Image, Shapes
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
 
 from napari_vmm.core.errors import VMMError
 
@@ -100,7 +100,7 @@ def pixel_size_from_layer(layer: Image) -> tuple[float, str] | None:
 
 
 def spectrum_xlim(rois: list, band: tuple[float, float] | None, fps: float,
-                  log_axis: bool = False, energy: float = 0.99) -> tuple[float, float]:
+                  log_axis: bool = False, energy: float = 0.9) -> tuple[float, float]:
     """Frequency range that shows the spectra's content and the band.
 
     The upper limit is 1.3 x the highest of: the band's high edge, the strongest peaks, and
@@ -172,6 +172,9 @@ class MotionTracesWidget(QWidget):
         self._status = Label(value="")
         for label in (self._fps_note, self._band_label, self._status):
             label.native.setWordWrap(True)
+            label.native.setSizePolicy(QSizePolicy.Policy.Expanding,
+                                       QSizePolicy.Policy.Preferred)
+        self._fps_note.visible = False
         form = Container(widgets=[self._layer, self._shapes, self._fps, self._fps_note,
                                   self._pixel_size, self._unit, self._fmin, self._fmax,
                                   self._peaks, self._log_freq])
@@ -266,6 +269,7 @@ class MotionTracesWidget(QWidget):
         else:
             self._fps_note.value = ("⚠ first axis has no time unit: check fps "
                                     f"(using {self._fps.value:g})")
+        self._fps_note.visible = fps is None
         size = pixel_size_from_layer(layer)
         if size is not None:
             self._pixel_size.value, self._unit.value = size

@@ -8,7 +8,8 @@ Run it under a virtual display::
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshot_widget.py
 
-Writes ``docs/images/magnify_widget.png`` (atomically; ``--out`` to change it).
+Writes ``docs/images/magnify_widget.png`` (atomically; ``--out`` to change it; ``--advanced``
+expands the widget's Advanced section).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", default="phase")
     parser.add_argument("--alpha", type=float, default=20.0)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for Run")
+    parser.add_argument("--advanced", action="store_true",
+                        help="show the widget's Advanced section expanded")
     args = parser.parse_args(argv)
 
     viewer = open_viewer((1500, 900))
@@ -64,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     text.font_size = 8
     text.text = (f"left: source   right: {args.method}, α = {args.alpha:g}\n"
                  f"frame {quarter}: largest displacement")
+    if args.advanced:
+        widget._advanced.expand(animate=False)
     viewer.reset_view()
     settle()
     save_window(viewer, args.out)
