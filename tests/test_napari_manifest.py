@@ -20,14 +20,17 @@ def manifest():
 
 def test_widgets_and_menus(manifest):
     widgets = manifest.contributions.widgets
-    assert [w.display_name for w in widgets] == ["Motion magnification", "Motion traces"]
+    assert [w.display_name for w in widgets] == ["Motion magnification", "Motion traces",
+                                                 "Deflection shapes"]
     commands = {c.id: c.python_name for c in manifest.contributions.commands}
     assert commands[widgets[0].command] == "napari_vmm._widget:MagnifyWidget"
     assert commands[widgets[1].command] == "napari_vmm._roi_widget:MotionTracesWidget"
+    assert commands[widgets[2].command] == "napari_vmm._ods_widget:DeflectionShapesWidget"
     assert all(cid.startswith("napari-vmm.") for cid in commands)
     menus = manifest.contributions.menus
     assert [m.command for m in menus["napari/layers/filter"]] == [widgets[0].command]
-    assert [m.command for m in menus["napari/layers/measure"]] == [widgets[1].command]
+    assert [m.command for m in menus["napari/layers/measure"]] == [widgets[1].command,
+                                                                   widgets[2].command]
 
 
 def test_reader_writer_and_samples(manifest):

@@ -224,7 +224,8 @@ def _run_ods(args: argparse.Namespace, rois: list, calibration: Any) -> int:
         try:
             grid = analysis.analyze_grid(
                 source, (rows, cols), fps, progress=progress, roi=rois[0] if rois else None,
-                calibration=calibration, reference=args.reference)
+                calibration=calibration, reference=args.reference, fmin=args.fmin,
+                fmax=args.fmax)
         finally:
             bar.close()
         shape = analysis.deflection_shape(grid, args.ods or "auto")

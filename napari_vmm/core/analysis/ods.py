@@ -159,7 +159,8 @@ def _num(x: float) -> float | None:
 def iter_analyze_grid(frames: Any, grid: tuple[int, int], fps: float | None = None, *,
                       roi: ROI | None = None, calibration: Calibration | None = None,
                       reference: int = 0, nperseg: int | None = None, max_shift: int = 8,
-                      chunk_frames: int = 32
+                      chunk_frames: int = 32, fmin: float | None = None,
+                      fmax: float | None = None
                       ) -> Generator[tuple[int, int], None, GridAnalysis]:
     """Generator form of :func:`analyze_grid`: yields ``(frames_done, n_frames)`` per chunk."""
     n, (h, w), _ = source_info(frames)
@@ -178,7 +179,7 @@ def iter_analyze_grid(frames: Any, grid: tuple[int, int], fps: float | None = No
     x = np.concatenate([dx[ok], dy[ok]])
     freqs, amp = amplitude_spectrum(x, fps, nperseg)
     spectrum = np.sqrt((amp**2).sum(axis=0) / ok.sum())
-    _, _, peaks = find_peaks(x, fps, n_peaks=5, nperseg=nperseg)
+    _, _, peaks = find_peaks(x, fps, n_peaks=5, fmin=fmin, fmax=fmax, nperseg=nperseg)
     f_, psd, enbw, n_avg = welch_density(sinusoid_residual(x, fps, [p.hz for p in peaks]),
                                          fps, nperseg)
     dens = noise_density(f_, psd, [p.hz for p in peaks], n_avg)
@@ -202,7 +203,8 @@ def analyze_grid(frames: Any, grid: tuple[int, int], fps: float | None = None, *
         Returning ``False`` stops with :class:`Cancelled`.
     **options
         ``roi`` (the grid covers its bounding box; default the whole frame), ``calibration``,
-        ``reference`` (frame, 0), ``nperseg``, ``max_shift`` (8), ``chunk_frames`` (32).
+        ``reference`` (frame, 0), ``nperseg``, ``max_shift`` (8), ``chunk_frames`` (32),
+        ``fmin``/``fmax`` (Hz: the range searched for the spectrum's peaks, hence ``auto``).
     """
     gen = iter_analyze_grid(frames, grid, fps, **options)
     try:

@@ -50,7 +50,11 @@ def refine_frequency(x: np.ndarray, fps: float, f_guess: float, half_width: floa
     nfft = 1 << int(math.ceil(math.log2(16 * n)))
     t = np.arange(n)
     detr = x - np.polynomial.polynomial.polyval(t, np.polynomial.polynomial.polyfit(t, x.T, 1))
-    power = (np.abs(np.fft.rfft(detr * np.hanning(n), nfft, axis=-1)) ** 2).sum(axis=0)
+    win = np.hanning(n)
+    power = np.zeros(nfft // 2 + 1)
+    block = max(1, (1 << 22) // nfft)  # traces per FFT: at most 4M complex values (64 MB)
+    for i in range(0, detr.shape[0], block):
+        power += (np.abs(np.fft.rfft(detr[i:i + block] * win, nfft, axis=-1)) ** 2).sum(axis=0)
     f = np.fft.rfftfreq(nfft, 1.0 / fps)
     sel = np.flatnonzero(np.abs(f - f_guess) <= half_width)
     if sel.size == 0:
