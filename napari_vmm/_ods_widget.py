@@ -190,9 +190,9 @@ class DeflectionShapesWidget(QWidget):
         if size <= 0:
             return no_calibration()
         cal = self.calibration
-        if cal is not None and cal.calibrated and math.isclose(cal.size, size) \
+        if cal is not None and cal.calibrated and math.isclose(cal.size, size, rel_tol=0.01) \
                 and cal.unit == unit:
-            return cal  # keeps its provenance (points, layer scale)
+            return cal  # keeps its provenance (points, layer scale); the box rounds
         return calibration_from_pixel_size(size, unit)
 
     # ---------------------------------------------------------------- running

@@ -94,8 +94,8 @@ def test_calibration_from_scale_and_two_points(make_napari_viewer, qtbot):
     widget = DeflectionShapesWidget(viewer)
     assert widget._pixel_size.value == pytest.approx(0.5) and widget._unit.value == "mm"
     assert widget.calibration.method == "layer-scale"
-    pts = viewer.add_points(np.array([[0, 10, 10], [0, 10, 70]]) * [1, 0.5, 0.5],
-                            name="ruler", scale=image.scale)
+    pts = viewer.add_points(np.array([[0, 10, 10], [0, 10, 70]]), name="ruler",
+                            scale=image.scale)  # 60 px apart in the image
     widget._reset_choices()
     widget._cal_points.value = pts
     widget._cal_distance.value = "120mm"

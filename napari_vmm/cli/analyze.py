@@ -109,15 +109,7 @@ def run(args: argparse.Namespace) -> int:
                   protect=[args.input], overwrite=args.overwrite)
 
     source = open_input(args.input)
-    fps = args.fps if args.fps is not None else getattr(source, "fps", None)
-    if fps is None:
-        raise VMMError(f"{args.input} has no frame rate: give one with --fps")
-    bar = _progress_bar(int(getattr(source, "n_frames", 0) or source.shape[0]))
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
+    fps, bar, progress = _rate_and_progress(args, source)
     try:
         result = analysis.analyze_motion(
             source, rois, fps, progress=progress, reference=args.reference,
@@ -145,6 +137,21 @@ def run(args: argparse.Namespace) -> int:
             if path:
                 print(f"{what} written to {path}")
     return 0
+
+
+def _rate_and_progress(args: argparse.Namespace, source: Any):
+    """``(fps, bar, progress)``: the frame rate (``--fps`` or the file's) and a tqdm bar fed
+    by the ``progress(done, total)`` callback."""
+    fps = args.fps if args.fps is not None else getattr(source, "fps", None)
+    if fps is None:
+        raise VMMError(f"{args.input} has no frame rate: give one with --fps")
+    bar = _progress_bar(int(getattr(source, "n_frames", 0) or source.shape[0]))
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return fps, bar, progress
 
 
 def _calibration(args: argparse.Namespace):
@@ -212,15 +219,7 @@ def _run_ods(args: argparse.Namespace, rois: list, calibration: Any) -> int:
 
     source = open_input(args.input)
     try:
-        fps = args.fps if args.fps is not None else getattr(source, "fps", None)
-        if fps is None:
-            raise VMMError(f"{args.input} has no frame rate: give one with --fps")
-        bar = _progress_bar(int(getattr(source, "n_frames", 0) or source.shape[0]))
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+        fps, bar, progress = _rate_and_progress(args, source)
         try:
             grid = analysis.analyze_grid(
                 source, (rows, cols), fps, progress=progress, roi=rois[0] if rois else None,

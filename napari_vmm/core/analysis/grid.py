@@ -240,9 +240,6 @@ def iter_track_grid(frames: Any, layout: GridLayout, *, reference: int = 0,
 
 def track_grid(frames: Any, layout: GridLayout, **options: Any) -> tuple[np.ndarray, np.ndarray]:
     """Blocking form of :func:`iter_track_grid`."""
-    gen = iter_track_grid(frames, layout, **options)
-    try:
-        while True:
-            next(gen)
-    except StopIteration as stop:
-        return stop.value
+    from .motion import drive
+
+    return drive(iter_track_grid(frames, layout, **options))

@@ -170,7 +170,16 @@ def analyze_motion(
     -------
     MotionAnalysis
     """
-    gen = iter_analyze_motion(frames, rois, fps, **options)
+    return drive(iter_analyze_motion(frames, rois, fps, **options), progress)
+
+
+def drive(gen: Generator[tuple[int, int], None, Any],
+          progress: Callable[[int, int], Any] | None = None) -> Any:
+    """Run an ``iter_analyze_*`` generator to its end; return its value.
+
+    ``progress(done, total)`` is called after each step; returning ``False`` closes the
+    generator and raises :class:`Cancelled`.
+    """
     try:
         while True:
             done, total = next(gen)

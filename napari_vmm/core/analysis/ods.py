@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import Cancelled, VMMError
+from ..errors import VMMError
 from .calibration import Calibration, no_calibration
 from .grid import GridLayout, grid_layout, iter_track_grid
+from .motion import drive
 from .noise import amplitude_floor, noise_density, spectrum_floor, welch_density
 from .results import Peak
 from .rois import ROI
@@ -206,15 +207,7 @@ def analyze_grid(frames: Any, grid: tuple[int, int], fps: float | None = None, *
         ``reference`` (frame, 0), ``nperseg``, ``max_shift`` (8), ``chunk_frames`` (32),
         ``fmin``/``fmax`` (Hz: the range searched for the spectrum's peaks, hence ``auto``).
     """
-    gen = iter_analyze_grid(frames, grid, fps, **options)
-    try:
-        while True:
-            done, total = next(gen)
-            if progress is not None and progress(done, total) is False:
-                gen.close()
-                raise Cancelled("analysis cancelled")
-    except StopIteration as stop:
-        return stop.value
+    return drive(iter_analyze_grid(frames, grid, fps, **options), progress)
 
 
 def deflection_shape(analysis: GridAnalysis, frequency: float | str = "auto") -> DeflectionShape:
