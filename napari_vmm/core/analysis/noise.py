@@ -27,8 +27,6 @@ from .tracking import LUMA
 
 #: Bins on each side of a peak left out of the floor (the Hann main lobe is +-2 bins).
 PEAK_GUARD_BINS = 3
-#: An amplitude below this many floors is flagged as not distinguishable from noise.
-SNR_FLAG = 3.0
 
 
 def quantization_step(dtype: np.dtype, n_channels: int = 1) -> float:

@@ -12,6 +12,10 @@ if TYPE_CHECKING:
     from .rois import ROI
 
 
+#: An amplitude below this many noise floors is flagged as not distinguishable from noise.
+SNR_FLAG = 3.0
+
+
 @dataclass
 class Peak:
     """One spectral peak of a trace.
@@ -31,8 +35,6 @@ class Peak:
     @property
     def below_floor(self) -> bool:
         """True when the amplitude is below 3x the noise floor (not distinguishable)."""
-        from .noise import SNR_FLAG
-
         return bool(self.amplitude < SNR_FLAG * self.noise_floor)
 
     def to_dict(self, scale: float | None = None, unit: str = "") -> dict[str, Any]:
