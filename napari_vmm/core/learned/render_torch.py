@@ -251,7 +251,8 @@ def shape_masks(d: _Draw, h: int, w: int, cy: torch.Tensor, cx: torch.Tensor,
             j = torch.remainder(i - 1, nv[idx, None])
             ax, ay = px[idx].gather(1, j), py[idx].gather(1, j)
             bx, by = px[idx].gather(1, i), py[idx].gather(1, i)
-            ct, st = torch.cos(th).reshape(mi, -1), torch.sin(th).reshape(mi, -1)
+            inv = 1.0 / dd.clamp(min=1e-6)                     # ray direction (cos, sin)
+            ct, st = (ddx * inv).reshape(mi, -1), (ddy * inv).reshape(mi, -1)
             num = ax * by - ay * bx
             den = ct * (by - ay) - st * (bx - ax)
             ok = den.abs() > 1e-9
@@ -287,8 +288,8 @@ def _shapes_texture(d: _Draw, m: int, h: int, w: int, bank) -> torch.Tensor:
     label = torch.zeros(m * h * w + 1, dtype=torch.long, device=d.dev)
     t = torch.arange(1, T + 1, device=d.dev).expand(m, T)
     present = t <= n
-    big = r > 0.14 * min(h, w)
-    for sel, rmax in ((present & ~big, 0.14), (present & big, 0.25)):
+    for rmin, rmax in ((0.0, 0.07), (0.07, 0.11), (0.11, 0.17), (0.17, 0.25)):  # size buckets
+        sel = present & (r > rmin * min(h, w)) & (r <= rmax * min(h, w))
         B = 2 * int(math.ceil(rmax * min(h, w))) + 4   # patch side > 2 × radius
         i, j = torch.nonzero(sel, as_tuple=True)
         if i.numel() == 0:
