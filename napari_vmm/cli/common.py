@@ -152,8 +152,30 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so that every ``finally`` cleans up (temporary files)."""
 
 
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated()
+_interrupted: list[int] = []  # the signals received by run_cli's handler
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    """SIGINT/SIGTERM: quiet the libraries that log while they are torn down, then raise."""
+    import logging
+    import signal
+
+    _interrupted.append(signum)
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).disabled = True
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _unraisable(unraisable: Any) -> None:
+    """An interrupt raised where Python ignores exceptions (a gc callback, ``__del__``) is
+    delivered again; once interrupted, the errors ignored during shutdown are not printed."""
+    import signal
+
+    exc = unraisable.exc_value
+    if isinstance(exc, KeyboardInterrupt):
+        signal.raise_signal(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+    elif not _interrupted:
+        sys.__unraisablehook__(unraisable)
 
 
 @contextlib.contextmanager
@@ -188,9 +210,11 @@ def run_cli(func: Callable[..., int | None], *args: Any, prog: str | None = None
     from ..core.errors import Cancelled
 
     prefix = f"{prog}: " if prog else ""
-    old_term = None
+    handlers, old_hook = {}, sys.unraisablehook
     if threading.current_thread() is threading.main_thread():
-        old_term = signal.signal(signal.SIGTERM, _raise_terminated)
+        handlers = {sig: signal.signal(sig, _on_signal)
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        sys.unraisablehook = _unraisable
     try:
         with vmm_warnings(prefix):
             return int(func(*args) or 0)
@@ -207,8 +231,10 @@ def run_cli(func: Callable[..., int | None], *args: Any, prog: str | None = None
         print(f"{prefix}interrupted", file=sys.stderr)
         return 130
     finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        if handlers and not _interrupted:  # once interrupted, keep the shutdown quiet
+            sys.unraisablehook = old_hook
 
 
 def run_subcommand(name: str, argv: list[str] | None = None) -> int:

@@ -1128,6 +1128,27 @@ def _encode_video_segment(src: str, dst: str, index: VideoIndex, span: tuple[int
 # -- clusters -----------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _signals_held():
+    """Hold SIGINT and SIGTERM while worker processes start (yields the list of signals that
+    came): interrupted mid-spawn, a worker prints a traceback and the cluster cannot close."""
+    import signal
+    import threading
+
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+    old = {sig: signal.signal(sig, lambda signum, frame: held.append(signum))
+           for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield held
+    finally:
+        for sig, handler in old.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+
+
 def get_client(cluster: str | None):
     """A ``distributed.Client`` for ``local:N`` (a new LocalCluster of N worker processes,
     one thread each) or ``tcp://host:port`` (an existing scheduler); None for None."""
@@ -1149,10 +1170,16 @@ def get_client(cluster: str | None):
             raise VMMError(f"--cluster local:N needs N >= 1, got {workers}")
         import logging
 
-        lc = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None, silence_logs=logging.ERROR)
-        client = Client(lc)
-        client._vmm_owned_cluster = lc  # closed by close_client
+        with _signals_held() as held:
+            lc = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                              dashboard_address=None, silence_logs=logging.ERROR)
+            client = Client(lc)
+            client._vmm_owned_cluster = lc  # closed by close_client
+        if held:  # Ctrl-C or SIGTERM while the workers started: stop them, then obey
+            import signal
+
+            close_client(client)
+            signal.raise_signal(held[0])
         return client
     if cluster.startswith(("tcp://", "tls://", "ws://", "wss://", "inproc://", "ucx://")):
         try:
