@@ -11,21 +11,47 @@ here >= 2.5×); FD4MM's paper claims 105.7 / 82.9 = 1.27× at 720×720 (GPU unst
     python benchmarks/bench_learned.py --sizes 720x720 --models oh2018,fd4mm   # quick
 
 Untrained weights are used when none ship (speed does not depend on the values).
+
+``--widget`` measures instead what the napari Magnify widget does with ``realtime`` on a
+file-backed 640×480 clip (``../shared/videos/baby.mp4`` cropped): the reader's lazy layer data,
+the widget's engine kwargs (chunk size, signal budget) and its worker generator
+(``_jobs.engine_job``), Butterworth temporal mode, frame decoding included. Each configuration
+runs in this process on the same frames, interleaved over ``--rounds``:
+
+- ``today_once`` / ``today_twice``: the inference path before the fused CPU decoder (the
+  network in eager float32: the magnifier with its fused decoder switched off and
+  ``precision=float32``, which is that code path unchanged), with the shipped weights as they
+  are (decode once) and with ``decode_twice`` set on the same state dict;
+- ``new_once`` / ``new_twice``: the magnifier as it ships (``precision=auto``);
+  ``new_twice_f32``: fused, float32.
+
+It reports median frames/s (wall clock and per process CPU-second), ratios against
+``today_once`` (the goal of issue 18: ``new_twice`` >= 2×) and against the reference of the same
+architecture, the output difference to that reference in grey levels, and the load average.
+
+    python benchmarks/bench_learned.py --widget [--frames 12] [--rounds 1] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import platform
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import napari_vmm  # noqa: E402, F401  (before torch: its OpenMP wait policy, as in napari)
+
+# isort: split
+import torch  # noqa: E402
 
 from napari_vmm.core.learned import weights as W  # noqa: E402
 from napari_vmm.core.learned.magnifier import MAGNIFIERS as CLASSES  # noqa: E402
@@ -69,8 +95,140 @@ def time_model(model: str, device: torch.device, h: int, w: int, frames: int, ba
     return n / dt, n / dc
 
 
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "videos"
+WIDGET_CONFIGS = ("today_once", "today_twice", "new_once", "new_twice", "new_twice_f32")
+
+
+def make_clip(dst: Path, frames: int) -> Path:
+    """The first ``frames`` frames of baby.mp4 cropped to 640×480, as an H.264 file."""
+    src = SHARED / "baby.mp4"
+    if not src.is_file():
+        sys.exit(f"{src} is absent")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-vf", "crop=640:480",
+                    "-frames:v", str(frames), "-c:v", "libx264", "-crf", "18", str(dst)],
+                   check=True)
+    return dst
+
+
+@contextlib.contextmanager
+def todays_path(on: bool):
+    """With ``on``: learned magnifiers built inside run the network in eager PyTorch (the
+    inference path before ``learned.infer``); pair it with ``precision=float32``."""
+    from napari_vmm.core.learned import magnifier as M
+
+    saved = M.fused_decoder
+    if on:
+        M.fused_decoder = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        M.fused_decoder = saved
+
+
+def widget_run(path: Path, config: str, weights: dict[str, str]):
+    """One widget-route run of ``config``: (wall s, process CPU s, output)."""
+    import numpy as np
+
+    from napari_vmm._jobs import engine_job, engine_kwargs
+    from napari_vmm._reader import video_as_dask
+
+    frames, _ = video_as_dask(str(path))  # the layer data napari gets from the reader
+    reference = config.startswith("today")
+    precision = "float32" if reference or config.endswith("f32") else "auto"
+    kwargs = {"fps": 30.0, "method": "realtime", "alpha": 10.0, "band": (0.4, 3.0),
+              "temporal": "butterworth", "mode": "temporal", "reference": 0,
+              "device": "cpu", "roi_mask": None, "precision": precision,
+              "weights": weights["twice" if "twice" in config else "once"]}
+    kwargs = engine_kwargs(kwargs, tuple(frames.shape))  # as the widget: chunk, budget
+    out = np.empty(frames.shape, frames.dtype)
+    with todays_path(reference):
+        c0, t0 = time.process_time(), time.perf_counter()
+        for _ in engine_job(frames, out, kwargs):
+            pass
+        return time.perf_counter() - t0, time.process_time() - c0, out
+
+
+def widget_bench(a) -> int:
+    """The napari widget's route for ``realtime`` at 640×480: today's path against the new."""
+    import numpy as np
+
+    configs = [c.strip() for c in a.configs.split(",") if c.strip()]
+    bad = [c for c in configs if c not in WIDGET_CONFIGS]
+    if bad or "today_once" not in configs:
+        sys.exit(f"--configs: choose from {', '.join(WIDGET_CONFIGS)}, with today_once")
+    load0 = os.getloadavg()
+    res: dict[str, dict] = {c: {"wall": [], "cpu": []} for c in configs}
+    outs: dict[str, np.ndarray] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = make_clip(Path(tmp) / "clip640x480.mp4", a.frames)
+        warm = make_clip(Path(tmp) / "warm.mp4", 4)
+        if W.read_provenance("realtime") is not None:
+            sd, prov = W.load_weights("realtime", None)
+        else:
+            sd, prov = build_model("realtime").state_dict(), {"steps": 0}
+        arch = {k: v for k, v in dict(prov.get("arch") or {}).items() if k != "decode_twice"}
+        once, _ = W.save_weights(sd, {**prov, "arch": arch}, "realtime", Path(tmp) / "once")
+        twice, _ = W.save_weights(sd, {**prov, "arch": {**arch, "decode_twice": True}},
+                                  "realtime", Path(tmp) / "twice")
+        weights = {"once": str(once), "twice": str(twice)}
+        for c in configs:  # network load, oneDNN kernels
+            widget_run(warm, c, weights)
+        for r in range(a.rounds):
+            for c in configs:
+                wall, cpu, out = widget_run(clip, c, weights)
+                res[c]["wall"].append(wall)
+                res[c]["cpu"].append(cpu)
+                outs.setdefault(c, out)
+                print(f"round {r}: {c}: {a.frames / wall:.3f} fps, "
+                      f"{a.frames / cpu:.3f} frames/CPU-s", flush=True)
+    load1 = os.getloadavg()
+    rows = {}
+    for c in configs:
+        fps = a.frames / statistics.median(res[c]["wall"])
+        fpc = a.frames / statistics.median(res[c]["cpu"])
+        rows[c] = {"fps": round(fps, 3), "frames_per_cpu_s": round(fpc, 3)}
+    for c in configs:
+        rows[c]["ratio"] = round(rows[c]["fps"] / rows["today_once"]["fps"], 2)
+        rows[c]["ratio_cpu"] = round(rows[c]["frames_per_cpu_s"]
+                                     / rows["today_once"]["frames_per_cpu_s"], 2)
+        ref = "today_twice" if "twice" in c else "today_once"
+        if ref in outs and c != ref:
+            d = np.abs(outs[c].astype(np.float64) - outs[ref])
+            rows[c]["vs"] = ref
+            rows[c]["same_arch_ratio"] = round(rows[c]["fps"] / rows[ref]["fps"], 2)
+            rows[c]["grey_mean"] = round(float(d.mean()), 3)
+            rows[c]["grey_p99"] = float(np.percentile(d, 99))
+            rows[c]["grey_max"] = float(d.max())
+    info = {"hardware": W.hardware_string(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "frames": a.frames, "rounds": a.rounds,
+            "loadavg_start": load0, "loadavg_end": load1, "rows": rows}
+    print(f"\n{info['hardware']}; torch {info['torch']}, {info['threads']} threads; "
+          f"{a.frames} frames 640x480, {a.rounds} round(s); load average "
+          f"{load0[0]:.1f} -> {load1[0]:.1f}\n")
+    print("| config | fps | frames/CPU-s | / today_once (by CPU time) | / same-arch reference "
+          "| grey levels vs it (mean, p99, max) |")
+    print("|---|---|---|---|---|---|")
+    for c, r in rows.items():
+        same = (f"{r['same_arch_ratio']:.2f}× | {r['grey_mean']:.3f}, {r['grey_p99']:.0f}, "
+                f"{r['grey_max']:.0f}") if "vs" in r else "— | —"
+        print(f"| {c} | {r['fps']:.3f} | {r['frames_per_cpu_s']:.3f} | {r['ratio']:.2f}× "
+              f"({r['ratio_cpu']:.2f}×) | {same} |")
+    if a.json:
+        Path(a.json).write_text(json.dumps(info, indent=1))
+    if "new_twice" in rows:
+        r = rows["new_twice"]
+        print(f"\nnew_twice >= 2x today_once: {r['ratio'] >= 2} (wall {r['ratio']:.2f}×, "
+              f"CPU time {r['ratio_cpu']:.2f}×)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--widget", action="store_true",
+                   help="the napari widget's route with realtime at 640x480 (see above)")
+    p.add_argument("--rounds", type=int, default=1, help="--widget: interleaved rounds")
+    p.add_argument("--configs", default="today_once,today_twice,new_once,new_twice",
+                   help=f"--widget: comma-separated, from {', '.join(WIDGET_CONFIGS)}")
     p.add_argument("--sizes", default="640x480,720x720,1920x1080")
     p.add_argument("--models", default="oh2018,realtime,fd4mm",
                    help="comma-separated; oh2018 is the reference of the ratios")
@@ -82,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.widget:
+        a.frames = a.frames if a.frames != 3 else 12
+        return widget_bench(a)
     models = [m.strip() for m in a.models.split(",") if m.strip()]
     if "oh2018" not in models:
         models.insert(0, "oh2018")
