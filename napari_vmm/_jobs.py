@@ -24,6 +24,35 @@ def engine_kwargs(kwargs: dict[str, Any], shape: tuple[int, ...]) -> dict[str, A
     chunk = max(2, min(16, ENGINE_CHUNK_PIXELS // max(1, h * w)))
     return {"memory_budget": ENGINE_MEMORY_BUDGET, "chunk_size": chunk, **kwargs}
 
+def dask_memory_line(layer: Any, scheduler: str, zarr_out: str,
+                     kwargs: dict[str, Any]) -> str:
+    """``"Dask: N MiB per task (...)"`` for a Run of ``layer`` on the Dask route, or ``""``
+    when Run would not take it (no Zarr output, and no scheduler for a dask-backed layer).
+
+    The estimate (:func:`napari_vmm.core.parallel.task_memory_summary`) runs nothing.
+    """
+    import logging
+
+    from napari_vmm._layers import check_image_layer
+    from napari_vmm.core.errors import VMMError
+
+    data = getattr(layer, "data", None)
+    dask_route = bool((zarr_out or "").strip()) or (
+        bool((scheduler or "").strip()) and hasattr(data, "dask"))
+    if layer is None or not dask_route:
+        return ""
+    try:
+        check_image_layer(layer)
+        from napari_vmm.core.parallel import task_memory_summary
+
+        return "Dask: " + task_memory_summary(tuple(data.shape), data.dtype, **kwargs)
+    except VMMError as exc:
+        return f"Dask: cannot run: {exc}"
+    except Exception as exc:  # the estimate is advice; never break the widget
+        logging.getLogger(__name__).warning("napari-vmm: memory estimate failed: %s", exc)
+        return ""
+
+
 def engine_job(frames: Any, out: np.ndarray, kwargs: dict[str, Any]):
     """Generator run in the worker thread: yields ``(done, total)`` after each engine chunk."""
     from napari_vmm.core.engine import iter_magnify

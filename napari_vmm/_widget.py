@@ -37,7 +37,13 @@ from napari_vmm._form import (
     option_widget,
     significant_decimals,
 )
-from napari_vmm._jobs import WorkerError, dask_job, engine_job, engine_kwargs
+from napari_vmm._jobs import (
+    WorkerError,
+    dask_job,
+    dask_memory_line,
+    engine_job,
+    engine_kwargs,
+)
 from napari_vmm._layers import (  # noqa: F401  (re-exported: the traces widget, scripts)
     MEMMAP_BYTES,
     allocate_output,
@@ -413,25 +419,8 @@ class MagnifyWidget(QWidget):
         """
         if not self._alive():
             return ""
-        layer = self._layer.value
-        text = ""
-        scheduler = self._scheduler.value.strip()
-        zarr_out = self._zarr_out.value.strip()
-        dask_route = bool(zarr_out) or (bool(scheduler) and hasattr(
-            getattr(layer, "data", None), "dask"))
-        if isinstance(layer, Image) and dask_route:
-            try:
-                check_image_layer(layer)
-                from napari_vmm.core.parallel import task_memory_summary
-
-                text = "Dask: " + task_memory_summary(tuple(layer.data.shape),
-                                                      layer.data.dtype,
-                                                      **self.params().engine_kwargs())
-            except VMMError as exc:
-                text = f"Dask: cannot run: {exc}"
-            except Exception as exc:  # the estimate is advice; never break the widget
-                log.warning("napari-vmm: memory estimate failed: %s", exc)
-                text = ""
+        text = dask_memory_line(self._layer.value, self._scheduler.value, self._zarr_out.value,
+                                self.params().engine_kwargs())
         self._memory.value = text
         self._memory.visible = bool(text)
         return text
