@@ -110,7 +110,7 @@ def test_methods_json_lists_options():
                           capture_output=True, text=True, check=True)
     methods = json.loads(proc.stdout)
     assert {"linear", "phase", "riesz"} <= set(methods)
-    assert methods["phase"]["options"]["pyramid"]["default"] == "octave"
+    assert methods["phase"]["options"]["pyramid"]["default"] == "half_octave"
 
 
 def test_import_napari_vmm_is_light():

@@ -20,7 +20,8 @@ butterworth  band-pass of order ``order`` as second-order sections; causal (star
 fir          windowed-sinc band-pass with ``taps`` taps; causal (delay (taps-1)/2 frames), or
              zero-phase (centred) on whole clips.
 iir          difference of two first-order IIR low-passes (Wadhwa et al., as in the MIT code),
-             cut-offs at ``high`` and ``low``; started on the first frame.
+             cut-offs at ``high`` and ``low``, scaled to a peak gain of 1 (the MIT code's
+             peak is 0.1-0.8 of it); started on the first frame.
 none         no filtering: the motion relative to the reference frame (as the static mode).
 static       difference to the reference frame (mode="static").
 dynamic      difference to the previous frame (mode="dynamic").
@@ -199,7 +200,8 @@ class SOSFilter(TemporalFilter):
         from scipy.signal import sosfiltfilt
 
         y = sosfiltfilt(self.sos, x.detach().cpu().numpy().astype(np.float64), axis=0)
-        return torch.as_tensor(y, dtype=x.dtype, device=x.device)
+        # scipy may return a view with negative strides, which torch refuses
+        return torch.as_tensor(np.ascontiguousarray(y), dtype=x.dtype, device=x.device)
 
 
 class FIRFilter(TemporalFilter):
@@ -233,7 +235,7 @@ class FIRFilter(TemporalFilter):
         from scipy.signal import filtfilt
 
         y = filtfilt(self.taps, [1.0], x.detach().cpu().numpy().astype(np.float64), axis=0)
-        return torch.as_tensor(y, dtype=x.dtype, device=x.device)
+        return torch.as_tensor(np.ascontiguousarray(y), dtype=x.dtype, device=x.device)
 
 
 class DifferenceOfIIR(TemporalFilter):
@@ -244,6 +246,20 @@ class DifferenceOfIIR(TemporalFilter):
         # r = 1 - exp(-2 pi f / fps): the exact first-order low-pass with cut-off f.
         self.r_high = 1.0 - math.exp(-2 * math.pi * high / fps)
         self.r_low = 1.0 - math.exp(-2 * math.pi * low / fps)
+        # The difference of two low-passes peaks well below 1 (0.25 for 1.5-2.5 Hz at 30 fps,
+        # 0.09 for 0.83-1 Hz), which the magnification lost: scale its peak to 1, as the
+        # other band-passes have it.
+        self.gain = 1.0 / self.peak_gain(low, high, fps)
+
+    def response(self, freqs: np.ndarray, fps: float) -> np.ndarray:
+        """Complex frequency response of the unscaled difference at ``freqs`` Hz."""
+        z = np.exp(-2j * np.pi * np.asarray(freqs, dtype=np.float64) / fps)
+        return sum(sign * r / (1 - (1 - r) * z)
+                   for sign, r in ((1, self.r_high), (-1, self.r_low)))
+
+    def peak_gain(self, low: float, high: float, fps: float) -> float:
+        """Largest gain of the unscaled difference (it peaks inside the band)."""
+        return float(np.abs(self.response(np.linspace(low, high, 512), fps)).max())
 
     def step(self, x: torch.Tensor, key: int = 0) -> torch.Tensor:
         state = self._state.get(key)
@@ -254,7 +270,7 @@ class DifferenceOfIIR(TemporalFilter):
         for i in range(x.shape[0]):
             lp_high = lp_high + self.r_high * (x[i] - lp_high)
             lp_low = lp_low + self.r_low * (x[i] - lp_low)
-            out[i] = lp_high - lp_low
+            out[i] = (lp_high - lp_low).mul_(self.gain)
         self._state[key] = (lp_high, lp_low)
         return out
 
