@@ -119,15 +119,17 @@ def main() -> None:
         ("linear", "640x480", {}), ("riesz", "640x480", {}), ("phase", "640x480", {}),
         ("phase", "960x544", {"pyramid": "half_octave", "orientations": 8}),
         ("linear", "1920x1080", {}), ("riesz", "1920x1080", {}),
+        ("phase", "1920x1080", {}),  # defaults (half octave, 8 orientations): issue 19.3
     ]
     wanted = {m.strip() for m in args.methods.split(",") if m.strip()}
     configs = [c for c in configs if c[0] in wanted]
     refs = {}
-    for size in ("640x480", "960x544"):
-        refs[size] = ref = spawn("reference", size, short)
+    for size in sorted({c[1] for c in configs}):
+        n = short if size != "1920x1080" else max(12, short // 4)
+        refs[size] = ref = spawn("reference", size, n)
         print(f"reference (load-everything linear EVM) {size}: "
               f"{1000 * ref['s_per_frame']:.1f} ms/frame, {ref['peak_rss_mb']:.0f} MB for "
-              f"{short} frames", flush=True)
+              f"{n} frames", flush=True)
     print(f"{'method':8s} {'size':10s} {'ms/frame':>9s} {'fps':>7s} {'RSS MB':>8s} "
           f"{'speed vs ref':>13s} {'RSS vs ref':>11s}  options", flush=True)
     for method, size, options in configs:
