@@ -197,7 +197,8 @@ def test_vmm_filter_fps_zero_is_refused(capsys):
 
 # --------------------------------------------------------------------------- inputs
 @pytest.mark.skipif(not HAS_FFMPEG, reason="needs ffmpeg")
-def test_truncated_input_warns_frames_read_against_declared(tmp_path, capsys):
+@pytest.mark.parametrize("front", ["vmm magnify", "vmm-ffmpeg"])
+def test_truncated_input_warns_frames_read_against_declared(tmp_path, capsys, front):
     full = tmp_path / "full.mp4"
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
                     "testsrc2=size=64x48:rate=30:duration=3", "-c:v", "libx264", "-g", "10",
@@ -206,8 +207,14 @@ def test_truncated_input_warns_frames_read_against_declared(tmp_path, capsys):
     data = full.read_bytes()
     cut.write_bytes(data[:int(len(data) * 0.6)])
     out = tmp_path / "out.mp4"
-    assert main(["magnify", str(cut), str(out), "--method", "linear", "--band", "1", "5",
-                 "-q"]) == 0
+    if front == "vmm magnify":
+        assert main(["magnify", str(cut), str(out), "--method", "linear", "--band", "1", "5",
+                     "-q"]) == 0
+    else:
+        from ffmpeg_filter import wrap
+
+        assert wrap.main(["-i", str(cut), "-o", str(out), "--method", "linear", "--band", "1",
+                          "5", "-q", "--loglevel", "quiet"]) == 0
     err = capsys.readouterr().err
     warning = [ln for ln in err.splitlines() if "warning:" in ln]
     assert len(warning) == 1 and "of the 90" in warning[0] and "truncated" in warning[0]
