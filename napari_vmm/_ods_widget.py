@@ -300,7 +300,7 @@ class DeflectionShapesWidget(QWidget):
             f"{sh.frequency_hz:.4g} Hz: largest {amp.max() * cal.scale:.3g} {cal.unit}, "
             f"median SNR {np.median(sh.snr[sh.ok]):.3g}; {cal.describe()}")
         self._draw_spectrum()
-        self._update_layers()
+        self._update_layers(create=True)
         return sh
 
     def exaggeration(self) -> float:
@@ -317,10 +317,17 @@ class DeflectionShapesWidget(QWidget):
         t = layer.world_to_data(self.viewer.dims.point)[0]
         return int(np.clip(round(float(t)), 0, layer.data.shape[0] - 1))
 
-    def _update_layers(self) -> None:
-        """Place the points and vectors at the current frame's phase of the shape."""
+    def _update_layers(self, create: bool = False) -> None:
+        """Place the points and vectors at the current frame's phase of the shape.
+
+        The layers are made only when ``create`` (a new shape): once the user (or the viewer
+        closing) removes them, moving the time slider does not bring them back.
+        """
         sh, layer = self.shape, self._source
         if sh is None or layer is None:
+            return
+        missing = self.points is None or self.points not in self.viewer.layers
+        if missing and not create:
             return
         phase = 2 * np.pi * sh.frequency_hz * self._frame_index() / self.grid.fps
         disp = self.exaggeration() * sh.displacement(phase)[sh.ok]
@@ -329,7 +336,7 @@ class DeflectionShapesWidget(QWidget):
         feats = {"amplitude": sh.amplitude[sh.ok] * self.grid.calibration.scale,
                  "snr": sh.snr[sh.ok], "dy_phase_deg": np.degrees(np.angle(sh.dy[sh.ok]))}
         vec = np.stack([pos, disp], axis=1)
-        if self.points is None or self.points not in self.viewer.layers:
+        if missing:
             self.points = self.viewer.add_points(
                 pos + disp, name="ODS points", features=feats, face_color="amplitude",
                 face_colormap="plasma", size=max(3.0, min(self.grid.layout.cell) / 4),

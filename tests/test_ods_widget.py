@@ -69,6 +69,11 @@ def test_shape_layers_follow_the_time_slider(make_napari_viewer, qtbot):
         np.testing.assert_allclose(positions[-1], expected, atol=1e-6)
     assert not np.allclose(positions[0], positions[1])
     assert "amplitude" in widget.points.features and grid.ok.all()
+    # Layers the user removed stay removed when the slider moves (and the viewer can close).
+    viewer.layers.remove(widget.points)
+    viewer.layers.remove(widget.vectors)
+    viewer.dims.set_current_step(0, 3)
+    assert "ODS points" not in viewer.layers and "ODS vectors" not in viewer.layers
 
 
 def test_click_picks_a_frequency_and_csv_export(make_napari_viewer, qtbot, tmp_path):
