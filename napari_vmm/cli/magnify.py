@@ -47,8 +47,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                        help="run on Dask: a LocalCluster of N worker processes, or an existing "
                        "scheduler (whose workers see the same files)")
     scale.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
-                       help="with --cluster: GiB one task may hold (default 1); sizes tiles "
-                       "and time segments")
+                       help="GiB of motion signal the whole-clip filter (or, with --cluster, "
+                       "one task) may hold (default 1); sizes tiles and time segments")
     out = p.add_argument_group("output")
     out.add_argument("--codec", default=None,
                      choices=["h264", "h264-lossless", "hevc", "ffv1"],
@@ -64,6 +64,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_overwrite_argument(out)
     p.set_defaults(func=run)
     return p
+
+
+#: Pixels per chunk of frames on the file path: a few frames of a small clip, one of a large
+#: one, so the working memory stays near the pipe filter's (docs/benchmarks.md).
+FILE_CHUNK_PIXELS = 500_000
 
 
 def _progress(total: int, quiet: bool, desc: str):
@@ -93,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
 def magnify_file(input_path: str, output_path: str, args: argparse.Namespace) -> None:
     """Magnify one file in this process (the single-file ``vmm magnify``)."""
-    from ..core.engine import StreamingMagnifier, iter_magnify
+    from ..core.engine import DEFAULT_MEMORY_BUDGET, StreamingMagnifier, iter_magnify
     from ..core.io import (
         STACK_EXTENSIONS,
         VIDEO_EXTENSIONS,
@@ -102,6 +107,7 @@ def magnify_file(input_path: str, output_path: str, args: argparse.Namespace) ->
         write_stack,
         write_video,
     )
+    from ..core.spool import FrameSpool, spool_frames
     from ..core.temporal import CAUSAL_FILTERS
     from .batch import ZARR_EXTENSIONS, open_any, write_zarr_frames
 
@@ -120,6 +126,11 @@ def magnify_file(input_path: str, output_path: str, args: argparse.Namespace) ->
     if not fps:
         raise VMMError(f"{args.input} has no frame rate; give the capture rate with --fps")
     n, h, w = src.shape[:3]
+    shape = tuple(src.shape)
+    chunk = max(1, min(8, FILE_CHUNK_PIXELS // (h * w)))
+    if args.memory_budget is not None and args.memory_budget <= 0:
+        raise VMMError(f"--memory-budget must be > 0 GiB, got {args.memory_budget:g}")
+    budget = int(args.memory_budget * 2**30) if args.memory_budget else DEFAULT_MEMORY_BUDGET
     mask = roi_mask_for(params, h, w)
     compare = None
     if args.compare:
@@ -132,33 +143,44 @@ def magnify_file(input_path: str, output_path: str, args: argparse.Namespace) ->
         params["mode"] == "temporal" and params["temporal"] in CAUSAL_FILTERS) or (
         params["mode"] == "static" and params["reference"] == 0)
     bar = _progress(n, args.quiet, "magnify")
-    tmp_dir = None
+    tmp_dir, spools = None, []
     try:
         if streaming:
             sm = StreamingMagnifier(fps=fps, roi_mask=mask, **params)
 
             def frames_out():
-                for chunk in iter_frame_chunks(src, 8):
-                    result = sm.push(chunk)
+                for part in iter_frame_chunks(src, chunk):
+                    result = sm.push(part)
                     if compare is not None:
-                        compare.add(chunk, result)
-                    bar.update(len(chunk))
+                        compare.add(part, result)
+                    bar.update(len(part))
                     yield result
         else:
-            # Whole-clip filter: the result goes to a memory-mapped scratch file, not RAM.
+            # Whole-clip filter: a video (any lazy input) is decoded once into a scratch
+            # spool that the tiles and passes read back; the result goes to another spool.
+            # Both are files read by rows, so neither is held in RAM.
             tmp_dir = tempfile.mkdtemp(prefix=".vmm-", dir=Path(args.output).parent)
-            out = np.lib.format.open_memmap(os.path.join(tmp_dir, "out.npy"), mode="w+",
-                                            dtype=src.dtype, shape=src.shape)
+            frames = src
+            if not isinstance(src, np.ndarray):
+                with _progress(n, args.quiet, "decode") as decode_bar:
+                    frames = spool_frames(src, os.path.join(tmp_dir, "in.raw"), chunk,
+                                          decode_bar.update)
+                spools.append(frames)
+                shape = frames.shape
+                n = shape[0]
+            out = FrameSpool(os.path.join(tmp_dir, "out.raw"), shape, src.dtype)
+            spools.append(out)
             last = 0
-            for done, total in iter_magnify(src, out, fps=fps, roi_mask=mask, **params):
+            engine = {"chunk_size": chunk, "memory_budget": budget, **params}
+            for done, total in iter_magnify(frames, out, fps=fps, roi_mask=mask, **engine):
                 bar.update(int(done * n / total) - last)
                 last = int(done * n / total)
 
             def frames_out():
-                for t0 in range(0, n, 8):
-                    result = np.asarray(out[t0:t0 + 8])
+                for t0 in range(0, n, chunk):
+                    result = out[t0:t0 + chunk]
                     if compare is not None:
-                        compare.add(np.asarray(src[t0:t0 + 8]), result)
+                        compare.add(np.asarray(frames[t0:t0 + chunk]), result)
                     yield result
         if out_suffix in VIDEO_EXTENSIONS:
             audio = args.input if is_video and src.has_audio and not args.no_audio else None
@@ -167,14 +189,16 @@ def magnify_file(input_path: str, output_path: str, args: argparse.Namespace) ->
                         color_from=src if is_video else None, ten_bit=args.ten_bit,
                         protect=[args.input])
         elif out_suffix in ZARR_EXTENSIONS:
-            write_zarr_frames(args.output, frames_out(), src.shape, src.dtype, fps,
+            write_zarr_frames(args.output, frames_out(), shape, src.dtype, fps,
                               protect=[args.input])
         else:
-            write_stack(args.output, frames_out(), src.shape, src.dtype, protect=[args.input])
+            write_stack(args.output, frames_out(), shape, src.dtype, protect=[args.input])
         if compare is not None:
             compare.save(args.compare)
     finally:
         bar.close()
+        for spool in spools:
+            spool.close()
         if is_video:
             src.close()
         if tmp_dir is not None:
