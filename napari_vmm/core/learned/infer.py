@@ -194,8 +194,10 @@ class FusedRealtime:
         for k, m in enumerate(ms):  # cat([V, down(M)]) straight into the decoder's input
             x[k * n:(k + 1) * n, :cv] = v
             x[k * n:(k + 1) * n, cv:] = self.down(m, relu=True)
-        for c1, c2 in self.blocks:
-            c2.add_(c1(x, relu=True), x)  # x += c2(relu(c1(x))), x is ours
+        for i in range(x.shape[0]):  # one image at a time: its activations stay in cache
+            xi = x[i:i + 1]
+            for c1, c2 in self.blocks:
+                c2.add_(c1(xi, relu=True), xi)  # xi += c2(relu(c1(xi))), x is ours
         x = self.up1(F.interpolate(x, scale_factor=2.0, mode="nearest"), relu=True)
         return self.up2(x, relu=True)
 
@@ -218,7 +220,7 @@ class FusedRealtime:
         if x is None:
             raise ValueError("decoding twice needs the input frames")
         moved, still = self._features(v, (m_out, m)).chunk(2)
-        return x + self._image(moved - still)
+        return self._image(moved.sub_(still)).add_(x)  # in place: no fresh pages to fault
 
 
 def fused_decoder(net: Any, model: str, device: torch.device,

@@ -249,8 +249,8 @@ class _LearnedMagnifier(Magnifier):
             out = out / wsum
         left, right, top, bottom = ctx["pad"]
         h, w = ctx["hw"]
-        out = out[..., top:top + h, left:left + w]
-        out = ((out.clamp(-1, 1) + 1) / 2).contiguous()
+        out = out[..., top:top + h, left:left + w]  # a view of our own tensor: in place
+        out = out.clamp_(-1, 1).add_(1).mul_(0.5).contiguous()
         if ctx["c"] == 1:
             out = out.mean(dim=1, keepdim=True)
         return out
