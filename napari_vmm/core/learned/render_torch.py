@@ -444,7 +444,12 @@ def _decimate(x: torch.Tensor, U: int, sigma_dst: float, E: int) -> torch.Tensor
     D = x.new_zeros(S, H)                                # D[i, U·i + j] = k[j]
     cols = U * torch.arange(S, device=x.device)[:, None] + torch.arange(L, device=x.device)
     D.scatter_(1, cols, k.expand(S, L).contiguous())
-    return D @ (x @ D.T)                 # banded products: BLAS beats strided convolutions
+    prec = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")  # no TF32: sub-level changes must survive
+    try:
+        return D @ (x @ D.T)             # banded products: BLAS beats strided convolutions
+    finally:
+        torch.set_float32_matmul_precision(prec)
 
 
 def _shifted(src: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, h: int, w: int,
