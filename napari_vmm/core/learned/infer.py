@@ -209,11 +209,13 @@ class FusedRealtime:
                   x: torch.Tensor | None) -> torch.Tensor:
         """``MagNet.magnified`` (``x`` is needed when decoding twice; None otherwise).
 
-        ``v`` (N, 16, H/4, W/4), ``m`` and ``delta`` (N, 16, H/2, W/2), all float32
-        channels_last. Returns (N, 3, H, W) float32 in ~[−1, 1].
+        ``v`` (N, 16, H/4, W/4), ``m`` and ``delta`` (N, 16, H/2, W/2), float32. Returns
+        (N, 3, H, W) float32 in ~[−1, 1].
         """
+        cl = torch.channels_last
+        v, m = (t.contiguous(memory_format=cl) for t in (v, m))
         # M_out = M + h(amp · g(Δ)) = M + conv(g(Δ), amp · W_h): h is linear and bias-free
-        gd = self.g(delta.to(self.dtype), relu=True).float()
+        gd = self.g(delta.to(dtype=self.dtype, memory_format=cl), relu=True).float()
         m_out = self.h.add(gd, m, weight=self.h.weight * float(amp))
         if not self.decode_twice:
             return self._image(self._features(v, (m_out,)))

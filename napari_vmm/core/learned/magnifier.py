@@ -258,12 +258,12 @@ class _LearnedMagnifier(Magnifier):
     def _decode_part(self, v: tuple[torch.Tensor, ...], m: torch.Tensor, d: torch.Tensor,
                      x: torch.Tensor | None) -> torch.Tensor:
         """Decoded (N, 3, h, w) of one tile; ``x``: its input frames (needed to decode twice)."""
+        if self._fused is not None:  # it lays out and converts its inputs itself
+            return self._fused.magnified(v[0], m, d, self.alpha, x)
         cl = torch.channels_last
         v = tuple(t.contiguous(memory_format=cl) for t in v)
         m, d = (t.contiguous(memory_format=cl) for t in (m, d))
         vv = v if len(v) > 1 else v[0]
-        if self._fused is not None:
-            return self._fused.magnified(vv, m, d, self.alpha, x)
         if x is None:
             return self.net.decode(vv, self.net.manipulate(None, m, self.alpha, delta=d)).float()
         return self.net.magnified(vv, m, d, self.alpha, x).float()
