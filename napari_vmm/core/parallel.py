@@ -52,7 +52,7 @@ from .engine import (
 )
 from .errors import Cancelled, VMMError
 from .frames import check_dtype, check_frame_shape
-from .io import atomic_output_dir
+from .io import atomic_output_dir, frame_to_rgb
 
 #: Engine options that are not method options.
 ENGINE_KEYS = ("order", "taps", "zero_phase", "chunk_size", "memory_budget", "tile_size",
@@ -945,7 +945,7 @@ def read_video_frames(path: str | os.PathLike, start: int, stop: int,
         for frame in container.decode(stream):
             if frame.pts is None or frame.pts < first:
                 continue
-            frames.append(frame.to_ndarray(format=fmt))
+            frames.append(frame_to_rgb(frame, fmt))
             if frame.pts >= last:
                 break
     if len(frames) != stop - start:
@@ -1121,7 +1121,8 @@ def _encode_video_segment(src: str, dst: str, index: VideoIndex, span: tuple[int
     result = _segment_task(block, ref0, refr, params=params, crop=(t0 - m, 0, h, 0, w),
                            mask=mask, chunk=chunk)
     write_video(dst, result, file_fps, codec=out["codec"], crf=out["crf"],
-                ten_bit=out["ten_bit"], color_from=SimpleNamespace(color=out["color"]))
+                ten_bit=out["ten_bit"], color_from=SimpleNamespace(
+                    color=out["color"], dtype=np.uint16 if deep else np.uint8))
     return dst
 
 
