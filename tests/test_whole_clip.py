@@ -45,8 +45,8 @@ def target():
     return frames, info
 
 
-@pytest.mark.parametrize("method", ["linear", "phase", "riesz"])
-@pytest.mark.parametrize("tile_size", [None, 32])
+@pytest.mark.parametrize(("method", "tile_size"), [("linear", None), ("phase", None),
+                                                   ("riesz", None), ("linear", 32)])
 def test_projection_equals_the_fft_route(method, tile_size, monkeypatch):
     frames, info = vibrating_target(n_frames=24, shape=(64, 96))
     kw = dict(fps=info["fps"], method=method, alpha=20, band=(1.5, 2.5), temporal="ideal",
