@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"shape at {shape.frequency_hz:.3f} Hz: MAC {an.modal_assurance(shape.dy, true):.5f}"
               f", max amplitude {np.abs(shape.dy).max():.4f} px (true {AMP})")
 
-        peaks, lengths = [], (args.frames // 4, args.frames // 2)
+        peaks, lengths = [], (args.frames // 2, args.frames)
         for n in lengths:
             tracemalloc.start()
             _grid(open_clip, grid, n)

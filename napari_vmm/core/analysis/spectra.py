@@ -52,7 +52,7 @@ def refine_frequency(x: np.ndarray, fps: float, f_guess: float, half_width: floa
     detr = x - np.polynomial.polynomial.polyval(t, np.polynomial.polynomial.polyfit(t, x.T, 1))
     win = np.hanning(n)
     power = np.zeros(nfft // 2 + 1)
-    block = max(1, (1 << 22) // nfft)  # traces per FFT: at most 4M complex values (64 MB)
+    block = max(1, (1 << 20) // nfft)  # traces per FFT: at most 1M complex values (16 MB)
     for i in range(0, detr.shape[0], block):
         power += (np.abs(np.fft.rfft(detr[i:i + block] * win, nfft, axis=-1)) ** 2).sum(axis=0)
     f = np.fft.rfftfreq(nfft, 1.0 / fps)
