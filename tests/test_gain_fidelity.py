@@ -16,7 +16,7 @@ from conftest import SHARED_VIDEOS
 from napari_vmm.core.engine import magnify
 from napari_vmm.core.magnifiers import fidelity
 from napari_vmm.core.magnifiers.linear import level_alphas
-from napari_vmm.core.magnifiers.pyramids import collapse, laplacian_pyramid, max_levels
+from napari_vmm.core.magnifiers.pyramids import max_levels, weighted_collapse
 from napari_vmm.core.temporal import make_filter
 
 FPS, FREQ, BAND = 30.0, 2.0, (1.5, 2.5)
@@ -79,7 +79,9 @@ def test_difference_of_iir_has_unit_gain_in_its_band():
 
 
 def test_phase_with_the_causal_filters_after_their_start(textures):
-    for temporal in ("butterworth", "iir", "fir"):
+    """(The causal FIR is left out: its delay of (taps - 1) / 2 frames puts the magnified
+    motion out of phase with the input's own, so the sum is smaller; see the docs.)"""
+    for temporal in ("butterworth", "iir"):
         got = ratios(textures[:1], "phase", 0.2, 9, temporal=temporal, skip=45, n=120)
         assert got[0] == pytest.approx(1.0, abs=0.08), (temporal, got)
 
@@ -91,9 +93,10 @@ def test_motion_outside_the_band_stays_below_a_gain_of_1_1(textures, method):
     assert got[0] * 20 < 1.1, got
 
 
-def grating(size: int, wavelength: float) -> np.ndarray:
+def grating(size: int, wavelength: float, phase: float = 0.0) -> np.ndarray:
     x = np.arange(size)
-    return np.broadcast_to(0.5 + 0.3 * np.cos(2 * np.pi * x / wavelength), (size, size))
+    return np.broadcast_to(0.5 + 0.3 * np.cos(2 * np.pi * x / wavelength + phase),
+                           (size, size)).copy()
 
 
 @pytest.mark.parametrize("wavelength", [4.0, 8.0, 16.0, 32.0, 64.0])
@@ -101,19 +104,23 @@ def grating(size: int, wavelength: float) -> np.ndarray:
 def test_linear_gain_is_the_lambda_c_rule_level_by_level(wavelength, lambda_c):
     """Each Laplacian level l gets alpha_l = lambda_l (1 + alpha) / lambda_c - 1 (Wu et al.,
     clipped to [0, alpha]); a grating's gain is 1 + sum_l alpha_l c_l, with c_l the part of
-    the grating that level l holds. Small motion: linear's first-order regime."""
-    size, alpha, amplitude = 128, 19.0, 0.002
+    the grating's motion term (its derivative, a sine) that level l carries. Small motion:
+    linear's first-order regime."""
+    size, alpha, amplitude, margin = 128, 19.0, 0.002, 16
     tex = grating(size, wavelength)
     levels = max_levels(size, size)
-    bands = laplacian_pyramid(torch.as_tensor(tex.copy())[None, None], levels)
-    parts = [collapse([b if i == j else torch.zeros_like(b) for i, b in enumerate(bands)])
-             for j in range(levels)]
-    g = tex - tex.mean()
-    share = [float((p[0, 0].numpy() * g).sum() / (g * g).sum()) for p in parts]
+    sine = torch.as_tensor(grating(size, wavelength, np.pi / 2) - 0.5)[None, None]
+    inner = (slice(margin, size - margin),) * 2
+    ref = sine[0, 0].numpy()[inner]
+    share = []
+    for level in range(levels):
+        onehot = [1.0 if i == level else 0.0 for i in range(levels)]
+        part = weighted_collapse(sine.clone(), onehot)[0, 0].numpy()[inner]
+        share.append(float((part * ref).sum() / (ref * ref).sum()))
+    assert sum(share) == pytest.approx(1.0, abs=1e-3)
     weights = level_alphas(alpha, levels, lambda_c)
     expected = (1 + sum(a * c for a, c in zip(weights, share, strict=True))) / (1 + alpha)
     clip = fidelity.moving_clip(tex, 60, FPS, FREQ, amplitude)
-    y = magnify(clip, FPS, method="linear", alpha=alpha, band=BAND, lambda_c=lambda_c,
-                chroma_attenuation=1.0)
+    y = magnify(clip, FPS, method="linear", alpha=alpha, band=BAND, lambda_c=lambda_c)
     got = fidelity.achieved_ratio(tex, y, FPS, FREQ, amplitude, alpha)
     assert got == pytest.approx(expected, rel=0.02, abs=0.005)

@@ -127,7 +127,8 @@ def x_shifts(texture: np.ndarray, frames: np.ndarray, margin: int = 16,
         keep = ((radius > 1 / wavelengths[1]) & (radius <= 1 / wavelengths[0])).astype(float)
     spec = np.fft.fft2(texture) * keep
     kx_odd = np.where(np.abs(kx) < 0.5, kx, 0.0)  # the derivative has no Nyquist term
-    low = (radius < max(0.06, 1.5 * radius[keep > 0].min())) & (kx != 0) & (keep > 0)
+    low = ((radius < max(0.06, 1.5 * radius[keep > 0].min())) & (kx != 0)
+           & (np.abs(spec) > 1e-6 * np.abs(spec).max()))  # where the texture has energy
     from scipy import fft
 
     fspec = fft.fft2(np.asarray(frames, dtype=np.float64)) * keep  # all frames at once
@@ -135,7 +136,8 @@ def x_shifts(texture: np.ndarray, frames: np.ndarray, margin: int = 16,
     cross = fspec[:, low] * np.conj(spec[low])
     k = -2 * np.pi * np.broadcast_to(kx, spec.shape)[low]
     wgt = np.abs(cross)
-    d = np.sum(wgt * k * np.angle(cross), axis=1) / np.sum(wgt * k * k, axis=1)
+    den = np.sum(wgt * k * k, axis=1)  # 0 where the lowest frequencies hold nothing
+    d = np.sum(wgt * k * np.angle(cross), axis=1) / np.where(den > 0, den, 1.0)
     for _ in range(iterations):
         moved = spec * np.exp(-2j * np.pi * kx * d[:, None, None])
         # model and its derivative in d, both real: one inverse FFT as model + i grad
