@@ -217,6 +217,8 @@ def provenance_markdown(directory: str | os.PathLike | None = None) -> str:
         lines += [
             f"## {p.get('model')} (`{p.get('file')}`)", "",
             f"- command: `{p.get('command')}`",
+            *([f"- architecture switches: `{json.dumps(p['arch'], sort_keys=True)}`"]
+              if p.get("arch") else []),
             f"- seed {p.get('seed')}, steps {p.get('steps')}, samples {p.get('samples_seen')}, "
             f"batch {p.get('batch')}, crop {p.get('crop')}",
             f"- data recipe: `{recipe.get('generator')}` ({recipe.get('train_split')}, "
