@@ -278,3 +278,16 @@ def test_the_linear_manipulator_scales_with_the_motion_and_the_paper_one_does_no
         assert float(c2.norm() / c1.norm()) == pytest.approx(doubling, rel=0.05)
     assert float((c1 + change(net, -d)).norm() / c1.norm()) < 0.3  # odd: −δ gives −change
     assert torch.equal(change(net, torch.zeros_like(d)), torch.zeros_like(m))
+
+
+def test_vmm_train_records_the_linear_manipulator(tmp_path):
+    import argparse
+
+    from napari_vmm.cli.train import add_parser
+    from napari_vmm.core.learned.train import config_from_args
+
+    p = add_parser(argparse.ArgumentParser().add_subparsers())
+    cfg = config_from_args(p.parse_args(["fd4mm", "--manipulator", "linear", "--decode-twice"]))
+    assert cfg.arch == {"decode_twice": True, "manipulator": "linear"}
+    with pytest.raises(VMMError, match="fd4mm only"):
+        config_from_args(p.parse_args(["oh2018", "--manipulator", "linear"]))

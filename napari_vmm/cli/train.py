@@ -66,6 +66,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="oh2018, realtime, fd4mm: output = input + D(V, M_out) − D(V, M), "
                         "exactly the input at alpha 0 (recorded in the weights' arch); "
                         "start it from trained weights with --init shipped")
+    p.add_argument("--manipulator", default="paper", choices=["paper", "linear"],
+                   help="fd4mm: the paper's manipulator, or the linear one whose change scales "
+                        "with the motion (docs/learned.md, 'Why fd4mm returned its input'); "
+                        "from trained weights use --init shipped (a warm start)")
     p.add_argument("--workers", type=int, default=0,
                    help="worker processes generating training batches (default 0: in-process)")
     p.add_argument("--renderer", default="cpu", choices=["cpu", "torch"],

@@ -584,6 +584,10 @@ def config_from_args(ns) -> TrainConfig:
         arch.update(FD4MM_ABLATIONS.get(a, {}))
     if getattr(ns, "decode_twice", False):
         arch["decode_twice"] = True
+    if getattr(ns, "manipulator", "paper") != "paper":
+        if ns.model != "fd4mm":
+            raise VMMError("--manipulator applies to fd4mm only")
+        arch["manipulator"] = ns.manipulator
     if ns.model == "kldnas":  # fine-tuning a searched student: its genotype is in --init
         if not str(ns.init).endswith(".pt"):
             raise VMMError("training kldnas needs --init RUN/export/kldnas.pt from a search")
