@@ -24,17 +24,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..magnifiers.fidelity import sinusoid_amplitude
+
 #: a method whose achieved/requested ratio is below this fails the row, whatever its SSIM
 FAIL_BELOW = 0.5
-
-
-def sinusoid_amplitude(signal: np.ndarray, fps: float, freq: float) -> float:
-    """Amplitude of the ``freq`` component of ``signal`` (least squares with an offset)."""
-    t = np.arange(len(signal)) / fps
-    design = np.stack([np.sin(2 * np.pi * freq * t), np.cos(2 * np.pi * freq * t),
-                       np.ones_like(t)], axis=1)
-    coef = np.linalg.lstsq(design, np.asarray(signal, float), rcond=None)[0]
-    return float(np.hypot(coef[0], coef[1]))
 
 
 def motion_grid(amplitude_px: float, top: float, step_px: float = 0.1,
