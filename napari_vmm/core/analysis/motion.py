@@ -13,8 +13,8 @@ from .calibration import Calibration
 from .noise import (
     noise_density,
     peak_floors,
-    quantization_density,
     quantization_step,
+    rounding_density,
     welch_density,
 )
 from .results import MotionAnalysis, RoiAnalysis
@@ -120,7 +120,8 @@ def iter_analyze_motion(
             f"{roi.label()} has too little texture to track: displacement set to 0"]
         lower = None
         if tr.ok:
-            lower = quantization_density(tr.hess_inv, sigma_q, fps)
+            lower = rounding_density(np.stack([dx, dy]), fps, [p.hz for p in peaks],
+                                     tr.hess_inv, sigma_q, (tr.gx, tr.gy), nperseg)
             if ref_dens is not None:  # tracking noise scales with the inverse Hessian
                 ratio = np.diag(tr.hess_inv)[::-1] / np.diag(ref_tr.hess_inv)[::-1]  # (x, y)
                 lower = np.maximum(lower, ref_dens * ratio[:, None])

@@ -54,6 +54,52 @@ def quantization_density(hess_inv: np.ndarray, sigma_q: float, fps: float) -> np
     return (2.0 * var_yx[::-1] / fps)[:, None]
 
 
+#: Intensity change, in quantization steps, after which a pixel's rounding error is taken as
+#: independent of its value before (the sawtooth error's autocorrelation crosses zero at 0.21
+#: of a step and is negative to 0.79).
+ROUNDING_DECORRELATION_STEPS = 0.5
+
+
+def rounding_repeats(gradients: np.ndarray, span_px: float, n_frames: int,
+                     input_sigma: float) -> float:
+    """How many times more rounding noise a fitted amplitude sees than white noise predicts.
+
+    Rounding a noise-free frame is a deterministic function of the displacement: a pixel
+    whose intensity moves by ``g d`` keeps the same rounding error until ``g d`` has moved
+    about :data:`ROUNDING_DECORRELATION_STEPS` of a step. A trace that sweeps ``span_px``
+    back and forth (periodic motion does, every cycle) therefore visits only about
+    ``K = 1 + span_px * g_bar / 0.5`` independent rounding errors, however many frames it
+    has, and the amplitude's variance is ``N / K`` times the white-noise bound. Input noise
+    dithers the rounding: the error's dependence on the signal falls with the noise's
+    characteristic function at one cycle per step, ``exp(-2 pi^2 sigma^2)`` for Gaussian
+    noise of ``sigma`` steps (Widrow's quantization theorem), its variance with the square,
+    so with half a step of noise or more the factor is 1.
+
+    Parameters
+    ----------
+    gradients : ndarray
+        Intensity gradients (steps per px) along this component, over the tracked region;
+        weighted by gradient energy, ``g_bar = sum |g|^3 / sum g^2``.
+    span_px : float
+        Range of displacement the trace covers along this component.
+    n_frames : int
+    input_sigma : float
+        Noise already in the input, in quantization steps.
+
+    Returns
+    -------
+    float
+        Factor (>= 1) on the quantization density.
+    """
+    g = np.abs(np.asarray(gradients, dtype=np.float64)).ravel()
+    energy = float(np.sum(g**2))
+    g_bar = float(np.sum(g**3)) / energy if energy > 0 else 0.0
+    visited = 1.0 + max(0.0, float(span_px)) * g_bar / ROUNDING_DECORRELATION_STEPS
+    repeats = max(1.0, n_frames / visited)
+    dither = float(np.exp(-4.0 * np.pi**2 * max(0.0, float(input_sigma)) ** 2))
+    return 1.0 + (repeats - 1.0) * dither
+
+
 def welch_density(traces: np.ndarray, fps: float, nperseg: int | None = None
                   ) -> tuple[np.ndarray, np.ndarray, float, int]:
     """Welch PSD with the same segments as :func:`~.spectra.amplitude_spectrum`.
@@ -148,6 +194,58 @@ def spectrum_floor(density: np.ndarray, enbw: float) -> np.ndarray:
     return np.sqrt(2.0 * enbw * np.atleast_2d(density).sum(axis=0))
 
 
+def trace_noise_density(traces: np.ndarray, fps: float, peaks_hz: list[float],
+                        nperseg: int | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """A trace's own noise PSD away from its peaks: ``(freqs, density (K, F), enbw)``.
+
+    The fitted peak sinusoids are removed first, so that their window leakage is not taken
+    for noise (see :func:`noise_density`).
+    """
+    x = np.atleast_2d(np.asarray(traces, dtype=np.float64))
+    residual = sinusoid_residual(x, fps, list(peaks_hz)) if len(peaks_hz) else x
+    freqs, psd, enbw, n_avg = welch_density(residual, fps, nperseg)
+    return freqs, noise_density(freqs, psd, list(peaks_hz), n_avg), enbw
+
+
+def rounding_density(traces: np.ndarray, fps: float, peaks_hz: list[float],
+                     hess_inv: np.ndarray, sigma_q: float, gradients: tuple[np.ndarray, ...],
+                     nperseg: int | None = None) -> np.ndarray:
+    """Noise PSD (2, 1) in (x, y) order that the input's rounding gives a tracked trace.
+
+    :func:`quantization_density` (the white-noise bound) times :func:`rounding_repeats` per
+    component: the span is the trace's 1st-99th percentile range, the gradients are the
+    tracker's ``(gx, gy)``, and the input's own noise (in steps) is read off the trace's
+    noise away from its peaks, ``S fps / 2 = sigma^2 H^-1``, less the rounding's share.
+
+    Parameters
+    ----------
+    traces : (2, T)
+        ``dx, dy`` in px.
+    fps : float
+    peaks_hz : frequencies of the fitted peaks.
+    hess_inv : (2, 2)
+        The tracker's inverse Gauss-Newton Hessian, (y, x) order.
+    sigma_q : float
+        Rounding error in steps (:func:`quantization_step`); 0 gives zeros.
+    gradients : (gx, gy)
+        The template's gradients (steps per px).
+    """
+    x = np.atleast_2d(np.asarray(traces, dtype=np.float64))
+    base = quantization_density(hess_inv, sigma_q, fps)
+    if sigma_q <= 0:
+        return base
+    _, own, _ = trace_noise_density(x, fps, peaks_hz, nperseg)
+    var_xy = np.diag(np.asarray(hess_inv, dtype=np.float64))[::-1]
+    out = np.empty_like(base)
+    n = x.shape[-1]
+    for k in range(2):
+        span = float(np.subtract(*np.percentile(x[k], [99, 1])))
+        input_var = float(np.median(own[k])) * fps / 2.0 / var_xy[k] - sigma_q**2
+        factor = rounding_repeats(gradients[k], span, n, np.sqrt(max(0.0, input_var)))
+        out[k] = base[k] * factor
+    return out
+
+
 def peak_floors(traces: np.ndarray, fps: float, peaks: list, nperseg: int | None = None,
                 lower_density: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
@@ -176,10 +274,7 @@ def peak_floors(traces: np.ndarray, fps: float, peaks: list, nperseg: int | None
         The spectrum floor (see :func:`spectrum_floor`), to draw on the amplitude spectrum.
     """
     x = np.atleast_2d(np.asarray(traces, dtype=np.float64))
-    # The fitted peaks are removed first, so that their window leakage is not taken for noise.
-    residual = sinusoid_residual(x, fps, [p.hz for p in peaks]) if peaks else x
-    freqs, psd, enbw, n_avg = welch_density(residual, fps, nperseg)
-    dens = noise_density(freqs, psd, [p.hz for p in peaks], n_avg)
+    freqs, dens, enbw = trace_noise_density(x, fps, [p.hz for p in peaks], nperseg)
     if lower_density is not None:
         dens = np.maximum(dens, lower_density)
     duration = x.shape[-1] / fps
