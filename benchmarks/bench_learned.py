@@ -55,13 +55,14 @@ import torch  # noqa: E402
 
 from napari_vmm.core.learned import weights as W  # noqa: E402
 from napari_vmm.core.learned.magnifier import MAGNIFIERS as CLASSES  # noqa: E402
-from napari_vmm.core.learned.models import build_model  # noqa: E402
+from napari_vmm.core.learned.table import build_model  # noqa: E402
+from napari_vmm.training.export import hardware_string, save_weights  # noqa: E402
 
 
 def weights_for(model: str, tmp: Path) -> str:
     if W.read_provenance(model) is not None:
         return ""
-    pt, _ = W.save_weights(build_model(model).state_dict(), {"steps": 0}, model, tmp)
+    pt, _ = save_weights(build_model(model).state_dict(), {"steps": 0}, model, tmp)
     return str(pt)
 
 
@@ -129,7 +130,7 @@ def widget_run(path: Path, config: str, weights: dict[str, str]):
     """One widget-route run of ``config``: (wall s, process CPU s, output)."""
     import numpy as np
 
-    from napari_vmm._jobs import engine_job, engine_kwargs
+    from napari_vmm._napari.jobs import engine_job, engine_kwargs
     from napari_vmm._reader import video_as_dask
 
     frames, _ = video_as_dask(str(path))  # the layer data napari gets from the reader
@@ -167,8 +168,8 @@ def widget_bench(a) -> int:
         else:
             sd, prov = build_model("realtime").state_dict(), {"steps": 0}
         arch = {k: v for k, v in dict(prov.get("arch") or {}).items() if k != "decode_twice"}
-        once, _ = W.save_weights(sd, {**prov, "arch": arch}, "realtime", Path(tmp) / "once")
-        twice, _ = W.save_weights(sd, {**prov, "arch": {**arch, "decode_twice": True}},
+        once, _ = save_weights(sd, {**prov, "arch": arch}, "realtime", Path(tmp) / "once")
+        twice, _ = save_weights(sd, {**prov, "arch": {**arch, "decode_twice": True}},
                                   "realtime", Path(tmp) / "twice")
         weights = {"once": str(once), "twice": str(twice)}
         for c in configs:  # network load, oneDNN kernels
@@ -199,7 +200,7 @@ def widget_bench(a) -> int:
             rows[c]["grey_mean"] = round(float(d.mean()), 3)
             rows[c]["grey_p99"] = float(np.percentile(d, 99))
             rows[c]["grey_max"] = float(d.max())
-    info = {"hardware": W.hardware_string(), "torch": torch.__version__,
+    info = {"hardware": hardware_string(), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "frames": a.frames, "rounds": a.rounds,
             "loadavg_start": load0, "loadavg_end": load1, "rows": rows}
     print(f"\n{info['hardware']}; torch {info['torch']}, {info['threads']} threads; "
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) \
         if a.devices == "auto" else a.devices.split(",")
     sizes = [tuple(int(v) for v in s.split("x")) for s in a.sizes.split(",")]
-    results = {"hardware": W.hardware_string(), "torch": torch.__version__,
+    results = {"hardware": hardware_string(), "torch": torch.__version__,
                "threads": torch.get_num_threads(), "python": platform.python_version(),
                "rows": []}
     with tempfile.TemporaryDirectory() as tmp:

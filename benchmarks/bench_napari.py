@@ -57,8 +57,8 @@ def child(route: str, clip: str, method: str, temporal: str, cancel_after: float
     import torch  # noqa: F401  (the Magnify widget has imported it before any Run)
     from napari import Viewer
 
-    from napari_vmm._jobs import dask_job, engine_job, engine_kwargs
-    from napari_vmm._layers import allocate_output
+    from napari_vmm._napari.jobs import dask_job, engine_job, engine_kwargs
+    from napari_vmm._napari.layers import allocate_output
 
     viewer = Viewer(show=False)
     layer = viewer.open(clip, plugin="napari-vmm")[0]

@@ -20,8 +20,8 @@ _LAZY = {
     "StreamingMagnifier": "napari_vmm.core.engine",
     "available_methods": "napari_vmm.core.registry",
     "VMMError": "napari_vmm.core.errors",
-    "MagnifyWidget": "napari_vmm._widget",
-    "MotionTracesWidget": "napari_vmm._roi_widget",
+    "MagnifyWidget": "napari_vmm._napari._qt.magnify",
+    "MotionTracesWidget": "napari_vmm._napari._qt.traces",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("dask")
 
-from napari_vmm import _sample_data  # noqa: E402
+from napari_vmm._napari import samples as _sample_data  # noqa: E402
 from napari_vmm._reader import CHUNK_FRAMES, napari_get_reader  # noqa: E402
 from napari_vmm._writer import layer_fps, write_video_layer  # noqa: E402
 
@@ -86,7 +86,7 @@ def test_writer_round_trip(tmp_path):
 @pytest.mark.gui
 def test_open_sample_and_preview_it(make_napari_viewer, qtbot):
     pytest.importorskip("napari")
-    from napari_vmm._widget import MagnifyWidget
+    from napari_vmm._napari._qt.magnify import MagnifyWidget
 
     viewer = make_napari_viewer()
     viewer.open_sample("napari-vmm", "pulsing_timelapse")
@@ -122,7 +122,7 @@ def test_writer_never_overwrites_the_source_video(tmp_path):
 
 def test_large_outputs_go_to_an_anonymous_file(monkeypatch):
     pytest.importorskip("napari")
-    from napari_vmm import _layers as _widget
+    from napari_vmm._napari import layers as _widget
 
     small = _widget.allocate_output((4, 8, 8), np.uint16)
     assert type(small) is np.ndarray and small.dtype == np.uint16

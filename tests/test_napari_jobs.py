@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from napari_vmm import _jobs
+from napari_vmm._napari import jobs as _jobs
 from napari_vmm.core import parallel
 from napari_vmm.core.errors import Cancelled
 from napari_vmm.core.samples import translating_texture

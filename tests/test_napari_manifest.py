@@ -23,9 +23,10 @@ def test_widgets_and_menus(manifest):
     assert [w.display_name for w in widgets] == ["Motion magnification", "Motion traces",
                                                  "Deflection shapes"]
     commands = {c.id: c.python_name for c in manifest.contributions.commands}
-    assert commands[widgets[0].command] == "napari_vmm._widget:MagnifyWidget"
-    assert commands[widgets[1].command] == "napari_vmm._roi_widget:MotionTracesWidget"
-    assert commands[widgets[2].command] == "napari_vmm._ods_widget:DeflectionShapesWidget"
+    qt = "napari_vmm._napari._qt"
+    assert commands[widgets[0].command] == f"{qt}.magnify:MagnifyWidget"
+    assert commands[widgets[1].command] == f"{qt}.traces:MotionTracesWidget"
+    assert commands[widgets[2].command] == f"{qt}.deflection:DeflectionShapesWidget"
     assert all(cid.startswith("napari-vmm.") for cid in commands)
     menus = manifest.contributions.menus
     assert [m.command for m in menus["napari/layers/filter"]] == [widgets[0].command]

@@ -13,13 +13,13 @@ pytest.importorskip("pytestqt")
 
 from napari.utils.notifications import notification_manager  # noqa: E402
 
-from napari_vmm._settings import (  # noqa: E402
+from napari_vmm._napari._qt.magnify import MagnifyWidget  # noqa: E402
+from napari_vmm._napari.settings import (  # noqa: E402
     persistable,
     read_settings,
     settings_path,
     zarr_output_problem,
 )
-from napari_vmm._widget import MagnifyWidget  # noqa: E402
 from napari_vmm.core.samples import translating_texture  # noqa: E402
 
 pytestmark = pytest.mark.gui

@@ -11,7 +11,7 @@ pytest.importorskip("pytestqt")
 from napari.utils.notifications import notification_manager  # noqa: E402
 
 import napari_vmm  # noqa: E402
-from napari_vmm._widget import MagnifyWidget, magnify_widgets, settings_path  # noqa: E402
+from napari_vmm._napari._qt.magnify import MagnifyWidget, magnify_widgets, settings_path  # noqa: E402
 from napari_vmm.core.samples import translating_texture  # noqa: E402
 
 pytestmark = pytest.mark.gui

@@ -12,7 +12,7 @@ pytest.importorskip("pytestqt")
 
 from matplotlib.backend_bases import MouseEvent  # noqa: E402
 
-from napari_vmm._ods_widget import DeflectionShapesWidget  # noqa: E402
+from napari_vmm._napari._qt.deflection import DeflectionShapesWidget  # noqa: E402
 from napari_vmm.core.analysis import modal_assurance  # noqa: E402
 from napari_vmm.core.analysis.groundtruth import (  # noqa: E402
     beam_texture,

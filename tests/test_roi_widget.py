@@ -13,8 +13,9 @@ pytest.importorskip("pytestqt")
 from matplotlib.backend_bases import MouseEvent  # noqa: E402
 from napari.utils.notifications import notification_manager  # noqa: E402
 
-from napari_vmm import _roi_widget, _widget  # noqa: E402
-from napari_vmm._roi_widget import MotionTracesWidget  # noqa: E402
+from napari_vmm._napari._qt import magnify as _widget  # noqa: E402
+from napari_vmm._napari._qt import traces as _roi_widget  # noqa: E402
+from napari_vmm._napari._qt.traces import MotionTracesWidget  # noqa: E402
 from napari_vmm.core.samples import translating_texture  # noqa: E402
 
 pytestmark = pytest.mark.gui

@@ -33,7 +33,7 @@ def dask_memory_line(layer: Any, scheduler: str, zarr_out: str,
     """
     import logging
 
-    from napari_vmm._layers import check_image_layer
+    from napari_vmm._napari.layers import check_image_layer
     from napari_vmm.core.errors import VMMError
 
     data = getattr(layer, "data", None)

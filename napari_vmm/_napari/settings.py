@@ -88,7 +88,7 @@ def persistable(state: dict[str, Any]) -> dict[str, Any]:
 
 def write_settings(state: dict[str, Any], path: Path | None = None) -> Path:
     """Write :func:`persistable` ``state`` as JSON, atomically; returns the path."""
-    from napari_vmm.core.io import atomic_output
+    from napari_vmm.io.atomic import atomic_output
 
     path = settings_path() if path is None else Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

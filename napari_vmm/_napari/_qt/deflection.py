@@ -150,7 +150,7 @@ class DeflectionShapesWidget(QWidget):
         return self._worker is not None
 
     def _on_layer_changed(self, *_: Any) -> None:
-        from napari_vmm._layers import fps_from_layer
+        from napari_vmm._napari.layers import fps_from_layer
         from napari_vmm.core.analysis import calibration_from_scale
 
         layer = self._layer.value
@@ -199,7 +199,7 @@ class DeflectionShapesWidget(QWidget):
 
     def run(self) -> GeneratorWorker | None:
         """Track the grid in a worker thread; return it (None when the input is refused)."""
-        from napari_vmm._layers import check_image_layer, shapes_to_rois
+        from napari_vmm._napari.layers import check_image_layer, shapes_to_rois
 
         if self._worker is not None:
             return self._worker
@@ -247,7 +247,7 @@ class DeflectionShapesWidget(QWidget):
             self._status.value = "no spectral peak: click the spectrum to pick a frequency"
 
     def _on_errored(self, exc: BaseException) -> None:
-        from napari_vmm._jobs import WorkerError
+        from napari_vmm._napari.jobs import WorkerError
 
         if isinstance(exc, WorkerError):
             exc = exc.original

@@ -37,14 +37,14 @@ from napari_vmm._form import (
     option_widget,
     significant_decimals,
 )
-from napari_vmm._jobs import (
+from napari_vmm._napari.jobs import (
     WorkerError,
     dask_job,
     dask_memory_line,
     engine_job,
     engine_kwargs,
 )
-from napari_vmm._layers import (  # noqa: F401  (re-exported: the traces widget, scripts)
+from napari_vmm._napari.layers import (  # noqa: F401  (re-exported: the traces widget, scripts)
     MEMMAP_BYTES,
     allocate_output,
     check_image_layer,
@@ -59,7 +59,7 @@ from napari_vmm._layers import (  # noqa: F401  (re-exported: the traces widget,
     shapes_to_rois,
     video_file_info,
 )
-from napari_vmm._settings import (  # noqa: F401  (re-exported)
+from napari_vmm._napari.settings import (  # noqa: F401  (re-exported)
     CONFIG_DIR_ENV,
     SETTINGS_FILE,
     read_settings,
@@ -392,7 +392,7 @@ class MagnifyWidget(QWidget):
                 self._method.value = params.method
         self._alpha.value = params.alpha
         self._band_unit.value = "Hz"
-        if self._fps.enabled:
+        if self._fps.enabled and params.fps is not None:  # None: the layer's own rate
             self._fps.value = params.fps
         self._show_band(params.band[0], params.band[1])
         self._temporal.value = params.temporal
@@ -439,7 +439,7 @@ class MagnifyWidget(QWidget):
         """Write the parameters to the user config dir (atomically) for the next session.
 
         A process-local scheduler (``inproc://``) or a Zarr output in the temporary folder is
-        not written (:func:`napari_vmm._settings.persistable`). ``path`` defaults to where
+        not written (:func:`napari_vmm._napari.settings.persistable`). ``path`` defaults to where
         the last change was scheduled to be saved, else :func:`settings_path`.
         """
         self._store_current_options()

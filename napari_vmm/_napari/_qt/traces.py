@@ -4,7 +4,7 @@ For every rectangle, ellipse or polygon of a Shapes layer it plots the sub-pixel
 over time and its amplitude spectrum (:mod:`napari_vmm.core.analysis`, matplotlib embedded in
 Qt). A vertical cursor follows the viewer's current frame without recomputing anything.
 Clicking near a spectral peak, or dragging a range on the spectrum, chooses a band and sends it
-to every open "Motion magnification" widget (:func:`napari_vmm._widget.magnify_widgets`).
+to every open "Motion magnification" widget.
 
 Scripts and tests use it as::
 
@@ -63,9 +63,9 @@ def _analysis_job(frames: Any, rois: list, fps: float, options: dict[str, Any]):
     """Generator run in the worker thread: yields ``(done, total)``, returns the analysis.
 
     Float frames are checked for NaN and infinity first (one clear message); a RuntimeError
-    is carried out as :class:`napari_vmm._jobs.WorkerError` (superqt would swallow it).
+    is carried out as :class:`napari_vmm._napari.jobs.WorkerError` (superqt would swallow it).
     """
-    from napari_vmm._jobs import WorkerError
+    from napari_vmm._napari.jobs import WorkerError
     from napari_vmm.core.analysis import iter_analyze_motion
     from napari_vmm.core.frames import to_float
 
@@ -325,7 +325,7 @@ class MotionTracesWidget(QWidget):
             self._status.value = "cancelling…"
 
     def _inputs(self) -> tuple[Any, list, float, dict[str, Any]]:
-        from napari_vmm._layers import check_image_layer, shapes_to_rois
+        from napari_vmm._napari.layers import check_image_layer, shapes_to_rois
 
         layer, shapes = self.layer, self.shapes
         check_image_layer(layer)
@@ -369,7 +369,7 @@ class MotionTracesWidget(QWidget):
                 show_warning(msg)
 
     def _on_errored(self, exc: BaseException) -> None:
-        from napari_vmm._jobs import WorkerError
+        from napari_vmm._napari.jobs import WorkerError
 
         if isinstance(exc, WorkerError):
             exc = exc.original
@@ -559,7 +559,7 @@ class MotionTracesWidget(QWidget):
         self._band_span = self.ax_spec.axvspan(lo, hi, color="#f2c84b", alpha=0.35, lw=0)
 
     def _send_band(self, lo: float, hi: float) -> None:
-        from napari_vmm import _widget
+        from napari_vmm._napari._qt import magnify as _widget
 
         targets = _widget.magnify_widgets(self.viewer)
         if not targets:
