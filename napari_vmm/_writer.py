@@ -3,7 +3,7 @@
 The frame rate comes from the layer's time scale (first axis in time units), else from the
 video it was read from (``metadata["napari_vmm"]["video"]["fps"]``), else 30 fps with a warning.
 Encoding, dtype conversion and the atomic write (temporary name, then rename) are done by
-``napari_vmm.core.io.write_video``, which applies the file policy of every command before any
+``napari_vmm.io.write_video``, which applies the file policy of every command before any
 frame is computed: a missing or read-only folder, or the source video itself, is refused with
 one notification. Replacing an existing file is allowed here because napari's save dialog has
 already asked the user (the CLIs ask for ``-y``/``--overwrite`` instead).
@@ -69,7 +69,7 @@ def write_video_layer(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
         ``[path]`` on success, ``[]`` when the layer cannot be written (a notification says why).
     """
     from napari_vmm.core.errors import VMMError
-    from napari_vmm.core.io import write_video
+    from napari_vmm.io import write_video
 
     shape = tuple(getattr(data, "shape", ()))
     if len(shape) - (1 if meta.get("rgb") else 0) < 3:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 from ..core.errors import VMMError
@@ -78,17 +77,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _progress_bar(total: int):
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="frame", desc="analyze", disable=None, file=sys.stderr,
-                leave=False)
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``vmm analyze`` with parsed arguments; errors are raised as VMMError."""
     from ..core import analysis
-    from ..core.io import check_outputs, open_input
+    from ..io import check_outputs, open_input
 
     rois: list[analysis.ROI] = [analysis.parse_roi(s, name=f"ROI {i + 1}")
                                 for i, s in enumerate(args.roi)]
@@ -140,18 +132,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _rate_and_progress(args: argparse.Namespace, source: Any):
-    """``(fps, bar, progress)``: the frame rate (``--fps`` or the file's) and a tqdm bar fed
-    by the ``progress(done, total)`` callback."""
+    """``(fps, bar, progress)``: the frame rate (``--fps`` or the file's) and the progress bar,
+    which is also the ``progress(done, total)`` callback."""
     fps = args.fps if args.fps is not None else getattr(source, "fps", None)
     if fps is None:
         raise VMMError(f"{args.input} has no frame rate: give one with --fps")
-    bar = _progress_bar(int(getattr(source, "n_frames", 0) or source.shape[0]))
+    from ..io import Progress
 
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
-    return fps, bar, progress
+    bar = Progress("analyze", int(getattr(source, "n_frames", 0) or source.shape[0]))
+    return fps, bar, bar
 
 
 def _calibration(args: argparse.Namespace):
@@ -200,7 +189,7 @@ def _run_ods(args: argparse.Namespace, rois: list, calibration: Any) -> int:
     from ..core import analysis
     from ..core.analysis.files import rows_to_csv, write_text_atomic
     from ..core.analysis.ods import grid_spectrum_rows, grid_trace_rows, ods_rows
-    from ..core.io import check_outputs, open_input
+    from ..io import check_outputs, open_input
 
     rows, cols = analysis.parse_grid(args.grid)
     if len(rois) > 1 or args.rois:

@@ -17,29 +17,29 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..core.errors import VMMError
+from ..io import (
+    STACK_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    ZARR_EXTENSIONS,
+    ZARR_TIME_CHUNK,
+    Progress,
+    VideoSource,
+    as_dask,
+    is_zarr,
+    media_in,
+    open_any,
+    read_zarr_frames,
+    write_stack,
+    write_video,
+)
 
-ZARR_EXTENSIONS = (".zarr",)
-#: Frames per Zarr chunk along time in the files this command writes.
-ZARR_TIME_CHUNK = 8
-
-
-def _is_zarr(path: str | os.PathLike) -> bool:
-    return Path(path).suffix.lower() in ZARR_EXTENSIONS
-
-
-def _media_in(folder: Path) -> list[str]:
-    from ..core.io import STACK_EXTENSIONS, VIDEO_EXTENSIONS
-
-    known = VIDEO_EXTENSIONS + STACK_EXTENSIONS + ZARR_EXTENSIONS
-    return sorted(str(p) for p in folder.iterdir()
-                  if p.suffix.lower() in known and not p.name.startswith("."))
+#: The single-file path of ``vmm magnify``: ``magnify_file(src, dst, args)``.
+FileJob = Callable[[str, str, argparse.Namespace], None]
 
 
 def plan_jobs(paths: list[str], out_dir: str | None,
@@ -56,7 +56,7 @@ def plan_jobs(paths: list[str], out_dir: str | None,
         if len(paths) != 2:
             raise VMMError("give INPUT OUTPUT, or several inputs (or a folder) with --out-dir")
         src = Path(paths[0])
-        if src.is_dir() and not _is_zarr(src):
+        if src.is_dir() and not is_zarr(src):
             raise VMMError(f"{src} is a folder: give --out-dir to magnify the files in it")
         return [(paths[0], paths[1])]
     dest = Path(out_dir)
@@ -67,8 +67,8 @@ def plan_jobs(paths: list[str], out_dir: str | None,
     inputs: list[str] = []
     for p in paths:
         path = Path(p)
-        if path.is_dir() and not _is_zarr(path):
-            found = _media_in(path)
+        if path.is_dir() and not is_zarr(path):
+            found = media_in(path)
             if not found:
                 raise VMMError(f"{path} holds no video, stack or .zarr to magnify")
             inputs.extend(found)
@@ -90,124 +90,29 @@ def plan_jobs(paths: list[str], out_dir: str | None,
     return jobs
 
 
-# -- inputs -------------------------------------------------------------------------------
-
-
-def open_any(path: str) -> tuple[Any, float | None]:
-    """Open a video, stack or Zarr store lazily; return it and its frame rate (or None)."""
-    from ..core.io import VideoSource, open_input
-    from ..core.parallel import open_zarr
-
-    if _is_zarr(path):
-        arr, attrs = open_zarr(path)
-        return arr, attrs.get("fps")
-    src = open_input(path)
-    return src, (src.fps if isinstance(src, VideoSource) else None)
-
-
-def _read_stack(path: str, start: int, stop: int) -> np.ndarray:
-    from ..core.io import open_stack
-
-    return np.array(open_stack(path)[start:stop])
-
-
-def as_dask(path: str, segment: int) -> Any:
-    """A file as a dask array whose tasks read it by path (nothing large is pickled)."""
-    import dask
-    import dask.array as da
-
-    from ..core.io import STACK_EXTENSIONS, open_stack
-    from ..core.parallel import open_zarr, video_to_dask
-
-    if _is_zarr(path):
-        return open_zarr(path)[0]
-    if Path(path).suffix.lower() in STACK_EXTENSIONS:
-        data = open_stack(path)
-        shape, dtype = tuple(data.shape), data.dtype
-        del data
-        read = dask.delayed(_read_stack, pure=True)
-        parts = [da.from_delayed(read(path, a, min(shape[0], a + segment)),
-                                 shape=(min(shape[0], a + segment) - a,) + shape[1:],
-                                 dtype=dtype) for a in range(0, shape[0], segment)]
-        return da.concatenate(parts, axis=0)
-    return video_to_dask(path, min_frames=segment)
-
-
-# -- outputs ------------------------------------------------------------------------------
-
-
-def write_zarr_frames(path: str, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
-                      dtype: np.dtype, fps: float | None,
-                      protect: Iterable[str] = ()) -> None:
-    """Write chunks of frames in order to a new ``.zarr`` array, atomically."""
-    import zarr
-
-    from ..core.io import atomic_output_dir, iter_frame_chunks
-    from ..core.parallel import mark_zarr
-
-    with atomic_output_dir(path, protect) as tmp:
-        z = zarr.create_array(tmp, shape=tuple(shape), dtype=dtype, overwrite=True,
-                              chunks=(min(ZARR_TIME_CHUNK, shape[0]),) + tuple(shape[1:]))
-        mark_zarr(z, False)
-        if fps:
-            z.attrs["fps"] = float(fps)
-        t = 0
-        for chunk in iter_frame_chunks(chunks, ZARR_TIME_CHUNK):
-            z[t:t + len(chunk)] = chunk
-            t += len(chunk)
-        if t != shape[0]:
-            raise VMMError(f"cannot write {path}: got {t} frames, expected {shape[0]}")
-        mark_zarr(z, True)
-
-
-def _zarr_frames(store: str, step: int = ZARR_TIME_CHUNK) -> Iterator[np.ndarray]:
-    import zarr
-
-    z = zarr.open_array(store, mode="r")
-    for t in range(0, z.shape[0], step):
-        yield np.asarray(z[t:t + step])
-
-
 # -- clusters -----------------------------------------------------------------------------
 
 
-class _Bar:
-    """A tqdm bar on stderr fed by ``progress(done, total)`` callbacks."""
-
-    def __init__(self, desc: str, quiet: bool, unit: str = "task") -> None:
-        self.desc, self.quiet, self.unit, self.bar, self.last = desc, quiet, unit, None, 0
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit=self.unit, desc=self.desc, file=sys.stderr,
-                            disable=self.quiet or None, leave=False)
-        self.bar.update(done - self.last)
-        self.last = done
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _file_job(src: str, dst: str, options: dict[str, Any]) -> str:
+def _file_job(src: str, dst: str, options: dict[str, Any], magnify_file: FileJob) -> str:
     """One whole file on one worker: the single-file path of ``vmm magnify``."""
-    from .magnify import magnify_file
-
     magnify_file(src, dst, argparse.Namespace(**{**options, "quiet": True}))
     return dst
 
 
-def run_on_cluster(jobs: list[tuple[str, str]], args: argparse.Namespace) -> int:
-    """Run (input, output) pairs on the Dask cluster named by ``args.cluster``."""
+def run_on_cluster(jobs: list[tuple[str, str]], args: argparse.Namespace,
+                   magnify_file: FileJob) -> int:
+    """Run (input, output) pairs on the Dask cluster named by ``args.cluster``.
+
+    ``magnify_file(src, dst, args)`` is the single-file path, run on a worker for each file
+    when there are at least as many files as workers.
+    """
     from ..core.parallel import close_client, get_client
 
     client = get_client(args.cluster)
     try:
         workers = len(client.nthreads()) or 1
         if len(jobs) > 1 and len(jobs) >= workers:
-            return _files_in_parallel(client, jobs, args)
+            return _files_in_parallel(client, jobs, args, magnify_file)
         for i, (src, dst) in enumerate(jobs):
             if len(jobs) > 1 and not args.quiet:
                 print(f"[{i + 1}/{len(jobs)}] {src}", file=sys.stderr, flush=True)
@@ -218,14 +123,15 @@ def run_on_cluster(jobs: list[tuple[str, str]], args: argparse.Namespace) -> int
         close_client(client)
 
 
-def _files_in_parallel(client: Any, jobs: list[tuple[str, str]],
-                       args: argparse.Namespace) -> int:
+def _files_in_parallel(client: Any, jobs: list[tuple[str, str]], args: argparse.Namespace,
+                       magnify_file: FileJob) -> int:
     from distributed import as_completed
 
     options = {k: v for k, v in vars(args).items() if k != "func"}
-    futures = [client.submit(_file_job, src, dst, options, pure=False) for src, dst in jobs]
+    futures = [client.submit(_file_job, src, dst, options, magnify_file, pure=False)
+               for src, dst in jobs]
     names = {f.key: src for f, (src, _) in zip(futures, jobs, strict=True)}
-    bar = _Bar("files", args.quiet, unit="file")
+    bar = Progress("files", len(futures), unit="file", quiet=args.quiet)
     failed = 0
     try:
         for done, fut in enumerate(as_completed(futures), start=1):
@@ -248,7 +154,6 @@ def _files_in_parallel(client: Any, jobs: list[tuple[str, str]],
 def magnify_on_cluster(src: str, dst: str, args: argparse.Namespace, client: Any) -> None:
     """One file split across the cluster: keyframe segments, or dask tiles/segments."""
     from ..core.engine import DEFAULT_MEMORY_BUDGET
-    from ..core.io import STACK_EXTENSIONS, VIDEO_EXTENSIONS, VideoSource, write_stack, write_video
     from ..core.parallel import (
         estimate_task_memory,
         magnify_dask,
@@ -277,7 +182,7 @@ def magnify_on_cluster(src: str, dst: str, args: argparse.Namespace, client: Any
     mask = roi_mask_for(params, shape[1], shape[2])
     budget = int(args.memory_budget * 2**30) if args.memory_budget else DEFAULT_MEMORY_BUDGET
     whole = needs_whole_clip(params["temporal"], params["mode"])
-    bar = _Bar(Path(src).name, args.quiet)
+    bar = Progress(Path(src).name, unit="task", quiet=args.quiet)
     try:
         if is_video and not whole and out_suffix in VIDEO_EXTENSIONS:
             magnify_video_segments(src, dst, fps, client=client, roi_mask=mask,
@@ -302,11 +207,11 @@ def magnify_on_cluster(src: str, dst: str, args: argparse.Namespace, client: Any
             if out_suffix in VIDEO_EXTENSIONS:
                 file_fps, has_audio, color_src = meta if meta else (fps, False, None)
                 audio = src if has_audio and not args.no_audio else None
-                write_video(dst, _zarr_frames(target), file_fps, audio_from=audio,
+                write_video(dst, read_zarr_frames(target), file_fps, audio_from=audio,
                             codec=args.codec, crf=args.crf, color_from=color_src,
                             ten_bit=args.ten_bit, protect=[src])
             elif out_suffix in STACK_EXTENSIONS:
-                write_stack(dst, _zarr_frames(target), shape, dtype, protect=[src])
+                write_stack(dst, read_zarr_frames(target), shape, dtype, protect=[src])
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     finally:

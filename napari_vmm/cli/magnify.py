@@ -71,14 +71,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 FILE_CHUNK_PIXELS = 500_000
 
 
-def _progress(total: int, quiet: bool, desc: str):
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="frame", desc=desc, disable=quiet or None, leave=False)
-
-
 def run(args: argparse.Namespace) -> int:
-    from ..core.io import check_outputs
+    from ..io import check_outputs
     from .batch import plan_jobs, run_on_cluster
 
     jobs = plan_jobs(args.paths, args.out_dir, args.out_ext)
@@ -88,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     check_outputs([dst for _, dst in jobs] + [args.compare], protect=[src for src, _ in jobs],
                   overwrite=args.overwrite)
     if args.cluster:
-        return run_on_cluster(jobs, args)
+        return run_on_cluster(jobs, args, magnify_file)
     for i, (src, dst) in enumerate(jobs):
         if len(jobs) > 1 and not args.quiet:
             print(f"[{i + 1}/{len(jobs)}] {src}", file=sys.stderr, flush=True)
@@ -99,17 +93,20 @@ def run(args: argparse.Namespace) -> int:
 def magnify_file(input_path: str, output_path: str, args: argparse.Namespace) -> None:
     """Magnify one file in this process (the single-file ``vmm magnify``)."""
     from ..core.engine import DEFAULT_MEMORY_BUDGET, StreamingMagnifier, iter_magnify
-    from ..core.io import (
-        STACK_EXTENSIONS,
-        VIDEO_EXTENSIONS,
-        VideoSource,
-        iter_frame_chunks,
-        write_stack,
-        write_video,
-    )
     from ..core.spool import FrameSpool, spool_frames
     from ..core.temporal import CAUSAL_FILTERS
-    from .batch import ZARR_EXTENSIONS, open_any, write_zarr_frames
+    from ..io import (
+        STACK_EXTENSIONS,
+        VIDEO_EXTENSIONS,
+        ZARR_EXTENSIONS,
+        Progress,
+        VideoSource,
+        iter_frame_chunks,
+        open_any,
+        write_stack,
+        write_video,
+        write_zarr_frames,
+    )
 
     args = argparse.Namespace(**{**vars(args), "input": input_path, "output": output_path})
     out_suffix = Path(args.output).suffix.lower()
@@ -142,7 +139,7 @@ def magnify_file(input_path: str, output_path: str, args: argparse.Namespace) ->
     streaming = params["mode"] == "dynamic" or (
         params["mode"] == "temporal" and params["temporal"] in CAUSAL_FILTERS) or (
         params["mode"] == "static" and params["reference"] == 0)
-    bar = _progress(n, args.quiet, "magnify")
+    bar = Progress("magnify", n, quiet=args.quiet)
     tmp_dir, spools = None, []
     try:
         if streaming:
@@ -162,7 +159,7 @@ def magnify_file(input_path: str, output_path: str, args: argparse.Namespace) ->
             tmp_dir = tempfile.mkdtemp(prefix=".vmm-", dir=Path(args.output).parent)
             frames = src
             if not isinstance(src, np.ndarray):
-                with _progress(n, args.quiet, "decode") as decode_bar:
+                with Progress("decode", n, quiet=args.quiet) as decode_bar:
                     frames = spool_frames(src, os.path.join(tmp_dir, "in.raw"), chunk,
                                           decode_bar.update)
                 spools.append(frames)

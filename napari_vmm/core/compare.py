@@ -1,19 +1,15 @@
 """Side-by-side comparison figure: input and output frames plus space-time slices.
 
-Built with NumPy and written as PNG with zlib, so it needs no plotting library; the labels
-(input / output, the slice row, the time axis) are drawn with Pillow when it is installed. The
+Built with NumPy and written as PNG with Pillow, so it needs no plotting library; Pillow also
+draws the labels (input / output, the slice row, the time axis). The
 slices are collected while streaming (one row per frame), so memory stays O(T x W).
 """
 
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
-
-from .io import atomic_output
 
 
 def to_rgb8(frame: np.ndarray) -> np.ndarray:
@@ -78,6 +74,8 @@ class SliceRecorder:
 
     def save(self, path: str | Path) -> None:
         """Write :meth:`image` as PNG atomically."""
+        from ..io.atomic import atomic_output
+
         with atomic_output(path) as tmp:
             write_png(tmp, self.image())
 
@@ -100,14 +98,7 @@ def _caption(panel: np.ndarray, texts: list[str], step: int) -> np.ndarray:
 
 
 def write_png(path: str | Path, rgb: np.ndarray) -> None:
-    """Write an (H, W, 3) uint8 array as an 8-bit RGB PNG."""
-    h, w, _ = rgb.shape
-    raw = b"".join(b"\x00" + rgb[y].tobytes() for y in range(h))
+    """Write an (H, W, 3) uint8 array as an 8-bit RGB PNG (Pillow)."""
+    from PIL import Image
 
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(
-            ">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-    png += chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
-    Path(path).write_bytes(png)
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(path, format="PNG")

@@ -15,6 +15,9 @@ RGB is processed in YIQ (NTSC), as Wu et al. do; gray is processed directly.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 
 from .errors import VMMError
@@ -76,6 +79,40 @@ def from_float(chunk: np.ndarray, dtype: np.dtype) -> np.ndarray:
         np.clip(scaled, 0, top, out=scaled)
         return scaled.astype(dtype)
     return chunk.astype(dtype, copy=False)
+
+
+def iter_frame_chunks(frames: Any, n: int = 8) -> Iterator[np.ndarray]:
+    """Chunks (N, H, W[, C]) of an array-like (numpy, dask, a video source) or of an iterable.
+
+    A source with an ``iter_chunks(n)`` method (``napari_vmm.io.VideoSource``) is read with it
+    (sequential decoding).
+
+    An iterable may yield frames ((H, W) or (H, W, C) with C in {1, 3}) or whole chunks
+    ((N, H, W, C), or (N, H, W) when the last axis is not 1 or 3).
+    """
+    if callable(getattr(frames, "iter_chunks", None)):
+        yield from frames.iter_chunks(n)
+        return
+    if hasattr(frames, "shape"):
+        for t0 in range(0, frames.shape[0], n):
+            yield np.asarray(frames[t0:t0 + n])
+        return
+    buf: list[np.ndarray] = []
+    for item in frames:
+        item = np.asarray(item)
+        is_frame = item.ndim == 2 or (item.ndim == 3 and item.shape[-1] in (1, 3))
+        if not is_frame:
+            if buf:
+                yield np.stack(buf)
+                buf = []
+            yield item
+            continue
+        buf.append(item)
+        if len(buf) == n:
+            yield np.stack(buf)
+            buf = []
+    if buf:
+        yield np.stack(buf)
 
 
 def rgb_to_yiq(x):

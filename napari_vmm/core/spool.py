@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .errors import VMMError
-from .io import iter_frame_chunks
+from .frames import iter_frame_chunks
 
 
 class FrameSpool:

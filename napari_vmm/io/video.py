@@ -1,29 +1,30 @@
-"""Reading and writing time series: videos (PyAV) and stacks (.npy, .tif).
+"""Videos (PyAV): the one reader, :class:`VideoSource`, and :func:`write_video`.
 
-Reading is lazy: :func:`open_input` returns an array-like with ``shape``, ``dtype`` and NumPy
-slicing along time (and space), decoding or mapping only what is asked for. Writing is
-atomic: data goes to a temporary file beside the destination, renamed at the end, and the
-temporary file is removed on any error.
+Reading is lazy: a :class:`VideoSource` is an array-like with ``shape``, ``dtype`` and NumPy
+slicing along time (and space), decoding only what is asked for. Writing is atomic
+(:mod:`napari_vmm.io.atomic`).
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
-import errno
+import itertools
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import VMMError, VMMWarning
+from ..core.errors import VMMError, VMMWarning
+from ..core.frames import iter_frame_chunks
+from .atomic import atomic_output, check_output_path
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v")
-STACK_EXTENSIONS = (".npy", ".tif", ".tiff")
 # Encoder settings per name: (codec, pix_fmt for 8-bit, options).
 CODECS = {
     "h264": ("libx264", "yuv420p", {"crf": "17", "preset": "medium"}),
@@ -39,13 +40,63 @@ _SWS_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 
 _FULL_RANGE = 2  # AVCOL_RANGE_JPEG
 
 
+@dataclass(frozen=True)
+class VideoIndex:
+    """Presentation timestamps of a video's frames and its keyframes (no decoding).
+
+    Attributes
+    ----------
+    pts : ndarray of int
+        The video stream's packet timestamps in presentation order (one per frame).
+    keyframes : list of int
+        Frame indices (presentation order) of the keyframes, starting with 0.
+    """
+
+    pts: np.ndarray
+    keyframes: list[int]
+
+    def keyframe_before(self, frame: int) -> int:
+        """The last keyframe at or before ``frame``."""
+        return self.keyframes[bisect.bisect_right(self.keyframes, frame) - 1]
+
+
+def index_video(path: str | os.PathLike) -> VideoIndex:
+    """Read the packet timestamps and keyframes of a video by demuxing it (PyAV, no decode)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            pts, key = [], []
+            for packet in container.demux(stream):
+                if packet.size and packet.pts is not None:
+                    pts.append(int(packet.pts))
+                    key.append(bool(packet.is_keyframe))
+    except (av.error.FFmpegError, IndexError) as exc:
+        raise VMMError(f"cannot index {path}: {exc}") from None
+    if not pts:
+        raise VMMError(f"cannot index {path}: no timestamps in the video stream")
+    order = np.argsort(pts, kind="stable")
+    sorted_pts = np.asarray(pts, dtype=np.int64)[order]
+    keyframes = sorted(int(np.nonzero(order == i)[0][0]) for i, k in enumerate(key) if k)
+    if not keyframes or keyframes[0] != 0:
+        keyframes = [0] + keyframes
+    return VideoIndex(sorted_pts, keyframes)
+
+
 class VideoSource:
     """A video file as a lazy array (T, H, W, 3) of uint8 RGB (uint16 for >8-bit sources).
+
+    Frames are decoded sequentially; a read that starts before the last frame decoded, or past
+    the next keyframe, seeks to the keyframe at or before it (found by demuxing the file once,
+    :func:`index_video`) instead of decoding from the start.
 
     Parameters
     ----------
     path : str or Path
         Any file PyAV can decode.
+    index : VideoIndex, optional
+        The file's keyframe index when already known (Dask tasks share one).
 
     Attributes
     ----------
@@ -59,7 +110,7 @@ class VideoSource:
         The stream's colour tags (range, matrix, primaries, transfer) as PyAV names.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, index: VideoIndex | None = None) -> None:
         import av
 
         self.path = str(path)
@@ -87,7 +138,7 @@ class VideoSource:
                 key: getattr(ctx, key, None)
                 for key in ("color_range", "colorspace", "color_primaries", "color_trc")
             }
-            n = stream.frames
+            n = stream.frames if index is None else len(index.pts)
             if not n:  # count packets (no decoding) when the container does not say
                 n = sum(1 for p in container.demux(stream) if p.size)
         except av.error.FFmpegError as exc:
@@ -104,6 +155,8 @@ class VideoSource:
         self._container = None
         self._decoder: Iterator | None = None
         self._next = 0
+        # None: not read yet; False: frames cannot be addressed by timestamp (no seeking)
+        self._index: VideoIndex | bool | None = index
 
     def __len__(self) -> int:
         return self.n_frames
@@ -120,18 +173,58 @@ class VideoSource:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _frames_from(self, start: int) -> Iterator[np.ndarray]:
-        """Decode sequentially from frame ``start`` (restarting the decoder when needed)."""
+    def keyframe_index(self) -> VideoIndex | None:
+        """The keyframe index (demuxed once), or None when frames cannot be addressed by
+        timestamp (one timestamp per declared frame, strictly increasing)."""
+        if self._index is None:
+            try:
+                index = index_video(self.path)
+            except VMMError:
+                index = None
+            usable = (index is not None and len(index.pts) == self.n_frames
+                      and bool(np.all(np.diff(index.pts) > 0)))
+            self._index = index if usable else False
+        return self._index or None
+
+    def _restart(self, start: int) -> None:
+        """Open a decoder positioned at frame ``start`` (or at 0 when it cannot seek)."""
         import av
 
-        if self._decoder is None or start < self._next:
-            self.close()
-            self._container = av.open(self.path)
-            stream = self._container.streams.video[0]
-            stream.thread_type = "AUTO"
+        self.close()
+        self._container = av.open(self.path)
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        index = self.keyframe_index() if start > 0 else None
+        if index is None or index.keyframe_before(start) == 0:
             self._decoder = self._container.decode(stream)
-            self._next = 0
+            return
+        target = int(index.pts[start])
+        self._container.seek(target, stream=stream, backward=True, any_frame=False)
+        frames = self._container.decode(stream)
+        for frame in frames:  # from the keyframe before ``start`` up to it
+            if frame.pts is None or frame.pts < target:
+                continue
+            if frame.pts != target:  # the timestamps do not address frames: never seek again
+                self._index = False
+                self._restart(start)
+                return
+            self._decoder = itertools.chain([frame], frames)
+            self._next = start
+            return
+        self._decoder, self._next = iter(()), start  # nothing decodes there: truncated
+
+    def _frames_from(self, start: int) -> Iterator[np.ndarray]:
+        """Decode sequentially from frame ``start``, seeking by keyframe when that is shorter
+        than decoding on from the current position."""
+        import av
+
         try:
+            if self._decoder is None or start < self._next:
+                self._restart(start)
+            elif start > self._next:
+                index = self.keyframe_index()
+                if index is not None and index.keyframe_before(start) > self._next:
+                    self._restart(start)
             while self._next < start:
                 next(self._decoder)
                 self._next += 1
@@ -209,196 +302,9 @@ def open_video(path: str | os.PathLike) -> VideoSource:
     return VideoSource(path)
 
 
-def open_stack(path: str | os.PathLike):
-    """Open a .npy (memory-mapped) or .tif stack lazily as an array-like."""
-    path = str(path)
-    if not os.path.isfile(path):
-        raise VMMError(f"cannot read {path}: no such file")
-    suffix = Path(path).suffix.lower()
-    try:
-        if suffix == ".npy":
-            data = np.load(path, mmap_mode="r")
-        else:
-            import tifffile
-
-            try:
-                data = tifffile.memmap(path, mode="r")
-            except ValueError:  # compressed or non-contiguous: read through zarr lazily
-                import zarr
-
-                data = zarr.open(tifffile.imread(path, aszarr=True), mode="r")
-    except VMMError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any parser error means an unreadable file
-        raise VMMError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
-    if data.size == 0:
-        raise VMMError(f"cannot read {path}: the stack is empty")
-    return data
-
-
-def open_input(path: str | os.PathLike):
-    """Open a video or a stack by extension (anything else is tried as a video)."""
-    suffix = Path(path).suffix.lower()
-    if suffix in STACK_EXTENSIONS:
-        return open_stack(path)
-    return open_video(path)
-
-
-#: errno values that mean "the output cannot be written" (read-only, full, over a size limit).
-_WRITE_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EACCES,
-                 errno.EPERM}
-
-
-def check_output_path(path: str | os.PathLike, protect: Iterable[str | os.PathLike] = (),
-                      overwrite: bool = True) -> Path:
-    """The one output policy of every command, checked before any work starts.
-
-    Refuses an output that is one of the inputs in ``protect``, is a folder, lies in a missing
-    or unwritable folder (probed by creating a file there), or exists while ``overwrite`` is
-    False (the front ends' ``-y``/``--overwrite``).
-
-    Returns
-    -------
-    Path
-        ``path``.
-
-    Raises
-    ------
-    VMMError
-        With one clear message saying which rule is broken.
-    """
-    dest = Path(path)
-    for src in protect:
-        if dest.exists() and Path(src).exists() and os.path.samefile(dest, src):
-            raise VMMError(f"refusing to overwrite the input {src}")
-    folder = dest.parent
-    if not folder.exists():
-        raise VMMError(f"cannot write {dest}: folder {folder} does not exist")
-    if not folder.is_dir():
-        raise VMMError(f"cannot write {dest}: {folder} is not a folder")
-    if dest.exists() and not overwrite:
-        raise VMMError(f"{dest} exists; give -y/--overwrite to replace it")
-    if dest.is_dir() and dest.suffix.lower() != ".zarr":
-        raise VMMError(f"cannot write {dest}: it is a folder")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".vmm-probe-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise VMMError(f"cannot write {dest}: folder {folder} is not writable "
-                       f"({exc.strerror or exc})") from None
-    return dest
-
-
-def check_outputs(paths: Iterable[str | os.PathLike | None],
-                  protect: Iterable[str | os.PathLike] = (), overwrite: bool = True) -> None:
-    """:func:`check_output_path` for each of ``paths`` (None skipped); two equal paths are
-    refused too (e.g. ``--compare`` naming the output)."""
-    protect = list(protect)
-    seen: dict[str, str] = {}
-    for path in paths:
-        if path is None:
-            continue
-        key = os.path.abspath(path)
-        if key in seen:
-            raise VMMError(f"{path} is given for two outputs")
-        seen[key] = str(path)
-        check_output_path(path, protect, overwrite)
-
-
-def _write_error(dest: Path, exc: BaseException) -> VMMError | None:
-    """A VMMError for an OSError that means the output cannot be written, else None."""
-    if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
-        return VMMError(f"cannot write {dest}: {exc.strerror or exc}; nothing was written")
-    return None
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, protect: Iterable[str | os.PathLike] = (),
-                  overwrite: bool = True):
-    """Yield a temporary path beside ``path``; rename it to ``path`` only on success.
-
-    Refuses to write over any file in ``protect`` (the inputs), and over an existing ``path``
-    unless ``overwrite``. A full disk, a file-size limit or a read-only folder becomes one
-    VMMError; the temporary file is removed on any error, so no partial output is left.
-    """
-    dest = check_output_path(path, protect, overwrite)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=dest.suffix, dir=dest.parent)
-    except OSError as exc:
-        raise (_write_error(dest, exc) or exc) from None
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; outputs get the usual mode
-    try:
-        yield tmp
-        os.replace(tmp, dest)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        err = _write_error(dest, exc)
-        if err is not None:
-            raise err from None
-        raise
-
-
-@contextlib.contextmanager
-def atomic_output_dir(path: str | os.PathLike, protect: Iterable[str | os.PathLike] = (),
-                      overwrite: bool = True):
-    """Like :func:`atomic_output` for a folder output (``.zarr``): a temporary folder beside
-    ``path`` replaces ``path`` only on success."""
-    import shutil
-
-    dest = check_output_path(path, protect, overwrite)
-    tmp = tempfile.mkdtemp(prefix=f".{dest.stem}.", suffix=dest.suffix, dir=dest.parent)
-    try:
-        yield tmp
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        err = _write_error(dest, exc)
-        if err is not None:
-            raise err from None
-        raise
-
-
-def iter_frame_chunks(frames: Any, n: int = 8) -> Iterator[np.ndarray]:
-    """Chunks (N, H, W[, C]) of an array-like (numpy, dask, VideoSource) or of an iterable.
-
-    An iterable may yield frames ((H, W) or (H, W, C) with C in {1, 3}) or whole chunks
-    ((N, H, W, C), or (N, H, W) when the last axis is not 1 or 3).
-    """
-    if isinstance(frames, VideoSource):
-        yield from frames.iter_chunks(n)
-        return
-    if hasattr(frames, "shape"):
-        for t0 in range(0, frames.shape[0], n):
-            yield np.asarray(frames[t0:t0 + n])
-        return
-    buf: list[np.ndarray] = []
-    for item in frames:
-        item = np.asarray(item)
-        is_frame = item.ndim == 2 or (item.ndim == 3 and item.shape[-1] in (1, 3))
-        if not is_frame:
-            if buf:
-                yield np.stack(buf)
-                buf = []
-            yield item
-            continue
-        buf.append(item)
-        if len(buf) == n:
-            yield np.stack(buf)
-            buf = []
-    if buf:
-        yield np.stack(buf)
-
-
 def _to_rgb8_or_16(chunk: np.ndarray, deep: bool) -> np.ndarray:
     """Frames (N,H,W[,C]) of any supported dtype to packed RGB for the encoder."""
-    from .frames import to_float
+    from ..core.frames import to_float
 
     if chunk.ndim == 3:
         chunk = chunk[..., None]
@@ -616,31 +522,3 @@ def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray
     yield from rest
 
 
-def write_stack(path: str | os.PathLike, frames: Any, shape: tuple[int, ...], dtype: np.dtype,
-                protect: Iterable[str | os.PathLike] = (), overwrite: bool = True) -> None:
-    """Write chunks to a .npy or .tif stack atomically, one chunk in memory at a time."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in STACK_EXTENSIONS:
-        raise VMMError(f"cannot write {path}: unknown stack extension {suffix!r}")
-    with atomic_output(path, protect=protect, overwrite=overwrite) as tmp:
-        if suffix == ".npy":
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=tuple(shape))
-            if hasattr(os, "posix_fallocate"):  # reserve the blocks: a full disk is an
-                with open(tmp, "r+b") as fh:     # error now, not a SIGBUS in the memmap
-                    os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
-            t = 0
-            for chunk in iter_frame_chunks(frames):
-                out[t:t + len(chunk)] = chunk
-                t += len(chunk)
-            out.flush()
-            del out
-        else:
-            import tifffile
-
-            big = np.prod(shape) * np.dtype(dtype).itemsize > 2**31
-            with tifffile.TiffWriter(tmp, bigtiff=big) as tif:
-                for chunk in iter_frame_chunks(frames):
-                    for frame in chunk:
-                        tif.write(frame, contiguous=True,
-                                  photometric="rgb" if frame.ndim == 3 and frame.shape[-1] == 3
-                                  else "minisblack")

@@ -7,11 +7,12 @@ import io
 import os
 from typing import Any
 
-from ..io import atomic_output
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) under a temporary name beside ``path``, then rename it."""
+    from ...io.atomic import atomic_output
+
     with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
         f.write(text)
 

@@ -102,7 +102,7 @@ def write_shape_video(path: str | os.PathLike, frame: np.ndarray, shape: Deflect
                       fps: float = 20.0, exaggeration: float | None = None,
                       protect: tuple = ()) -> None:
     """Write the animation (one cycle of ``n_steps`` frames, repeated ``cycles`` times)."""
-    from ..io import write_video
+    from ...io.video import write_video
 
     one = list(render_shape_frames(frame, shape, rows, cols, n_steps, exaggeration))
     write_video(path, (f for _ in range(max(1, cycles)) for f in one), fps, protect=protect)
@@ -117,7 +117,7 @@ def plot_shape(grid: GridAnalysis, shape: DeflectionShape, frame: np.ndarray,
     """
     from matplotlib.figure import Figure
 
-    from ..io import atomic_output
+    from ...io.atomic import atomic_output
 
     cal = grid.calibration
     s, u = cal.scale, cal.unit

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from ..io import atomic_output
 from .files import rows_to_csv, write_text_atomic
 from .results import MotionAnalysis, RoiAnalysis
 
@@ -163,6 +162,8 @@ def plot_analysis(analysis: MotionAnalysis, path: str | os.PathLike | None = Non
                                  fontsize=9, loc="left")
     if path is not None:
         fmt = Path(path).suffix.lstrip(".").lower() or "png"
+        from ...io.atomic import atomic_output
+
         with atomic_output(path) as tmp:
             fig.savefig(tmp, dpi=dpi, format=fmt)
     return fig

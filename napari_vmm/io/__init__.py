@@ -1,0 +1,49 @@
+"""Every file format of napari-vmm, one atomic write and one progress report.
+
+- :mod:`~napari_vmm.io.video`: :class:`VideoSource` (the one video reader: lazy, seeks by
+  keyframe) and :func:`write_video` (PyAV; audio and colour tags kept).
+- :mod:`~napari_vmm.io.stacks`: ``.npy`` and ``.tif`` stacks.
+- :mod:`~napari_vmm.io.files`: any input by extension (:func:`open_input`, :func:`open_any`,
+  :func:`as_dask`), Zarr frame writes.
+- :mod:`~napari_vmm.io.probe`: stream metadata for the ffmpeg wrapper (PyAV, no decoding).
+- :mod:`~napari_vmm.io.atomic`: the output policy (:func:`check_output_path`) and the atomic
+  write (:func:`atomic_output`, :func:`atomic_output_dir`) used for every output.
+- :mod:`~napari_vmm.io.progress`: :class:`Progress`, the tqdm bar of the command lines.
+
+Submodules import each other, never this package, so the package can re-export them all.
+"""
+
+from ..core.frames import iter_frame_chunks
+from .atomic import atomic_output, atomic_output_dir, check_output_path, check_outputs
+from .files import (
+    ZARR_EXTENSIONS,
+    ZARR_TIME_CHUNK,
+    as_dask,
+    is_zarr,
+    media_in,
+    open_any,
+    open_input,
+    read_zarr_frames,
+    video_as_dask,
+    write_zarr_frames,
+)
+from .progress import Progress
+from .stacks import STACK_EXTENSIONS, open_stack, read_stack, write_stack
+from .video import (
+    CODECS,
+    VIDEO_EXTENSIONS,
+    VideoSource,
+    frame_to_rgb,
+    open_video,
+    write_video,
+    yuv_conversion,
+)
+
+__all__ = [
+    "CODECS", "STACK_EXTENSIONS", "VIDEO_EXTENSIONS", "ZARR_EXTENSIONS", "ZARR_TIME_CHUNK",
+    "Progress", "VideoSource", "as_dask", "atomic_output", "atomic_output_dir",
+    "check_output_path", "check_outputs", "frame_to_rgb", "is_zarr", "iter_frame_chunks",
+    "media_in", "open_any", "open_input", "open_stack", "open_video", "read_stack",
+    "read_zarr_frames", "video_as_dask", "write_stack", "write_video", "write_zarr_frames",
+    "yuv_conversion",
+]

@@ -1,0 +1,164 @@
+"""Any input by its extension: videos, stacks and Zarr stores, read lazily.
+
+:func:`open_input` opens a video or a stack; :func:`open_any` a Zarr store too (with its frame
+rate); :func:`as_dask` gives a dask array whose tasks read the file by path (:func:`video_as_dask`
+one whose chunks share one decoder, for napari); :func:`media_in`
+lists the inputs in a folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.errors import VMMError
+from ..core.frames import iter_frame_chunks
+from .atomic import atomic_output_dir
+from .stacks import STACK_EXTENSIONS, open_stack, read_stack
+from .video import VIDEO_EXTENSIONS, VideoSource, open_video
+
+ZARR_EXTENSIONS = (".zarr",)
+#: Frames per Zarr chunk along time in the files vmm writes frame by frame.
+ZARR_TIME_CHUNK = 8
+
+
+def is_zarr(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a Zarr store (by its extension)."""
+    return Path(path).suffix.lower() in ZARR_EXTENSIONS
+
+
+def media_in(folder: str | os.PathLike) -> list[str]:
+    """The videos, stacks and ``.zarr`` stores in ``folder`` (hidden names skipped), sorted."""
+    known = VIDEO_EXTENSIONS + STACK_EXTENSIONS + ZARR_EXTENSIONS
+    return sorted(str(p) for p in Path(folder).iterdir()
+                  if p.suffix.lower() in known and not p.name.startswith("."))
+
+
+def open_input(path: str | os.PathLike):
+    """Open a video or a stack by extension (anything else is tried as a video)."""
+    suffix = Path(path).suffix.lower()
+    if suffix in STACK_EXTENSIONS:
+        return open_stack(path)
+    return open_video(path)
+
+
+def open_any(path: str | os.PathLike) -> tuple[Any, float | None]:
+    """Open a video, stack or Zarr store lazily; return it and its frame rate (or None)."""
+    from ..core.parallel import open_zarr
+
+    if is_zarr(path):
+        arr, attrs = open_zarr(path)
+        return arr, attrs.get("fps")
+    src = open_input(path)
+    return src, (src.fps if isinstance(src, VideoSource) else None)
+
+
+def as_dask(path: str | os.PathLike, segment: int) -> Any:
+    """A file as a dask array whose tasks read it by path (nothing large is pickled)."""
+    import dask
+    import dask.array as da
+
+    from ..core.parallel import open_zarr, video_to_dask
+
+    path = str(path)
+    if is_zarr(path):
+        return open_zarr(path)[0]
+    if Path(path).suffix.lower() in STACK_EXTENSIONS:
+        data = open_stack(path)
+        shape, dtype = tuple(data.shape), data.dtype
+        del data
+        read = dask.delayed(read_stack, pure=True)
+        parts = [da.from_delayed(read(path, a, min(shape[0], a + segment)),
+                                 shape=(min(shape[0], a + segment) - a,) + shape[1:],
+                                 dtype=dtype) for a in range(0, shape[0], segment)]
+        return da.concatenate(parts, axis=0)
+    return video_to_dask(path, min_frames=segment)
+
+
+def write_zarr_frames(path: str | os.PathLike, chunks: Iterable[np.ndarray],
+                      shape: tuple[int, ...], dtype: np.dtype, fps: float | None,
+                      protect: Iterable[str | os.PathLike] = ()) -> None:
+    """Write chunks of frames in order to a new ``.zarr`` array, atomically."""
+    import zarr
+
+    from ..core.parallel import mark_zarr
+
+    with atomic_output_dir(path, protect) as tmp:
+        z = zarr.create_array(tmp, shape=tuple(shape), dtype=dtype, overwrite=True,
+                              chunks=(min(ZARR_TIME_CHUNK, shape[0]),) + tuple(shape[1:]))
+        mark_zarr(z, False)
+        if fps:
+            z.attrs["fps"] = float(fps)
+        t = 0
+        for chunk in iter_frame_chunks(chunks, ZARR_TIME_CHUNK):
+            z[t:t + len(chunk)] = chunk
+            t += len(chunk)
+        if t != shape[0]:
+            raise VMMError(f"cannot write {path}: got {t} frames, expected {shape[0]}")
+        mark_zarr(z, True)
+
+
+def read_zarr_frames(store: str | os.PathLike,
+                     step: int = ZARR_TIME_CHUNK) -> Iterator[np.ndarray]:
+    """Chunks of ``step`` frames of a Zarr array, in order."""
+    import zarr
+
+    z = zarr.open_array(str(store), mode="r")
+    for t in range(0, z.shape[0], step):
+        yield np.asarray(z[t:t + step])
+
+
+def video_as_dask(path: str | os.PathLike, chunk_frames: int = 8) -> tuple[Any, VideoSource]:
+    """A lazy dask array ``(T, H, W, 3)`` of a video and the ``VideoSource`` it reads from.
+
+    Each chunk of ``chunk_frames`` frames is decoded only when napari (or the engine) needs it
+    (the napari reader's layers).
+    """
+    import dask.array as da
+
+    source = open_video(path)
+    shape = tuple(int(s) for s in source.shape)
+    if len(shape) != 4 or shape[0] < 1:
+        raise ValueError(f"unexpected video shape {shape}")
+    # the source decodes sequentially and is not thread-safe: one dask task at a time
+    data = da.from_array(_RecentChunks(source), chunks=(chunk_frames, *shape[1:]),
+                         asarray=True, fancy=False, lock=True, name=False)
+    return data, source
+
+
+class _RecentChunks:
+    """Array-like over a VideoSource that keeps the last ``keep`` decoded time ranges.
+
+    The engine reads a few frames at a time, so consecutive reads hit the same dask chunk,
+    and dask computes a chunk again on every read. Without this cache every such read would
+    decode the chunk again, seeking back to its keyframe.
+    """
+
+    def __init__(self, source: Any, keep: int = 2) -> None:
+        self.source = source
+        self.shape = tuple(int(s) for s in source.shape)
+        self.dtype = source.dtype
+        self.ndim = len(self.shape)
+        self.keep = keep
+        self._recent: OrderedDict[tuple[int, int], Any] = OrderedDict()
+
+    def __getitem__(self, key: Any) -> Any:
+        key = key if isinstance(key, tuple) else (key,)
+        tkey, rest = key[0], key[1:]
+        if not isinstance(tkey, slice):
+            return self.source[key]
+        start, stop, step = tkey.indices(self.shape[0])
+        frames = self._recent.get((start, stop))
+        if frames is None:
+            frames = self.source[start:stop]
+            self._recent[(start, stop)] = frames
+            while len(self._recent) > self.keep:
+                self._recent.popitem(last=False)
+        else:
+            self._recent.move_to_end((start, stop))
+        return frames[(slice(None, None, step), *rest)]
