@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from napari_vmm.cli import main
-from napari_vmm.core import engine
+from napari_vmm.core import wholeclip
 from napari_vmm.core.engine import band_basis, iter_magnify, magnify, whole_signal_frames
+from napari_vmm.core.io import open_video, write_video
 from napari_vmm.core.io import open_video, write_video
 from napari_vmm.core.samples import vibrating_target
 from napari_vmm.core.spool import FrameSpool, spool_frames
@@ -36,7 +37,7 @@ def test_band_basis_only_for_the_ideal_filter():
     assert band_basis(make_filter("fir", (0.5, 3.0), 30.0, zero_phase=True), 60) is None
     wide = make_filter("ideal", (0.1, 14.0), 30.0)  # 2 x 84 vectors of 300: FFT is cheaper
     assert band_basis(wide, 300) is None
-    assert whole_signal_frames(wide, 300, 8) == engine.FFT_SIGNAL_FACTOR * 300
+    assert whole_signal_frames(wide, 300, 8) == wholeclip.FFT_SIGNAL_FACTOR * 300
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def test_projection_equals_the_fft_route(method, tile_size, monkeypatch):
     kw = dict(fps=info["fps"], method=method, alpha=20, band=(1.5, 2.5), temporal="ideal",
               tile_size=tile_size)
     fast = magnify(frames, **kw)
-    monkeypatch.setattr(engine, "PROJECTION_RANK", 0)  # the FFT over the whole signal
+    monkeypatch.setattr(wholeclip, "PROJECTION_RANK", 0)  # the FFT over the whole signal
     reference = magnify(frames, **kw)
     assert np.abs(fast.astype(int) - reference.astype(int)).max() <= 1
 
@@ -69,7 +70,7 @@ def test_projection_holds_less_than_the_whole_signal(target, monkeypatch):
     kw = dict(fps=info["fps"], method="linear", alpha=20, band=(1.5, 2.5), temporal="ideal",
               chunk_size=4, memory_budget=8 << 20)
     projected = _tiles(frames, **kw)
-    monkeypatch.setattr(engine, "PROJECTION_RANK", 0)
+    monkeypatch.setattr(wholeclip, "PROJECTION_RANK", 0)
     assert projected == 1 < _tiles(frames, **kw)
 
 

@@ -43,16 +43,12 @@ from typing import Any
 
 import numpy as np
 
-from .engine import (
-    DEFAULT_MEMORY_BUDGET,
-    _Pipeline,
-    _whole_clip,
-    default_chunk,
-    tile_alignment,
-)
 from .errors import Cancelled, VMMError
 from .frames import check_dtype, check_frame_shape
 from .io import atomic_output_dir, frame_to_rgb
+from .pipeline import Pipeline
+from .plan import DEFAULT_MEMORY_BUDGET, default_chunk, tile_alignment
+from .wholeclip import whole_clip
 
 #: Engine options that are not method options.
 ENGINE_KEYS = ("order", "taps", "zero_phase", "chunk_size", "memory_budget", "tile_size",
@@ -74,7 +70,7 @@ def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, A
 def _params(fps: float, method: str, alpha: float, band, temporal: str, mode: str,
             reference: int, device: str, order: int, taps: int | None, zero_phase: bool,
             method_options: dict[str, Any]) -> dict[str, Any]:
-    """The picklable keyword arguments of :class:`engine._Pipeline` (without the ROI mask)."""
+    """The picklable keyword arguments of :class:`pipeline.Pipeline` (without the ROI mask)."""
     return {"fps": float(fps), "method": method, "alpha": float(alpha),
             "band": None if band is None else tuple(float(b) for b in band),
             "temporal": temporal, "mode": mode, "reference": int(reference),
@@ -85,7 +81,7 @@ def _params(fps: float, method: str, alpha: float, band, temporal: str, mode: st
 _local = threading.local()
 
 
-def _pipeline(params: dict[str, Any], roi_mask: np.ndarray | None = None) -> _Pipeline:
+def _pipeline(params: dict[str, Any], roi_mask: np.ndarray | None = None) -> Pipeline:
     """The engine pipeline for ``params``, built once per worker thread (weights load once)."""
     cache = getattr(_local, "cache", None)
     if cache is None:
@@ -95,7 +91,7 @@ def _pipeline(params: dict[str, Any], roi_mask: np.ndarray | None = None) -> _Pi
     if pipe is None:
         if len(cache) >= 4:
             cache.clear()
-        pipe = cache[key] = _Pipeline(roi_mask=None, **params)
+        pipe = cache[key] = Pipeline(roi_mask=None, **params)
     pipe.roi_mask = None if roi_mask is None else np.asarray(roi_mask, dtype=np.float32)
     return pipe
 
@@ -132,7 +128,7 @@ def _pinned_plan(shape: tuple[int, ...], itemsize: int, params: dict[str, Any],
                                                    "levels": levels - 1}}
 
 
-def needs_whole_clip(temporal: str, mode: str = "temporal", zero_phase: bool = False) -> bool:
+def needswhole_clip(temporal: str, mode: str = "temporal", zero_phase: bool = False) -> bool:
     """True when the filter needs every frame of a pixel at once (spatial tiles, full T)."""
     return mode == "temporal" and (temporal == "ideal" or (
         zero_phase and temporal in ("butterworth", "fir")))
@@ -223,7 +219,7 @@ class TaskMemory:
                 f"{self.window[0]}x{self.window[1]} px)")
 
 
-def _signal_bytes_per_px(pipe: _Pipeline, channels: int, size: int = 64) -> float:
+def _signal_bytes_per_px(pipe: Pipeline, channels: int, size: int = 64) -> float:
     """Motion-signal bytes per pixel and frame of ``pipe``'s magnifier, on a blank frame."""
     torch = pipe.torch
     shape = (1, size, size) if channels == 1 else (1, size, size, channels)
@@ -249,7 +245,7 @@ def _memory_formula(path: str, frames: int, out_frames: int, window: tuple[int, 
     return int(data + work)
 
 
-def _filter_state_frames(pipe: _Pipeline) -> int:
+def _filter_state_frames(pipe: Pipeline) -> int:
     from .temporal import FIRFilter, SOSFilter
 
     filt = pipe.filter
@@ -304,7 +300,7 @@ def estimate_task_memory(shape: Sequence[int], dtype: Any, fps: float, method: s
     itemsize = check_dtype(dtype).itemsize
     params = _params(fps, method, 1.0, band, temporal, mode, 0, device, order, taps,
                      zero_phase, method_options)
-    _, plan = _pinned_plan(shape, itemsize, params, _Pipeline(roi_mask=None, **params).magnifier,
+    _, plan = _pinned_plan(shape, itemsize, params, Pipeline(roi_mask=None, **params).magnifier,
                            tile_size, segment_frames, warmup, chunk_size, memory_budget)
     return plan.memory
 
@@ -327,13 +323,13 @@ def _plan(shape: tuple[int, ...], itemsize: int, params: dict[str, Any],
     """Tile, segment and warm-up sizes for a clip, and the memory per task."""
     n, h, w = shape[:3]
     c = shape[3] if len(shape) == 4 else 1
-    pipe = _Pipeline(roi_mask=None, **{**params, "reference": 0})
+    pipe = Pipeline(roi_mask=None, **{**params, "reference": 0})
     signal = _signal_bytes_per_px(pipe, c)
     halo = int(pipe.magnifier.spatial_support)
     periodic = pipe.magnifier.boundary == "periodic"
     chunk = int(chunk_size or default_chunk(h, w))
     if whole is None:
-        whole = needs_whole_clip(params["temporal"], params["mode"], params["zero_phase"])
+        whole = needswhole_clip(params["temporal"], params["mode"], params["zero_phase"])
 
     def memory(frames, out_frames, tile, wu):
         clamp = (lambda v, n: v) if periodic else min
@@ -392,7 +388,7 @@ def _tile_chunks(length: int, target: int, halo: int,
                  periodic: bool = False) -> tuple[int, ...]:
     """Regular spatial chunks of about ``target`` px, the last one >= ``halo``, aligned.
 
-    Tiles are multiples of the pyramid's decimation step (:func:`engine.tile_alignment`: the
+    Tiles are multiples of the pyramid's decimation step (:func:`plan.tile_alignment`: the
     largest power of two <= ``halo / 4``), so a tile's
     window samples the same pyramid grid as the whole frame does; the chunks are regular
     (all equal but the last), so Zarr chunks can match them.
@@ -478,12 +474,12 @@ def magnify_dask(frames: Any, fps: float, method: str = "phase", alpha: float = 
     params = _params(fps, method, alpha, band, temporal, mode, reference, device, order, taps,
                      zero_phase, method_options)
     # Validate everything (method, options, alpha, band, mask) in the driver, once.
-    probe = _Pipeline(roi_mask=roi_mask, **{**params, "reference": 0})
+    probe = Pipeline(roi_mask=roi_mask, **{**params, "reference": 0})
     if probe.roi_mask is not None:
         probe._mask_for((h, w))
     if path not in ("auto", "whole", "segments", "stream"):
         raise VMMError(f"path must be 'auto', 'whole' or 'segments', got {path!r}")
-    whole = needs_whole_clip(temporal, mode, zero_phase)
+    whole = needswhole_clip(temporal, mode, zero_phase)
     if path in ("segments", "stream") and whole:
         raise VMMError(f"the {temporal!r} filter needs the whole clip; it cannot run in time "
                        "segments")
@@ -547,7 +543,7 @@ def _whole_task(block: np.ndarray, mask: np.ndarray | None = None, *,
     pipe = _pipeline(params, mask2d)
     out = np.empty_like(block)
     h, w = block.shape[1:3]
-    for _ in _whole_clip(block, out, pipe, chunk, 1 << 62, max(h, w)):
+    for _ in whole_clip(block, out, pipe, chunk, 1 << 62, max(h, w)):
         pass
     return out
 
@@ -1041,7 +1037,7 @@ def magnify_video_segments(src_path: str | os.PathLike, dst_path: str | os.PathL
              mode=method_options.pop("mode", "temporal"),
              reference=method_options.pop("reference", 0),
              device=method_options.pop("device", "cpu"))
-    if needs_whole_clip(p["temporal"], p["mode"], engine.get("zero_phase", False)):
+    if needswhole_clip(p["temporal"], p["mode"], engine.get("zero_phase", False)):
         raise VMMError(f"the {p['temporal']!r} filter needs the whole clip; video segments "
                        "need a causal filter")
     params_full = _params(fps, p["method"], p["alpha"], p["band"], p["temporal"], p["mode"],
@@ -1052,7 +1048,7 @@ def magnify_video_segments(src_path: str | os.PathLike, dst_path: str | os.PathL
     plan = _plan((n,) + tuple(shape[1:]), dtype.itemsize, params_full, None, segment_frames,
                  warmup, engine.get("chunk_size"), engine.get("memory_budget",
                                                             DEFAULT_MEMORY_BUDGET))
-    probe = _Pipeline(roi_mask=roi_mask, **{**params_full, "reference": 0})
+    probe = Pipeline(roi_mask=roi_mask, **{**params_full, "reference": 0})
     if probe.roi_mask is not None:
         probe._mask_for(shape[1:3])
     static = p["mode"] == "static" or (p["mode"] == "temporal" and p["temporal"] == "none")

@@ -1,0 +1,218 @@
+"""The engine's pipeline: colour and dtype handling around a magnifier and a temporal filter.
+
+:class:`Pipeline` is what every route runs (the stream, the whole clip, Dask tasks);
+:class:`StreamingMagnifier` pushes chunks of frames through one.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .errors import VMMError
+from .frames import check_dtype, check_frame_shape, from_float, to_float
+from .registry import get_method, resolve_options
+from .temporal import CAUSAL_FILTERS, make_filter
+
+MAX_ALPHA = 1000.0
+
+
+def resolve_device(device: str | Any = "cpu"):
+    """Return a torch device, refusing CUDA when it is not available."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise VMMError(f"unknown device {device!r}; use 'cpu' or 'cuda'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise VMMError(
+            "device 'cuda' was asked for but no CUDA GPU is available; use --device cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise VMMError(f"unsupported device {device!r}; use 'cpu' or 'cuda'")
+    return dev
+
+
+def check_alpha(alpha: float) -> float:
+    """Alpha must be finite, above -1 (attenuation down to a freeze) and at most 1000."""
+    try:
+        alpha = float(alpha)
+    except (TypeError, ValueError):
+        raise VMMError(f"alpha must be a number, got {alpha!r}") from None
+    if not math.isfinite(alpha) or alpha <= -1 or alpha > MAX_ALPHA:
+        raise VMMError(
+            f"alpha {alpha:g} is out of range: it must be > -1 and <= {MAX_ALPHA:g} "
+            "(output motion = (1 + alpha) x input motion)"
+        )
+    return alpha
+
+
+class Pipeline:
+    """Colour/dtype handling around a magnifier and a temporal filter."""
+
+    def __init__(self, *, fps: float, method: str, alpha: float, band, temporal: str, mode: str,
+                 reference: int, device, roi_mask, order: int, taps: int | None,
+                 zero_phase: bool, method_options: dict[str, Any]) -> None:
+        import torch
+
+        self.torch = torch
+        self.device = resolve_device(device)
+        cls = get_method(method)
+        options = resolve_options(method, method_options)
+        self.magnifier = cls(check_alpha(alpha), self.device, **options)
+        self.filter = make_filter(temporal, band, fps, mode=mode, reference=reference,
+                                  order=order, taps=taps, zero_phase=zero_phase)
+        self.roi_mask = None if roi_mask is None else np.asarray(roi_mask, dtype=np.float32)
+        if self.roi_mask is not None and (
+            self.roi_mask.ndim != 2 or not np.isfinite(self.roi_mask).all()
+        ):
+            raise VMMError("roi_mask must be a finite 2-D (H, W) array of weights in [0, 1]")
+
+    def reset(self) -> None:
+        self.magnifier.reset()
+        self.filter.reset()
+
+    # -- colour ---------------------------------------------------------------------------
+    def prepare(self, chunk: np.ndarray):
+        """(N,H,W[,C]) array -> (x_in, rest): tensors (N,C',H,W) for the magnifier."""
+        from .frames import rgb_to_yiq
+
+        torch = self.torch
+        x = torch.from_numpy(np.ascontiguousarray(to_float(chunk))).to(self.device)
+        x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)
+        mag = self.magnifier
+        if x.shape[1] == 3 and mag.color_space == "yiq":
+            x = rgb_to_yiq(x)
+        if mag.luma_only and x.shape[1] == 3:
+            return x[:, :1].contiguous(), x[:, 1:]
+        return x, None
+
+    def finish(self, y, rest, like: np.ndarray, crop=None, region=None) -> np.ndarray:
+        """Tensors back to the input's layout and dtype, with the ROI blend.
+
+        ``crop`` cuts the tile's halo off ``y``; ``region`` is the (y0, y1, x0, x1) box of
+        ``like`` in the full frame, for the ROI mask.
+        """
+        from .frames import yiq_to_rgb
+
+        if rest is not None:
+            y = self.torch.cat([y, rest], dim=1)
+        if y.shape[1] == 3 and self.magnifier.color_space == "yiq":
+            y = yiq_to_rgb(y)
+        if crop is not None:
+            y = y[..., crop[0]:crop[1], crop[2]:crop[3]]
+        out = y.permute(0, 2, 3, 1).detach().cpu().numpy()
+        if like.ndim == 3:
+            out = out[..., 0]
+        if self.roi_mask is not None:
+            original = to_float(like)
+            mask = self._mask_for(original.shape[1:3], region)
+            mask = mask if like.ndim == 3 else mask[..., None]
+            out = original + mask * (out - original)
+        return from_float(out, like.dtype)
+
+    def _mask_for(self, hw, region=None) -> np.ndarray:
+        mask = self.roi_mask
+        if region is not None:
+            mask = mask[region[0]:region[1], region[2]:region[3]]
+        if mask.shape != tuple(hw):
+            raise VMMError(f"roi_mask has shape {mask.shape}, frames are {tuple(hw)}")
+        return mask
+
+    # -- the motion signal as one (N, K) tensor, so the filter runs once per frame ---------
+    def flatten(self, signal: list) -> Any:
+        if len(signal) == 1:  # a view: the filters never write to their input
+            return signal[0].reshape(signal[0].shape[0], -1)
+        return self.torch.cat([s.reshape(s.shape[0], -1) for s in signal], dim=1)
+
+    @staticmethod
+    def unflatten(flat, like: list) -> list:
+        sizes = [s[0].numel() for s in like]
+        parts = flat.split(sizes, dim=1)
+        return [p.reshape((flat.shape[0],) + tuple(s.shape[1:])) for p, s in zip(parts, like,
+                                                                                  strict=True)]
+
+    # -- one chunk of the stream -----------------------------------------------------------
+    def stream_chunk(self, chunk: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        with torch.inference_mode():
+            x, rest = self.prepare(chunk)
+            signal, ctx = self.magnifier.encode(x)
+            filtered = self.unflatten(self.filter.step(self.flatten(signal)), signal)
+            y = self.magnifier.decode(x, filtered, ctx)
+            return self.finish(y, rest, chunk)
+
+
+class StreamingMagnifier:
+    """Streaming magnification: push chunks of frames, get the magnified chunks back.
+
+    Parameters
+    ----------
+    fps : float
+        Frame rate in Hz.
+    method : str
+        A name from :func:`available_methods`.
+    alpha : float
+        Output displacement is ``(1 + alpha)`` times the input displacement.
+    band : (float, float)
+        Pass band in Hz.
+    temporal : str
+        A causal filter: ``butterworth``, ``fir``, ``iir`` or ``none``.
+    mode : str
+        ``temporal``, ``static`` (difference to the first frame) or ``dynamic``.
+    device : str
+        ``cpu`` or ``cuda``.
+    roi_mask : ndarray (H, W), optional
+        Weights in [0, 1]; the output is ``input + mask * (magnified - input)``.
+    **method_options
+        Options of the method (see :func:`available_methods`).
+
+    Examples
+    --------
+    >>> sm = StreamingMagnifier(fps=30, method="riesz", alpha=10, band=(0.5, 3))
+    >>> for chunk in chunks:                       # doctest: +SKIP
+    ...     write(sm.push(chunk))
+    """
+
+    def __init__(self, fps: float, method: str = "riesz", alpha: float = 10.0,
+                 band: tuple[float, float] | None = (0.5, 3.0), temporal: str = "butterworth",
+                 mode: str = "temporal", reference: int = 0, device: str = "cpu",
+                 roi_mask: np.ndarray | None = None, order: int = 2, taps: int | None = None,
+                 **method_options: Any) -> None:
+        if mode == "temporal" and temporal not in CAUSAL_FILTERS:
+            raise VMMError(
+                f"the {temporal!r} filter needs the whole clip; streams take a causal filter "
+                f"({', '.join(CAUSAL_FILTERS)})"
+            )
+        self._pipeline = Pipeline(fps=fps, method=method, alpha=alpha, band=band,
+                                   temporal=temporal, mode=mode, reference=reference,
+                                   device=device, roi_mask=roi_mask, order=order, taps=taps,
+                                   zero_phase=False, method_options=method_options)
+        self._shape: tuple[int, ...] | None = None
+        self._dtype: np.dtype | None = None
+        self.frames_in = 0
+
+    def push(self, frames: np.ndarray) -> np.ndarray:
+        """Magnify the next chunk (N, H, W[, C]); returns N frames of the same shape and dtype."""
+        frames = np.asarray(frames)
+        if self._shape is None:
+            check_frame_shape(frames.shape)
+            self._dtype = check_dtype(frames.dtype)
+            self._shape = frames.shape[1:]
+        elif frames.shape[1:] != self._shape or frames.dtype != self._dtype:
+            raise VMMError(
+                f"frame shape/dtype changed mid-stream: {frames.shape[1:]} {frames.dtype}, "
+                f"expected {self._shape} {self._dtype}"
+            )
+        if frames.shape[0] == 0:
+            return frames.copy()
+        self.frames_in += frames.shape[0]
+        return self._pipeline.stream_chunk(frames)
+
+    def flush(self) -> np.ndarray:
+        """Frames still held back (none for causal filters)."""
+        shape = (0,) + (self._shape or (0, 0))
+        return np.empty(shape, dtype=self._dtype or np.float32)
+
