@@ -128,7 +128,7 @@ def _pinned_plan(shape: tuple[int, ...], itemsize: int, params: dict[str, Any],
                                                    "levels": levels - 1}}
 
 
-def needswhole_clip(temporal: str, mode: str = "temporal", zero_phase: bool = False) -> bool:
+def needs_whole_clip(temporal: str, mode: str = "temporal", zero_phase: bool = False) -> bool:
     """True when the filter needs every frame of a pixel at once (spatial tiles, full T)."""
     return mode == "temporal" and (temporal == "ideal" or (
         zero_phase and temporal in ("butterworth", "fir")))
@@ -329,7 +329,7 @@ def _plan(shape: tuple[int, ...], itemsize: int, params: dict[str, Any],
     periodic = pipe.magnifier.boundary == "periodic"
     chunk = int(chunk_size or default_chunk(h, w))
     if whole is None:
-        whole = needswhole_clip(params["temporal"], params["mode"], params["zero_phase"])
+        whole = needs_whole_clip(params["temporal"], params["mode"], params["zero_phase"])
 
     def memory(frames, out_frames, tile, wu):
         clamp = (lambda v, n: v) if periodic else min
@@ -479,7 +479,7 @@ def magnify_dask(frames: Any, fps: float, method: str = "phase", alpha: float = 
         probe._mask_for((h, w))
     if path not in ("auto", "whole", "segments", "stream"):
         raise VMMError(f"path must be 'auto', 'whole' or 'segments', got {path!r}")
-    whole = needswhole_clip(temporal, mode, zero_phase)
+    whole = needs_whole_clip(temporal, mode, zero_phase)
     if path in ("segments", "stream") and whole:
         raise VMMError(f"the {temporal!r} filter needs the whole clip; it cannot run in time "
                        "segments")
@@ -1037,7 +1037,7 @@ def magnify_video_segments(src_path: str | os.PathLike, dst_path: str | os.PathL
              mode=method_options.pop("mode", "temporal"),
              reference=method_options.pop("reference", 0),
              device=method_options.pop("device", "cpu"))
-    if needswhole_clip(p["temporal"], p["mode"], engine.get("zero_phase", False)):
+    if needs_whole_clip(p["temporal"], p["mode"], engine.get("zero_phase", False)):
         raise VMMError(f"the {p['temporal']!r} filter needs the whole clip; video segments "
                        "need a causal filter")
     params_full = _params(fps, p["method"], p["alpha"], p["band"], p["temporal"], p["mode"],
