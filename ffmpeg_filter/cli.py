@@ -22,16 +22,15 @@ import contextlib
 import os
 import sys
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
-from napari_vmm.cli.common import run_cli
+from napari_vmm.cli.common import add_magnify_arguments, params_from_args, roi_mask_for, run_cli
 from napari_vmm.core.errors import VMMError
-from napari_vmm.core.io import atomic_output, check_output_path
+from napari_vmm.io import Progress, atomic_output, check_output_path
 
 from .y4m import FrameBuffer, Y4MHeader, Y4MReader, Y4MWriter, check_memory
 
@@ -259,7 +258,7 @@ def filter_stream(
     writer: Y4MWriter,
     magnifier: FrameMagnifier,
     chunk: int | None = None,
-    progress: Callable[[int], Any] | None = None,
+    progress: Callable[[int, int | None], Any] | None = None,
 ) -> int:
     """Magnify the luma of every frame from ``reader`` and write it to ``writer``.
 
@@ -279,7 +278,8 @@ def filter_stream(
         Frames read and pushed at a time; default the engine's ``default_chunk`` for the
         frame size.
     progress : callable, optional
-        Called with the number of frames written so far after each chunk.
+        ``progress(done, None)`` with the frames written so far after each chunk (the total
+        of a stream is unknown), e.g. a :class:`napari_vmm.io.Progress`.
 
     Returns
     -------
@@ -343,7 +343,7 @@ def filter_stream(
                 next_read = read_ahead()
             write_ready(magnifier.push(buf.luma[:filled]))
             if progress is not None:
-                progress(writer.frames_written)
+                progress(writer.frames_written, None)
             if filled < chunk:
                 break
         write_ready(magnifier.flush())
@@ -356,18 +356,11 @@ def filter_stream(
         )
     writer.flush()
     if progress is not None:
-        progress(writer.frames_written)
+        progress(writer.frames_written, None)
     return writer.frames_written
 
 
 # --------------------------------------------------------------------------- building magnifiers
-def _magnify_arguments_module():
-    """The shared ``vmm magnify`` option helpers (napari_vmm.cli.common)."""
-    from napari_vmm.cli import common
-
-    return common
-
-
 def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     """Stream options beside the shared magnify options (which bring --window/--latency)."""
     g = parser.add_argument_group("streaming")
@@ -443,7 +436,6 @@ def make_magnifier(
     -------
     LumaMagnifier
     """
-    from napari_vmm.cli.common import roi_mask_for
     from napari_vmm.core import engine
     from napari_vmm.core.temporal import check_band
 
@@ -500,30 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="print the stream and progress to stderr"
     )
-    _magnify_arguments_module().add_magnify_arguments(parser, streaming=True)
+    add_magnify_arguments(parser, streaming=True)
     add_stream_arguments(parser)
     return parser
-
-
-class _Progress:
-    """Frames-per-second report on stderr, at most twice a second."""
-
-    def __init__(self, total: int | None = None, label: str = PROG) -> None:
-        self.total, self.label = total, label
-        self.start = self.last = time.monotonic()
-        self.tty = sys.stderr.isatty()
-
-    def __call__(self, done: int, final: bool = False) -> None:
-        now = time.monotonic()
-        if not final and now - self.last < (0.5 if self.tty else 5.0):
-            return
-        self.last = now
-        fps = done / max(now - self.start, 1e-9)
-        of = f"/{self.total}" if self.total else ""
-        pct = f" {100 * done / self.total:5.1f}%" if self.total else ""
-        end = "\n" if final or not self.tty else "\r"
-        sys.stderr.write(f"{self.label}: frame {done}{of}{pct} ({fps:.3g} fps){end}")
-        sys.stderr.flush()
 
 
 def _open_input(path: str) -> BinaryIO:
@@ -552,8 +523,7 @@ def _quiet_stdout() -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the filter for parsed arguments; errors are raised as :class:`VMMError`."""
-    common = _magnify_arguments_module()
-    params = common.params_from_args(args)
+    params = params_from_args(args)
     to_stdout = args.output == "-"
     if to_stdout and sys.stdout.isatty():
         raise VMMError(
@@ -583,10 +553,12 @@ def run(args: argparse.Namespace) -> int:
                 tmp_path = stack.enter_context(atomic_output(args.output, overwrite=True))
                 out = stack.enter_context(open(tmp_path, "wb"))
             writer = Y4MWriter(out, header)
-            progress = _Progress() if args.verbose else None
-            n = filter_stream(reader, writer, magnifier, args.chunk, progress)
-            if progress is not None:
-                progress(n, final=True)
+            progress = Progress(PROG, force=True, leave=True) if args.verbose else None
+            try:
+                filter_stream(reader, writer, magnifier, args.chunk, progress)
+            finally:
+                if progress is not None:
+                    progress.close()
     finally:
         if inp is not sys.stdin.buffer:
             inp.close()

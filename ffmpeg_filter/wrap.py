@@ -6,9 +6,9 @@
 
 It runs three stages without a shell: a decoding ffmpeg that writes YUV4MPEG2 to a pipe, the
 ``vmm-filter`` loop in this process, and an encoding ffmpeg that reads the pipe, copies the
-audio of the input (``-map 1:a? -c:a copy``) and re-asserts the colour tags read with ffprobe
-(y4m carries only the range). The output is written under a temporary name in the destination
-folder and renamed at the end; the input is never overwritten.
+audio of the input (``-map 1:a? -c:a copy``) and re-asserts the colour tags read with PyAV
+(:func:`napari_vmm.io.probe_video`; y4m carries only the range). The output is written under a
+temporary name in the destination folder and renamed at the end; the input is never overwritten.
 
 Decisions:
 
@@ -25,31 +25,26 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
 
-from napari_vmm.cli.common import run_cli
+from napari_vmm.cli.common import add_magnify_arguments, params_from_args, run_cli
 from napari_vmm.core.errors import VMMError, VMMWarning
-from napari_vmm.core.io import check_output_path
+from napari_vmm.io import Progress, atomic_output, check_output_path
+from napari_vmm.io.probe import VideoInfo, pix_fmt_bit_depth, probe_video
 
-from .cli import (
-    _magnify_arguments_module,
-    _Progress,
-    add_stream_arguments,
-    filter_stream,
-    make_magnifier,
-    set_threads,
-)
+from .cli import add_stream_arguments, filter_stream, make_magnifier, set_threads
 from .y4m import Y4MReader, Y4MWriter
+
+__all__ = ["FFmpeg", "VideoInfo", "build_parser", "decode_command", "encode_command",
+           "find_ffmpeg", "is_rgb", "main", "pipe_pix_fmt", "pix_fmt_bit_depth", "probe_video",
+           "run", "split_extra"]
 
 PROG = "vmm-ffmpeg"
 #: Containers whose video time base ffmpeg sets with ``-video_track_timescale``.
@@ -60,22 +55,19 @@ _RANGE_TO_FFMPEG = {"FULL": "pc", "LIMITED": "tv"}
 # --------------------------------------------------------------------------- finding ffmpeg
 @dataclass(frozen=True)
 class FFmpeg:
-    """The ffmpeg and ffprobe executables in use, and ffmpeg's version line."""
+    """The ffmpeg executable in use and its version."""
 
     ffmpeg: str
-    ffprobe: str
     version: str
 
 
-def find_ffmpeg(ffmpeg: str | None = None, ffprobe: str | None = None) -> FFmpeg:
-    """Locate ffmpeg and ffprobe.
+def find_ffmpeg(ffmpeg: str | None = None) -> FFmpeg:
+    """Locate ffmpeg (the input is probed with PyAV: no ffprobe is needed).
 
     Parameters
     ----------
     ffmpeg : str, optional
         Path or name of ffmpeg; default ``$VMM_FFMPEG`` or ``ffmpeg`` on ``PATH``.
-    ffprobe : str, optional
-        Path or name of ffprobe; default the ``ffprobe`` beside ffmpeg, else on ``PATH``.
 
     Returns
     -------
@@ -84,7 +76,7 @@ def find_ffmpeg(ffmpeg: str | None = None, ffprobe: str | None = None) -> FFmpeg
     Raises
     ------
     VMMError
-        When either program cannot be found or run.
+        When ffmpeg cannot be found or run.
     """
     hint = (
         "install it (Debian/Ubuntu: apt install ffmpeg; macOS: brew install ffmpeg; conda: "
@@ -94,12 +86,6 @@ def find_ffmpeg(ffmpeg: str | None = None, ffprobe: str | None = None) -> FFmpeg
     ffmpeg_path = shutil.which(name)
     if ffmpeg_path is None:
         raise VMMError(f"ffmpeg was not found ({name!r} is not an executable on PATH); {hint}")
-    if ffprobe is None:
-        sibling = os.path.join(os.path.dirname(ffmpeg_path), "ffprobe")
-        ffprobe = sibling if shutil.which(sibling) else "ffprobe"
-    ffprobe_path = shutil.which(ffprobe)
-    if ffprobe_path is None:
-        raise VMMError(f"ffprobe was not found ({ffprobe!r}); it ships with ffmpeg: {hint}")
     try:
         first = subprocess.run(
             [ffmpeg_path, "-hide_banner", "-version"], capture_output=True, text=True,
@@ -108,109 +94,7 @@ def find_ffmpeg(ffmpeg: str | None = None, ffprobe: str | None = None) -> FFmpeg
     except (OSError, subprocess.SubprocessError, IndexError):
         raise VMMError(f"{ffmpeg_path} does not run as ffmpeg (ffmpeg -version failed)") from None
     m = re.match(r"ffmpeg version (\S+)", first)
-    return FFmpeg(ffmpeg_path, ffprobe_path, m.group(1) if m else first.strip())
-
-
-# --------------------------------------------------------------------------- probing the input
-@dataclass(frozen=True)
-class VideoInfo:
-    """What vmm-ffmpeg needs to know about the input, from ffprobe."""
-
-    width: int
-    height: int
-    pix_fmt: str
-    rate: Fraction  # r_frame_rate
-    time_base: Fraction
-    color_space: str | None  # matrix, e.g. bt709
-    color_primaries: str | None
-    color_transfer: str | None
-    color_range: str | None  # tv | pc
-    bit_depth: int
-    has_audio: bool
-    frames: int | None  # estimate, for progress
-    duration: float | None
-    declared_frames: int | None = None  # the container's frame count (nb_frames), if stated
-
-
-def _tag(stream: dict[str, Any], key: str) -> str | None:
-    value = stream.get(key)
-    return None if value in (None, "", "unknown", "unspecified", "reserved") else str(value)
-
-
-def _ratio(text: str | None) -> Fraction | None:
-    try:
-        num, den = (text or "").split("/")
-        value = Fraction(int(num), int(den))
-    except (ValueError, ZeroDivisionError):
-        return None
-    return value if value > 0 else None
-
-
-def pix_fmt_bit_depth(pix_fmt: str) -> int:
-    """Bits per sample of an FFmpeg pixel format name (``yuv420p10le`` -> 10, ``nv12`` -> 8)."""
-    if pix_fmt.startswith(("p010", "p210", "p410")):
-        return 10
-    if pix_fmt.startswith(("p016", "p216", "p416")):
-        return 16
-    m = re.search(r"(\d+)(le|be)$", pix_fmt)
-    return int(m.group(1)) if m and not pix_fmt.startswith(("rgb", "bgr")) else 8
-
-
-def probe(tools: FFmpeg, path: str) -> VideoInfo:
-    """Read the first video stream's format, rate, time base and colour tags with ffprobe.
-
-    Raises
-    ------
-    VMMError
-        If ffprobe fails or the file has no video stream.
-    """
-    cmd = [tools.ffprobe, "-v", "error", "-of", "json", "-show_streams", "-show_format", path]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0:
-        msg = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "unknown error"
-        raise VMMError(f"ffprobe cannot read {path}: {msg}")
-    info = json.loads(res.stdout or "{}")
-    streams = info.get("streams", [])
-    video = next(
-        (s for s in streams if s.get("codec_type") == "video"
-         and not s.get("disposition", {}).get("attached_pic")),
-        None,
-    )
-    if video is None:
-        raise VMMError(f"{path} has no video stream")
-    rate = _ratio(video.get("r_frame_rate")) or _ratio(video.get("avg_frame_rate"))
-    if rate is None:
-        raise VMMError(f"ffprobe reports no frame rate for {path}; give it with -- -r N")
-    duration = None
-    for source in (video, info.get("format", {})):
-        try:
-            duration = float(source["duration"])
-            break
-        except (KeyError, TypeError, ValueError):
-            continue
-    frames = None
-    if str(video.get("nb_frames", "")).isdigit():
-        frames = int(video["nb_frames"])
-    elif duration is not None:
-        frames = round(duration * rate)
-    pix_fmt = video.get("pix_fmt") or "yuv420p"
-    return VideoInfo(
-        width=int(video["width"]),
-        height=int(video["height"]),
-        pix_fmt=pix_fmt,
-        rate=rate,
-        time_base=_ratio(video.get("time_base")) or Fraction(1, rate.numerator),
-        color_space=_tag(video, "color_space"),
-        color_primaries=_tag(video, "color_primaries"),
-        color_transfer=_tag(video, "color_transfer"),
-        color_range=_tag(video, "color_range"),
-        bit_depth=pix_fmt_bit_depth(pix_fmt),
-        has_audio=any(s.get("codec_type") == "audio" for s in streams),
-        frames=frames,
-        duration=duration,
-        declared_frames=int(video["nb_frames"]) if str(video.get("nb_frames", "")).isdigit()
-        else None,
-    )
+    return FFmpeg(ffmpeg_path, m.group(1) if m else first.strip())
 
 
 # --------------------------------------------------------------------------- command lines
@@ -277,7 +161,7 @@ def encode_command(
     Parameters
     ----------
     color_range : str, optional
-        ``pc`` or ``tv`` (from the y4m header's ``XCOLORRANGE``, else ffprobe's).
+        ``pc`` or ``tv`` (from the y4m header's ``XCOLORRANGE``, else the input's tag).
     extra : list of str, optional
         Extra output options placed last, so they override the defaults.
     """
@@ -343,10 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     tools = parser.add_argument_group("ffmpeg")
     tools.add_argument("--ffmpeg", default=None, help="ffmpeg executable (default: on PATH)")
     tools.add_argument("--ffprobe", default=None,
-                       help="ffprobe executable (default: beside ffmpeg)")
+                       help="ignored (kept for old command lines): the input is probed with PyAV")
     tools.add_argument("--loglevel", default="error", help="ffmpeg -loglevel (default error)")
     tools.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-    _magnify_arguments_module().add_magnify_arguments(parser, streaming=True)
+    add_magnify_arguments(parser, streaming=True)
     add_stream_arguments(parser)
     return parser
 
@@ -376,13 +260,13 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if not os.path.isfile(src):
         raise VMMError(f"input {src} does not exist or is not a file")
     check_output_path(dst, protect=[src], overwrite=args.overwrite)  # the one file policy
-    tools = find_ffmpeg(args.ffmpeg, args.ffprobe)
-    _say(f"using {tools.ffmpeg} (ffmpeg {tools.version}), {tools.ffprobe}")
-    info = probe(tools, src)
+    tools = find_ffmpeg(args.ffmpeg)
+    _say(f"using {tools.ffmpeg} (ffmpeg {tools.version})")
+    info = probe_video(src)
     depth = args.bit_depth or (8 if info.bit_depth <= 8 else 10)
     pipe_fmt = pipe_pix_fmt(info.pix_fmt, depth)
     out_fmt = args.pix_fmt or pipe_fmt.replace("yuvj", "yuv")
-    params = _magnify_arguments_module().params_from_args(args)
+    params = params_from_args(args)
     if not args.quiet:
         tags = "/".join(t or "?" for t in (info.color_space, info.color_primaries,
                                            info.color_transfer, info.color_range))
@@ -393,11 +277,18 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
             f"{'with' if info.has_audio else 'no'} audio{true_fps} -> {out_fmt} {args.vcodec}"
         )
 
-    folder = os.path.dirname(os.path.abspath(dst))
-    base, ext = os.path.splitext(os.path.basename(dst))
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.vmm-", suffix=ext, dir=folder)
-    os.close(fd)
-    dec = enc = None
+    with atomic_output(dst, protect=[src], overwrite=args.overwrite) as tmp:
+        n = _run_pipeline(args, extra, tools, info, params, pipe_fmt, out_fmt, tmp)
+    if not args.quiet:
+        _say(f"wrote {dst} ({n} frames)")
+    return 0
+
+
+def _run_pipeline(args: argparse.Namespace, extra: list[str], tools: FFmpeg, info: VideoInfo,
+                  params: dict, pipe_fmt: str, out_fmt: str, tmp: str) -> int:
+    """Decoding ffmpeg -> filter loop -> encoding ffmpeg writing ``tmp``; the frames written."""
+    src = args.input
+    dec = enc = progress = None
     try:
         dec = subprocess.Popen(
             decode_command(tools, src, pipe_fmt, info.rate, args.loglevel,
@@ -418,7 +309,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
                                  args.crf, args.preset, args.acodec, extra, args.loglevel)
         enc = subprocess.Popen(enc_cmd, stdin=subprocess.PIPE)
         writer = Y4MWriter(enc.stdin, header)
-        progress = None if args.quiet else _Progress(info.frames, PROG)
+        progress = None if args.quiet else Progress(PROG, info.frames, force=True, leave=True)
         try:
             n = filter_stream(reader, writer, magnifier, args.chunk, progress)
             enc.stdin.close()
@@ -437,7 +328,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
                 ) from None
             raise err
         if progress is not None:
-            progress(n, final=True)
+            progress.close()
         if info.declared_frames and n < info.declared_frames:
             warnings.warn(f"{src}: read {n} frames of the {info.declared_frames} the container "
                           "declares (truncated or damaged file?); the output has the frames "
@@ -446,11 +337,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
             raise VMMError(f"the encoding ffmpeg failed (exit {enc.returncode}); see above")
         if dec.wait() != 0:
             raise VMMError(f"ffmpeg failed while decoding {src} (exit {dec.returncode})")
-        os.replace(tmp, dst)
-        tmp = None
-        if not args.quiet:
-            _say(f"wrote {dst} ({n} frames)")
     finally:
+        if progress is not None:
+            progress.close()
         for proc in (dec, enc):
             if proc is not None and proc.stdin is not None and not proc.stdin.closed:
                 with contextlib.suppress(OSError):
@@ -458,9 +347,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
             _stop(proc)
             if proc is not None and proc.stdout is not None:
                 proc.stdout.close()
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-    return 0
+    return n
+
+
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -273,7 +273,7 @@ def test_split_extra_arguments():
 
 
 def test_encode_command_reasserts_colour_and_copies_audio():
-    tools = wrap.FFmpeg("ffmpeg", "ffprobe", "x")
+    tools = wrap.FFmpeg("ffmpeg", "x")
     info = wrap.VideoInfo(64, 48, "yuv420p", Fraction(30000, 1001), Fraction(1, 30000),
                           "bt709", "bt709", "bt709", "tv", 8, True, 30, 1.0)
     cmd = wrap.encode_command(tools, "in.mp4", "out.mp4", info, "yuv420p", "tv",
@@ -286,7 +286,7 @@ def test_encode_command_reasserts_colour_and_copies_audio():
 
 
 def test_rgb_sources_are_converted_and_tagged_bt709():
-    tools = wrap.FFmpeg("ffmpeg", "ffprobe", "x")
+    tools = wrap.FFmpeg("ffmpeg", "x")
     assert wrap.is_rgb("gbrp") and wrap.is_rgb("rgb24") and not wrap.is_rgb("yuv444p")
     dec = wrap.decode_command(tools, "in.mkv", "yuv444p", Fraction(25), from_rgb=True)
     assert "scale=out_color_matrix=bt709:out_range=tv" in dec

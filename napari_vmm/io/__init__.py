@@ -5,7 +5,8 @@
 - :mod:`~napari_vmm.io.stacks`: ``.npy`` and ``.tif`` stacks.
 - :mod:`~napari_vmm.io.files`: any input by extension (:func:`open_input`, :func:`open_any`,
   :func:`as_dask`), Zarr frame writes.
-- :mod:`~napari_vmm.io.probe`: stream metadata for the ffmpeg wrapper (PyAV, no decoding).
+- :mod:`~napari_vmm.io.probe`: stream metadata for the ffmpeg wrapper (:func:`probe_video`:
+  PyAV, no decoding).
 - :mod:`~napari_vmm.io.atomic`: the output policy (:func:`check_output_path`) and the atomic
   write (:func:`atomic_output`, :func:`atomic_output_dir`) used for every output.
 - :mod:`~napari_vmm.io.progress`: :class:`Progress`, the tqdm bar of the command lines.
@@ -27,6 +28,7 @@ from .files import (
     video_as_dask,
     write_zarr_frames,
 )
+from .probe import VideoInfo, probe_video
 from .progress import Progress
 from .stacks import STACK_EXTENSIONS, open_stack, read_stack, write_stack
 from .video import (
@@ -41,9 +43,9 @@ from .video import (
 
 __all__ = [
     "CODECS", "STACK_EXTENSIONS", "VIDEO_EXTENSIONS", "ZARR_EXTENSIONS", "ZARR_TIME_CHUNK",
-    "Progress", "VideoSource", "as_dask", "atomic_output", "atomic_output_dir",
+    "Progress", "VideoInfo", "VideoSource", "as_dask", "atomic_output", "atomic_output_dir",
     "check_output_path", "check_outputs", "frame_to_rgb", "is_zarr", "iter_frame_chunks",
-    "media_in", "open_any", "open_input", "open_stack", "open_video", "read_stack",
+    "media_in", "open_any", "open_input", "open_stack", "open_video", "probe_video", "read_stack",
     "read_zarr_frames", "video_as_dask", "write_stack", "write_video", "write_zarr_frames",
     "yuv_conversion",
 ]
