@@ -26,8 +26,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from napari_vmm.core.learned.data import DataConfig, generate_batch  # noqa: E402
-from napari_vmm.core.learned.render_torch import render_batch  # noqa: E402
+from napari_vmm.training.data import DataConfig, generate_batch  # noqa: E402
+from napari_vmm.training.render_torch import render_batch  # noqa: E402
 
 
 def _timed(fn, device: torch.device | None = None) -> tuple[float, float]:

@@ -14,7 +14,7 @@
 #   bash scripts/gpu_train.sh --renderer cpu               # data from CPU workers instead
 #
 # On CUDA the training data is rendered on the GPU in whole batches (vmm train --renderer
-# torch, napari_vmm/core/learned/render_torch.py: same recipe, no data workers, --echo 1).
+# torch, napari_vmm/training/render_torch.py: same recipe, no data workers, --echo 1).
 # With --renderer cpu (the default off CUDA) each model gets (cores - 1) / models CPU data
 # workers and --echo 4 (each generated batch serves 4 steps, as 4 different flips/rotations).
 # All models train at the same time (one process each), with bf16 autocast,
@@ -99,7 +99,7 @@ hours=$("$py" -c "print($minutes / 60)")
 
 "$py" - "$device" <<'PY'
 import sys, torch
-from napari_vmm.core.learned.data import texture_photographs
+from napari_vmm.training.data import texture_photographs
 dev = sys.argv[1]
 print(f"torch {torch.__version__}; cuda available: {torch.cuda.is_available()}"
       + (f" ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else ""))

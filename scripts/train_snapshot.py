@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from napari_vmm.core.learned import weights as W  # noqa: E402
-from napari_vmm.core.learned.figures import curves_figure  # noqa: E402
-from napari_vmm.core.learned.models import MODELS  # noqa: E402
+from napari_vmm.core.learned.table import MODELS  # noqa: E402
+from napari_vmm.training.export import provenance_markdown  # noqa: E402
+from napari_vmm.training.figures import curves_figure  # noqa: E402
 
 MAIN_MODELS = ("oh2018", "realtime", "fd4mm")
 SEARCH_FILES = ("search.json", "search_log.jsonl", "latency_lut.json")
@@ -88,7 +89,7 @@ def main(argv: list[str]) -> int:
         print(f"{m}: step {prov['steps']}, val SSIM {prov['validation']['ssim']}, "
               f"{prov['status']}")
     summary = W.WEIGHTS_DIR / "provenance.md"
-    summary.write_text(W.provenance_markdown())
+    summary.write_text(provenance_markdown())
     figures = []
     for out, names in (("learned_training.png", MAIN_MODELS),
                        ("thesis_training.png", [m for m in shipped if m not in MAIN_MODELS])):

@@ -9,7 +9,10 @@ torch = pytest.importorskip("torch")
 
 from napari_vmm.core.errors import VMMError  # noqa: E402
 from napari_vmm.core.learned import weights as W  # noqa: E402
-from napari_vmm.core.learned.losses import (  # noqa: E402
+from napari_vmm.core.learned.models import count_parameters  # noqa: E402
+from napari_vmm.core.learned.table import build_model  # noqa: E402
+from napari_vmm.training.export import save_weights  # noqa: E402
+from napari_vmm.training.losses import (  # noqa: E402
     charbonnier,
     contrastive_loss,
     edge_loss,
@@ -17,7 +20,6 @@ from napari_vmm.core.learned.losses import (  # noqa: E402
     log_edges,
     log_kernel,
 )
-from napari_vmm.core.learned.models import build_model, count_parameters  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def weights(tmp_path_factory):
     """Untrained (random) fd4mm weights with provenance (no weights ship)."""
     torch.manual_seed(0)
     d = tmp_path_factory.mktemp("w")
-    pt, _ = W.save_weights(build_model("fd4mm").state_dict(), {"steps": 0}, "fd4mm", d)
+    pt, _ = save_weights(build_model("fd4mm").state_dict(), {"steps": 0}, "fd4mm", d)
     return str(pt)
 
 
@@ -174,7 +176,7 @@ def test_fd4mm_loss_gradients_are_finite_and_cr_can_be_turned_off():
 # -- training ----------------------------------------------------------------------------------
 
 def test_train_smoke_resume_and_ablation(tmp_path):
-    from napari_vmm.core.learned.train import TrainConfig, train
+    from napari_vmm.training.train import TrainConfig, train
 
     def cfg(steps, run, **kw):
         return TrainConfig(model="fd4mm", run_dir=str(tmp_path / run), steps=steps, batch=2,
@@ -209,7 +211,7 @@ def test_cli_ablate_flags():
     import argparse
 
     from napari_vmm.cli.train import add_parser
-    from napari_vmm.core.learned.train import config_from_args
+    from napari_vmm.training.train import config_from_args
 
     sub = argparse.ArgumentParser().add_subparsers()
     p = add_parser(sub)
@@ -223,11 +225,11 @@ def test_cli_ablate_flags():
 
 
 def test_evaluate_includes_fd4mm_and_a_labelled_variant(weights, tmp_path):
-    from napari_vmm.core.learned.eval_tables import markdown_tables
-    from napari_vmm.core.learned.evaluate import EvalConfig, run_evaluation
+    from napari_vmm.training.eval_tables import markdown_tables
+    from napari_vmm.training.evaluate import EvalConfig, run_evaluation
 
     torch.manual_seed(0)
-    pt, _ = W.save_weights(build_model("fd4mm", mixer=False).state_dict(),
+    pt, _ = save_weights(build_model("fd4mm", mixer=False).state_dict(),
                            {"steps": 0, "arch": {"mixer": False}}, "fd4mm", tmp_path)
     cfg = EvalConfig(methods=("fd4mm", "fd4mm:nomixer"), size=32, scenes=1, frames=6,
                      weights={"fd4mm": weights, "fd4mm:nomixer": str(pt)},
@@ -243,8 +245,8 @@ def test_evaluate_includes_fd4mm_and_a_labelled_variant(weights, tmp_path):
 
 
 def test_data_echo_gives_dihedral_views_and_resumes_exactly():
-    from napari_vmm.core.learned.data import DataConfig
-    from napari_vmm.core.learned.train import TrainConfig, _batches, dihedral
+    from napari_vmm.training.data import DataConfig
+    from napari_vmm.training.train import TrainConfig, _batches, dihedral
 
     x = torch.arange(16.0).reshape(1, 1, 4, 4)
     views = [dihedral(x, k) for k in range(8)]
@@ -284,7 +286,7 @@ def test_vmm_train_records_the_linear_manipulator(tmp_path):
     import argparse
 
     from napari_vmm.cli.train import add_parser
-    from napari_vmm.core.learned.train import config_from_args
+    from napari_vmm.training.train import config_from_args
 
     p = add_parser(argparse.ArgumentParser().add_subparsers())
     cfg = config_from_args(p.parse_args(["fd4mm", "--manipulator", "linear", "--decode-twice"]))

@@ -4,7 +4,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from napari_vmm.core.learned.data import (  # noqa: E402
+from napari_vmm.training.data import (  # noqa: E402
     DataConfig,
     add_poisson_noise,
     generate_batch,

@@ -5,16 +5,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from napari_vmm.core.learned import weights as W  # noqa: E402
-from napari_vmm.core.learned.eval_tables import markdown_tables, merge_results  # noqa: E402
-from napari_vmm.core.learned.evaluate import (  # noqa: E402
+from napari_vmm.core.learned.table import build_model  # noqa: E402
+from napari_vmm.training.eval_tables import markdown_tables, merge_results  # noqa: E402
+from napari_vmm.training.evaluate import (  # noqa: E402
     EvalConfig,
     make_scene,
     photon_noise,
     run_evaluation,
     ssim_clip,
 )
-from napari_vmm.core.learned.models import build_model  # noqa: E402
+from napari_vmm.training.export import save_weights  # noqa: E402
 
 
 def test_scene_motion_is_subpixel_accurate():
@@ -37,7 +37,7 @@ def test_photon_noise_scales_with_factor():
 
 
 def test_run_evaluation_tiny(tmp_path):
-    pt, _ = W.save_weights(build_model("realtime").state_dict(), {"steps": 0}, "realtime",
+    pt, _ = save_weights(build_model("realtime").state_dict(), {"steps": 0}, "realtime",
                            tmp_path)
     cfg = EvalConfig(methods=("realtime", "linear"), size=32, scenes=1, frames=10,
                      weights={"realtime": str(pt)}, tests=("subpixel", "noise"),
@@ -71,7 +71,7 @@ def test_merging_a_rescored_method_equals_one_run():
 
 
 def test_achieved_magnification_reads_the_truth_and_the_input():
-    from napari_vmm.core.learned.evaluate import Probe, _clip
+    from napari_vmm.training.evaluate import Probe, _clip
 
     scene = make_scene(0, 3, 48)
     fps, f0, alpha, amp = 30.0, 3.0, 9.0, 0.3
@@ -90,7 +90,7 @@ def test_achieved_magnification_reads_the_truth_and_the_input():
 
 
 def test_a_method_below_half_the_request_fails_its_row_whatever_its_ssim():
-    from napari_vmm.core.learned.eval_tables import fails
+    from napari_vmm.training.eval_tables import fails
 
     res = {"config": {"methods": ["copy", "real"], "static_too": False},
            "rows": [{"test": "noise", "amplitude_px": 0.05, "alpha": 199.0,
@@ -103,7 +103,7 @@ def test_a_method_below_half_the_request_fails_its_row_whatever_its_ssim():
 
 
 def test_linearity_rows_measure_gain_and_learned_models_get_two_modes(tmp_path):
-    pt, _ = W.save_weights(build_model("realtime").state_dict(), {"steps": 0}, "realtime",
+    pt, _ = save_weights(build_model("realtime").state_dict(), {"steps": 0}, "realtime",
                            tmp_path)
     cfg = EvalConfig(methods=("realtime", "linear"), size=32, scenes=1,
                      weights={"realtime": str(pt)}, tests=("linearity",),

@@ -12,7 +12,8 @@ from napari_vmm.core.errors import VMMError  # noqa: E402
 from napari_vmm.core.learned import infer  # noqa: E402
 from napari_vmm.core.learned import weights as W  # noqa: E402
 from napari_vmm.core.learned.magnifier import RealtimeMagnifier  # noqa: E402
-from napari_vmm.core.learned.models import build_model  # noqa: E402
+from napari_vmm.core.learned.table import build_model  # noqa: E402
+from napari_vmm.training.export import save_weights  # noqa: E402
 
 BABY = Path(__file__).resolve().parents[2] / "shared" / "videos" / "baby.mp4"
 CPU = torch.device("cpu")
@@ -93,7 +94,7 @@ def test_precision_option_is_checked():
 
 @needs_fused
 def test_magnifier_uses_the_fused_path_on_cpu_only_for_realtime(tmp_path):
-    pt, _ = W.save_weights(build_model("realtime").state_dict(), {"steps": 0}, "realtime",
+    pt, _ = save_weights(build_model("realtime").state_dict(), {"steps": 0}, "realtime",
                            tmp_path)
     mag = RealtimeMagnifier(5.0, CPU, weights=str(pt), precision="float32")
     assert mag._fused is not None and mag.dtype == torch.float32
@@ -117,7 +118,7 @@ def test_bfloat16_stays_within_a_grey_level_of_float32(tmp_path, decode_twice):
 
     frames = _real_frames()
     sd, prov = W.load_weights("realtime", None)
-    pt, _ = W.save_weights(sd, {**prov, "arch": {"decode_twice": decode_twice}}, "realtime",
+    pt, _ = save_weights(sd, {**prov, "arch": {"decode_twice": decode_twice}}, "realtime",
                            tmp_path)
     kw = dict(fps=30, method="realtime", alpha=20, band=(0.4, 3), temporal="butterworth",
               weights=str(pt))

@@ -7,7 +7,8 @@ torch = pytest.importorskip("torch")
 
 from napari_vmm.core.errors import VMMError  # noqa: E402
 from napari_vmm.core.learned import weights as W  # noqa: E402
-from napari_vmm.core.learned.models import build_model  # noqa: E402
+from napari_vmm.core.learned.table import build_model  # noqa: E402
+from napari_vmm.training.export import save_weights  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,7 @@ def weights(tmp_path_factory):
     out = {}
     for name in ("oh2018", "realtime"):
         torch.manual_seed(0)
-        pt, _ = W.save_weights(build_model(name).state_dict(), {"steps": 0}, name, d)
+        pt, _ = save_weights(build_model(name).state_dict(), {"steps": 0}, name, d)
         out[name] = str(pt)
     return out
 

@@ -4,7 +4,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from napari_vmm.core.learned.models import build_model, count_parameters  # noqa: E402
+from napari_vmm.core.learned.models import count_parameters  # noqa: E402
+from napari_vmm.core.learned.table import build_model  # noqa: E402
 
 
 def test_oh2018_parameter_count_within_5_percent_of_0_98M():

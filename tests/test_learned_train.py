@@ -8,7 +8,8 @@ torch = pytest.importorskip("torch")
 
 from napari_vmm.core.errors import VMMError  # noqa: E402
 from napari_vmm.core.learned import weights as W  # noqa: E402
-from napari_vmm.core.learned.train import MODEL_DEFAULTS, TrainConfig, train  # noqa: E402
+from napari_vmm.training.export import save_weights  # noqa: E402
+from napari_vmm.training.train import MODEL_DEFAULTS, TrainConfig, train  # noqa: E402
 
 
 def _cfg(tmp_path, steps):
@@ -43,9 +44,9 @@ def test_train_checkpoints_and_resumes(tmp_path):
 
 
 def test_validation_reports_each_subset_beside_the_copy_input_baseline():
-    from napari_vmm.core.learned.data import DataConfig, generate_batch
-    from napari_vmm.core.learned.models import build_model
-    from napari_vmm.core.learned.train import evaluate_val
+    from napari_vmm.core.learned.table import build_model
+    from napari_vmm.training.data import DataConfig, generate_batch
+    from napari_vmm.training.train import evaluate_val
 
     torch.manual_seed(0)
     net = build_model("realtime")
@@ -71,10 +72,10 @@ def test_rerun_with_init_weights_resumes_its_own_checkpoint(tmp_path):
 
 
 def test_checksum_mismatch_is_a_clear_error(tmp_path):
-    from napari_vmm.core.learned.models import build_model
+    from napari_vmm.core.learned.table import build_model
 
     net = build_model("realtime")
-    pt, js = W.save_weights(net.state_dict(), {"steps": 0}, "realtime", tmp_path)
+    pt, js = save_weights(net.state_dict(), {"steps": 0}, "realtime", tmp_path)
     W.load_weights("realtime", tmp_path)  # fine
     data = bytearray(pt.read_bytes())
     data[-100] ^= 0xFF
@@ -90,7 +91,7 @@ def test_missing_weights_say_how_to_train(tmp_path):
 
 def test_decode_twice_is_the_input_at_alpha_zero_and_validate_only_exports_the_flag(tmp_path):
     from napari_vmm.core.learned.magnifier import load_network
-    from napari_vmm.core.learned.models import build_model
+    from napari_vmm.core.learned.table import build_model
 
     torch.manual_seed(0)
     xa, xb = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1

@@ -14,8 +14,8 @@ torch = pytest.importorskip("torch")
 stats = pytest.importorskip("scipy.stats")
 
 from napari_vmm.core.errors import VMMError  # noqa: E402
-from napari_vmm.core.learned.data import DataConfig, generate_batch, generate_sample  # noqa: E402
-from napari_vmm.core.learned.render_torch import (  # noqa: E402
+from napari_vmm.training.data import DataConfig, generate_batch, generate_sample  # noqa: E402
+from napari_vmm.training.render_torch import (  # noqa: E402
     render_batch,
     sample_scene_params,
     scene_draw,
@@ -107,7 +107,7 @@ def test_image_statistics_agree_with_the_cpu_generator():
 
 
 def test_batched_compositing_matches_the_per_object_slices(monkeypatch):
-    import napari_vmm.core.learned.render_torch as rt
+    import napari_vmm.training.render_torch as rt
 
     a = render_batch(4, "train", 0, 4, FAST, subset=1)
     monkeypatch.setattr(rt, "SLICE_DEVICES", ())  # the CUDA path, on the CPU
@@ -149,7 +149,7 @@ def test_y_shows_the_motion_magnified_by_one_plus_alpha():
 def test_train_stream_renders_on_the_device_and_records_it(tmp_path):
     import json
 
-    from napari_vmm.core.learned.train import TrainConfig, train
+    from napari_vmm.training.train import TrainConfig, train
 
     with pytest.raises(VMMError, match="renderer"):
         TrainConfig(model="realtime", renderer="gpu").resolve()

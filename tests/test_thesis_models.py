@@ -13,10 +13,12 @@ torch = pytest.importorskip("torch")
 
 from napari_vmm.core.errors import VMMError  # noqa: E402
 from napari_vmm.core.learned import weights as W  # noqa: E402
-from napari_vmm.core.learned.models import build_model, count_parameters  # noqa: E402
-from napari_vmm.core.learned.thesis import THESIS_FIGURES, THESIS_MODELS  # noqa: E402
+from napari_vmm.core.learned.models import count_parameters  # noqa: E402
+from napari_vmm.core.learned.table import MODELS, build_model  # noqa: E402
+from napari_vmm.core.learned.thesis import THESIS_FIGURES  # noqa: E402
+from napari_vmm.training.export import save_weights  # noqa: E402
 
-NAMES = list(THESIS_MODELS)
+NAMES = [n for n, m in MODELS.items() if m.network.startswith("thesis:")]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -27,7 +29,7 @@ def test_parameter_count_within_10_percent_of_the_thesis(name):
 
 
 def test_flop_counter_counts_conv_macs():
-    from napari_vmm.core.learned.flops import count_macs, pair_gflops
+    from napari_vmm.training.flops import count_macs, pair_gflops
 
     conv = torch.nn.Conv2d(3, 8, 3, padding=1)
     assert count_macs(conv, lambda: conv(torch.zeros(1, 3, 10, 12))) == 10 * 12 * 8 * 3 * 9
@@ -45,7 +47,7 @@ def weights(tmp_path_factory):
     out = {}
     for n in ("lnvmm_light", "mdlmm_d2", "sigma_theta", "hmn_light"):
         torch.manual_seed(0)
-        out[n], _ = W.save_weights(build_model(n).state_dict(), {"steps": 0}, n, d)
+        out[n], _ = save_weights(build_model(n).state_dict(), {"steps": 0}, n, d)
     return {k: str(v) for k, v in out.items()}
 
 
@@ -118,11 +120,11 @@ def test_static_identical_frames_give_identical_outputs(weights):
 
 
 def test_mdlmm_fft_roundtrip_and_phase_prior():
-    from napari_vmm.core.learned.thesis import _inverse_spectrum, _spectrum
+    from napari_vmm.core.learned.thesis import inverse_spectrum, spectrum
 
     x = torch.rand(1, 3, 16, 16) * 2 - 1
-    la, ph = _spectrum(x)
-    assert torch.allclose(_inverse_spectrum(la, ph), x, atol=1e-5)
+    la, ph = spectrum(x)
+    assert torch.allclose(inverse_spectrum(la, ph), x, atol=1e-5)
     net = build_model("mdlmm_d2").eval()
     with torch.inference_mode():
         i_hat, a_m, p_m, i1, i0, _ = net.manipulate(x, x, 3.0)
@@ -148,7 +150,7 @@ def test_no_weights_is_reported_and_magnify_says_how_to_train(tmp_path):
 # -- training ----------------------------------------------------------------------------------
 
 def _cfg(tmp_path, model, run, steps=2, **kw):
-    from napari_vmm.core.learned.train import TrainConfig
+    from napari_vmm.training.train import TrainConfig
 
     return TrainConfig(model=model, run_dir=str(tmp_path / run), steps=steps, batch=1, crop=32,
                        val_every=steps, val_n=1, val_size=32, log_every=1, command="test",
@@ -161,7 +163,7 @@ def _losses(run):
 
 
 def test_train_every_model_and_the_lnvmm_proxy_stage(tmp_path):
-    from napari_vmm.core.learned.train import train
+    from napari_vmm.training.train import train
 
     for m in ("mdlmm_d2", "sigma_theta"):
         assert train(_cfg(tmp_path, m, m)) == 0
@@ -182,7 +184,7 @@ def test_train_every_model_and_the_lnvmm_proxy_stage(tmp_path):
 
 
 def test_hmn_contrastive_fine_tuning_stage(tmp_path):
-    from napari_vmm.core.learned.train import train
+    from napari_vmm.training.train import train
 
     assert train(_cfg(tmp_path, "hmn_light", "base")) == 0
     assert train(_cfg(tmp_path, "hmn_light", "proxy", stage="proxy")) == 0
@@ -204,7 +206,7 @@ def test_cli_accepts_the_thesis_models_and_stages():
     import argparse
 
     from napari_vmm.cli.train import add_parser
-    from napari_vmm.core.learned.train import config_from_args
+    from napari_vmm.training.train import config_from_args
 
     p = add_parser(argparse.ArgumentParser().add_subparsers())
     c = config_from_args(p.parse_args(["hmn", "--stage", "contrastive", "--proxy", "x.pt",
@@ -220,7 +222,8 @@ TINY = dict(c_enc=4, c_dec=8, ops=("c3d1", "c5d2", "none"))
 
 
 def test_latency_term_moves_the_expected_latency(tmp_path):
-    from napari_vmm.core.learned.kldnas import StudentNet, latency_loss, measure_lut
+    from napari_vmm.core.learned.kldnas import StudentNet
+    from napari_vmm.training.kldnas_search import latency_loss, measure_lut
 
     net = StudentNet(None, **TINY)
     lut = measure_lut(net, 32, tmp_path / "lut.json", reps=2)
@@ -242,8 +245,9 @@ def test_latency_term_moves_the_expected_latency(tmp_path):
 
 def test_search_loop_derives_a_student_that_runs(tmp_path):
     from napari_vmm.core.engine import magnify
-    from napari_vmm.core.learned.kldnas import CONNS, OPS, SearchConfig, search
+    from napari_vmm.core.learned.kldnas import CONNS, OPS
     from napari_vmm.core.learned.magnifier import load_network
+    from napari_vmm.training.kldnas_search import SearchConfig, search
 
     cfg = SearchConfig(run_dir=str(tmp_path / "s"), search_size=32, steps=2, batch=1, crop=32,
                        val_n=1, val_size=32, lut_reps=1, log_every=1, **TINY)
@@ -269,8 +273,8 @@ def test_search_loop_derives_a_student_that_runs(tmp_path):
 # -- evaluation --------------------------------------------------------------------------------
 
 def test_thesis_protocol_on_a_reduced_config(weights):
-    from napari_vmm.core.learned.eval_tables import markdown_tables
-    from napari_vmm.core.learned.evaluate import EvalConfig, circles_clip, run_evaluation
+    from napari_vmm.training.eval_tables import markdown_tables
+    from napari_vmm.training.evaluate import EvalConfig, circles_clip, run_evaluation
 
     # sub-pixel rendering: a 0.1 px move changes only the edge pixels, by about 0.1
     bg = np.zeros((32, 32, 3), np.float32)
@@ -295,13 +299,14 @@ def test_a_searched_student_fine_tunes_with_vmm_train(tmp_path):
     import argparse
 
     from napari_vmm.cli.train import add_parser
-    from napari_vmm.core.learned.kldnas import StudentNet, derive_genotype
-    from napari_vmm.core.learned.train import config_from_args, train
+    from napari_vmm.core.learned.kldnas import StudentNet
+    from napari_vmm.training.kldnas_search import derive_genotype
+    from napari_vmm.training.train import config_from_args, train
 
     g = derive_genotype(StudentNet(None, **TINY))
     arch = {"genotype": g, "c_enc": 4, "c_dec": 8, "ops": list(TINY["ops"])}
     torch.manual_seed(0)
-    pt, _ = W.save_weights(build_model("kldnas", **arch).state_dict(), {"steps": 0,
+    pt, _ = save_weights(build_model("kldnas", **arch).state_dict(), {"steps": 0,
                                                                          "arch": arch},
                            "kldnas", tmp_path / "s")
     p = add_parser(argparse.ArgumentParser().add_subparsers())
@@ -334,7 +339,8 @@ def test_tiled_close_to_untiled_and_mdlmm_does_not_tile_by_default(weights):
 
 
 def test_derived_blocks_are_never_dead():
-    from napari_vmm.core.learned.kldnas import StudentNet, block_is_live, derive_genotype
+    from napari_vmm.core.learned.kldnas import StudentNet
+    from napari_vmm.training.kldnas_search import block_is_live, derive_genotype
 
     def blk(r, c):
         return {**{f"b.r{i}": o for i, o in enumerate(r)},

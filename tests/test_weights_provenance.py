@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from napari_vmm.core.learned import weights as W
+from napari_vmm.training.export import provenance_markdown
 
 REQUIRED = ("command", "seed", "steps", "data_recipe", "hardware", "validation", "sha256")
 
@@ -19,7 +20,7 @@ def test_every_weight_file_has_a_verified_provenance():
 
 
 def test_provenance_summary_matches_the_json_files():
-    assert (W.WEIGHTS_DIR / "provenance.md").read_text() == W.provenance_markdown()
+    assert (W.WEIGHTS_DIR / "provenance.md").read_text() == provenance_markdown()
 
 
 def test_shipped_status_follows_the_validation_metrics():
@@ -42,6 +43,6 @@ def test_provenance_summary_lists_subsets_and_training_segments(tmp_path):
                  "command": "vmm train realtime --lr 5e-5"}]
     (tmp_path / "realtime.json").write_text(json.dumps(
         {"model": "realtime", "validation": val, "segments": segments}))
-    md = W.provenance_markdown(tmp_path)
+    md = provenance_markdown(tmp_path)
     assert "- by scene subset (output / copy-input): 4 static scene 0.860 / 0.998" in md
     assert "  - steps 10-12: lr 5e-05, `vmm train realtime --lr 5e-5`" in md

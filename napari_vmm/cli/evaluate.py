@@ -74,15 +74,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(ns: argparse.Namespace) -> int:
-    from ..core.learned.eval_tables import check_mergeable, markdown_tables, merge_results
-    from ..core.learned.evaluate import (
+    from ..core.registry import method_names
+    from ..training.eval_tables import check_mergeable, markdown_tables, merge_results
+    from ..training.evaluate import (
         TESTS,
         EvalConfig,
         base_method,
         default_methods,
         run_evaluation,
     )
-    from ..core.registry import method_names
 
     methods = tuple(m.strip() for m in ns.methods.split(",") if m.strip()) \
         or default_methods()

@@ -123,10 +123,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(ns: argparse.Namespace) -> int:
-    from ..core.learned.train import config_from_args, train
+    from ..training.train import config_from_args, train
 
     if ns.model == "kldnas" and not str(ns.init).endswith(".pt"):
-        from ..core.learned.kldnas import search_from_args
+        from ..training.kldnas_search import search_from_args
 
         return search_from_args(ns)
     return train(config_from_args(ns))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import VMMError
+from .learned.table import MODELS as _LEARNED_MODELS
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def available_methods() -> dict[str, dict[str, Any]]:
     return out
 
 
-# Built-in methods. Learned models register from napari_vmm.core.learned (see its __init__).
+# Built-in methods.
 register_method("linear", "napari_vmm.core.magnifiers.linear", "LinearMagnifier",
                 "Laplacian-pyramid linear Eulerian magnification (Wu et al. 2012)")
 register_method("phase", "napari_vmm.core.magnifiers.phase", "PhaseMagnifier",
@@ -135,29 +136,7 @@ register_method("riesz", "napari_vmm.core.magnifiers.riesz", "RieszMagnifier",
 register_method("color", "napari_vmm.core.magnifiers.color", "ColorMagnifier",
                 "Colour magnification on a Gaussian pyramid, no motion term: the pulse demo "
                 "(Wu et al. 2012)")
-register_method("oh2018", "napari_vmm.core.learned.magnifier", "Oh2018Magnifier",
-                "Learned: Oh et al. 2018 encoder-manipulator-decoder", kind="learned")
-register_method("realtime", "napari_vmm.core.learned.magnifier", "RealtimeMagnifier",
-                "Learned: lightweight real-time model (linear encoder, 1/4-res decoder)",
-                kind="learned")
-register_method("fd4mm", "napari_vmm.core.learned.magnifier", "FD4MMMagnifier",
-                "Learned: FD4MM frequency decoupling, multi-level isomorphic (Wang et al. "
-                "2024)", kind="learned")
-
-# The Singh thesis models (napari_vmm.core.learned.thesis) and the KL-DNAS searched student.
-for _name, _cls, _summary in (
-        ("lnvmm", "LNVMMMagnifier", "Learned: LNVMM M1, feature-sharing encoders + appearance "
-                                    "encoder, proxy-model training (Singh et al. 2023)"),
-        ("lnvmm_light", "LNVMMLightMagnifier", "Learned: LNVMM M2, the light variant"),
-        ("mdlmm", "MDLMMMagnifier", "Learned: MDLMM D1, Fourier phase/amplitude + spatial "
-                                    "multi-scale correction (Singh et al. 2023)"),
-        ("mdlmm_d2", "MDLMMD2Magnifier", "Learned: MDLMM D2, the narrower variant"),
-        ("sigma_theta", "SigmaThetaMagnifier", "Learned: sigma-theta Net, learnable scale space "
-                                               "and steerable gradients (Singh, thesis Ch. 6)"),
-        ("hmn", "HMNMagnifier", "Learned: HMN M1, hierarchical Sobel-edge magnification "
-                                "(Singh, thesis Ch. 7)"),
-        ("hmn_light", "HMNLightMagnifier", "Learned: HMN M2, the light variant"),
-        ("kldnas", "KLDNASMagnifier", "Learned: KL-DNAS student, latency-aware searched "
-                                      "architecture (Singh et al. 2024), from its search log"),
-):
-    register_method(_name, "napari_vmm.core.learned.magnifier", _cls, _summary, kind="learned")
+# The learned models, one per entry of their table (napari_vmm.core.learned.table).
+for _spec in _LEARNED_MODELS.values():
+    register_method(_spec.name, "napari_vmm.core.learned.magnifier", _spec.magnifier,
+                    _spec.summary, kind="learned")

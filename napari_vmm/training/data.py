@@ -322,7 +322,7 @@ def _gauss1d(sigma: float, length: int, center: float) -> torch.Tensor:
     return k / k.sum()
 
 
-def _place(canvas: torch.Tensor, layer: torch.Tensor, oy: float, ox: float) -> None:
+def place(canvas: torch.Tensor, layer: torch.Tensor, oy: float, ox: float) -> None:
     """Composite premultiplied RGBA ``layer`` (4, h, w) onto ``canvas`` (3, H, W) in place,
     with its top-left corner at the (sub-pixel) canvas position (oy, ox). Bicubic resampling.
     """
@@ -353,7 +353,7 @@ def _place(canvas: torch.Tensor, layer: torch.Tensor, oy: float, ox: float) -> N
     region.mul_(1 - a[:, sl[0], sl[1]]).add_(rgb[:, sl[0], sl[1]])
 
 
-def _sample_window(canvas: torch.Tensor, oy: float, ox: float, h: int, w: int) -> torch.Tensor:
+def sample_window(canvas: torch.Tensor, oy: float, ox: float, h: int, w: int) -> torch.Tensor:
     """Window (3, h, w) of ``canvas`` whose pixel (0, 0) is canvas position (oy, ox), bicubic."""
     H, W = canvas.shape[1:]
     ys = torch.arange(h, dtype=torch.float32) + oy
@@ -365,7 +365,7 @@ def _sample_window(canvas: torch.Tensor, oy: float, ox: float, h: int, w: int) -
                          align_corners=True)[0]
 
 
-def _decimate(x: torch.Tensor, U: int, sigma_dst: float, E: int) -> torch.Tensor:
+def decimate(x: torch.Tensor, U: int, sigma_dst: float, E: int) -> torch.Tensor:
     """Gaussian anti-alias + decimate a (3, U*S + 2E, U*S + 2E) hi-res image to (3, S, S)."""
     if U == 1 and sigma_dst <= 0:
         return x[:, E:x.shape[1] - E, E:x.shape[2] - E]
@@ -479,11 +479,11 @@ def generate_sample(seed: int, split: str | int, index: int,
     def render(k: float) -> torch.Tensor:
         """Frame whose every layer is displaced by k × its motion (k=0: A, 1: B, 1+a: Y)."""
         o = margin - U * k * d_bg
-        img = _sample_window(bg, float(o[0]), float(o[1]), hs, hs)
+        img = sample_window(bg, float(o[0]), float(o[1]), hs, hs)
         for layer, pos, d in objects:
             p = pos + U * k * d
-            _place(img, layer, float(p[0]), float(p[1]))
-        return _decimate(img, U, cfg.aa_sigma, E).clamp(0, 1)
+            place(img, layer, float(p[0]), float(p[1]))
+        return decimate(img, U, cfg.aa_sigma, E).clamp(0, 1)
 
     a_img = render(0.0)
     c_img = render(1.0)

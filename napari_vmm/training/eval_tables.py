@@ -20,7 +20,7 @@ _CLIP_FIELDS = ("size", "scenes", "frames", "seed", "subpixel_amplitudes", "nois
 
 def check_mergeable(old_config: dict[str, Any], new_config: dict[str, Any]) -> None:
     """Raise VMMError unless two evaluation configs score the same clips with the same tests."""
-    from ..errors import VMMError
+    from ..core.errors import VMMError
 
     def same(a, b) -> bool:
         return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True,
@@ -41,7 +41,7 @@ def merge_results(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     results must come from the same clips (same settings, tests and seed, so the same
     ``input`` scores), else VMMError. Rows are matched on their test and setting.
     """
-    from ..errors import VMMError
+    from ..core.errors import VMMError
 
     oc, nc = old["config"], new["config"]
     check_mergeable(oc, nc)

@@ -41,19 +41,21 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..core.errors import VMMError
+from ..core.learned import weights as W
+from ..core.learned.table import MODELS
 from .data import (
     DataConfig,
-    _decimate,
-    _place,
-    _sample_window,
+    decimate,
+    place,
     quantize_stochastic,
     random_object,
     random_texture,
     sample_seed_sequence,
+    sample_window,
 )
 
-LEARNED = ("oh2018", "realtime", "fd4mm", "lnvmm", "lnvmm_light", "mdlmm", "mdlmm_d2",
-           "sigma_theta", "hmn", "hmn_light", "kldnas")
+LEARNED = tuple(MODELS)
 CLASSICAL = ("linear", "phase", "riesz")
 
 
@@ -83,8 +85,6 @@ def columns(cfg: EvalConfig | dict[str, Any]) -> list[str]:
 
 def default_methods() -> tuple[str, ...]:
     """The learned models that have weights in the package, then the classical methods."""
-    from . import weights as W
-
     learned = []
     for m in LEARNED:
         try:
@@ -106,7 +106,6 @@ class RealFrames:
         """``per_video`` frames spread over each video file in ``path`` (VMMError if none)."""
         from pathlib import Path
 
-        from ..errors import VMMError
         from ..io import open_video
 
         frames = []
@@ -175,10 +174,10 @@ class Scene:
         """Frame (3, S, S) in [0, 1] with the layers displaced by d_bg / d_fg (dy, dx) px."""
         hs = self.U * self.size + 2 * self.E
         o = self.margin - self.U * np.asarray(d_bg, float)
-        img = _sample_window(self.bg, float(o[0]), float(o[1]), hs, hs)
+        img = sample_window(self.bg, float(o[0]), float(o[1]), hs, hs)
         p = self.obj_pos + self.U * np.asarray(d_fg, float)
-        _place(img, self.obj, float(p[0]), float(p[1]))
-        return _decimate(img, self.U, self.aa_sigma, self.E).clamp(0, 1)
+        place(img, self.obj, float(p[0]), float(p[1]))
+        return decimate(img, self.U, self.aa_sigma, self.E).clamp(0, 1)
 
 
 #: object textures of the evaluation: photographs and fractal noise, whose motion a window
@@ -281,7 +280,7 @@ def run_method(method: str, frames: np.ndarray, alpha: float, fps: float,
                band: tuple[float, float], cfg: EvalConfig) -> np.ndarray:
     """One table column on one clip: classical methods and learned models (the latter in
     temporal mode, or static against frame 0 for a ``@static`` column)."""
-    from ..engine import magnify
+    from ..core.engine import magnify
 
     base = base_method(method)
     opts = {"weights": cfg.weights[weights_key(method)]} \
@@ -515,7 +514,7 @@ def run_thesis(cfg: EvalConfig, log=print) -> list[dict[str, Any]]:
     gives the ground-truth motion (the thesis' M_f = 50 for its own models). The score is
     the MSE over frames 1..T−1 (frame 0 has no predecessor), averaged over the clips.
     """
-    from ..engine import magnify
+    from ..core.engine import magnify
 
     rows = []
     fps = 30.0
@@ -570,9 +569,6 @@ def run_evaluation(cfg: EvalConfig, log=print) -> dict[str, Any]:
     Raises VMMError before any test runs when a requested learned method has no loadable
     weights (the message says how to train them).
     """
-    from ..errors import VMMError
-    from . import weights as W
-
     winfo = {}
     for m in dict.fromkeys(map(weights_key, cfg.methods)):  # recorded before the run: the
         if base_method(m) in LEARNED:                          # files may be replaced meanwhile

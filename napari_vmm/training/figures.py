@@ -1,7 +1,7 @@
 """Figures for the docs: example training samples and training curves (needs matplotlib).
 
-``python -m napari_vmm.core.learned.figures samples docs/images/learned_samples.png``
-``python -m napari_vmm.core.learned.figures curves docs/images/learned_training.png RUN_DIR...``
+``python -m napari_vmm.training.figures samples docs/images/learned_samples.png``
+``python -m napari_vmm.training.figures curves docs/images/learned_training.png RUN_DIR...``
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..magnifiers.fidelity import sinusoid_amplitude
+from ..core.magnifiers.fidelity import sinusoid_amplitude
 
 #: a method whose achieved/requested ratio is below this fails the row, whatever its SSIM
 FAIL_BELOW = 0.5

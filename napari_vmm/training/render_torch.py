@@ -607,6 +607,6 @@ def render_batch(seed: int, split: str | int, step: int, n: int, cfg: DataConfig
 
 def recipe(device: str | torch.device) -> dict[str, Any]:
     """What a provenance records about this renderer."""
-    return {"generator": "napari_vmm.core.learned.render_torch.render_batch",
+    return {"generator": "napari_vmm.training.render_torch.render_batch",
             "renderer": "torch", "render_device": str(torch.device(device)),
             "photo_bank_side": BANK_SIDE}

@@ -39,7 +39,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..errors import VMMError
+from ..core.errors import VMMError
+from ..core.learned import weights as W
+from ..core.learned.table import build_model
+from ..core.learned.thesis import spectrum, wrap_phase
 from .losses import ssim
 
 STAGES = {"main", "proxy", "contrastive"}
@@ -89,9 +92,6 @@ def describe_loss(model: str, stage: str, proxy: str, noise: float) -> dict[str,
 
 
 def _load_frozen(model: str, path: str, device) -> torch.nn.Module:
-    from . import weights as W
-    from .models import build_model
-
     sd, prov = W.load_weights(model, path)
     net = build_model(model, **dict(prov.get("arch") or {}))
     net.load_state_dict(sd)
@@ -107,7 +107,7 @@ class ThesisStage:
     Parameters
     ----------
     model : str
-        A name of :data:`THESIS_NAMES`.
+        A thesis model (``loss`` "thesis" in :data:`napari_vmm.core.learned.table.MODELS`).
     net : nn.Module
         The network being trained.
     stage : {"main", "proxy", "contrastive"}
@@ -190,13 +190,11 @@ class ThesisStage:
                 a4 = amp.reshape(-1, 1, 1, 1)
                 extra["L_M"] = ((peb - pea) * a4 - (eb - ea) * a4).abs().mean()
         elif self.family == "mdlmm":
-            from .thesis import _spectrum, _wrap
-
             m = net.manipulate(xa, xb, amp)
             out = net.decode(xb, m)
             loss, parts = base_loss(out, y, 10.0, 1.0, 0.1)
-            la_gt, p_gt = _spectrum(y)
-            extra["phase"] = _wrap(m[2] - p_gt).abs().mean()
+            la_gt, p_gt = spectrum(y)
+            extra["phase"] = wrap_phase(m[2] - p_gt).abs().mean()
             extra["amplitude"] = (m[1] - la_gt).abs().mean()
         elif self.family == "hmn" and self.stage == "contrastive":
             self._refresh_negative(net, step)

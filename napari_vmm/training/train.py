@@ -24,26 +24,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import VMMError
-from . import weights as W
+from ..core.errors import VMMError
+from ..core.learned import weights as W
+from ..core.learned.table import MODELS
+from .export import hardware_string, save_weights
 
 if TYPE_CHECKING:
     import torch
 
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    # ssim_weight: stand-in for S2's perceptual loss, real-time model only.
-    "oh2018": {"crop": 96, "batch": 4, "lr": 2e-4, "ssim_weight": 0.0, "val_every": 200},
-    "realtime": {"crop": 128, "batch": 4, "lr": 2e-4, "ssim_weight": 0.1, "val_every": 500},
-    # FD4MM: Charbonnier + LoG edge + 0.1 contrastive (paper); crop a multiple of 8 (stride)
-    "fd4mm": {"crop": 128, "batch": 4, "lr": 2e-4, "ssim_weight": 0.0, "val_every": 200},
-}
-#: the Singh thesis models (losses and stages in .thesis_train; Adam lr 1e-4 as the thesis)
-THESIS_MODELS = ("lnvmm", "lnvmm_light", "mdlmm", "mdlmm_d2", "sigma_theta", "hmn", "hmn_light")
-MODEL_DEFAULTS.update({n: {"crop": 96, "batch": 4, "lr": 1e-4, "ssim_weight": 0.1,
-                           "val_every": 200} for n in (*THESIS_MODELS, "kldnas")})
-#: input sizes must be multiples of the network stride
-MODEL_STRIDES = {"fd4mm": 8, "mdlmm": 8, "mdlmm_d2": 8, "hmn": 4, "hmn_light": 4,
-                 "lnvmm": 2, "lnvmm_light": 2, "sigma_theta": 2, "kldnas": 4}
+#: training defaults (crop, batch, lr, ssim_weight, val_every) of every model, from its table
+#: entry (:mod:`napari_vmm.core.learned.table`)
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {n: dict(m.train) for n, m in MODELS.items()}
 
 #: FD4MM architecture ablations (``vmm train fd4mm --ablate NAME``) -> FD4MMNet switches
 FD4MM_ABLATIONS: dict[str, dict[str, Any]] = {
@@ -109,10 +100,8 @@ class TrainConfig:
             raise VMMError(f"renderer must be cpu or torch, got {self.renderer!r}")
         if not 1 <= self.echo <= 8:
             raise VMMError(f"echo must be between 1 and 8, got {self.echo}")
-        if self.model == "fd4mm" and self.crop % 8:
-            raise VMMError(f"fd4mm needs a crop that is a multiple of 8, got {self.crop}")
-        st = MODEL_STRIDES.get(self.model, 1)
-        if self.model != "fd4mm" and self.crop % st:
+        st = MODELS[self.model].stride
+        if self.crop % st:
             raise VMMError(f"{self.model} needs a crop that is a multiple of {st}, "
                            f"got {self.crop}")
         if not self.run_dir:
@@ -120,7 +109,7 @@ class TrainConfig:
         return self
 
 
-class _TrainStream:
+class TrainStream:
     """Map-style dataset: item ``step`` is the (noised) training batch of that step.
 
     A pure function of (seed, step), so worker processes produce exactly what the in-process
@@ -190,7 +179,7 @@ def _batches(cfg: TrainConfig, dcfg, start: int, device=None):
     a pure function of (seed, step). The torch renderer renders in this process, on
     ``device`` (no data workers).
     """
-    stream = _TrainStream(cfg, dcfg, device)
+    stream = TrainStream(cfg, dcfg, device)
     k = cfg.echo
     j0 = start // k
     if cfg.workers <= 0 or cfg.renderer == "torch":
@@ -307,9 +296,10 @@ def train(cfg: TrainConfig) -> int:
     """
     import torch
 
+    from ..core.learned.models import count_parameters
+    from ..core.learned.table import build_model
     from .data import DataConfig
     from .losses import fd4mm_loss, magnification_loss
-    from .models import build_model, count_parameters
     from .render_torch import recipe as render_recipe
 
     cfg.resolve()
@@ -388,14 +378,15 @@ def train(cfg: TrainConfig) -> int:
           f"lr {cfg.lr}, device {device}, threads {torch.get_num_threads()}", flush=True)
 
     stage = None
-    if cfg.model in THESIS_MODELS or cfg.model == "kldnas":
+    family = MODELS[cfg.model].loss  # the training objective: oh, fd4mm or thesis
+    if family == "thesis":
         from .thesis_train import ThesisStage, describe_loss
 
         stage = ThesisStage(cfg.model, net, cfg.stage, cfg.proxy, device, cfg.seed,
                             cfg.epoch_steps)
         loss_desc = describe_loss(cfg.model, cfg.stage, cfg.proxy,
                                   0.0 if stage.noise_free else cfg.noise)
-    elif cfg.model == "fd4mm":
+    elif family == "fd4mm":
         loss_desc = {"charbonnier": 1.0, "edge_log": cfg.edge_weight,
                      "contrastive_fft": cfg.cr_weight, "poisson_noise_max": cfg.noise}
     else:
@@ -418,13 +409,13 @@ def train(cfg: TrainConfig) -> int:
             "loss": loss_desc,
             "arch": dict(cfg.arch),
             "ablation": list(cfg.ablation),
-            "data_recipe": {"generator": "napari_vmm.core.learned.data.generate_sample",
+            "data_recipe": {"generator": "napari_vmm.training.data.generate_sample",
                             "renderer": "cpu", "train_split": "train (split id 0)",
                             **(render_recipe(device) if cfg.renderer == "torch" else {}),
                             **dcfg.to_dict()},
             "parameters": params,
             "wall_time_s": round(wall, 1),
-            "hardware": W.hardware_string() + f"; device {device}"
+            "hardware": hardware_string() + f"; device {device}"
                         + (f" ({torch.cuda.get_device_name(device)})"
                            if device.type == "cuda" else "")
                         + f"; torch threads {torch.get_num_threads()}; amp {amp_mode}; "
@@ -474,7 +465,7 @@ def train(cfg: TrainConfig) -> int:
         logf.flush()
         print(json.dumps(rec), flush=True)
         segments[-1]["end_step"] = step
-        W.save_weights(net.state_dict(), provenance(met), cfg.model, run / "export")
+        save_weights(net.state_dict(), provenance(met), cfg.model, run / "export")
         if best is None or met["ssim"] > best["ssim"]:
             best = {"step": step, **met}
         save_ckpt()
@@ -492,7 +483,7 @@ def train(cfg: TrainConfig) -> int:
             with _autocast(device, amp_mode):
                 if stage is not None:
                     out, thesis_loss = stage.loss(net, b, step, device)
-                elif cfg.model == "fd4mm":
+                elif family == "fd4mm":
                     v, m = net.encode(torch.cat([xa, xb]).contiguous(memory_format=cl))
                     ma, mb = _split(m, n, 0), _split(m, n, 1)
                     out = net.magnified(_split(v, n, 1), mb, mb - ma, alpha, xb)
@@ -504,7 +495,7 @@ def train(cfg: TrainConfig) -> int:
             out = out.float()
             if stage is not None:
                 loss, parts = thesis_loss
-            elif cfg.model == "fd4mm":
+            elif family == "fd4mm":
                 loss, parts = fd4mm_loss(out, y, b["B_clean"].to(device), cfg.cr_weight,
                                          cfg.edge_weight)
             else:

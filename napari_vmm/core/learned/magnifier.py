@@ -37,6 +37,7 @@ from ..magnifiers.base import Magnifier
 from ..registry import Option
 from . import weights as W
 from .infer import PRECISIONS, fused_decoder, resolve_precision
+from .table import MODELS, LearnedModel, build_model
 
 _NET_CACHE: dict[tuple, Any] = {}
 _NET_LOCK = threading.Lock()
@@ -50,8 +51,6 @@ def load_network(model: str, device: torch.device, path: str | None = None):
     The architecture switches recorded in the provenance (``"arch"``, e.g. an FD4MM ablation)
     are applied before the state dict is loaded.
     """
-    from .models import build_model
-
     key = (model, str(device), str(Path(path).resolve()) if path else "")
     with _NET_LOCK:
         net = _NET_CACHE.get(key)
@@ -269,96 +268,22 @@ class _LearnedMagnifier(Magnifier):
         return self.net.magnified(vv, m, d, self.alpha, x).float()
 
 
-class Oh2018Magnifier(_LearnedMagnifier):
-    """Oh et al. 2018 learned magnifier (encoder-manipulator-decoder, ~0.97 M parameters)."""
-
-    name = "oh2018"
-
-
-class RealtimeMagnifier(_LearnedMagnifier):
-    """The real-time learned magnifier (linear encoder, 1/4-resolution decoder, ~0.71 M)."""
-
-    name = "realtime"
-
-
-class FD4MMMagnifier(_LearnedMagnifier):
-    """FD4MM (Wang et al. 2024): frequency decoupling on three isomorphic levels, ~1.47 M.
-
-    The engine filters the deep low-frequency structure L_d (96 channels at 1/8 resolution).
-    """
-
-    name = "fd4mm"
+def _magnifier_class(spec: LearnedModel) -> type[_LearnedMagnifier]:
+    """The magnifier class of a model table entry (named ``spec.magnifier``)."""
+    attrs: dict[str, Any] = {"name": spec.name, "__doc__": spec.doc or spec.summary,
+                             "__module__": __name__, "__qualname__": spec.magnifier}
+    if spec.net_tile != _LearnedMagnifier.options["net_tile"].default:
+        tile = _LearnedMagnifier.options["net_tile"]
+        attrs["options"] = {**_LearnedMagnifier.options, "net_tile": Option(
+            spec.net_tile, int, spec.net_tile_help or tile.help, min=tile.min, max=tile.max)}
+    return type(spec.magnifier, (_LearnedMagnifier,), attrs)
 
 
-MAGNIFIERS = {"oh2018": Oh2018Magnifier, "realtime": RealtimeMagnifier,
-              "fd4mm": FD4MMMagnifier}
-
-
-# -- the Singh thesis models (napari_vmm.core.learned.thesis) and the KL-DNAS student --------
-
-class LNVMMMagnifier(_LearnedMagnifier):
-    """LNVMM M1 (Singh et al., WACV 2023): feature-sharing encoders, appearance encoder."""
-
-    name = "lnvmm"
-
-
-class LNVMMLightMagnifier(_LearnedMagnifier):
-    """LNVMM M2, the light variant (C = 8)."""
-
-    name = "lnvmm_light"
-
-
-class MDLMMMagnifier(_LearnedMagnifier):
-    """MDLMM D1 (Singh et al., CVPR 2023): Fourier phase/amplitude streams + spatial correction.
-
-    The engine filters the frame itself. The FFT is global, so tiles change the result: the
-    default ``net_tile`` is 4096 (no tiling up to 4K frames).
-    """
-
-    name = "mdlmm"
-    options: ClassVar[dict[str, Option]] = {
-        **_LearnedMagnifier.options,
-        "net_tile": Option(4096, int, "process frames larger than this many pixels on a side "
-                                      "in tiles; the FFT is per tile, which changes the "
-                                      "result, so keep it above the frame size",
-                           min=128, max=8192),
-    }
-
-
-class MDLMMD2Magnifier(_LearnedMagnifier):
-    """MDLMM D2, the narrower variant."""
-
-    name = "mdlmm_d2"
-    options = MDLMMMagnifier.options
-
-
-class SigmaThetaMagnifier(_LearnedMagnifier):
-    """σ-θ Net (Singh, thesis Ch. 6): learnable scale space and steerable gradients."""
-
-    name = "sigma_theta"
-
-
-class HMNMagnifier(_LearnedMagnifier):
-    """HMN M1 (Singh, thesis Ch. 7): Sobel-edge multi-scale manipulators, hierarchical decoder."""
-
-    name = "hmn"
-
-
-class HMNLightMagnifier(_LearnedMagnifier):
-    """HMN M2, the light variant (c = 8)."""
-
-    name = "hmn_light"
-
-
-class KLDNASMagnifier(_LearnedMagnifier):
-    """A KL-DNAS student: the architecture derived by the search, read from its provenance."""
-
-    name = "kldnas"
-
-
-MAGNIFIERS.update({c.name: c for c in (
-    LNVMMMagnifier, LNVMMLightMagnifier, MDLMMMagnifier, MDLMMD2Magnifier,
-    SigmaThetaMagnifier, HMNMagnifier, HMNLightMagnifier, KLDNASMagnifier)})
+#: model name -> its magnifier class, one per entry of the model table (:mod:`.table`); each
+#: class is also a name of this module (``RealtimeMagnifier``, ...), which the registry loads
+MAGNIFIERS: dict[str, type[_LearnedMagnifier]] = {
+    name: _magnifier_class(spec) for name, spec in MODELS.items()}
+globals().update({cls.__qualname__: cls for cls in MAGNIFIERS.values()})
 
 
 def magnify_pair(model: str, frame_a, frame_b, alpha: float, device: str = "cpu",
@@ -375,7 +300,5 @@ def magnify_pair(model: str, frame_a, frame_b, alpha: float, device: str = "cpu"
         return mag.decode(frame_b, [sb[0] - sa[0]], ctx)
 
 
-__all__ = ["MAGNIFIERS", "FD4MMMagnifier", "HMNLightMagnifier", "HMNMagnifier",
-           "KLDNASMagnifier", "LNVMMLightMagnifier", "LNVMMMagnifier", "MDLMMD2Magnifier",
-           "MDLMMMagnifier", "Oh2018Magnifier", "RealtimeMagnifier", "SigmaThetaMagnifier",
-           "load_network", "magnify_pair"]
+__all__ = ["MAGNIFIERS", "load_network", "magnify_pair",
+           *(cls.__qualname__ for cls in MAGNIFIERS.values())]

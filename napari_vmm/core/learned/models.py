@@ -1,7 +1,9 @@
-"""Network architectures: Oh et al. 2018 (``oh2018``), the real-time model (``realtime``) and
-FD4MM (``fd4mm``, in :mod:`.fd4mm`).
+"""Network architectures: Oh et al. 2018 (``oh2018``) and the real-time model (``realtime``), and
+the :class:`MagNet` interface every learned network implements (FD4MM in :mod:`.fd4mm`, the
+thesis models in :mod:`.thesis`, the KL-DNAS student in :mod:`.kldnas`; the model table that
+builds them by name is :mod:`.table`).
 
-Both follow the encoder → manipulator → decoder structure of Oh et al. (digest §3.1):
+They follow the encoder → manipulator → decoder structure of Oh et al. (digest §3.1):
 
 - ``encode(x) -> (texture V, shape M)``
 - ``manipulate(m_ref, m, amp) -> M_out = M + h(amp · g(M − M_ref))``
@@ -186,63 +188,6 @@ class RealtimeNet(MagNet):
         x = self.up1(_up(x))
         x = self.up2(_up(x))
         return self.out(x)
-
-
-def _fd4mm(**arch) -> MagNet:
-    from .fd4mm import FD4MMNet
-
-    return FD4MMNet(**arch)
-
-
-MODELS = {"oh2018": Oh2018Net, "realtime": RealtimeNet, "fd4mm": _fd4mm}
-
-
-def _thesis(name: str):
-    def build(**arch) -> MagNet:
-        from .thesis import build_thesis_model
-
-        return build_thesis_model(name, **arch)
-    return build
-
-
-#: the Singh thesis models (napari_vmm.core.learned.thesis)
-THESIS_NAMES = ("lnvmm", "lnvmm_light", "mdlmm", "mdlmm_d2", "sigma_theta", "hmn", "hmn_light")
-MODELS.update({n: _thesis(n) for n in THESIS_NAMES})
-
-
-def _kldnas(**arch) -> MagNet:
-    from .kldnas import build_student
-
-    return build_student(**arch)
-
-
-MODELS["kldnas"] = _kldnas
-
-#: models whose manipulator leaves the shape unchanged at amp = 0 (no bias: h(0) = 0), so that
-#: decoding twice gives back the input exactly
-DECODE_TWICE_MODELS = ("oh2018", "realtime", "fd4mm")
-
-
-def build_model(name: str, **arch) -> MagNet:
-    """A fresh network by registry name (``oh2018``, ``realtime`` or ``fd4mm``).
-
-    ``arch``: architecture switches of the model (FD4MM's ablations: ``filters``, ``mixer``,
-    ``attention``); weights record them in their provenance under ``"arch"``.
-    """
-    from ..errors import VMMError
-
-    if name not in MODELS:
-        raise VMMError(f"unknown learned model {name!r}; choose from {sorted(MODELS)}")
-    arch = dict(arch)
-    decode_twice = bool(arch.pop("decode_twice", False))
-    if decode_twice and name not in DECODE_TWICE_MODELS:
-        raise VMMError(f"decode_twice applies to {', '.join(DECODE_TWICE_MODELS)}, not {name}")
-    try:
-        net = MODELS[name](**arch)
-    except (TypeError, ValueError) as e:
-        raise VMMError(f"bad architecture options {arch} for {name}: {e}") from None
-    net.decode_twice = decode_twice
-    return net
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -44,7 +44,7 @@ def _amp(amp: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor | float:
     return amp
 
 
-def _wrap(p: torch.Tensor) -> torch.Tensor:
+def wrap_phase(p: torch.Tensor) -> torch.Tensor:
     """Wrap angles to (−π, π]."""
     return torch.remainder(p + math.pi, 2 * math.pi) - math.pi
 
@@ -206,13 +206,13 @@ class FCBChain(nn.Module):
         return x
 
 
-def _spectrum(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def spectrum(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(log(1 + |F|), angle F) of every channel, orthonormal FFT, DC centred (fftshift)."""
     s = torch.fft.fftshift(torch.fft.fft2(x.float(), norm="ortho"), dim=(-2, -1))
     return torch.log1p(s.abs()), torch.angle(s)
 
 
-def _inverse_spectrum(log_amp: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+def inverse_spectrum(log_amp: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
     s = torch.polar(torch.expm1(log_amp).clamp(min=0), phase)
     return torch.fft.ifft2(torch.fft.ifftshift(s, dim=(-2, -1)), norm="ortho").real
 
@@ -291,12 +291,12 @@ class MDLMMNet(MagNet):
         i1 = m
         i0 = m - delta if delta is not None else m_ref
         a = _amp(amp, m)
-        la1, p1 = _spectrum(i1)
-        la0, p0 = _spectrum(i0)
-        dp = _wrap(p1 - p0) * a
+        la1, p1 = spectrum(i1)
+        la0, p0 = spectrum(i0)
+        dp = wrap_phase(p1 - p0) * a
         phase_m = p1 + dp + self.phase_out(self.phase(dp, p1 / math.pi))
         ampl_m = la1 + self.ampl_out(self.ampl((la1 - la0) * a, la1))
-        i_hat = _inverse_spectrum(ampl_m, phase_m).to(m.dtype)
+        i_hat = inverse_spectrum(ampl_m, phase_m).to(m.dtype)
         return i_hat, ampl_m, phase_m, i1, i0, a
 
     def decode(self, v: torch.Tensor, m: tuple) -> torch.Tensor:
@@ -458,7 +458,7 @@ class SigmaThetaNet(MagNet):
             return block(x).reshape(n, k, h, w)
 
         wt = self.w_theta.softmax(0).view(1, -1, 1, 1)
-        pm = (wt * (p2 + r(self.r_phase, _wrap(p2 - p1), p2))).sum(1, keepdim=True)
+        pm = (wt * (p2 + r(self.r_phase, wrap_phase(p2 - p1), p2))).sum(1, keepdim=True)
         rm = (wt * (r2 + r(self.r_mag, r2 - r1, r2))).sum(1, keepdim=True)
         return torch.cat([rm * torch.cos(pm), rm * torch.sin(pm)], 1)
 
@@ -625,17 +625,6 @@ class HMNNet(MagNet):
         return self.decode(xb, self.manipulate(xa, xb, amp))
 
 
-#: registry name -> (class, architecture options)
-THESIS_MODELS = {
-    "lnvmm": (LNVMMNet, {"variant": "base"}),
-    "lnvmm_light": (LNVMMNet, {"variant": "light"}),
-    "mdlmm": (MDLMMNet, {"variant": "d1"}),
-    "mdlmm_d2": (MDLMMNet, {"variant": "d2"}),
-    "sigma_theta": (SigmaThetaNet, {}),
-    "hmn": (HMNNet, {"variant": "base"}),
-    "hmn_light": (HMNNet, {"variant": "light"}),
-}
-
 #: the thesis' own figures: (parameters, GFLOPs at 720×720 or None, source)
 THESIS_FIGURES = {
     "lnvmm": (1.10e6, 375.5, "Table 3.2 (M1)"),
@@ -647,12 +636,5 @@ THESIS_FIGURES = {
     "hmn_light": (0.28e6, 68.3, "Table 7.1 (M2; resolution label unreliable)"),
 }
 
-
-def build_thesis_model(name: str, **arch) -> MagNet:
-    """A fresh thesis network by registry name (see :data:`THESIS_MODELS`)."""
-    cls, defaults = THESIS_MODELS[name]
-    return cls(**{**defaults, **arch})
-
-
 __all__ = ["HMNNet", "LNVMMNet", "MDLMMNet", "SigmaThetaNet", "THESIS_FIGURES",
-           "THESIS_MODELS", "build_thesis_model", "sobel"]
+           "inverse_spectrum", "sobel", "spectrum", "wrap_phase"]
