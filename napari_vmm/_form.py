@@ -101,6 +101,32 @@ def loadable_methods() -> dict[str, dict[str, Any]]:
     return out
 
 
+def form_values(w: Any) -> dict[str, Any]:
+    """The Magnify form's parameters as :meth:`MagnifyParams.to_dict` lays them out, unchecked
+    (what is shown and saved while the user is still typing)."""
+    return {
+        "method": w._method.value, "alpha": float(w._alpha.value), "band": list(w.band_hz()),
+        "fps": float(w._fps.value), "temporal": w._temporal.value, "mode": w._mode.value,
+        "reference": int(w._reference.value), "device": w._device.value,
+        "options": w._current_options(),
+    }
+
+
+def form_params(w: Any):
+    """The Magnify form's parameters as a validated :class:`MagnifyParams` (VMMError if not)."""
+    from napari_vmm.core.params import MagnifyParams
+
+    return MagnifyParams.from_dict(form_values(w))
+
+
+def form_engine_kwargs(w: Any) -> dict[str, Any]:
+    """The form's parameters in the engine's keyword form, unchecked (for estimates that
+    report a bad parameter themselves)."""
+    values = form_values(w)
+    return {**{k: v for k, v in values.items() if k != "options"}, "band": w.band_hz(),
+            **values["options"]}
+
+
 def build_magnify_form(w: Any) -> None:
     """Create the Magnify widget's inputs as attributes of ``w`` and lay them out.
 
@@ -108,7 +134,7 @@ def build_magnify_form(w: Any) -> None:
     scheduler, the Zarr output and the Dask memory line sit in a collapsed "Advanced"
     section, so the form fits a 950 px high window without scrolling.
     """
-    from napari_vmm.core.temporal import FILTERS, MODES
+    from napari_vmm.core.params import FALLBACK_FPS, FILTERS, MODES
 
     # inputs (values come from MagnifyParams defaults and the saved session below)
     w._layer = ComboBox(label="image", choices=w._image_choices, nullable=True,
@@ -122,7 +148,7 @@ def build_magnify_form(w: Any) -> None:
     w._band_unit = ComboBox(label="band unit", choices=["Hz", "BPM"], value="Hz")
     w._band_lo = FloatSpinBox(label="band low", min=0.0, max=1e6, step=0.1)
     w._band_hi = FloatSpinBox(label="band high", min=0.0, max=1e6, step=0.1)
-    w._fps = FloatSpinBox(label="fps", min=0.001, max=1e6, step=1.0,
+    w._fps = FloatSpinBox(label="fps", value=FALLBACK_FPS, min=0.001, max=1e6, step=1.0,
                           tooltip="frame rate; taken from the layer when its first "
                                   "axis is in time units; for a video file, the true "
                                   "capture rate (high-speed footage)")
