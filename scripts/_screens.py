@@ -42,10 +42,11 @@ def wait_until(done, timeout: float, what: str) -> bool:
 
 def save_window(viewer, out: str | Path) -> Path:
     """Screenshot the whole window (docks included) to ``out``, atomically."""
+    from napari_vmm.io.atomic import atomic_output
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.stem + ".tmp.png")
-    viewer.screenshot(str(tmp), canvas_only=False)
-    os.replace(tmp, out)
+    with atomic_output(out) as tmp:
+        viewer.screenshot(tmp, canvas_only=False)
     print(f"wrote {out}")
     return out

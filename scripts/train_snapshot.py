@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from napari_vmm.core.learned import weights as W  # noqa: E402
 from napari_vmm.core.learned.table import MODELS  # noqa: E402
+from napari_vmm.io.atomic import atomic_output  # noqa: E402
 from napari_vmm.training.export import provenance_markdown  # noqa: E402
 from napari_vmm.training.figures import curves_figure  # noqa: E402
 
@@ -61,11 +62,12 @@ def ship(model: str, run: str | None = None) -> list[Path]:
     if new <= old:
         return []
     W.load_weights(model, src)  # verifies the run's own checksum before copying
-    shutil.copyfile(src / pt.name, pt.with_suffix(".pt.tmp"))
-    pt.with_suffix(".pt.tmp").replace(pt)
+    with atomic_output(pt) as tmp:
+        shutil.copyfile(src / pt.name, tmp)
     prov = json.loads((src / js.name).read_text())
     prov["status"] = W.training_status(prov["validation"])  # derived; older runs wrote another
-    js.write_text(json.dumps(prov, indent=1) + "\n")
+    with atomic_output(js) as tmp:
+        Path(tmp).write_text(json.dumps(prov, indent=1) + "\n")
     changed = [pt, js]
     if model == "kldnas":
         search_dir = ROOT / "runs" / "kldnas"

@@ -17,6 +17,7 @@ from ..core.learned.weights import (
     sha256_file,
     weights_paths,
 )
+from ..io.atomic import atomic_output
 from .data import SUBSETS
 
 
@@ -44,18 +45,16 @@ def save_weights(state_dict: dict, provenance: dict[str, Any], model: str,
     pt, js = weights_paths(model, d)
     half = {k: (v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.cpu())
             for k, v in state_dict.items()}
-    tmp = pt.with_suffix(".pt.tmp")
-    torch.save(half, tmp)
-    prov = dict(provenance)
-    prov["model"] = model
-    prov["file"] = pt.name
-    prov["format"] = "torch.save state_dict, float16"
-    prov["sha256"] = sha256_file(tmp)
-    prov["bytes"] = tmp.stat().st_size
-    jtmp = js.with_suffix(".json.tmp")
-    jtmp.write_text(json.dumps(prov, indent=1, sort_keys=False) + "\n")
-    os.replace(tmp, pt)
-    os.replace(jtmp, js)
+    # the .pt is renamed into place first, then its provenance
+    with atomic_output(js) as jtmp, atomic_output(pt) as tmp:
+        torch.save(half, tmp)
+        prov = dict(provenance)
+        prov["model"] = model
+        prov["file"] = pt.name
+        prov["format"] = "torch.save state_dict, float16"
+        prov["sha256"] = sha256_file(tmp)
+        prov["bytes"] = Path(tmp).stat().st_size
+        Path(jtmp).write_text(json.dumps(prov, indent=1, sort_keys=False) + "\n")
     return pt, js
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import shlex
 import signal
 import sys
@@ -233,9 +232,10 @@ def to_net(x):
 def _atomic_torch_save(obj, path: Path) -> None:
     import torch
 
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    from ..io.atomic import atomic_output
+
+    with atomic_output(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _unlogged_segment(record: dict[str, Any], step: int) -> list[dict[str, Any]]:
