@@ -39,7 +39,7 @@ def _clip(n: int, folder: str, video: bool):
     tex = beam_texture((480, 640), None, seed=3)
     frames, _ = vibrating_beam(n, FPS, tex, 480, 0, [(FREQ, AMP, 1, 0.0)], noise_dn=2.0)
     if video:
-        from napari_vmm.core.io import open_video, write_video
+        from napari_vmm.io import open_video, write_video
 
         path = os.path.join(folder, "plate.mkv")
         write_video(path, frames, FPS, codec="ffv1")

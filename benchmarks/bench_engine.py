@@ -95,7 +95,7 @@ def run_reference(h: int, w: int, n: int) -> dict:
 def whole_clip_frames(n: int) -> np.ndarray:
     """The clip of the whole-clip comparison: baby.mp4's first ``n`` frames, or synthetic."""
     if BABY.is_file():
-        from napari_vmm.core.io import open_video
+        from napari_vmm.io import open_video
 
         with open_video(BABY) as src:
             return src[0:n]
@@ -346,7 +346,7 @@ def file_rss(quick: bool, methods: list[str]) -> None:
     """
     import shutil
 
-    from napari_vmm.core.io import write_video
+    from napari_vmm.io import write_video
 
     if shutil.which("ffmpeg") is None:
         print("--rss needs ffmpeg on PATH")
@@ -357,7 +357,7 @@ def file_rss(quick: bool, methods: list[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-rss-") as tmp:
         clip = os.path.join(tmp, "clip.mp4")
         if DRUM.is_file():
-            from napari_vmm.core.io import open_video
+            from napari_vmm.io import open_video
 
             with open_video(DRUM) as src:
                 write_video(clip, src[0:n], src.fps)

@@ -35,7 +35,7 @@ SHARED = ROOT.parent / "shared" / "videos"
 
 def make_clip(dst: Path, frames: int) -> Path:
     """A 448 x 576 face crop of the first ``frames`` frames of baby.mp4, written as H.264."""
-    from napari_vmm.core.io import open_video, write_video
+    from napari_vmm.io import open_video, write_video
 
     src = SHARED / "baby.mp4"
     if not src.is_file():

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from napari_vmm.core.io import write_stack, write_video
 from napari_vmm.core.samples import pulsing_timelapse, vibrating_target
+from napari_vmm.io import write_stack, write_video
 
 OUT = Path(__file__).resolve().parent.parent / "sample_data"
 

@@ -235,7 +235,7 @@ def test_reads_are_bounded_by_roi_size(two_objects):
 
 
 class _FakeVideo:
-    """Mimics ``napari_vmm.core.io.VideoSource``: fps, lazy frames and chunked iteration."""
+    """Mimics ``napari_vmm.io.VideoSource``: fps, lazy frames and chunked iteration."""
 
     def __init__(self, frames: np.ndarray, fps: float) -> None:
         self._frames, self.fps = frames, fps
@@ -331,7 +331,7 @@ def _cli(argv: list[str]) -> int:
 
 @pytest.fixture(scope="module")
 def npy_clip(tmp_path_factory, two_objects) -> Path:
-    pytest.importorskip("napari_vmm.core.io")
+    pytest.importorskip("napari_vmm.io")
     path = tmp_path_factory.mktemp("clip") / "clip.npy"
     np.save(path, two_objects)
     return path
@@ -391,7 +391,7 @@ def test_cli_errors_are_one_line(npy_clip, capsys, extra, match):
 
 
 def test_cardiomyocyte_beat_is_found(shared_video):
-    from napari_vmm.core.io import open_video
+    from napari_vmm.io import open_video
 
     src = open_video(str(shared_video("cardiomyocyte_zdisc.avi")))
     res = an.analyze_motion(src, "150,150,100,100", n_peaks=3)

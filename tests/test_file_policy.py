@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 from napari_vmm.cli import main
-from napari_vmm.core.io import write_video
 from napari_vmm.core.samples import vibrating_target
+from napari_vmm.io import write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_FFMPEG = shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None

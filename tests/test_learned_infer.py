@@ -102,7 +102,7 @@ def test_magnifier_uses_the_fused_path_on_cpu_only_for_realtime(tmp_path):
 
 
 def _real_frames(n=8):
-    from napari_vmm.core.io import open_video
+    from napari_vmm.io import open_video
 
     if not BABY.is_file():
         pytest.skip(f"{BABY} is absent")

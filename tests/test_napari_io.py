@@ -41,7 +41,7 @@ def test_reader_declines_without_raising(tmp_path, name):
 def test_reader_opens_real_video_lazily(shared_video, monkeypatch):
     import dask.array as da
 
-    from napari_vmm.core.io import VideoSource
+    from napari_vmm.io import VideoSource
 
     decoded = []  # (start, stop) of every decode request
     real_read_range = VideoSource._read_range

@@ -13,7 +13,7 @@ pytest.importorskip("pytestqt")
 from napari.utils.notifications import notification_manager  # noqa: E402
 
 from napari_vmm._napari._qt.magnify import MagnifyWidget  # noqa: E402
-from napari_vmm.core.io import open_video, write_video  # noqa: E402
+from napari_vmm.io import open_video, write_video  # noqa: E402
 
 pytestmark = pytest.mark.gui
 WAIT_MS = 120_000

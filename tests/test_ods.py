@@ -22,7 +22,7 @@ def texture() -> np.ndarray:
     """The beam's texture: cut from a real frame (drum.mp4), synthetic when it is absent."""
     frame = None
     if SHARED.is_file():
-        from napari_vmm.core.io import open_video
+        from napari_vmm.io import open_video
 
         with open_video(SHARED) as src:
             frame = np.asarray(src[0])
@@ -151,7 +151,7 @@ def test_cli_ods_outputs(beam_npy, tmp_path, capsys):
     head = (csv_dir / "ods.csv").read_text().splitlines()[0]
     assert "dy_amp_mm" in head and "snr" in head
     assert "cell15_dy_mm" in (csv_dir / "traces.csv").read_text().splitlines()[0]
-    from napari_vmm.core.io import open_video
+    from napari_vmm.io import open_video
 
     with open_video(video) as src:
         first = np.asarray(src[0])

@@ -312,7 +312,7 @@ def test_cli_errors(tmp_path, capsys):
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 def test_video_keyframe_segments_equal_one_pass(client, tmp_path):
     """Segments cut at keyframes, joined with -c copy, audio muxed once: same frames."""
-    from napari_vmm.core.io import open_video, write_video
+    from napari_vmm.io import open_video, write_video
 
     frames = np.repeat(clip(64, 32)[..., None], 3, axis=-1)
     write_video(tmp_path / "src.mkv", frames, FPS)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from napari_vmm.cli import main
-from napari_vmm.core.io import open_input
 from napari_vmm.core.params import RECIPES, MagnifyParams, apply_recipe
+from napari_vmm.io import open_input
 
 FPS, BPM = 30.0, 72.0
 FACE_ROI = (54, 38, 20, 20)  # x, y, w, h at the middle of the face

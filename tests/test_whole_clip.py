@@ -11,11 +11,10 @@ import torch
 from napari_vmm.cli import main
 from napari_vmm.core import wholeclip
 from napari_vmm.core.engine import band_basis, iter_magnify, magnify, whole_signal_frames
-from napari_vmm.core.io import open_video, write_video
-from napari_vmm.core.io import open_video, write_video
 from napari_vmm.core.samples import vibrating_target
 from napari_vmm.core.spool import FrameSpool, spool_frames
 from napari_vmm.core.temporal import make_filter
+from napari_vmm.io import open_video, write_video
 
 
 @pytest.mark.parametrize("n", [1, 2, 59, 60, 301])

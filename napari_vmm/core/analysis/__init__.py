@@ -43,7 +43,7 @@ Memory
 ------
 Only the bounding box of each ROI (plus a margin of ``max_shift`` pixels) is read, one chunk of
 frames at a time, from numpy arrays (including memory maps), dask arrays and
-``napari_vmm.core.io`` video sources. What is kept is proportional to ROI area times the
+``napari_vmm.io`` video sources. What is kept is proportional to ROI area times the
 number of frames, never to the frame size.
 """
 

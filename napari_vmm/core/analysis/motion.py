@@ -153,7 +153,7 @@ def analyze_motion(
     ----------
     frames : array-like (T, H, W) or (T, H, W, C), or a video source
         numpy (uint8, uint16, float), a memory map, a dask array, or a
-        ``napari_vmm.core.io`` source (``iter_chunks``, ``fps``). Colour is reduced to luma.
+        ``napari_vmm.io`` source (``iter_chunks``, ``fps``). Colour is reduced to luma.
     rois : ROIs in any form :func:`as_rois` accepts.
     fps : float, optional
         Frame rate in Hz; taken from ``frames.fps`` when omitted.
