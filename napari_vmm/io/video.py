@@ -302,6 +302,27 @@ def open_video(path: str | os.PathLike) -> VideoSource:
     return VideoSource(path)
 
 
+def read_video_frames(path: str | os.PathLike, start: int, stop: int,
+                      index: VideoIndex | None = None) -> np.ndarray:
+    """Frames ``[start, stop)`` of a video, decoded from the keyframe at or before ``start``.
+
+    A :class:`VideoSource` read (a Dask task's: ``index`` spares each task a demux of the file).
+
+    Returns
+    -------
+    ndarray
+        (N, H, W, 3) uint8 RGB, uint16 for sources deeper than 8 bits.
+    """
+    with VideoSource(path, index=index) as src:
+        n = src.n_frames
+        if not 0 <= start < stop <= n:
+            raise VMMError(f"frames {start}..{stop} are outside the video's 0..{n}")
+        frames = src[start:stop]
+    if len(frames) != stop - start:
+        raise VMMError(f"cannot decode frames {start}..{stop} of {path}: got {len(frames)}")
+    return frames
+
+
 def _to_rgb8_or_16(chunk: np.ndarray, deep: bool) -> np.ndarray:
     """Frames (N,H,W[,C]) of any supported dtype to packed RGB for the encoder."""
     from ..core.frames import to_float
