@@ -11,7 +11,9 @@ pytest.importorskip("pytestqt")
 from napari.utils.notifications import notification_manager  # noqa: E402
 
 import napari_vmm  # noqa: E402
-from napari_vmm._napari._qt.magnify import MagnifyWidget, magnify_widgets, settings_path  # noqa: E402
+from napari_vmm._napari._qt.magnify import MagnifyWidget  # noqa: E402
+from napari_vmm._napari.model import shared_model  # noqa: E402
+from napari_vmm._napari.settings import settings_path  # noqa: E402
 from napari_vmm.core.samples import translating_texture  # noqa: E402
 
 pytestmark = pytest.mark.gui
@@ -206,20 +208,39 @@ def test_band_in_bpm_and_options_follow_method(make_napari_viewer):
         assert set(widget.params().options) == declared
 
 
-def test_magnify_widgets_registry(make_napari_viewer):
-    viewer = make_napari_viewer()
-    other = make_napari_viewer()
-    assert magnify_widgets(viewer) == []
+def test_docks_of_a_viewer_share_one_model(make_napari_viewer):
+    """Two magnify docks of a viewer show one evented model; another viewer has its own."""
+    from napari_vmm.core.registry import get_method
+
+    viewer, other = make_napari_viewer(), make_napari_viewer()
+    add_clip(viewer, tiny_clip())
+    add_clip(other, tiny_clip())
     a, b = MagnifyWidget(viewer), MagnifyWidget(other)
-    assert magnify_widgets(viewer) == [a]
-    assert magnify_widgets(other) == [b]
-    magnify_widgets(viewer)[0].set_band(2.0, 4.0)
-    assert a.band_hz() == pytest.approx((2.0, 4.0))
+    assert a.model is shared_model(viewer) and b.model is shared_model(other)
+    assert a.model is not b.model
     # docked from the Plugins menu, the widget gets a PublicOnlyProxy of the viewer
     _, docked = viewer.window.add_plugin_dock_widget("napari-vmm", "Motion magnification")
     assert isinstance(docked, MagnifyWidget) and docked.viewer is not viewer
-    assert magnify_widgets(viewer) == [a, docked]
-    assert magnify_widgets(docked.viewer) == [a, docked]
+    assert docked.model is a.model
+    # an edit in one dock shows in the other (not in the other viewer's)
+    a._alpha.value = 37.0
+    assert a.model.params.alpha == 37.0 and docked._alpha.value == 37.0
+    assert b._alpha.value != 37.0
+    docked._method.value = "phase"
+    assert a._method.value == "phase"
+    assert set(a._option_widgets) == set(get_method("phase").options)
+    # a band written into the model (what Motion traces does) reaches both docks
+    a.model.set_band(2.0, 4.0)
+    for dock in (a, docked):
+        assert dock.band_hz() == pytest.approx((2.0, 4.0))
+    assert "band set to 2-4 Hz" in docked._status.value
+    assert b.band_hz() != pytest.approx((2.0, 4.0))
+    # BPM is the dock's display unit; the model keeps Hz
+    docked._band_unit.value = "BPM"
+    assert a._band_unit.value == "BPM" and a._band_hi.value == pytest.approx(240.0)
+    assert a.model.params.band == pytest.approx((2.0, 4.0))
+    with pytest.raises(napari_vmm.VMMError, match="band"):
+        a.set_band(4.0, 2.0)
 
 
 def test_params_persist_and_copy_command(make_napari_viewer, qtbot):

@@ -13,9 +13,9 @@ pytest.importorskip("pytestqt")
 from matplotlib.backend_bases import MouseEvent  # noqa: E402
 from napari.utils.notifications import notification_manager  # noqa: E402
 
-from napari_vmm._napari._qt import magnify as _widget  # noqa: E402
 from napari_vmm._napari._qt import traces as _roi_widget  # noqa: E402
 from napari_vmm._napari._qt.traces import MotionTracesWidget  # noqa: E402
+from napari_vmm._napari.model import WidgetsModel, shared_model  # noqa: E402
 from napari_vmm.core.samples import translating_texture  # noqa: E402
 
 pytestmark = pytest.mark.gui
@@ -26,21 +26,25 @@ N = 60
 WAIT_MS = 60_000
 
 
-class FakeMagnify:
-    """Stands in for a MagnifyWidget: records the bands it is sent."""
+class BandLog:
+    """Records the bands the traces widget puts in the shared model (all of them: an equal
+    band emits no model event)."""
 
     def __init__(self) -> None:
         self.bands: list[tuple[float, float]] = []
 
-    def set_band(self, lo: float, hi: float) -> None:
-        self.bands.append((lo, hi))
-
 
 @pytest.fixture
 def magnify(monkeypatch):
-    fake = FakeMagnify()
-    monkeypatch.setattr(_widget, "magnify_widgets", lambda viewer: [fake])
-    return fake
+    log = BandLog()
+    real = WidgetsModel.set_band
+
+    def record(model, lo, hi):
+        log.bands.append(real(model, lo, hi))
+        return log.bands[-1]
+
+    monkeypatch.setattr(WidgetsModel, "set_band", record)
+    return log
 
 
 def setup_viewer(make_napari_viewer, pixel=(1.0, "pixel")):
@@ -84,7 +88,7 @@ def test_cursor_follows_frame_without_recomputing(make_napari_viewer, qtbot, mag
     widget = MotionTracesWidget(viewer)
     analyse(widget, qtbot)
     calls = []
-    monkeypatch.setattr(_roi_widget, "_analysis_job",
+    monkeypatch.setattr(_roi_widget, "analysis_job",
                         lambda *a, **k: calls.append(a) or iter(()))
     drawn = []
     monkeypatch.setattr(widget, "_draw", lambda: drawn.append(1))
@@ -180,6 +184,17 @@ def test_docked_from_the_menu_the_band_reaches_magnify(make_napari_viewer, qtbot
     assert isinstance(widget, MotionTracesWidget)
     analyse(widget, qtbot)
     widget.select_band(2.5, 3.75)
+    assert magnify.band_hz() == pytest.approx((2.5, 3.75))
+    assert widget.model is magnify.model is shared_model(viewer)
+
+
+def test_a_band_chosen_before_magnify_opens_is_kept(make_napari_viewer, qtbot):
+    """The band lives in the viewer's model, not in a widget: a dock opened later shows it."""
+    viewer, _, _ = setup_viewer(make_napari_viewer)
+    widget = MotionTracesWidget(viewer)
+    analyse(widget, qtbot)
+    widget.select_band(2.5, 3.75)
+    _, magnify = viewer.window.add_plugin_dock_widget("napari-vmm", "Motion magnification")
     assert magnify.band_hz() == pytest.approx((2.5, 3.75))
 
 

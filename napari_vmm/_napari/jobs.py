@@ -1,13 +1,18 @@
-"""Worker generators of the Magnify widget (Qt-free): the engine route and the Dask route."""
+"""What the dock widgets run (Qt-free): building a magnify job from the layers and the
+parameters, and the worker generators (engine, Dask, motion traces, deflection shapes)."""
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_vmm.core.errors import Cancelled
+from napari_vmm.core.errors import Cancelled, VMMError
+
+if TYPE_CHECKING:
+    from napari_vmm.core.params import MagnifyParams
 
 #: Bytes of motion signal the in-process engine may hold (whole-clip filters tile above it),
 #: so that napari stays under 1.5 GB on a 301-frame 448 x 576 video (benchmarks/bench_napari.py).
@@ -24,6 +29,131 @@ def engine_kwargs(kwargs: dict[str, Any], shape: tuple[int, ...]) -> dict[str, A
     chunk = max(2, min(16, ENGINE_CHUNK_PIXELS // max(1, h * w)))
     return {"memory_budget": ENGINE_MEMORY_BUDGET, "chunk_size": chunk, **kwargs}
 
+
+def dask_settings(scheduler: str | None, zarr_out: str | None) -> tuple[str | None, str | None]:
+    """The validated Dask scheduler (None: local threads) and Zarr output (None: none).
+
+    Raises
+    ------
+    VMMError
+        For a scheduler address that cannot be used, or a Zarr output not ending in .zarr.
+    """
+    from napari_vmm.core.parallel import check_scheduler
+
+    scheduler = check_scheduler(scheduler or "")
+    zarr_out = (zarr_out or "").strip() or None
+    if zarr_out is not None and not zarr_out.rstrip("/\\").endswith(".zarr"):
+        raise VMMError(f"Zarr output must be a folder ending in .zarr, got {zarr_out!r}")
+    return scheduler, zarr_out
+
+
+@dataclass
+class MagnifyJob:
+    """Everything a Run or Preview worker needs, built by :func:`prepare_job`.
+
+    ``dask`` is None for the in-process engine, else ``(scheduler, zarr_output)``; ``out`` is
+    None when a Zarr store receives the result. ``warnings`` are for the user (the view
+    shows them).
+    """
+
+    frames: Any
+    out: np.ndarray | None
+    kwargs: dict[str, Any]
+    source: Any
+    name: str
+    provenance: dict[str, Any]
+    offset: tuple[int, int] = (0, 0)
+    dask: tuple[str | None, str | None] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def prepare_job(source: Any, params: MagnifyParams, *, roi_layer: Any = None,
+                feather_px: float = 4.0, preview: bool = False, preview_frames: int = 0,
+                scheduler: str = "", zarr_output: str = "") -> MagnifyJob:
+    """Validate the input and build the job of a Run (or a Preview) of ``source``.
+
+    A preview takes the first ``preview_frames`` frames (0: :func:`preview_length`), cropped
+    to the ROI when one is set. The Dask route is taken by a Run with a Dask scheduler set
+    (for dask-backed layers) or a Zarr output; everything else, file-backed videos included,
+    streams through the engine in this process: progress every chunk, Cancel within one
+    chunk, bounded memory. A file-backed video gets ``params.fps`` as its capture rate.
+
+    Raises
+    ------
+    VMMError
+        For a layer, ROI, preview or Dask setting the engine cannot use.
+    """
+    from napari_vmm import __version__
+    from napari_vmm._napari.layers import (
+        allocate_output,
+        check_image_layer,
+        fps_from_layer,
+        mask_bbox,
+        output_name,
+        preview_length,
+        roi_mask_from_shapes,
+        set_capture_rate,
+        video_file_info,
+    )
+    from napari_vmm.core.frames import check_frame_shape
+
+    check_image_layer(source)
+    warnings = []
+    video = video_file_info(source)
+    if video is not None:
+        set_capture_rate(source, params.fps)  # the rate in the widget is the true one
+    elif fps_from_layer(source) is None:
+        warnings.append(f"layer {source.name!r} has no time scale; using fps = "
+                        f"{params.fps:g} as set in the widget")
+    frames = source.data
+    mask = (roi_mask_from_shapes(roi_layer, source, feather_px)
+            if roi_layer is not None else None)
+    offset = (0, 0)
+    if preview:
+        n = int(preview_frames) or preview_length(
+            params.fps, params.band[0] if params.band else 0.0, frames.shape[0])
+        n = min(n, frames.shape[0])
+        frames = frames[:n]
+        if mask is not None:
+            ys, xs = mask_bbox(mask, margin=int(np.ceil(feather_px)) + 8)
+            frames = frames[:, ys, xs]
+            mask = mask[ys, xs]
+            offset = (ys.start, xs.start)
+        if params.mode == "static" and params.reference >= n:
+            raise VMMError(f"reference frame {params.reference} is outside the {n} "
+                           "preview frames")
+    check_frame_shape(tuple(frames.shape), what=f"the frames of layer {source.name!r}")
+    scheduler, zarr_out = dask_settings(scheduler, zarr_output)
+    dask = None
+    if not preview and ((hasattr(frames, "dask") and scheduler is not None)
+                        or zarr_out is not None):
+        dask = (scheduler, zarr_out)
+    out = (None if dask is not None and zarr_out is not None
+           else allocate_output(tuple(frames.shape), frames.dtype))
+    kwargs = {**params.engine_kwargs(), "roi_mask": mask}
+    if dask is None:
+        kwargs = engine_kwargs(kwargs, tuple(frames.shape))
+    path = getattr(source.source, "path", None)
+    provenance = {
+        "version": __version__,
+        "params": params.to_dict(),
+        "source": source.name,
+        "source_path": str(path) if path else None,
+        "video": (None if video is None else
+                  {"path": video["path"], "container_fps": video.get("fps"),
+                   "capture_fps": params.fps}),
+        "roi": roi_layer.name if roi_layer is not None else None,
+        "feather_px": float(feather_px) if roi_layer is not None else None,
+        "preview": ({"frames": int(frames.shape[0]), "yx_offset": list(offset)}
+                    if preview else None),
+        "dask": (None if dask is None else
+                 {"scheduler": scheduler or "local threads", "zarr_output": zarr_out}),
+    }
+    return MagnifyJob(frames, out, kwargs, source, output_name(source.name, params.method,
+                                                                preview),
+                      provenance, offset, dask, warnings)
+
+
 def dask_memory_line(layer: Any, scheduler: str, zarr_out: str,
                      kwargs: dict[str, Any]) -> str:
     """``"Dask: N MiB per task (...)"`` for a Run of ``layer`` on the Dask route, or ``""``
@@ -34,7 +164,6 @@ def dask_memory_line(layer: Any, scheduler: str, zarr_out: str,
     import logging
 
     from napari_vmm._napari.layers import check_image_layer
-    from napari_vmm.core.errors import VMMError
 
     data = getattr(layer, "data", None)
     dask_route = bool((zarr_out or "").strip()) or (
@@ -116,7 +245,6 @@ def _compute_blocks(frames: Any, out: np.ndarray | None, zarr_path: str | None,
                     events: Any, stop: threading.Event) -> None:
     """Helper thread of :func:`dask_job`: puts ``(kind, value)`` events on ``events``."""
     from napari_vmm.core import parallel
-    from napari_vmm.core.errors import VMMError
 
     client = None
     steps = None
@@ -162,3 +290,35 @@ class WorkerError(Exception):
         super().__init__(str(original))
         self.original = original
 
+
+
+#: Frames the analysis jobs read per step (one progress tick and one cancel point each).
+CHUNK_FRAMES = 32
+
+
+def analysis_job(frames: Any, rois: list, fps: float, options: dict[str, Any]):
+    """Worker generator of "Motion traces": yields ``(done, total)``, returns the analysis.
+
+    Float frames are checked for NaN and infinity first (one clear message); a RuntimeError
+    is carried out as :class:`WorkerError` (superqt would swallow it).
+    """
+    from napari_vmm.core.analysis import iter_analyze_motion
+    from napari_vmm.core.frames import to_float
+
+    try:
+        if np.dtype(frames.dtype).kind == "f":
+            for t in range(0, frames.shape[0], CHUNK_FRAMES):
+                to_float(np.asarray(frames[t:t + CHUNK_FRAMES]))  # raises on NaN/inf
+        return (yield from iter_analyze_motion(frames, rois, fps, chunk_frames=CHUNK_FRAMES,
+                                               **options))
+    except RuntimeError as exc:
+        raise WorkerError(exc) from exc
+
+
+def grid_job(frames: Any, grid: tuple[int, int], fps: float, options: dict[str, Any]):
+    """Worker generator of "Deflection shapes": yields ``(done, total)``, returns the grid
+    analysis."""
+    from napari_vmm.core.analysis import iter_analyze_grid
+
+    return (yield from iter_analyze_grid(frames, grid, fps, chunk_frames=CHUNK_FRAMES,
+                                         **options))

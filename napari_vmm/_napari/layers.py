@@ -155,7 +155,6 @@ def output_layer_kwargs(source: Image, name: str, provenance: dict[str, Any],
     return kwargs
 
 
-
 def video_file_info(layer: Any) -> dict[str, Any] | None:
     """The ``napari_vmm.video`` metadata of a layer opened by this plugin's reader, or None.
 
@@ -187,6 +186,40 @@ def set_capture_rate(layer: Image, fps: float) -> bool:
     if layer.units[0] != "s":
         layer.units = ("s", *tuple(layer.units)[1:])
     return True
+
+
+def magnify_command(layer: Any, params: Any) -> str:
+    """The ``vmm magnify`` command that runs ``params`` on ``layer``'s file.
+
+    The input is the layer's file (``<name>.tif`` when it has none), the output
+    ``<stem>_<method><suffix>`` beside it.
+    """
+    from pathlib import Path
+
+    path = getattr(getattr(layer, "source", None), "path", None) if layer else None
+    src = Path(path) if path else Path(f"{layer.name if layer else 'input'}.tif")
+    out = src.with_name(f"{output_name(src.stem, params.method)}{src.suffix}")
+    return params.to_cli(str(src), str(out))
+
+
+def pixel_size_from_layer(layer: Image) -> tuple[float, str] | None:
+    """``(size, unit)`` of one pixel when the layer's y and x axes share a physical length unit.
+
+    None for pixel units, non-square pixels or units without the dimension of length.
+    """
+    try:
+        import pint
+
+        units = [pint.get_application_registry().Unit(str(u)) for u in layer.units[-2:]]
+        sy, sx = (float(v) for v in layer.scale[-2:])
+    except Exception:  # missing or unparsable units
+        return None
+    if len(units) != 2 or units[0] != units[1] or sy != sx or not sx > 0:
+        return None
+    unit = units[1]
+    if unit.dimensionality != pint.get_application_registry().Unit("m").dimensionality:
+        return None  # "pixel" is dimensionless in napari's registry
+    return sx, f"{unit:~}".replace("µ", "u") or str(unit)
 
 
 def output_name(source: str, method: str, preview: bool = False) -> str:

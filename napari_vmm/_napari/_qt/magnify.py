@@ -1,9 +1,11 @@
-"""The "Motion magnification" dock widget.
+"""The "Motion magnification" dock widget: a thin view over the shared model.
 
-A thin Qt/magicgui view over :class:`napari_vmm.core.params.MagnifyParams` (Qt-free) and the
-engine (:func:`napari_vmm.core.engine.iter_magnify`). Work runs in a napari generator worker that
-yields after every chunk, so the viewer stays responsive, progress shows in the activity dock
-and Cancel stops within one chunk.
+The form shows :class:`napari_vmm._napari.model.WidgetsModel` (the parameters, the band, the
+Dask settings) and writes every edit back to it; other docks of the viewer (a second
+magnify dock, "Motion traces" choosing a band) change the model and this form follows. The
+work is built by :func:`napari_vmm._napari.jobs.prepare_job` and runs in a napari generator
+worker that yields after every chunk, so the viewer stays responsive, progress shows in the
+activity dock and Cancel stops within one chunk.
 
 Scripts and tests use it as::
 
@@ -14,10 +16,10 @@ Scripts and tests use it as::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
-import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,9 +31,10 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication, QWidget
 
-from napari_vmm import __version__
 from napari_vmm._form import (
     build_magnify_form,
+    form_engine_kwargs,
+    form_params,
     gui_message,
     loadable_methods,
     option_widget,
@@ -41,33 +44,21 @@ from napari_vmm._napari.jobs import (
     WorkerError,
     dask_job,
     dask_memory_line,
+    dask_settings,
     engine_job,
-    engine_kwargs,
+    prepare_job,
 )
-from napari_vmm._napari.layers import (  # noqa: F401  (re-exported: the traces widget, scripts)
-    MEMMAP_BYTES,
-    allocate_output,
+from napari_vmm._napari.layers import (
     check_image_layer,
     fps_from_layer,
-    frame_hw,
-    mask_bbox,
+    magnify_command,
     output_layer_kwargs,
-    output_name,
-    preview_length,
-    roi_mask_from_shapes,
     set_capture_rate,
-    shapes_to_rois,
     video_file_info,
 )
-from napari_vmm._napari.settings import (  # noqa: F401  (re-exported)
-    CONFIG_DIR_ENV,
-    SETTINGS_FILE,
-    read_settings,
-    settings_path,
-    write_settings,
-)
+from napari_vmm._napari.model import WidgetsModel, check_band_edges, shared_model
+from napari_vmm._napari.settings import settings_path
 from napari_vmm.core.errors import Cancelled, VMMError
-from napari_vmm.core.frames import check_frame_shape
 
 if TYPE_CHECKING:
     import napari
@@ -77,29 +68,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_WIDGETS: weakref.WeakSet[MagnifyWidget] = weakref.WeakSet()
-
-
-def magnify_widgets(viewer: napari.viewer.Viewer) -> list[MagnifyWidget]:
-    """Live :class:`MagnifyWidget` instances attached to ``viewer`` (oldest first).
-
-    The "Motion traces" widget uses it to push a band chosen on a spectrum
-    (:meth:`MagnifyWidget.set_band`).
-    """
-    target = _unwrap(viewer)
-    return sorted((w for w in list(_WIDGETS) if _unwrap(w.viewer) is target and w._alive()),
-                  key=lambda w: w._serial)
-
-
-def _unwrap(obj: Any) -> Any:
-    """The object behind napari's PublicOnlyProxy (docked plugin widgets get a proxy)."""
-    return getattr(obj, "__wrapped__", obj)
-
-
-# --------------------------------------------------------------------------------------------
-# The widget
-# --------------------------------------------------------------------------------------------
-
 
 class MagnifyWidget(QWidget):
     """Dock widget: magnify the motion in an image layer.
@@ -108,20 +76,21 @@ class MagnifyWidget(QWidget):
     ----------
     viewer : napari.viewer.Viewer
         The viewer whose layers it lists and to which it adds ``<source>_<method>``.
+    model : WidgetsModel, optional
+        The state to show and edit; default: the viewer's :func:`shared_model`.
     """
 
-    _counter = 0
-
-    def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+    def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None,
+                 model: WidgetsModel | None = None) -> None:
         super().__init__(parent)
         self.viewer = viewer
-        MagnifyWidget._counter += 1
-        self._serial = MagnifyWidget._counter
+        self.model = shared_model(viewer) if model is None else model
         self._worker: GeneratorWorker | None = None
         self._pbar: cancelable_progress | None = None
-        self._loading = True
+        self._cancel_event: threading.Event | None = None
+        self._save_path: Path | None = None
+        self._syncing = True  # True while the form is filled from the model: no write-back
         self._methods = self._method_catalog()
-        self._options_by_method: dict[str, dict[str, Any]] = {}
         self._option_widgets: dict[str, Any] = {}
 
         build_magnify_form(self)
@@ -141,36 +110,34 @@ class MagnifyWidget(QWidget):
                   self._mode, self._reference, self._device, self._feather,
                   self._preview_frames, self._band_unit, self._method, self._scheduler,
                   self._zarr_out, self._layer):
-            w.changed.connect(self._schedule_save)
+            w.changed.connect(self._on_form_changed)
         layer_events = viewer.layers.events
         for ev in (layer_events.inserted, layer_events.removed, layer_events.reordered):
             ev.connect(self._reset_layer_choices)
         self._reset_layer_choices()
-        self._save_timer = QTimer(self)
-        self._save_timer.setSingleShot(True)
-        self._save_timer.setInterval(300)
-        self._save_timer.timeout.connect(self.save_settings)
-        self._estimate_timer = QTimer(self)
-        self._estimate_timer.setSingleShot(True)
-        self._estimate_timer.setInterval(300)
-        self._estimate_timer.timeout.connect(self.update_memory_estimate)
-        self._cancel_event: threading.Event | None = None
-        self._save_path: Path | None = None
-        self._saved_scheduler = ""
+        self._save_timer = self._timer(self.save_settings)
+        self._estimate_timer = self._timer(self.update_memory_estimate)
 
-        from napari_vmm.core.params import MagnifyParams
-
-        self.set_params(MagnifyParams())  # the shared defaults, then the user's last session
-        self._load_settings()
-        self._rebuild_options()
+        warning = self.model.pop_settings_warning()
+        if warning:
+            show_warning(warning)
+        self._show_model()
+        self.model.events.connect(self._on_model_changed)
         active = viewer.layers.selection.active
         if isinstance(active, Image):
             self._layer.value = active
         self._on_layer_changed()
         self._update_enabled()
-        self._loading = False
+        self._syncing = False
+        self._push()  # the layer's frame rate, for a band another dock sets
         self.update_memory_estimate()
-        _WIDGETS.add(self)
+
+    def _timer(self, slot: Any) -> QTimer:
+        timer = QTimer(self)
+        timer.setSingleShot(True)
+        timer.setInterval(300)
+        timer.timeout.connect(slot)
+        return timer
 
     # ---------------------------------------------------------------- choices and state
 
@@ -226,11 +193,87 @@ class MagnifyWidget(QWidget):
         """True while a Run or Preview worker is active."""
         return self._worker is not None
 
+    # ---------------------------------------------------------------- form <-> model
+
+    def _on_form_changed(self, *_: Any) -> None:
+        if self._syncing:
+            return
+        self._push()
+        # the file is chosen now: a save that fires later (e.g. while a test tears down)
+        # still goes where this change was made
+        self._save_path = settings_path()
+        self._save_timer.start()
+        self._estimate_timer.start()
+
+    def _push(self) -> None:
+        """Write the form into the model. Parameters the model refuses (e.g. a band above
+        Nyquist while typing) are left out: Run reports them."""
+        values: dict[str, Any] = {
+            "band_unit": self._band_unit.value, "feather_px": float(self._feather.value),
+            "preview_frames": int(self._preview_frames.value),
+            "dask_scheduler": self._scheduler.value, "zarr_output": self._zarr_out.value,
+        }
+        name = self._method.value
+        if name is not None:
+            values["options_by_method"] = {**self.model.options_by_method,
+                                           name: self._current_options()}
+        with contextlib.suppress(VMMError):
+            values["params"] = self.params()
+        self._syncing = True
+        try:
+            self.model.update(values)
+        finally:
+            self._syncing = False
+
+    def _on_model_changed(self, event: Any = None) -> None:
+        """Another dock (or a script) changed the model: show it."""
+        if self._syncing or not self._alive():
+            return
+        band = self.band_hz()
+        self._show_model()
+        new = self.model.params.band
+        if new is not None and not np.allclose(band, new, rtol=1e-6):
+            self._set_status(f"band set to {new[0]:.4g}-{new[1]:.4g} Hz")
+        self._estimate_timer.start()
+
+    def _show_model(self) -> None:
+        """Fill the form from the model (without writing it back)."""
+        m, syncing = self.model, self._syncing
+        self._syncing = True
+        try:
+            self._band_unit.value = m.band_unit
+            self._show_params(m.params)
+            self._feather.value = m.feather_px
+            self._preview_frames.value = m.preview_frames
+            self._scheduler.value = m.dask_scheduler
+            self._zarr_out.value = m.zarr_output
+        finally:
+            self._syncing = syncing
+
+    def _show_params(self, params: MagnifyParams) -> None:
+        """Show ``params`` in the form (unknown methods or devices are ignored)."""
+        if params.method in self._methods and self._method.value != params.method:
+            self._method.value = params.method  # rebuilds the options from the model
+        elif params.method == self._method.value:
+            for key, value in params.options.items():
+                if key in self._option_widgets:
+                    self._option_widgets[key].value = value
+        self._alpha.value = params.alpha
+        if self._fps.enabled and params.fps is not None:
+            self._fps.value = params.fps
+        if params.band is not None:
+            factor = 60.0 if self._band_unit.value == "BPM" else 1.0
+            self._show_band(params.band[0] * factor, params.band[1] * factor)
+        self._temporal.value = params.temporal
+        self._mode.value = params.mode
+        self._reference.value = min(int(params.reference), self._reference.max)
+        if params.device in self._device.choices:
+            self._device.value = params.device
+
     # ---------------------------------------------------------------- method options
 
     def _rebuild_options(self) -> None:
         """Replace the option widgets with those of the selected method."""
-        self._store_current_options()
         self._options.clear()
         self._option_widgets = {}
         name = self._method.value
@@ -245,18 +288,13 @@ class MagnifyWidget(QWidget):
                 summary += f" (validation SSIM {weights['val_ssim']:.3f})"
         self._method_summary.value = summary
         self._method_summary.visible = bool(summary)
-        saved = self._options_by_method.get(name, {})
+        saved = self.model.options_by_method.get(name, {})
         for key, spec in info.get("options", {}).items():
             widget = option_widget(key, spec, saved.get(key, spec["default"]))
-            widget.changed.connect(self._schedule_save)
+            widget.changed.connect(self._on_form_changed)
             self._option_widgets[key] = widget
             self._options.append(widget)
         self._options.visible = bool(self._option_widgets)
-
-    def _store_current_options(self) -> None:
-        if self._option_widgets and getattr(self, "_options_method", None):
-            self._options_by_method[self._options_method] = self._current_options()
-        self._options_method = self._method.value
 
     def _current_options(self) -> dict[str, Any]:
         return {key: w.value for key, w in self._option_widgets.items()}
@@ -310,7 +348,7 @@ class MagnifyWidget(QWidget):
 
     def _on_fps_changed(self, *_: Any) -> None:
         layer = self._layer.value
-        if not self._loading and video_file_info(layer) is not None:
+        if not self._syncing and video_file_info(layer) is not None:
             set_capture_rate(layer, self._fps.value)  # the true capture rate of the footage
         self._show_band()
 
@@ -337,19 +375,23 @@ class MagnifyWidget(QWidget):
         return self._band_lo.value * factor, self._band_hi.value * factor
 
     def set_band(self, lo_hz: float, hi_hz: float) -> None:
-        """Set the pass band (in Hz; shown in the widget's current unit).
+        """Set the pass band (in Hz) in the shared model; every magnify dock of the viewer
+        shows it (in its current unit).
+
+        A band the parameters refuse (e.g. above Nyquist at this layer's rate) is shown in
+        this form only; Run then says why.
 
         Parameters
         ----------
         lo_hz, hi_hz : float
             Band edges in Hz, ``0 <= lo_hz < hi_hz``.
         """
-        lo_hz, hi_hz = float(lo_hz), float(hi_hz)
-        if not (np.isfinite(lo_hz) and np.isfinite(hi_hz)) or lo_hz < 0 or lo_hz >= hi_hz:
-            raise VMMError(f"band must satisfy 0 <= low < high, got ({lo_hz}, {hi_hz}) Hz")
-        factor = 60.0 if self._band_unit.value == "BPM" else 1.0
-        self._show_band(lo_hz * factor, hi_hz * factor)
-        self._set_status(f"band set to {lo_hz:.4g}-{hi_hz:.4g} Hz")
+        lo_hz, hi_hz = check_band_edges(lo_hz, hi_hz)
+        try:
+            self.model.set_band(lo_hz, hi_hz)
+        except VMMError:
+            factor = 60.0 if self._band_unit.value == "BPM" else 1.0
+            self._show_band(lo_hz * factor, hi_hz * factor)
 
     def _update_enabled(self, *_: Any) -> None:
         self._reference.enabled = self._mode.value == "static"
@@ -366,120 +408,44 @@ class MagnifyWidget(QWidget):
     # ---------------------------------------------------------------- parameters
 
     def params(self) -> MagnifyParams:
-        """The current parameters as a Qt-free :class:`MagnifyParams`."""
-        from napari_vmm.core.params import MagnifyParams
-
-        return MagnifyParams(
-            method=self._method.value,
-            alpha=float(self._alpha.value),
-            band=self.band_hz(),
-            fps=float(self._fps.value),
-            temporal=self._temporal.value,
-            mode=self._mode.value,
-            reference=int(self._reference.value),
-            device=self._device.value,
-            options=self._current_options(),
-        )
+        """The parameters the form shows, as a validated :class:`MagnifyParams`."""
+        return form_params(self)  # raises VMMError naming a bad parameter
 
     def set_params(self, params: MagnifyParams) -> None:
-        """Show ``params`` in the widget (unknown methods or devices are ignored)."""
-        if params.method in self._methods:
-            self._options_by_method[params.method] = dict(params.options)
-            self._options_method = None  # do not store the old widgets over these options
-            if self._method.value == params.method:
-                self._rebuild_options()
-            else:
-                self._method.value = params.method
-        self._alpha.value = params.alpha
-        self._band_unit.value = "Hz"
-        if self._fps.enabled and params.fps is not None:  # None: the layer's own rate
-            self._fps.value = params.fps
-        self._show_band(params.band[0], params.band[1])
-        self._temporal.value = params.temporal
-        self._mode.value = params.mode
-        self._reference.value = min(int(params.reference), self._reference.max)
-        if params.device in self._device.choices:
-            self._device.value = params.device
-
-    def _schedule_save(self, *_: Any) -> None:
-        if not self._loading:
-            # the file is chosen now: a save that fires later (e.g. while a test tears down)
-            # still goes where this change was made
-            self._save_path = settings_path()
-            self._save_timer.start()
-            self._estimate_timer.start()
+        """Make ``params`` the shared model's (every magnify dock of the viewer shows them;
+        unknown methods or devices are not shown)."""
+        self.model.set_params(params)
 
     def update_memory_estimate(self) -> str:
         """Show (and return) the memory one Dask task would hold for the selected layer.
 
-        The estimate (:func:`napari_vmm.core.parallel.estimate_task_memory`) runs nothing; it
-        is what a run on the Dask route (a dask-backed layer with a scheduler set, or a Zarr
+        The estimate (:func:`napari_vmm._napari.jobs.dask_memory_line`) runs nothing; it is
+        what a run on the Dask route (a dask-backed layer with a scheduler set, or a Zarr
         output) holds per task, so tiles and segments can be sized before a run. It is
         hidden (and empty) when Run would not take the Dask route.
         """
         if not self._alive():
             return ""
         text = dask_memory_line(self._layer.value, self._scheduler.value, self._zarr_out.value,
-                                self.params().engine_kwargs())
+                                form_engine_kwargs(self))
         self._memory.value = text
         self._memory.visible = bool(text)
         return text
 
     def dask_settings(self) -> tuple[str | None, str | None]:
         """The validated Dask scheduler (None: local threads) and Zarr output (or None)."""
-        from napari_vmm.core.parallel import check_scheduler
-
-        scheduler = check_scheduler(self._scheduler.value)
-        zarr_out = self._zarr_out.value.strip() or None
-        if zarr_out is not None and not zarr_out.rstrip("/\\").endswith(".zarr"):
-            raise VMMError(f"Zarr output must be a folder ending in .zarr, got {zarr_out!r}")
-        return scheduler, zarr_out
+        return dask_settings(self._scheduler.value, self._zarr_out.value)
 
     def save_settings(self, path: Path | None = None) -> None:
-        """Write the parameters to the user config dir (atomically) for the next session.
+        """Write the shared model to the user config dir (atomically) for the next session.
 
         A process-local scheduler (``inproc://``) or a Zarr output in the temporary folder is
-        not written (:func:`napari_vmm._napari.settings.persistable`). ``path`` defaults to where
-        the last change was scheduled to be saved, else :func:`settings_path`.
+        not written (:func:`napari_vmm._napari.settings.persistable`). ``path`` defaults to
+        where the last change was scheduled to be saved, else :func:`settings_path`.
         """
-        self._store_current_options()
         path = path or self._save_path
         self._save_path = None
-        try:
-            state = {
-                "version": __version__,
-                "params": self.params().to_dict(),
-                "band_unit": self._band_unit.value,
-                "options_by_method": self._options_by_method,
-                "feather_px": self._feather.value,
-                "preview_frames": self._preview_frames.value,
-                "dask_scheduler": self._scheduler.value,
-                "zarr_output": self._zarr_out.value,
-            }
-            write_settings(state, path)
-        except Exception as exc:  # settings are a convenience; never break the widget
-            log.warning("napari-vmm: could not save widget settings: %s", exc)
-
-    def _load_settings(self) -> None:
-        state, warning = read_settings()
-        if warning:
-            show_warning(warning)
-        if not state:
-            return
-        try:
-            from napari_vmm.core.params import MagnifyParams
-
-            self._options_by_method.update(state.get("options_by_method", {}))
-            self.set_params(MagnifyParams.from_dict(state["params"]))
-            self._feather.value = state.get("feather_px", self._feather.value)
-            self._preview_frames.value = state.get("preview_frames", self._preview_frames.value)
-            self._scheduler.value = state["dask_scheduler"]
-            self._zarr_out.value = state["zarr_output"]
-            if state.get("band_unit") == "BPM":
-                self._band_unit.value = "BPM"
-        except Exception as exc:  # an old or broken file: start from defaults
-            log.warning("napari-vmm: ignoring settings in %s: %s", settings_path(), exc)
-        self._saved_scheduler = self._scheduler.value
+        self.model.save_settings(path)
 
     # ---------------------------------------------------------------- actions
 
@@ -520,11 +486,7 @@ class MagnifyWidget(QWidget):
 
     def command(self) -> str:
         """The ``vmm magnify`` command equivalent to the current parameters."""
-        layer = self._layer.value
-        path = getattr(getattr(layer, "source", None), "path", None) if layer else None
-        src = Path(path) if path else Path(f"{layer.name if layer else 'input'}.tif")
-        out = src.with_name(f"{output_name(src.stem, self.params().method)}{src.suffix}")
-        return self.params().to_cli(str(src), str(out))
+        return magnify_command(self._layer.value, self.params())
 
     def copy_command(self) -> str | None:
         """Put the equivalent ``vmm magnify`` command on the clipboard and return it."""
@@ -549,96 +511,43 @@ class MagnifyWidget(QWidget):
             show_warning("napari-vmm: a magnification is already running")
             return None
         try:
-            job = self._prepare(preview)
+            job = prepare_job(self._layer.value, self.params(), roi_layer=self._roi.value,
+                              feather_px=float(self._feather.value), preview=preview,
+                              preview_frames=int(self._preview_frames.value),
+                              scheduler=self._scheduler.value,
+                              zarr_output=self._zarr_out.value)
         except VMMError as exc:
             show_error(gui_message(str(exc)))
             self._set_status(gui_message(str(exc)))
             return None
+        for text in job.warnings:
+            show_warning(text)
         self.save_settings()
-        frames, out, kwargs, source, name, provenance, offset, dask_route = job
         what = "preview" if preview else "magnification"
-        if dask_route is None:
+        if job.dask is None:
             self._cancel_event = None
-            worker = create_worker(engine_job, frames, out, kwargs, _ignore_errors=True)
+            worker = create_worker(engine_job, job.frames, job.out, job.kwargs,
+                                   _ignore_errors=True)
         else:
+            scheduler, zarr_out = job.dask
             self._cancel_event = threading.Event()
-            fallback = dask_route[0] is not None and dask_route[0] == self._saved_scheduler
-            worker = create_worker(dask_job, frames, out, dask_route[1], dask_route[0],
-                                   kwargs, self._cancel_event, fallback, _ignore_errors=True)
+            fallback = scheduler is not None and scheduler == self.model.saved_scheduler
+            worker = create_worker(dask_job, job.frames, job.out, zarr_out, scheduler,
+                                   job.kwargs, self._cancel_event, fallback,
+                                   _ignore_errors=True)
         self._worker = worker
-        self._pbar = cancelable_progress(total=0, desc=f"{what} of {source.name}",
+        self._pbar = cancelable_progress(total=0, desc=f"{what} of {job.source.name}",
                                          cancel_callback=self.cancel)
         worker.yielded.connect(self._on_yielded)
         worker.returned.connect(lambda result, w=worker: self._worker is w and self._on_returned(
-            result, source, name, provenance, offset))
+            result, job.source, job.name, job.provenance, job.offset))
         worker.errored.connect(lambda exc, w=worker: self._on_errored(exc, w))
         worker.aborted.connect(lambda w=worker: self._on_aborted(what, w))
         worker.finished.connect(lambda w=worker: self._detach(w))
         self._update_enabled()
-        self._set_status(f"{what} of {source.name!r} running…")
+        self._set_status(f"{what} of {job.source.name!r} running…")
         worker.start()
         return worker
-
-    def _prepare(self, preview: bool):
-        """Validate the input and build what the worker needs (raises VMMError)."""
-        source = self._layer.value
-        check_image_layer(source)
-        params = self.params()
-        video = video_file_info(source)
-        if video is not None:
-            set_capture_rate(source, params.fps)  # the rate in the widget is the true one
-        elif fps_from_layer(source) is None:
-            show_warning(f"layer {source.name!r} has no time scale; using fps = {params.fps:g} "
-                         "as set in the widget")
-        frames = source.data
-        roi_layer = self._roi.value
-        mask = (roi_mask_from_shapes(roi_layer, source, self._feather.value)
-                if roi_layer is not None else None)
-        offset = (0, 0)
-        if preview:
-            n = int(self._preview_frames.value) or preview_length(
-                params.fps, params.band[0] if params.band else 0.0, frames.shape[0])
-            n = min(n, frames.shape[0])
-            frames = frames[:n]
-            if mask is not None:
-                ys, xs = mask_bbox(mask, margin=int(np.ceil(self._feather.value)) + 8)
-                frames = frames[:, ys, xs]
-                mask = mask[ys, xs]
-                offset = (ys.start, xs.start)
-            if params.mode == "static" and params.reference >= n:
-                raise VMMError(f"reference frame {params.reference} is outside the {n} "
-                               "preview frames")
-        check_frame_shape(tuple(frames.shape), what=f"the frames of layer {source.name!r}")
-        scheduler, zarr_out = self.dask_settings()
-        # The Dask route: a Run with a Dask scheduler set (for dask-backed layers) or a Zarr
-        # output. Everything else, file-backed videos included, streams through the engine in
-        # this process: progress every chunk, Cancel within one chunk, bounded memory.
-        dask_route = None
-        if not preview and ((hasattr(frames, "dask") and scheduler is not None)
-                            or zarr_out is not None):
-            dask_route = (scheduler, zarr_out)
-        out = (None if dask_route is not None and zarr_out is not None
-               else allocate_output(tuple(frames.shape), frames.dtype))
-        kwargs = {**params.engine_kwargs(), "roi_mask": mask}
-        if dask_route is None:
-            kwargs = engine_kwargs(kwargs, tuple(frames.shape))
-        name = output_name(source.name, params.method, preview)
-        provenance = {
-            "version": __version__,
-            "params": params.to_dict(),
-            "source": source.name,
-            "source_path": str(source.source.path) if source.source.path else None,
-            "video": (None if video is None else
-                      {"path": video["path"], "container_fps": video.get("fps"),
-                       "capture_fps": params.fps}),
-            "roi": roi_layer.name if roi_layer is not None else None,
-            "feather_px": float(self._feather.value) if roi_layer is not None else None,
-            "preview": ({"frames": int(frames.shape[0]), "yx_offset": list(offset)}
-                        if preview else None),
-            "dask": (None if dask_route is None else
-                     {"scheduler": scheduler or "local threads", "zarr_output": zarr_out}),
-        }
-        return frames, out, kwargs, source, name, provenance, offset, dask_route
 
     # ---------------------------------------------------------------- worker callbacks
 

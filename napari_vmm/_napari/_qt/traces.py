@@ -3,8 +3,9 @@
 For every rectangle, ellipse or polygon of a Shapes layer it plots the sub-pixel displacement
 over time and its amplitude spectrum (:mod:`napari_vmm.core.analysis`, matplotlib embedded in
 Qt). A vertical cursor follows the viewer's current frame without recomputing anything.
-Clicking near a spectral peak, or dragging a range on the spectrum, chooses a band and sends it
-to every open "Motion magnification" widget.
+Clicking near a spectral peak, or dragging a range on the spectrum, chooses a band and puts it
+in the viewer's shared model (:mod:`napari_vmm._napari.model`), which every "Motion
+magnification" dock shows.
 
 Scripts and tests use it as::
 
@@ -38,9 +39,13 @@ from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Image, Shapes
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error, show_info, show_warning
+from napari.utils.notifications import show_error, show_warning
 from qtpy.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
 
+from napari_vmm._napari.jobs import CHUNK_FRAMES, WorkerError, analysis_job
+from napari_vmm._napari.layers import check_image_layer, pixel_size_from_layer, shapes_to_rois
+from napari_vmm._napari.model import WidgetsModel, shared_model
+from napari_vmm._napari.plots import spectrum_xlim
 from napari_vmm.core.errors import VMMError
 
 if TYPE_CHECKING:
@@ -51,78 +56,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Frames read per step of the worker (one progress tick and one cancel point each).
-CHUNK_FRAMES = 32
 #: A click within this fraction of the spectrum's x-range of a peak selects that peak.
 PEAK_PICK_TOLERANCE = 0.04
 #: A press and release closer than this many screen pixels is a click, not a drag.
 CLICK_PIXELS = 4
-
-
-def _analysis_job(frames: Any, rois: list, fps: float, options: dict[str, Any]):
-    """Generator run in the worker thread: yields ``(done, total)``, returns the analysis.
-
-    Float frames are checked for NaN and infinity first (one clear message); a RuntimeError
-    is carried out as :class:`napari_vmm._napari.jobs.WorkerError` (superqt would swallow it).
-    """
-    from napari_vmm._napari.jobs import WorkerError
-    from napari_vmm.core.analysis import iter_analyze_motion
-    from napari_vmm.core.frames import to_float
-
-    try:
-        if np.dtype(frames.dtype).kind == "f":
-            for t in range(0, frames.shape[0], CHUNK_FRAMES):
-                to_float(np.asarray(frames[t:t + CHUNK_FRAMES]))  # raises on NaN/inf
-        return (yield from iter_analyze_motion(frames, rois, fps, chunk_frames=CHUNK_FRAMES,
-                                               **options))
-    except RuntimeError as exc:
-        raise WorkerError(exc) from exc
-
-
-def pixel_size_from_layer(layer: Image) -> tuple[float, str] | None:
-    """``(size, unit)`` of one pixel when the layer's y and x axes share a physical length unit.
-
-    None for pixel units, non-square pixels or units without the dimension of length.
-    """
-    try:
-        import pint
-
-        units = [pint.get_application_registry().Unit(str(u)) for u in layer.units[-2:]]
-        sy, sx = (float(v) for v in layer.scale[-2:])
-    except Exception:  # missing or unparsable units
-        return None
-    if len(units) != 2 or units[0] != units[1] or sy != sx or not sx > 0:
-        return None
-    unit = units[1]
-    if unit.dimensionality != pint.get_application_registry().Unit("m").dimensionality:
-        return None  # "pixel" is dimensionless in napari's registry
-    return sx, f"{unit:~}".replace("µ", "u") or str(unit)
-
-
-def spectrum_xlim(rois: list, band: tuple[float, float] | None, fps: float,
-                  log_axis: bool = False, energy: float = 0.9) -> tuple[float, float]:
-    """Frequency range that shows the spectra's content and the band.
-
-    The upper limit is 1.3 x the highest of: the band's high edge, the strongest peaks, and
-    the frequency below which ``energy`` of each spectrum lies (capped at Nyquist). With
-    ``log_axis`` the lower limit is the lowest positive frequency, else 0.
-    """
-    nyq = fps / 2
-    top, low = 0.0, nyq
-    for r in rois:
-        freqs = np.asarray(r.freqs, dtype=float)
-        spec = np.nan_to_num(np.asarray(r.spectrum, dtype=float)) ** 2
-        if freqs.size > 1:
-            low = min(low, float(freqs[1]))
-            cum = np.cumsum(spec)
-            if cum[-1] > 0:
-                top = max(top, float(freqs[min(np.searchsorted(cum, energy * cum[-1]),
-                                               freqs.size - 1)]))
-        top = max([top] + [p.hz for p in r.peaks[:3]])
-    if band is not None:
-        top = max(top, band[1])
-    hi = nyq if top <= 0 else min(nyq, 1.3 * top)
-    return (low if log_axis else 0.0), hi
 
 
 class MotionTracesWidget(QWidget):
@@ -132,11 +69,16 @@ class MotionTracesWidget(QWidget):
     ----------
     viewer : napari.viewer.Viewer
         The viewer whose image and Shapes layers it lists.
+    model : WidgetsModel, optional
+        Where a chosen band goes; default: the viewer's :func:`shared_model`, which the
+        "Motion magnification" docks show.
     """
 
-    def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+    def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None,
+                 model: WidgetsModel | None = None) -> None:
         super().__init__(parent)
         self.viewer = viewer
+        self.model = shared_model(viewer) if model is None else model
         self.result: MotionAnalysis | None = None
         self.band: tuple[float, float] | None = None
         self._worker: GeneratorWorker | None = None
@@ -304,7 +246,7 @@ class MotionTracesWidget(QWidget):
             return None
         n = int(frames.shape[0])
         worker = create_worker(
-            _analysis_job, frames, rois, fps, options, _ignore_errors=True,
+            analysis_job, frames, rois, fps, options, _ignore_errors=True,
             _progress={"total": math.ceil(n / CHUNK_FRAMES), "desc": "Motion traces"})
         worker.yielded.connect(self._on_yielded)
         worker.returned.connect(self._on_returned)
@@ -325,8 +267,6 @@ class MotionTracesWidget(QWidget):
             self._status.value = "cancelling…"
 
     def _inputs(self) -> tuple[Any, list, float, dict[str, Any]]:
-        from napari_vmm._napari.layers import check_image_layer, shapes_to_rois
-
         layer, shapes = self.layer, self.shapes
         check_image_layer(layer)
         if shapes is None:
@@ -369,8 +309,6 @@ class MotionTracesWidget(QWidget):
                 show_warning(msg)
 
     def _on_errored(self, exc: BaseException) -> None:
-        from napari_vmm._napari.jobs import WorkerError
-
         if isinstance(exc, WorkerError):
             exc = exc.original
         if isinstance(exc, VMMError):
@@ -539,7 +477,8 @@ class MotionTracesWidget(QWidget):
         return band
 
     def select_band(self, lo_hz: float, hi_hz: float) -> tuple[float, float] | None:
-        """Set the band (Hz): shade it and send it to the open Magnify widgets."""
+        """Set the band (Hz): shade it and put it in the shared model (Motion magnification
+        shows it)."""
         nyq = self.result.fps / 2 if self.result is not None else float(self._fps.value) / 2
         lo, hi = max(0.0, float(lo_hz)), min(float(hi_hz), nyq)
         if not hi > lo:
@@ -559,17 +498,12 @@ class MotionTracesWidget(QWidget):
         self._band_span = self.ax_spec.axvspan(lo, hi, color="#f2c84b", alpha=0.35, lw=0)
 
     def _send_band(self, lo: float, hi: float) -> None:
-        from napari_vmm._napari._qt import magnify as _widget
-
-        targets = _widget.magnify_widgets(self.viewer)
-        if not targets:
-            show_info(f"band {lo:.4g}-{hi:.4g} Hz chosen: open Motion magnification to use it")
-            return
-        for widget in targets:
-            try:
-                widget.set_band(lo, hi)
-            except VMMError as err:
-                show_error(str(err))
+        """Put the band in the shared model: the magnify docks show it, and one opened later
+        starts from it."""
+        try:
+            self.model.set_band(lo, hi)
+        except VMMError as err:
+            show_error(str(err))
 
     def _use_suggested_band(self, *_: Any) -> None:
         if self.result is not None and self.result.rois and self.result.rois[0].band:
