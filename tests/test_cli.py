@@ -108,9 +108,17 @@ def test_refuses_to_overwrite_input(clip, capsys):
 def test_methods_json_lists_options():
     proc = subprocess.run([sys.executable, "-m", "napari_vmm", "methods", "--json"],
                           capture_output=True, text=True, check=True)
-    methods = json.loads(proc.stdout)
+    listing = json.loads(proc.stdout)
+    methods, params = listing["methods"], listing["parameters"]
     assert {"linear", "phase", "riesz"} <= set(methods)
     assert methods["phase"]["options"]["pyramid"]["default"] == "half_octave"
+    # the parameters are the model's: defaults, limits and choices
+    from napari_vmm.core.params import MAX_ALPHA, MagnifyParams
+
+    assert set(params) == set(MagnifyParams.field_names())
+    assert params["alpha"]["max"] == MAX_ALPHA and params["alpha"]["default"] == 10.0
+    assert params["method"]["choices"] == list(methods)
+    assert MagnifyParams.from_dict({k: v["default"] for k, v in params.items()}) == MagnifyParams()
 
 
 def test_import_napari_vmm_is_light():
@@ -133,3 +141,62 @@ def test_engine_never_imports_napari_or_qt():
                                             "magicgui", "superqt"}:
                     offenders.append(f"{path.name}: {stripped}")
     assert offenders == []
+
+
+def _cli_output(tmp_path, frames, name, *args) -> np.ndarray:
+    src, out = tmp_path / "in.npy", tmp_path / f"{name}.npy"
+    np.save(src, frames)
+    assert main(["magnify", str(src), str(out), "-q", "-y", *args]) == 0
+    return np.load(out)
+
+
+def test_params_file_is_read_and_only_given_flags_override_it(tmp_path):
+    """--params FILE sets method, alpha, band, filter and fps; argparse defaults do not
+    override them, flags given on the command line do."""
+    from napari_vmm import magnify
+
+    frames, _ = vibrating_target(n_frames=24, shape=(32, 40))
+    params = tmp_path / "p.json"
+    params.write_text(json.dumps({"method": "phase", "alpha": 7, "band": [1, 3],
+                                  "temporal": "ideal", "fps": 30}))
+    got = _cli_output(tmp_path, frames, "file", "--params", str(params))
+    want = magnify(frames, fps=30, method="phase", alpha=7, band=(1, 3), temporal="ideal")
+    np.testing.assert_array_equal(got, want)
+    got = _cli_output(tmp_path, frames, "flags", "--params", str(params), "--alpha", "3",
+                      "--fps", "20")
+    want = magnify(frames, fps=20, method="phase", alpha=3, band=(1, 3), temporal="ideal")
+    np.testing.assert_array_equal(got, want)
+
+
+def test_bad_params_file_is_one_line(tmp_path, capsys):
+    np.save(tmp_path / "in.npy", np.zeros((4, 16, 16), np.uint8))
+    bad = tmp_path / "p.json"
+    for content, message in (('{"alpha": 5000}', "alpha 5000 is out of range"),
+                             ('[1, 2]', "expected a JSON object"),
+                             ('{"band": [1, 20], "fps": 30}', "Nyquist"),
+                             ('{"nope": 1}', "unknown option")):
+        bad.write_text(content)
+        assert main(["magnify", str(tmp_path / "in.npy"), str(tmp_path / "o.npy"), "-q",
+                     "--params", str(bad)]) == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o.npy").exists()
+
+
+def test_cli_flags_are_the_model_fields_and_to_cli_round_trips():
+    import shlex
+    from dataclasses import fields
+
+    from napari_vmm.cli import build_parser
+    from napari_vmm.cli.common import magnify_params_from_args
+    from napari_vmm.core.params import MagnifyParams
+
+    parser = build_parser()
+    flags = {a.dest for a in parser._subparsers._group_actions[0].choices["magnify"]._actions}
+    assert {f.name for f in fields(MagnifyParams)} - {"options"} <= flags
+    for params in (MagnifyParams(), MagnifyParams.from_recipe("pulse", fps=25),
+                   MagnifyParams(method="linear", alpha=0.5, fps=120, band=(2, 9),
+                                 temporal="fir", taps=31, mode="static", reference=4,
+                                 zero_phase=True, options={"levels": 3})):
+        argv = shlex.split(params.to_cli("in.npy", "out.npy"))[1:]
+        assert magnify_params_from_args(parser.parse_args(argv)) == params

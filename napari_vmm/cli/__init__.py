@@ -41,5 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     return run_cli(args.func, args)
 
 
+def run_subcommand(name: str, argv: list[str] | None = None) -> int:
+    """Stand-alone entry of a subcommand: ``python -m napari_vmm.cli.NAME ...`` is ``vmm NAME``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return main(argv if argv[:1] == [name] else [name, *argv])
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -36,18 +36,21 @@ def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
                         help="replace outputs that exist (never an input)")
 
 
-#: Defaults of the flags a recipe may set (a flag left at its default takes the recipe's value).
-_RECIPE_KEYS = {"method": "riesz", "alpha": 10.0, "band": [0.5, 3.0], "temporal": "butterworth",
-                "mode": "temporal"}
-
-
-def _as_list(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
+def _shown(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return " ".join(_shown(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def add_magnify_arguments(parser: argparse.ArgumentParser, streaming: bool = False) -> None:
-    """Add the magnification options; ``streaming`` makes a causal filter the default."""
-    from ..core.params import RECIPES
+    """Add the magnification options: one flag per :class:`MagnifyParams` field (its help,
+    default and choices), plus ``--option``, ``--recipe``, ``--params`` and the ROI.
+
+    The flags default to None (not given), so a ``--params`` file or a ``--recipe`` is only
+    overridden by what the command line says (:func:`magnify_params_from_args`).
+    ``streaming`` adds ``--window``/``--latency`` for the ideal filter in a pipe.
+    """
+    from ..core.params import RECIPES, MagnifyParams
 
     g = parser.add_argument_group("magnification")
     g.add_argument("--recipe", choices=sorted(RECIPES), default=None,
@@ -55,24 +58,27 @@ def add_magnify_arguments(parser: argparse.ArgumentParser, streaming: bool = Fal
                    "colour magnification of the heartbeat (--method color, alpha 50, ideal "
                    "band 0.8-2 Hz = 48-120 BPM; narrow --band around the rate vmm analyze "
                    "reports)")
-    g.add_argument("--method", default="riesz", help=method_help() + " (default riesz)")
-    g.add_argument("--alpha", type=float, default=10.0,
-                   help="magnification: output motion = (1 + alpha) x input motion (default 10)")
-    g.add_argument("--band", type=float, nargs=2, metavar=("LOW", "HIGH"), default=(0.5, 3.0),
-                   help="temporal pass band in Hz (default 0.5 3)")
-    g.add_argument("--fps", type=positive_float, default=None,
-                   help="true capture frame rate; overrides the file's (high-speed footage)")
-    g.add_argument("--temporal", default="butterworth",
-                   choices=["ideal", "butterworth", "fir", "iir", "none"],
-                   help="temporal filter (default butterworth, causal)"
-                   + ("; ideal needs --window in a pipe" if streaming else ""))
-    g.add_argument("--mode", default="temporal", choices=["temporal", "static", "dynamic"],
-                   help="temporal: band-pass; static: motion against --reference frame; "
-                   "dynamic: against the previous frame")
-    g.add_argument("--reference", type=int, default=0, help="reference frame of static mode")
-    g.add_argument("--order", type=int, default=2, help="Butterworth order (default 2)")
-    g.add_argument("--taps", type=int, default=None, help="FIR length in frames")
-    g.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    for name, spec in MagnifyParams.describe().items():
+        if spec["type"] == "options":
+            continue
+        text = method_help() if name == "method" else spec["help"]
+        if name == "temporal" and streaming:
+            text += "; ideal needs --window in a pipe"
+        if spec["default"] is not None and spec["default"] is not False:
+            text += f" (default {_shown(spec['default'])})"
+        kw: dict[str, Any] = {"dest": name, "default": None, "help": text}
+        if spec["type"] == "bool":
+            kw["action"] = "store_true"
+        elif spec["type"] == "pair":
+            kw.update(type=float, nargs=2, metavar=("LOW", "HIGH"))
+        elif spec["type"] == "float":
+            positive = spec.get("min") == 0 and spec.get("min_open")
+            kw["type"] = positive_float if positive else float
+        else:
+            kw["type"] = int if spec["type"] == "int" else str
+        if "choices" in spec and name != "method":  # an unknown method: the model's message
+            kw["choices"] = spec["choices"]
+        g.add_argument("--" + name.replace("_", "-"), **kw)
     g.add_argument("--option", "-O", action="append", default=[], metavar="KEY=VALUE",
                    help="method option, repeatable (see `vmm methods`)")
     g.add_argument("--roi", action="append", default=[], metavar="X,Y,W,H|FILE.json",
@@ -80,7 +86,9 @@ def add_magnify_arguments(parser: argparse.ArgumentParser, streaming: bool = Fal
                    "of a JSON file; repeatable")
     g.add_argument("--feather", type=float, default=8.0,
                    help="ROI edge feathering in px (default 8)")
-    g.add_argument("--params", metavar="JSON", help="read parameters from a JSON file")
+    g.add_argument("--params", metavar="JSON",
+                   help="read parameters from a JSON file (the fields of `vmm methods --json`'s "
+                   "\"parameters\"); the options given here override it")
     if streaming:
         g.add_argument("--window", type=int, default=None, metavar="FRAMES",
                        help="sliding window for --temporal ideal in a stream")
@@ -99,41 +107,70 @@ def parse_options(items: list[str]) -> dict[str, str]:
     return out
 
 
+def read_params_file(path: str) -> dict[str, Any]:
+    """The parameters of a ``--params`` JSON file (an object), unchecked."""
+    try:
+        with open(path) as fh:
+            values = json.load(fh)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise VMMError(f"cannot read parameters from {path}: {exc}") from None
+    if not isinstance(values, dict):
+        raise VMMError(f"cannot read parameters from {path}: expected a JSON object, got "
+                       f"{type(values).__name__}")
+    return values
+
+
+def magnify_params_from_args(args: argparse.Namespace):
+    """The validated :class:`MagnifyParams` of parsed options.
+
+    Lowest to highest: the model's defaults, ``--recipe``, the ``--params`` file, the flags
+    given on the command line (method options likewise, ``--option`` last). ``fps`` stays
+    None unless given: the input's rate is filled in by the caller.
+    """
+    from dataclasses import fields
+
+    from ..core.params import MagnifyParams, apply_recipe
+
+    names = [f.name for f in fields(MagnifyParams) if f.name != "options"]
+    values: dict[str, Any] = {}
+    if getattr(args, "recipe", None):
+        values = apply_recipe(args.recipe, values)
+    if getattr(args, "params", None):
+        from_file = read_params_file(args.params)
+        options = from_file.pop("options", None) or {}
+        if not isinstance(options, dict):
+            raise VMMError(f"{args.params}: \"options\" must be a JSON object")
+        values.update(from_file)
+        values.update(options)
+    values.update({k: getattr(args, k) for k in names if getattr(args, k, None) is not None})
+    values.update(parse_options(args.option))
+    return MagnifyParams.from_kwargs(**values)
+
+
+def roi_args(args: argparse.Namespace) -> dict[str, Any]:
+    """``{"rois": [(x, y, w, h), ...], "feather": px}`` of ``--roi``/``--feather`` (checked
+    now), or ``{}`` without ``--roi``; :func:`roi_mask_for` makes the mask."""
+    if not args.roi:
+        return {}
+    from ..core.analysis import as_rois
+
+    return {"rois": as_rois(list(args.roi)), "feather": args.feather}
+
+
 def params_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Engine keyword arguments from parsed options (``fps`` may be None: take the file's).
 
-    ROIs stay as ``rois`` (list of x,y,w,h) with ``feather``; the caller turns them into a
-    mask once the frame size is known (:func:`roi_mask_for`).
+    :func:`magnify_params_from_args` in the engine's keyword form, plus the front-end
+    settings: ROIs stay as ``rois`` (list of x,y,w,h) with ``feather``, for the caller to turn
+    into a mask once the frame size is known (:func:`roi_mask_for`); ``window``/``latency``
+    of a stream when given.
     """
-    params: dict[str, Any] = {}
-    if getattr(args, "params", None):
-        try:
-            with open(args.params) as fh:
-                params.update(json.load(fh))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise VMMError(f"cannot read parameters from {args.params}: {exc}") from None
-        params.update(params.pop("options", {}) or {})
-    params.update({
-        "method": args.method, "alpha": args.alpha, "band": tuple(args.band), "fps": args.fps,
-        "temporal": args.temporal, "mode": args.mode, "reference": args.reference,
-        "order": args.order, "taps": args.taps, "device": args.device,
-    })
-    params.update(parse_options(args.option))
-    if getattr(args, "recipe", None):
-        from ..core.params import apply_recipe
-
-        given = {key for key, default in _RECIPE_KEYS.items()  # flags set away from their
-                 if _as_list(getattr(args, key)) != default}  # defaults win
-        params = apply_recipe(args.recipe, params, keep=given)
+    params = magnify_params_from_args(args).engine_kwargs()
     if getattr(args, "window", None) is not None:
         params["window"] = args.window
     if getattr(args, "latency", None) is not None:
         params["latency"] = args.latency
-    if args.roi:
-        from ..core.analysis import as_rois
-
-        params["rois"] = as_rois(list(args.roi))  # validates X,Y,W,H and JSON files now
-        params["feather"] = args.feather
+    params.update(roi_args(args))
     return params
 
 
@@ -235,11 +272,3 @@ def run_cli(func: Callable[..., int | None], *args: Any, prog: str | None = None
             signal.signal(sig, handler)
         if handlers and not _interrupted:  # once interrupted, keep the shutdown quiet
             sys.unraisablehook = old_hook
-
-
-def run_subcommand(name: str, argv: list[str] | None = None) -> int:
-    """Stand-alone entry of a subcommand: ``python -m napari_vmm.cli.NAME ...`` is ``vmm NAME``."""
-    from . import main as vmm_main
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    return vmm_main(argv if argv[:1] == [name] else [name, *argv])

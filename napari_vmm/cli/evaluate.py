@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from ..core.errors import VMMError
-from .common import run_subcommand
+from . import run_subcommand
 
 DESCRIPTION = """\
 Run Oh et al.'s sub-pixel and noise tests, the FD4MM sinusoid protocol and Ha et al.'s

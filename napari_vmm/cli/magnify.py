@@ -19,7 +19,8 @@ from ..core.errors import VMMError
 from .common import (
     add_magnify_arguments,
     add_overwrite_argument,
-    params_from_args,
+    magnify_params_from_args,
+    roi_args,
     roi_mask_for,
 )
 
@@ -93,8 +94,8 @@ def run(args: argparse.Namespace) -> int:
 def magnify_file(input_path: str, output_path: str, args: argparse.Namespace) -> None:
     """Magnify one file in this process (the single-file ``vmm magnify``)."""
     from ..core.engine import DEFAULT_MEMORY_BUDGET, StreamingMagnifier, iter_magnify
+    from ..core.params import CAUSAL_FILTERS
     from ..core.spool import FrameSpool, spool_frames
-    from ..core.temporal import CAUSAL_FILTERS
     from ..io import (
         STACK_EXTENSIONS,
         VIDEO_EXTENSIONS,
@@ -116,19 +117,22 @@ def magnify_file(input_path: str, output_path: str, args: argparse.Namespace) ->
     if os.path.exists(args.output) and os.path.exists(args.input) and os.path.samefile(
             args.input, args.output):
         raise VMMError(f"refusing to overwrite the input {args.input}")
-    params = params_from_args(args)
+    params = magnify_params_from_args(args)  # checked before any work
+    roi = roi_args(args)
     src, src_fps = open_any(args.input)
     is_video = isinstance(src, VideoSource)
-    fps = params.pop("fps") or src_fps
-    if not fps:
-        raise VMMError(f"{args.input} has no frame rate; give the capture rate with --fps")
+    if params.fps is None:  # neither --fps nor the --params file: the input's rate
+        if not src_fps:
+            raise VMMError(f"{args.input} has no frame rate; give the capture rate with --fps")
+        params = params.replace(fps=src_fps)  # the band is checked against Nyquist now
+    fps = params.fps
     n, h, w = src.shape[:3]
     shape = tuple(src.shape)
     chunk = max(1, min(8, FILE_CHUNK_PIXELS // (h * w)))
     if args.memory_budget is not None and args.memory_budget <= 0:
         raise VMMError(f"--memory-budget must be > 0 GiB, got {args.memory_budget:g}")
     budget = int(args.memory_budget * 2**30) if args.memory_budget else DEFAULT_MEMORY_BUDGET
-    mask = roi_mask_for(params, h, w)
+    mask = roi_mask_for(roi, h, w)
     compare = None
     if args.compare:
         from ..core.compare import SliceRecorder
@@ -136,14 +140,15 @@ def magnify_file(input_path: str, output_path: str, args: argparse.Namespace) ->
         compare = SliceRecorder(row=args.slice_row)
         if args.slice_row is not None and not 0 <= args.slice_row < h:
             raise VMMError(f"--slice-row {args.slice_row} is outside 0..{h - 1}")
-    streaming = params["mode"] == "dynamic" or (
-        params["mode"] == "temporal" and params["temporal"] in CAUSAL_FILTERS) or (
-        params["mode"] == "static" and params["reference"] == 0)
+    streaming = not params.zero_phase and (params.mode == "dynamic" or (
+        params.mode == "temporal" and params.temporal in CAUSAL_FILTERS) or (
+        params.mode == "static" and params.reference == 0))
+    params = params.engine_kwargs()
     bar = Progress("magnify", n, quiet=args.quiet)
     tmp_dir, spools = None, []
     try:
         if streaming:
-            sm = StreamingMagnifier(fps=fps, roi_mask=mask, **params)
+            sm = StreamingMagnifier(roi_mask=mask, **params)
 
             def frames_out():
                 for part in iter_frame_chunks(src, chunk):
@@ -169,7 +174,7 @@ def magnify_file(input_path: str, output_path: str, args: argparse.Namespace) ->
             spools.append(out)
             last = 0
             engine = {"chunk_size": chunk, "memory_budget": budget, **params}
-            for done, total in iter_magnify(frames, out, fps=fps, roi_mask=mask, **engine):
+            for done, total in iter_magnify(frames, out, roi_mask=mask, **engine):
                 bar.update(int(done * n / total) - last)
                 last = int(done * n / total)
 

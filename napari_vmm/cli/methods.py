@@ -9,17 +9,22 @@ from typing import Any
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("methods", help="list magnification methods and their options")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--json", action="store_true",
+                   help="machine-readable output: {\"parameters\": the magnification "
+                   "parameters (default, type, help, limits), \"methods\": every method "
+                   "with its options}")
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..core.params import MagnifyParams
     from ..core.registry import available_methods
 
     methods = available_methods()
     if args.json:
-        print(json.dumps(methods, indent=2, default=str))
+        out = {"parameters": MagnifyParams.describe(), "methods": methods}
+        print(json.dumps(out, indent=2, default=str))
         return 0
     for name, info in methods.items():
         print(f"{name:10s} [{info['kind']}] {info['summary']}")

@@ -21,7 +21,7 @@ import argparse
 import sys
 from typing import Any
 
-from .common import run_subcommand
+from . import run_subcommand
 
 DESCRIPTION = """\
 Train oh2018, realtime, fd4mm or a thesis model (lnvmm, mdlmm, sigma_theta, hmn and their

@@ -340,6 +340,42 @@ class MagnifyParams:
         return out
 
     @classmethod
+    def describe(cls) -> dict[str, dict[str, Any]]:
+        """Every field as plain JSON: ``{name: {"default", "type", "help", ...}}``.
+
+        ``type`` is ``str``, ``float``, ``int``, ``bool``, ``pair`` (two floats) or ``options``;
+        ``choices``, ``min``, ``max`` and ``min_open`` (the minimum itself is refused) where
+        the field has them; ``optional`` where None is allowed (fps: the input's rate). The
+        CLI's flags, ``vmm methods --json`` and the napari form are generated from it.
+        """
+        import typing
+
+        hints = typing.get_type_hints(cls)
+        out: dict[str, dict[str, Any]] = {}
+        defaults = cls.defaults()
+        for f in fields(cls):
+            hint = hints[f.name]
+            args = [a for a in typing.get_args(hint) if a is not type(None)]
+            optional = len(args) < len(typing.get_args(hint))
+            if optional and len(args) == 1:
+                hint = args[0]
+            base = typing.get_origin(hint) or hint
+            kind = {tuple: "pair", bool: "bool", int: "int", float: "float", str: "str"}.get(
+                base, "options")
+            default = defaults[f.name]
+            d: dict[str, Any] = {"default": list(default) if isinstance(default, tuple)
+                                 else default, "type": kind, "help": f.metadata["help"]}
+            if optional:
+                d["optional"] = True
+            for key in ("choices", "min", "max", "min_open"):
+                value = f.metadata.get(key)
+                if value is not None:
+                    d[key] = list(value()) if callable(value) else (
+                        list(value) if isinstance(value, tuple) else value)
+            out[f.name] = d
+        return out
+
+    @classmethod
     def from_kwargs(cls, **kwargs: Any) -> MagnifyParams:
         """The model from the engine's keyword form: ``magnify(..., alpha=5, levels=4)``.
 
@@ -384,11 +420,8 @@ class MagnifyParams:
     def engine_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``magnify``/``iter_magnify``/``StreamingMagnifier``.
 
-        Raises VMMError when ``fps`` is not known yet (give it, or :meth:`replace` it with the
-        input's rate).
+        ``fps`` is None while the input's rate is not known yet (:meth:`replace` it then).
         """
-        if self.fps is None:
-            raise VMMError("the frame rate is not known; give one with --fps")
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "options"}
         if not self.zero_phase:  # streams take no zero_phase keyword
             del d["zero_phase"]
