@@ -282,6 +282,37 @@ def test_the_linear_manipulator_scales_with_the_motion_and_the_paper_one_does_no
     assert torch.equal(change(net, torch.zeros_like(d)), torch.zeros_like(m))
 
 
+def test_calibrating_the_linear_manipulator_gives_its_weights_a_gradient():
+    """δ is ~1e-5 (docs/learned.md), so W_1 and W_2 got gradients of ~1e-5; the input gain
+    set from the data once (and kept in the state dict) raises them by orders of magnitude
+    and keeps the change linear in δ."""
+    torch.manual_seed(0)
+    m = torch.randn(2, 96, 8, 8)
+    d = 1.4e-5 * torch.randn(2, 96, 8, 8)
+
+    target = torch.randn(2, 96, 8, 8)  # a loss linear in the change: its gradient at W_2 = 0
+
+    def w2_grad(net):
+        net.zero_grad()
+        ((net.manipulate(None, m, 10.0, delta=d) - m) * target).sum().backward()
+        return float(net.w2.weight.grad.norm())
+
+    net = build_model("fd4mm", manipulator="linear")
+    before = w2_grad(net)
+    assert net.calibrate(d) and not net.calibrate(10 * d)  # once only
+    assert float(net.w2.weight.abs().max()) == 0.0  # starts as the identity
+    after = w2_grad(net)
+    assert after > 1e3 * before, (before, after)
+    with torch.no_grad():
+        net.w2.weight.normal_(0, 0.01)
+        c1 = net.manipulate(None, m, 10.0, delta=d) - m
+        c2 = net.manipulate(None, m, 10.0, delta=2 * d) - m
+    assert float(c2.norm() / c1.norm()) == pytest.approx(2.0, rel=0.05)
+    again = build_model("fd4mm", manipulator="linear")
+    again.load_state_dict(net.state_dict())
+    assert not again.calibrate(d) and torch.equal(again.delta_gain, net.delta_gain)
+
+
 def test_vmm_train_records_the_linear_manipulator(tmp_path):
     import argparse
 

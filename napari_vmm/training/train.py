@@ -473,6 +473,7 @@ def train(cfg: TrainConfig) -> int:
         t_ckpt = time.time()
         t_last = time.time()  # validation time is not training time
 
+    uncalibrated = hasattr(net, "calibrate")  # a data-dependent init, on the first batch
     try:
         while step < stop_at:
             b = next(batches)
@@ -486,6 +487,10 @@ def train(cfg: TrainConfig) -> int:
                 elif family == "fd4mm":
                     v, m = net.encode(torch.cat([xa, xb]).contiguous(memory_format=cl))
                     ma, mb = _split(m, n, 0), _split(m, n, 1)
+                    if uncalibrated and net.calibrate(mb - ma):
+                        print("linear manipulator: input gain set to 0.1/E|delta| "
+                              f"(mean {float(net.delta_gain.detach().mean()):.3g})", flush=True)
+                    uncalibrated = False
                     out = net.magnified(_split(v, n, 1), mb, mb - ma, alpha, xb)
                 else:
                     v, m = net.encode(torch.cat([xa, xb, xc]).contiguous(memory_format=cl))

@@ -254,6 +254,12 @@ class Upsample(nn.Module):
         return F.pixel_shuffle(self.conv(x), 2)
 
 
+#: Mean |g δ| after :meth:`FD4MMNet.calibrate`: small enough that F_L's GELUs stay nearly
+#: linear (measured at init: change(2δ) / change(δ) = 2.005, and change(−δ) cancels
+#: change(δ) to 0.17 of its size; at 1.0 these are 2.04 and 0.51).
+DELTA_SCALE = 0.1
+
+
 class FD4MMNet(MagNet):
     """FD4MM (digest §3.3) on the project's encode / manipulate / decode interface.
 
@@ -268,7 +274,8 @@ class FD4MMNet(MagNet):
     manipulator : {"paper", "linear"}
         "paper": ``L_d + GELU(W_2(amp · GELU(W_1(F_L(δ)))))`` with layer norms in F_L.
         "linear" (the project's fix): no layer norms in F_L and no GELU around W_1 and W_2,
-        ``L_d + W_2(amp · W_1(F_L(δ)))``. The paper's layer norms rescale every δ to unit
+        ``L_d + W_2(amp · W_1(F_L(g ⊙ δ)))`` with a per-channel input gain g set to
+        ``DELTA_SCALE`` / E|δ| by :meth:`calibrate`. The paper's layer norms rescale every δ to unit
         size, so the change they produce does not grow with the motion, and the outer GELU
         passes only one sign of it: trained so, the network learns to return its input
         (docs/learned.md, "Why fd4mm returned its input").
@@ -314,6 +321,12 @@ class FD4MMNet(MagNet):
                         if filters else nn.Identity())
         self.w1 = nn.Conv2d(c2, c2, 1, bias=False)
         self.w2 = nn.Conv2d(c2, c2, 1, bias=False)
+        if self.linear_manipulator:
+            # δ is ~1e-5 of a unit (L_d barely moves with the scene), so the linear path gets
+            # no gradient: a per-channel input gain, set once to 1 / E|δ| (:meth:`calibrate`),
+            # gives it unit scale and stays linear in δ.
+            self.delta_gain = nn.Parameter(torch.ones(1, c2, 1, 1))
+            self.register_buffer("delta_gain_calibrated", torch.zeros(()))
         # recoupling, deep -> shallow (index = level)
         self.fuse = nn.ModuleList(nn.Conv2d(2 * c, c, 1) for c in WIDTHS)
         self.mix = nn.ModuleList(
@@ -344,9 +357,28 @@ class FD4MMNet(MagNet):
         if isinstance(amp, torch.Tensor):
             amp = amp.reshape(-1, 1, 1, 1).to(m.dtype)
         if self.linear_manipulator:
-            return m + self.w2(self.w1(self.lowpass(d)) * amp)
+            return m + self.w2(self.w1(self.lowpass(d * self.delta_gain)) * amp)
         u = F.gelu(self.w1(self.lowpass(d)))
         return m + F.gelu(self.w2(u * amp))
+
+    @torch.no_grad()
+    def calibrate(self, delta: torch.Tensor) -> bool:
+        """Set the linear manipulator's input gain to ``DELTA_SCALE`` / mean |δ| per channel, once.
+
+        ``delta``: motion signals (N, 96, H/8, W/8) of a training batch. A data-dependent
+        initialisation (as for weight normalisation): it is recorded in the weights
+        (``delta_gain_calibrated``), so resumed and warm-started runs keep their gain.
+        Returns True when it set the gain.
+        """
+        if not self.linear_manipulator or bool(self.delta_gain_calibrated):
+            return False
+        scale = delta.detach().float().abs().mean(dim=(0, 2, 3), keepdim=True)
+        self.delta_gain.copy_(DELTA_SCALE / scale.clamp_min(1e-8))
+        # the manipulator starts as the identity (as zero-initialised residual branches do):
+        # W_2 = 0 still gets the gradient amp · W_1(F_L(g δ)), now of unit scale
+        self.w2.weight.zero_()
+        self.delta_gain_calibrated.fill_(1.0)
+        return True
 
     def decode(self, v: tuple[torch.Tensor, ...], m: torch.Tensor) -> torch.Tensor:
         """texture (Hs, Hm, Hd), manipulated L′_d (N, 96, H/8, W/8) -> image (N, 3, H, W)."""
