@@ -13,6 +13,7 @@ pytest.importorskip("pytestqt")
 from matplotlib.backend_bases import MouseEvent  # noqa: E402
 
 from napari_vmm._napari._qt.deflection import DeflectionShapesWidget  # noqa: E402
+from napari_vmm._napari._qt.traces import MotionTracesWidget  # noqa: E402
 from napari_vmm.core.analysis import modal_assurance  # noqa: E402
 from napari_vmm.core.analysis.groundtruth import (  # noqa: E402
     beam_texture,
@@ -122,3 +123,22 @@ def test_bad_input_is_one_message(make_napari_viewer, qtbot):
     qtbot.waitUntil(lambda: not widget.is_running, timeout=WAIT_MS)
     assert worker is not None and widget.grid is None
     assert widget._status.value.startswith("error:") and "at least 6 px" in widget._status.value
+
+
+def test_calibration_is_shared_with_motion_traces(make_napari_viewer):
+    """Both analysis docks show the viewer model's calibration; either one sets it."""
+    viewer, image = setup_viewer(make_napari_viewer)
+    ods, traces = DeflectionShapesWidget(viewer), MotionTracesWidget(viewer)
+    assert ods.model is traces.model
+    pts = viewer.add_points(np.array([[0, 10, 10], [0, 10, 70]]), name="ruler",
+                            scale=image.scale)  # 60 px apart
+    ods._reset_choices()
+    ods._cal_points.value = pts
+    ods._cal_distance.value = "120mm"
+    ods.calibrate_from_points()
+    assert traces._pixel_size.value == pytest.approx(2.0) and traces._unit.value == "mm"
+    assert traces.model.calibration.method == "points"  # the provenance is kept
+    traces._unit.value = "um"
+    traces._pixel_size.value = 0.25
+    assert ods._pixel_size.value == pytest.approx(0.25) and ods._unit.value == "um"
+    assert ods.calibration.method == "pixel-size" and ods.calibration.size == 0.25

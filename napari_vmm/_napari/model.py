@@ -82,6 +82,23 @@ class WidgetsModel(EventedModel):
         self.params = dataclasses.replace(self.params, band=(lo_hz, hi_hz))  # validates
         return lo_hz, hi_hz
 
+    def calibration_for(self, size: float, unit: str) -> Any:
+        """The calibration of a pixel of ``size`` ``unit`` (``size <= 0``: none).
+
+        The current :attr:`calibration` is kept when it says the same (within 1 %: the
+        fields round), so its provenance (two points, the layer's scale) survives.
+        """
+        from napari_vmm.core.analysis import calibration_from_pixel_size, no_calibration
+
+        size = float(size)
+        if size <= 0:
+            return no_calibration()
+        cal = self.calibration
+        if cal is not None and cal.calibrated and math.isclose(cal.size, size, rel_tol=0.01) \
+                and cal.unit == unit:
+            return cal
+        return calibration_from_pixel_size(size, unit)
+
     # ------------------------------------------------------------------------ settings
 
     @property

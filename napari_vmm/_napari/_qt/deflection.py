@@ -40,6 +40,10 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
+from napari_vmm._napari._qt.qtutil import is_alive
+from napari_vmm._napari.jobs import CHUNK_FRAMES, WorkerError, grid_job
+from napari_vmm._napari.layers import check_image_layer, fps_from_layer, shapes_to_rois
+from napari_vmm._napari.model import WidgetsModel, shared_model
 from napari_vmm.core.errors import VMMError
 
 if TYPE_CHECKING:
@@ -50,32 +54,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Frames read per step of the worker (one progress tick and one cancel point each).
-CHUNK_FRAMES = 32
-
-
-def _grid_job(frames: Any, grid: tuple[int, int], fps: float, options: dict[str, Any]):
-    """Generator run in the worker thread: yields ``(done, total)``, returns the analysis."""
-    from napari_vmm.core.analysis import iter_analyze_grid
-
-    return (yield from iter_analyze_grid(frames, grid, fps, chunk_frames=CHUNK_FRAMES,
-                                         **options))
-
-
 class DeflectionShapesWidget(QWidget):
     """Dock widget: operating deflection shapes from a grid of tracked cells.
 
     Parameters
     ----------
     viewer : napari.viewer.Viewer
+    model : WidgetsModel, optional
+        Holds the pixel calibration, shared with "Motion traces"; default: the viewer's
+        :func:`shared_model`.
     """
 
-    def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+    def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None,
+                 model: WidgetsModel | None = None) -> None:
         super().__init__(parent)
         self.viewer = viewer
+        self.model = shared_model(viewer) if model is None else model
         self.grid: GridAnalysis | None = None
         self.shape: DeflectionShape | None = None
-        self.calibration: Calibration | None = None
+        self._syncing = False
         self._worker: GeneratorWorker | None = None
         self._source: Image | None = None
         self.points: Points | None = None
@@ -124,11 +121,15 @@ class DeflectionShapesWidget(QWidget):
         self._cal_btn.changed.connect(self.calibrate_from_points)
         self._layer.changed.connect(self._on_layer_changed)
         self._exaggerate.changed.connect(lambda *_: self._update_layers())
+        self._pixel_size.changed.connect(self._on_scale_edited)
+        self._unit.changed.connect(self._on_scale_edited)
+        self.model.events.calibration.connect(self._show_calibration)
         self.canvas.mpl_connect("button_press_event", self._on_click)
         for ev in (viewer.layers.events.inserted, viewer.layers.events.removed):
             ev.connect(self._reset_choices)
         viewer.dims.events.current_step.connect(self._on_step)
         self._reset_choices()
+        self._show_calibration()
         self._on_layer_changed()
 
     # ---------------------------------------------------------------- layers and inputs
@@ -150,7 +151,6 @@ class DeflectionShapesWidget(QWidget):
         return self._worker is not None
 
     def _on_layer_changed(self, *_: Any) -> None:
-        from napari_vmm._napari.layers import fps_from_layer
         from napari_vmm.core.analysis import calibration_from_scale
 
         layer = self._layer.value
@@ -161,8 +161,32 @@ class DeflectionShapesWidget(QWidget):
             self._fps.value = round(fps, 6)
         cal = calibration_from_scale(layer.scale, layer.units)
         if cal.calibrated:
-            self._pixel_size.value, self._unit.value = cal.size, cal.unit
-            self.calibration = cal
+            self.model.calibration = cal
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The pixel calibration (the shared model's; None: none chosen yet)."""
+        return self.model.calibration
+
+    def _show_calibration(self, _event: Any = None) -> None:
+        """Show the model's calibration in the pixel size and unit fields."""
+        cal = self.model.calibration
+        if cal is None or not self._alive():
+            return
+        self._syncing = True
+        try:
+            self._pixel_size.value = cal.size if cal.calibrated else 0.0
+            if cal.calibrated:
+                self._unit.value = cal.unit
+        finally:
+            self._syncing = False
+
+    def _on_scale_edited(self, *_: Any) -> None:
+        if not self._syncing:
+            self.model.calibration = self._current_calibration()
+
+    def _alive(self) -> bool:
+        return is_alive(self)
 
     def calibrate_from_points(self) -> Calibration | None:
         """Pixel size from the last two points of the chosen Points layer and the distance."""
@@ -178,29 +202,18 @@ class DeflectionShapesWidget(QWidget):
             self._status.value = f"error: {err}"
             show_error(str(err))
             return None
-        self.calibration = cal
-        self._pixel_size.value, self._unit.value = cal.size, cal.unit
+        self.model.calibration = cal
         self._status.value = cal.describe()
         return cal
 
     def _current_calibration(self) -> Calibration:
-        from napari_vmm.core.analysis import calibration_from_pixel_size, no_calibration
-
-        size, unit = float(self._pixel_size.value), self._unit.value.strip() or "mm"
-        if size <= 0:
-            return no_calibration()
-        cal = self.calibration
-        if cal is not None and cal.calibrated and math.isclose(cal.size, size, rel_tol=0.01) \
-                and cal.unit == unit:
-            return cal  # keeps its provenance (points, layer scale); the box rounds
-        return calibration_from_pixel_size(size, unit)
+        return self.model.calibration_for(self._pixel_size.value,
+                                          self._unit.value.strip() or "mm")
 
     # ---------------------------------------------------------------- running
 
     def run(self) -> GeneratorWorker | None:
         """Track the grid in a worker thread; return it (None when the input is refused)."""
-        from napari_vmm._napari.layers import check_image_layer, shapes_to_rois
-
         if self._worker is not None:
             return self._worker
         layer, roi_layer = self._layer.value, self._roi.value
@@ -217,7 +230,7 @@ class DeflectionShapesWidget(QWidget):
         grid = (int(self._rows.value), int(self._cols.value))
         n = int(layer.data.shape[0])
         worker = create_worker(
-            _grid_job, layer.data, grid, float(self._fps.value), options, _ignore_errors=True,
+            grid_job, layer.data, grid, float(self._fps.value), options, _ignore_errors=True,
             _progress={"total": math.ceil(n / CHUNK_FRAMES), "desc": "Deflection shapes"})
         worker.yielded.connect(self._on_yielded)
         worker.returned.connect(self._on_returned)
@@ -247,8 +260,6 @@ class DeflectionShapesWidget(QWidget):
             self._status.value = "no spectral peak: click the spectrum to pick a frequency"
 
     def _on_errored(self, exc: BaseException) -> None:
-        from napari_vmm._napari.jobs import WorkerError
-
         if isinstance(exc, WorkerError):
             exc = exc.original
         if not isinstance(exc, VMMError):

@@ -40,6 +40,7 @@ from napari_vmm._form import (
     option_widget,
     significant_decimals,
 )
+from napari_vmm._napari._qt.qtutil import is_alive
 from napari_vmm._napari.jobs import (
     WorkerError,
     dask_job,
@@ -179,14 +180,7 @@ class MagnifyWidget(QWidget):
             layer.events.name.connect(self._reset_layer_choices)
 
     def _alive(self) -> bool:
-        try:
-            from qtpy import sip  # PyQt
-
-            return not sip.isdeleted(self)
-        except ImportError:  # PySide
-            import shiboken6
-
-            return shiboken6.isValid(self)
+        return is_alive(self)
 
     @property
     def is_running(self) -> bool:

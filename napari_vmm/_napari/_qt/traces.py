@@ -42,6 +42,7 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_warning
 from qtpy.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
 
+from napari_vmm._napari._qt.qtutil import is_alive
 from napari_vmm._napari.jobs import CHUNK_FRAMES, WorkerError, analysis_job
 from napari_vmm._napari.layers import check_image_layer, pixel_size_from_layer, shapes_to_rois
 from napari_vmm._napari.model import WidgetsModel, shared_model
@@ -144,6 +145,10 @@ class MotionTracesWidget(QWidget):
         self._log_freq.changed.connect(self._on_log_freq)
         self._layer.changed.connect(self._on_layer_changed)
         self._shapes.changed.connect(self._on_shapes_changed)
+        self._pixel_size.changed.connect(self._on_scale_edited)
+        self._unit.changed.connect(self._on_scale_edited)
+        self._syncing = False
+        self.model.events.calibration.connect(self._show_calibration)
         self.canvas.mpl_connect("button_press_event", self._on_press)
         self.canvas.mpl_connect("button_release_event", self._on_release)
         for ev in (viewer.layers.events.inserted, viewer.layers.events.removed):
@@ -151,6 +156,7 @@ class MotionTracesWidget(QWidget):
         viewer.dims.events.current_step.connect(self._on_step)
         self._watched_shapes: Shapes | None = None
         self._reset_choices()
+        self._show_calibration()
         active = viewer.layers.selection.active
         if isinstance(active, Image):
             self._layer.value = active
@@ -213,8 +219,31 @@ class MotionTracesWidget(QWidget):
                                     f"(using {self._fps.value:g})")
         self._fps_note.visible = fps is None
         size = pixel_size_from_layer(layer)
-        if size is not None:
-            self._pixel_size.value, self._unit.value = size
+        if size is not None:  # the layer's scale: one change of the shared calibration
+            self._syncing = True
+            try:
+                self._pixel_size.value, self._unit.value = size
+            finally:
+                self._syncing = False
+            self._on_scale_edited()
+
+    def _show_calibration(self, _event: Any = None) -> None:
+        """Show the shared pixel calibration (e.g. from Deflection shapes' two points)."""
+        cal = self.model.calibration
+        if cal is None or not is_alive(self):
+            return
+        self._syncing = True
+        try:
+            self._pixel_size.value = cal.size if cal.calibrated else 0.0
+            if cal.calibrated:
+                self._unit.value = cal.unit
+        finally:
+            self._syncing = False
+
+    def _on_scale_edited(self, *_: Any) -> None:
+        if not self._syncing:
+            self.model.calibration = self.model.calibration_for(
+                self._pixel_size.value, self._unit.value.strip() or "um")
 
     def _on_shapes_changed(self, *_: Any) -> None:
         if self._watched_shapes is not None:
