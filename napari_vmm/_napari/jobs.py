@@ -47,6 +47,20 @@ def dask_settings(scheduler: str | None, zarr_out: str | None) -> tuple[str | No
     return scheduler, zarr_out
 
 
+def runs_on_dask(frames: Any, scheduler: str | None, zarr_out: str | None,
+                 preview: bool = False) -> bool:
+    """Whether a Run goes to Dask instead of the engine in this process: the one place the
+    widget decides it (the engine then chooses stream or whole clip, Dask tiles or segments).
+
+    A Run goes to Dask with a Zarr output, or with a scheduler for a dask-backed layer; a
+    preview never does.
+    """
+    if preview:
+        return False
+    return bool((zarr_out or "").strip()) or (
+        bool((scheduler or "").strip()) and hasattr(frames, "dask"))
+
+
 @dataclass
 class MagnifyJob:
     """Everything a Run or Preview worker needs, built by :func:`prepare_job`.
@@ -124,10 +138,7 @@ def prepare_job(source: Any, params: MagnifyParams, *, roi_layer: Any = None,
                            "preview frames")
     check_frame_shape(tuple(frames.shape), what=f"the frames of layer {source.name!r}")
     scheduler, zarr_out = dask_settings(scheduler, zarr_output)
-    dask = None
-    if not preview and ((hasattr(frames, "dask") and scheduler is not None)
-                        or zarr_out is not None):
-        dask = (scheduler, zarr_out)
+    dask = (scheduler, zarr_out) if runs_on_dask(frames, scheduler, zarr_out, preview) else None
     out = (None if dask is not None and zarr_out is not None
            else allocate_output(tuple(frames.shape), frames.dtype))
     kwargs = {**params.engine_kwargs(), "roi_mask": mask}
@@ -160,15 +171,14 @@ def dask_memory_line(layer: Any, scheduler: str, zarr_out: str,
     when Run would not take it (no Zarr output, and no scheduler for a dask-backed layer).
 
     The estimate (:func:`napari_vmm.core.parallel.task_memory_summary`) runs nothing.
+    Whether Run takes the Dask route is :func:`runs_on_dask`'s answer.
     """
     import logging
 
     from napari_vmm._napari.layers import check_image_layer
 
     data = getattr(layer, "data", None)
-    dask_route = bool((zarr_out or "").strip()) or (
-        bool((scheduler or "").strip()) and hasattr(data, "dask"))
-    if layer is None or not dask_route:
+    if layer is None or not runs_on_dask(data, scheduler, zarr_out):
         return ""
     try:
         check_image_layer(layer)
