@@ -248,6 +248,31 @@ def _say(text: str) -> None:
     sys.stderr.flush()
 
 
+def _spawn(procs: list[subprocess.Popen], cmd: list[str], **kwargs) -> subprocess.Popen:
+    """Start ``cmd`` and add it to ``procs``, with SIGINT/SIGTERM held until it is there.
+
+    A signal that came while the process started is obeyed once it is in ``procs``, so the
+    caller's cleanup stops it (interrupted inside ``Popen``, an ffmpeg was left running).
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        procs.append(subprocess.Popen(cmd, **kwargs))
+        return procs[-1]
+    held: list[int] = []
+    old = {sig: signal.signal(sig, lambda signum, frame: held.append(signum))
+           for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        procs.append(subprocess.Popen(cmd, **kwargs))
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+    if held:
+        signal.raise_signal(held[0])
+    return procs[-1]
+
+
 def _stop(proc: subprocess.Popen | None) -> None:
     if proc is not None and proc.poll() is None:
         proc.kill()
@@ -288,9 +313,11 @@ def _run_pipeline(args: argparse.Namespace, extra: list[str], tools: FFmpeg, inf
                   params: dict, pipe_fmt: str, out_fmt: str, tmp: str) -> int:
     """Decoding ffmpeg -> filter loop -> encoding ffmpeg writing ``tmp``; the frames written."""
     src = args.input
-    dec = enc = progress = None
+    procs: list[subprocess.Popen] = []
+    progress = None
     try:
-        dec = subprocess.Popen(
+        dec = _spawn(
+            procs,
             decode_command(tools, src, pipe_fmt, info.rate, args.loglevel,
                            from_rgb=is_rgb(info.pix_fmt)),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -307,7 +334,7 @@ def _run_pipeline(args: argparse.Namespace, extra: list[str], tools: FFmpeg, inf
         color_range = _RANGE_TO_FFMPEG.get(header.color_range or "", info.color_range)
         enc_cmd = encode_command(tools, src, tmp, info, out_fmt, color_range, args.vcodec,
                                  args.crf, args.preset, args.acodec, extra, args.loglevel)
-        enc = subprocess.Popen(enc_cmd, stdin=subprocess.PIPE)
+        enc = _spawn(procs, enc_cmd, stdin=subprocess.PIPE)
         writer = Y4MWriter(enc.stdin, header)
         progress = None if args.quiet else Progress(PROG, info.frames, force=True, leave=True)
         try:
@@ -340,7 +367,7 @@ def _run_pipeline(args: argparse.Namespace, extra: list[str], tools: FFmpeg, inf
     finally:
         if progress is not None:
             progress.close()
-        for proc in (dec, enc):
+        for proc in procs:
             if proc is not None and proc.stdin is not None and not proc.stdin.closed:
                 with contextlib.suppress(OSError):
                     proc.stdin.close()
