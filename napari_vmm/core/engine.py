@@ -61,7 +61,7 @@ def iter_magnify(frames, out: np.ndarray, fps: float, method: str = "phase",
                          order=order, taps=taps, zero_phase=zero_phase,
                          method_options=method_options)
     if pipeline.roi_mask is not None:
-        pipeline._mask_for((h, w))
+        pipeline.mask_for((h, w))
     chunk = chunk_size or default_chunk(h, w)
     needs_whole = not pipeline.filter.causal or (mode == "static" and reference != 0)
     if path not in ("auto", "stream", "whole"):

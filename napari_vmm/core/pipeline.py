@@ -71,8 +71,28 @@ class Pipeline:
             raise VMMError("roi_mask must be a finite 2-D (H, W) array of weights in [0, 1]")
 
     def reset(self) -> None:
+        """Forget the magnifier's and the filter's stream state."""
         self.magnifier.reset()
         self.filter.reset()
+
+    def prime(self, first: np.ndarray | None = None,
+              reference: np.ndarray | None = None) -> None:
+        """Start a stream that does not begin with the clip's frame 0 or reference frame.
+
+        Resets, then encodes ``first`` (frame 0, the magnifier's phase reference, as on the
+        in-memory path) and feeds ``reference`` (the static mode's reference frame) to the
+        filter, whose differences are then taken to it. Each is a (1, H, W[, C]) array.
+        """
+        self.reset()
+        with self.torch.inference_mode():
+            if first is not None:
+                x, _ = self.prepare(np.asarray(first))
+                self.magnifier.encode(x)
+            # The filter runs on the signal flattened to one (N, K) tensor, stream key 0.
+            if reference is not None:
+                x, _ = self.prepare(np.asarray(reference))
+                signal, _ = self.magnifier.encode(x)
+                self.filter.step(self.flatten(signal))
 
     # -- colour ---------------------------------------------------------------------------
     def prepare(self, chunk: np.ndarray):
@@ -108,12 +128,12 @@ class Pipeline:
             out = out[..., 0]
         if self.roi_mask is not None:
             original = to_float(like)
-            mask = self._mask_for(original.shape[1:3], region)
+            mask = self.mask_for(original.shape[1:3], region)
             mask = mask if like.ndim == 3 else mask[..., None]
             out = original + mask * (out - original)
         return from_float(out, like.dtype)
 
-    def _mask_for(self, hw, region=None) -> np.ndarray:
+    def mask_for(self, hw, region=None) -> np.ndarray:
         mask = self.roi_mask
         if region is not None:
             mask = mask[region[0]:region[1], region[2]:region[3]]
@@ -216,3 +236,24 @@ class StreamingMagnifier:
         shape = (0,) + (self._shape or (0, 0))
         return np.empty(shape, dtype=self._dtype or np.float32)
 
+
+
+#: Engine options that are not method options.
+ENGINE_KEYS = ("order", "taps", "zero_phase", "chunk_size", "memory_budget", "tile_size",
+               "path", "segment_frames", "warmup")
+
+
+def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    engine = {k: options.pop(k) for k in list(options) if k in ENGINE_KEYS}
+    return engine, options
+
+
+def pipeline_params(fps: float, method: str, alpha: float, band, temporal: str, mode: str,
+            reference: int, device: str, order: int, taps: int | None, zero_phase: bool,
+            method_options: dict[str, Any]) -> dict[str, Any]:
+    """The picklable keyword arguments of :class:`pipeline.Pipeline` (without the ROI mask)."""
+    return {"fps": float(fps), "method": method, "alpha": float(alpha),
+            "band": None if band is None else tuple(float(b) for b in band),
+            "temporal": temporal, "mode": mode, "reference": int(reference),
+            "device": str(device), "order": int(order), "taps": taps,
+            "zero_phase": bool(zero_phase), "method_options": dict(method_options)}

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .pipeline import Pipeline
-from .plan import whole_clip_tiles
+from .plan import FFT_SIGNAL_FACTOR, whole_clip_tiles
 from .temporal import IdealFilter
 
 #: The ``ideal`` filter runs as a projection onto an orthonormal basis of its pass band when
@@ -24,8 +24,6 @@ from .temporal import IdealFilter
 PROJECTION_RANK = 32
 #: Frames of motion signal filtered by one matrix product on the projection route.
 PROJECTION_BLOCK = 16
-#: Motion signal held per pixel on the FFT route: the signal, its filtered copy and the FFT.
-FFT_SIGNAL_FACTOR = 2.5
 
 def read_frames(frames, t0: int, t1: int, window=None) -> np.ndarray:
     if window is None:

@@ -49,7 +49,7 @@ def open_input(path: str | os.PathLike):
 
 def open_any(path: str | os.PathLike) -> tuple[Any, float | None]:
     """Open a video, stack or Zarr store lazily; return it and its frame rate (or None)."""
-    from ..core.parallel import open_zarr
+    from .zarr import open_zarr
 
     if is_zarr(path):
         arr, attrs = open_zarr(path)
@@ -63,7 +63,8 @@ def as_dask(path: str | os.PathLike, segment: int) -> Any:
     import dask
     import dask.array as da
 
-    from ..core.parallel import open_zarr, video_to_dask
+    from .segments import video_to_dask
+    from .zarr import open_zarr
 
     path = str(path)
     if is_zarr(path):
@@ -86,7 +87,7 @@ def write_zarr_frames(path: str | os.PathLike, chunks: Iterable[np.ndarray],
     """Write chunks of frames in order to a new ``.zarr`` array, atomically."""
     import zarr
 
-    from ..core.parallel import mark_zarr
+    from .zarr import mark_zarr
 
     with atomic_output_dir(path, protect) as tmp:
         z = zarr.create_array(tmp, shape=tuple(shape), dtype=dtype, overwrite=True,
