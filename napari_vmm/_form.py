@@ -106,10 +106,53 @@ def form_values(w: Any) -> dict[str, Any]:
     (what is shown and saved while the user is still typing)."""
     return {
         "method": w._method.value, "alpha": float(w._alpha.value), "band": list(w.band_hz()),
-        "fps": float(w._fps.value), "temporal": w._temporal.value, "mode": w._mode.value,
-        "reference": int(w._reference.value), "device": w._device.value,
+        "fps": float(w._fps.value), "temporal": w._temporal.value, "order": int(w._order.value),
+        "taps": int(w._taps.value) or None, "zero_phase": bool(w._zero_phase.value),
+        "mode": w._mode.value, "reference": int(w._reference.value), "device": w._device.value,
         "options": w._current_options(),
     }
+
+
+def show_fields(w: Any, params: Any) -> None:
+    """Show the plain fields of ``params`` (a :class:`MagnifyParams`) in the form: alpha, fps
+    (unless the layer fixes it, or None), filter, order, taps, zero phase, mode, reference and
+    device (when the form offers it). Method, options and band are the view's."""
+    w._alpha.value = params.alpha
+    if w._fps.enabled and params.fps is not None:
+        w._fps.value = params.fps
+    w._temporal.value = params.temporal
+    w._order.value = params.order
+    w._taps.value = params.taps or 0
+    w._zero_phase.value = params.zero_phase
+    w._mode.value = params.mode
+    w._reference.value = min(int(params.reference), w._reference.max)
+    if params.device in w._device.choices:
+        w._device.value = params.device
+
+
+def field_widget(spec: dict[str, Any], open_step: float = 0.01, **kwargs: Any):
+    """A magicgui widget for one :meth:`MagnifyParams.describe` field: its choices, limits,
+    default and help (the tooltip), with ``kwargs`` (label, tooltip, ...) on top.
+
+    An open minimum (alpha > -1) becomes ``min + open_step``; an optional int (taps) shows
+    None as 0, "automatic".
+    """
+    kwargs.setdefault("tooltip", spec["help"])
+    default = spec["default"]
+    if "choices" in spec:
+        return ComboBox(choices=list(spec["choices"]), value=default, **kwargs)
+    if spec["type"] == "bool":
+        return CheckBox(value=bool(default), **kwargs)
+    is_int = spec["type"] == "int"
+    lo = spec.get("min", -(10**9))
+    if spec.get("min_open"):
+        lo += open_step
+    if is_int and spec.get("optional"):
+        lo = 0
+    hi = spec.get("max", 10**9 if is_int else 1e6)
+    kwargs.setdefault("value", 0 if default is None else default)
+    cls = SpinBox if is_int else FloatSpinBox
+    return cls(min=lo, max=hi, **kwargs)
 
 
 def form_params(w: Any):
@@ -130,12 +173,15 @@ def form_engine_kwargs(w: Any) -> dict[str, Any]:
 def build_magnify_form(w: Any) -> None:
     """Create the Magnify widget's inputs as attributes of ``w`` and lay them out.
 
-    The main form holds what most runs change; the method's options, the device, the Dask
-    scheduler, the Zarr output and the Dask memory line sit in a collapsed "Advanced"
+    The fields of :class:`~napari_vmm.core.params.MagnifyParams` take their choices, limits,
+    defaults and help from it (:func:`field_widget`). The main form holds what most runs
+    change; the method's options, the filter order, FIR taps, zero phase, the device, the
+    Dask scheduler, the Zarr output and the Dask memory line sit in a collapsed "Advanced"
     section, so the form fits a 950 px high window without scrolling.
     """
-    from napari_vmm.core.params import FALLBACK_FPS, FILTERS, MODES
+    from napari_vmm.core.params import FALLBACK_FPS, MagnifyParams
 
+    spec = MagnifyParams.describe()  # fields, limits, defaults and help of the model
     # inputs (values come from MagnifyParams defaults and the saved session below)
     w._layer = ComboBox(label="image", choices=w._image_choices, nullable=True,
                         tooltip="T,Y,X or T,Y,X,C layer (numpy or dask)")
@@ -143,23 +189,25 @@ def build_magnify_form(w: Any) -> None:
                          tooltip="magnification method")
     w._method_summary = Label(value="")
     w._options = Container(labels=True)
-    w._alpha = FloatSpinBox(label="α", min=0.0, max=10000.0, step=1.0,
+    w._alpha = field_widget(spec["alpha"], label="α", step=1.0,
                             tooltip="output displacement = (1+α) × input displacement")
     w._band_unit = ComboBox(label="band unit", choices=["Hz", "BPM"], value="Hz")
     w._band_lo = FloatSpinBox(label="band low", min=0.0, max=1e6, step=0.1)
     w._band_hi = FloatSpinBox(label="band high", min=0.0, max=1e6, step=0.1)
-    w._fps = FloatSpinBox(label="fps", value=FALLBACK_FPS, min=0.001, max=1e6, step=1.0,
-                          tooltip="frame rate; taken from the layer when its first "
+    w._fps = field_widget(spec["fps"], open_step=0.001, label="fps", value=FALLBACK_FPS,
+                          step=1.0, tooltip="frame rate; taken from the layer when its first "
                                   "axis is in time units; for a video file, the true "
                                   "capture rate (high-speed footage)")
     w._fps_note = Label(value="")
-    w._temporal = ComboBox(label="temporal", choices=list(FILTERS),
-                           tooltip="ideal: whole clip FFT; others are causal")
-    w._mode = ComboBox(label="mode", choices=list(MODES),
-                       tooltip="temporal filter, or difference to a reference frame "
-                               "(static) or to the previous frame (dynamic)")
-    w._reference = SpinBox(label="reference frame", value=0, min=0, max=10**9)
-    w._device = ComboBox(label="device", choices=w._devices(), value="cpu")
+    w._temporal = field_widget(spec["temporal"], label="temporal",
+                               tooltip="ideal: whole clip FFT; others are causal")
+    w._order = field_widget(spec["order"], label="Butterworth order")
+    w._taps = field_widget(spec["taps"], label="FIR taps (0: auto)")
+    w._zero_phase = field_widget(spec["zero_phase"], label="zero phase (whole clip)")
+    w._mode = field_widget(spec["mode"], label="mode")
+    w._reference = field_widget(spec["reference"], label="reference frame")
+    w._device = ComboBox(label="device", choices=w._devices(), value=spec["device"]["default"],
+                         tooltip=spec["device"]["help"])
     w._roi = ComboBox(label="ROI", choices=w._shapes_choices, nullable=True,
                       tooltip="optional Shapes layer: magnify inside its shapes only")
     w._feather = FloatSpinBox(label="ROI feather (px)", value=4.0, min=0.0, max=500.0)
@@ -190,8 +238,8 @@ def build_magnify_form(w: Any) -> None:
         w._band_hi, w._fps, w._fps_note, w._temporal, w._mode, w._reference, w._roi,
         w._feather, w._preview_frames,
     ])
-    w._advanced_form = Container(widgets=[w._options, w._device, w._scheduler, w._zarr_out,
-                                          w._memory])
+    w._advanced_form = Container(widgets=[w._options, w._order, w._taps, w._zero_phase,
+                                          w._device, w._scheduler, w._zarr_out, w._memory])
     w._advanced = QCollapsible("Advanced")
     w._advanced.addWidget(w._advanced_form.native)
     buttons = Container(widgets=[w._preview_btn, w._run_btn, w._cancel_btn],
