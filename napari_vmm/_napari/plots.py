@@ -1,4 +1,4 @@
-"""Plot arithmetic of the "Motion traces" widget (Qt-free)."""
+"""Plot arithmetic of the "Motion traces" widget (Qt-free): axis limits, peak picking."""
 
 from __future__ import annotations
 
@@ -29,3 +29,16 @@ def spectrum_xlim(rois: list, band: tuple[float, float] | None, fps: float,
         top = max(top, band[1])
     hi = nyq if top <= 0 else min(nyq, 1.3 * top)
     return (low if log_axis else 0.0), hi
+
+
+def nearest_peak(rois: list, hz: float, tolerance_hz: float) -> tuple | None:
+    """``(roi, peak)`` of the spectral peak nearest to ``hz`` over all ROIs, or None when
+    none lies within ``tolerance_hz``."""
+    best = None
+    for r in rois:
+        for p in r.peaks:
+            if best is None or abs(p.hz - hz) < abs(best[1].hz - hz):
+                best = (r, p)
+    if best is None or abs(best[1].hz - hz) > tolerance_hz:
+        return None
+    return best

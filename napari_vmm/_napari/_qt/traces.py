@@ -46,7 +46,7 @@ from napari_vmm._napari._qt.qtutil import is_alive
 from napari_vmm._napari.jobs import CHUNK_FRAMES, WorkerError, analysis_job
 from napari_vmm._napari.layers import check_image_layer, pixel_size_from_layer, shapes_to_rois
 from napari_vmm._napari.model import WidgetsModel, shared_model
-from napari_vmm._napari.plots import spectrum_xlim
+from napari_vmm._napari.plots import nearest_peak, spectrum_xlim
 from napari_vmm.core.errors import VMMError
 
 if TYPE_CHECKING:
@@ -491,13 +491,8 @@ class MotionTracesWidget(QWidget):
 
         if self.result is None:
             return None
-        best = None
-        for r in self.result.rois:
-            for p in r.peaks:
-                if best is None or abs(p.hz - hz) < abs(best[1].hz - hz):
-                    best = (r, p)
-        nyq = self.result.fps / 2
-        if best is None or abs(best[1].hz - hz) > PEAK_PICK_TOLERANCE * nyq:
+        best = nearest_peak(self.result.rois, hz, PEAK_PICK_TOLERANCE * self.result.fps / 2)
+        if best is None:
             self._status.value = f"no peak near {hz:.3g} Hz: drag a range instead"
             return None
         r, p = best
