@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 def magnify_file(input_path: str, output_path: str, args: argparse.Namespace) -> None:
     """Magnify one file in this process (the single-file ``vmm magnify``)."""
     from ..core.engine import DEFAULT_MEMORY_BUDGET, StreamingMagnifier, iter_magnify
-    from ..core.params import CAUSAL_FILTERS
+    from ..core.route import STREAM, choose_route
     from ..core.spool import FrameSpool, spool_frames
     from ..io import (
         STACK_EXTENSIONS,
@@ -140,9 +140,7 @@ def magnify_file(input_path: str, output_path: str, args: argparse.Namespace) ->
         compare = SliceRecorder(row=args.slice_row)
         if args.slice_row is not None and not 0 <= args.slice_row < h:
             raise VMMError(f"--slice-row {args.slice_row} is outside 0..{h - 1}")
-    streaming = not params.zero_phase and (params.mode == "dynamic" or (
-        params.mode == "temporal" and params.temporal in CAUSAL_FILTERS) or (
-        params.mode == "static" and params.reference == 0))
+    streaming = choose_route(params, shape).kind == STREAM  # the one decision (core.route)
     params = params.engine_kwargs()
     bar = Progress("magnify", n, quiet=args.quiet)
     tmp_dir, spools = None, []
