@@ -437,7 +437,7 @@ def make_magnifier(
     LumaMagnifier
     """
     from napari_vmm.core import engine
-    from napari_vmm.core.temporal import check_band
+    from napari_vmm.core.params import check_band
 
     params = dict(params)
     window = params.pop("window", None)

@@ -37,7 +37,6 @@ import torch
 
 from .errors import VMMError
 from .params import (  # the names and checks live with the parameter model
-    CAUSAL_FILTERS,  # noqa: F401  (old location; import it from core.params)
     FILTERS,
     MODES,
     check_band,
