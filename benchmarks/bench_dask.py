@@ -44,7 +44,7 @@ def _worker_setup() -> int:
 
     import torch
 
-    import napari_vmm.core.parallel  # noqa: F401
+    import napari_vmm.scale.graphs  # noqa: F401
 
     torch.set_num_threads(1)
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -98,7 +98,7 @@ def job(frames: np.ndarray, kind: str, tile: int, segment: int, store: str, meth
 
         zarr.create_array(path, shape=frames.shape, chunks=chunks, dtype=frames.dtype)[:] = frames
     x = da.from_zarr(path)
-    from napari_vmm.core.parallel import magnify_dask
+    from napari_vmm.scale import magnify_dask
 
     if kind == "whole":
         return magnify_dask(x, 30.0, method=method, alpha=10, band=(3, 6),
@@ -109,7 +109,7 @@ def job(frames: np.ndarray, kind: str, tile: int, segment: int, store: str, meth
 
 
 def estimate(frames: np.ndarray, kind: str, tile: int, segment: int, method: str):
-    from napari_vmm.core.parallel import estimate_task_memory
+    from napari_vmm.core.plan import estimate_task_memory
 
     return estimate_task_memory(frames.shape, frames.dtype, 30.0, method=method,
                                 temporal="ideal" if kind == "whole" else "butterworth",

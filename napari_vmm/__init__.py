@@ -15,9 +15,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 __version__ = "0.1.0"
 
 _LAZY = {
-    "magnify": "napari_vmm.core.engine",
+    "magnify": "napari_vmm.api",
     "iter_magnify": "napari_vmm.core.engine",
-    "StreamingMagnifier": "napari_vmm.core.engine",
+    "StreamingMagnifier": "napari_vmm.core.pipeline",
+    "Pipeline": "napari_vmm.core.pipeline",
+    "MagnifyParams": "napari_vmm.core.params",
+    "magnify_dask": "napari_vmm.scale",
     "available_methods": "napari_vmm.core.registry",
     "VMMError": "napari_vmm.core.errors",
     "MagnifyWidget": "napari_vmm._napari._qt.magnify",

@@ -250,3 +250,35 @@ def test_whole_clip_on_frames_smaller_than_a_tile():
     frames = clip(0.2, n=10, size=16)
     out = magnify(frames, FPS, method="phase", band=(1, 4), temporal="ideal")
     assert out.shape == (10, 16, 16)
+
+
+@pytest.mark.parametrize("method", ["linear", "riesz"])
+def test_iterator_static_mode_uses_the_reference_frame(method):
+    """Issue 20: ``magnify(iterator, mode="static", reference=5)`` used frame 0."""
+    frames = clip(0.2, n=20, size=32)
+    kw = dict(method=method, alpha=3, mode="static", reference=5, chunk_size=4)
+    streamed = np.stack(list(magnify(iter(frames), FPS, **kw)))
+    in_memory = magnify(frames, FPS, **kw)
+    assert streamed.shape == frames.shape and streamed.dtype == frames.dtype
+    assert np.abs(streamed[5] - frames[5]).max() < 1e-3  # the reference frame is not moved
+    np.testing.assert_allclose(streamed, in_memory, atol=2e-3)
+    frame0 = magnify(frames, FPS, **{**kw, "reference": 0})
+    assert np.abs(streamed - frame0).max() > 0.01  # not frame 0's differences
+    with pytest.raises(VMMError, match="reference frame 30 is outside the clip"):
+        list(magnify(iter(frames), FPS, **{**kw, "reference": 30}))
+
+
+def test_iterator_progress_is_called_per_chunk_and_cancels():
+    """Issue 20: ``progress`` was ignored for iterators; total is None (length unknown)."""
+    frames = clip(0.2, n=20, size=32)
+    kw = dict(method="riesz", band=(1, 4), temporal="butterworth", chunk_size=4)
+    calls = []
+    out = list(magnify(iter(frames), FPS, progress=lambda d, t: calls.append((d, t)), **kw))
+    assert len(out) == 20
+    assert calls == [(4, None), (8, None), (12, None), (16, None), (20, None)]
+    seen = []
+    gen = magnify(iter(frames), FPS, progress=lambda d, t: d < 8, **kw)
+    with pytest.raises(Cancelled):
+        for frame in gen:
+            seen.append(frame)
+    assert len(seen) == 8  # the chunk that reported 8 frames is still handed out, then stop

@@ -337,7 +337,7 @@ def _kill_a_busy_worker_once(lc, client):
 
 
 def test_dask_worker_killed_mid_run_fails_with_one_message(cluster, tmp_path):
-    from napari_vmm.core.parallel import write_zarr_blocks
+    from napari_vmm.io.zarr import write_zarr_blocks
 
     progress, killed = _kill_a_busy_worker_once(*cluster)
     dst = tmp_path / "out.zarr"
@@ -349,7 +349,7 @@ def test_dask_worker_killed_mid_run_fails_with_one_message(cluster, tmp_path):
 @pytest.mark.parametrize("cluster", [3], indirect=True)
 def test_dask_worker_lost_mid_run_recovers(cluster, tmp_path):
     """With retries (3, Dask's default), the other worker finishes: a complete store."""
-    from napari_vmm.core.parallel import ZARR_COMPLETE, open_zarr, write_zarr_blocks
+    from napari_vmm.io.zarr import ZARR_COMPLETE, open_zarr, write_zarr_blocks
 
     x = _slow_blocks(delay=0.2)
     progress, killed = _kill_a_busy_worker_once(*cluster)
@@ -362,7 +362,8 @@ def test_dask_worker_lost_mid_run_recovers(cluster, tmp_path):
 
 def test_zarr_left_by_a_killed_run_is_refused(tmp_path):
     """What SIGKILL leaves (the store mid-write, marker false) never reads as complete."""
-    from napari_vmm.core.parallel import iter_compute, open_zarr
+    from napari_vmm.io.zarr import open_zarr
+    from napari_vmm.scale import iter_compute
 
     x = _slow_blocks(delay=0.0)
     dst = tmp_path / "out.zarr"

@@ -1,4 +1,4 @@
-"""Dask scale-out (napari_vmm.core.parallel, vmm magnify --cluster/--out-dir/.zarr).
+"""Dask scale-out (napari_vmm.scale, core.plan, io.zarr; vmm magnify --cluster/--out-dir/.zarr).
 
 Equality with the in-memory path is checked on a LocalCluster of 2 worker processes with one
 thread each; frames are tiny so the module runs in well under two minutes.
@@ -16,12 +16,14 @@ da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 zarr = pytest.importorskip("zarr")
 
+from napari_vmm import magnify, scale  # noqa: E402
 from napari_vmm.cli import main  # noqa: E402
-from napari_vmm.core import parallel  # noqa: E402
-from napari_vmm.core.engine import magnify  # noqa: E402
+from napari_vmm.core import plan  # noqa: E402
 from napari_vmm.core.errors import VMMError  # noqa: E402
 from napari_vmm.core.frames import from_float  # noqa: E402
 from napari_vmm.core.samples import translating_texture  # noqa: E402
+from napari_vmm.io import segments  # noqa: E402
+from napari_vmm.io import zarr as zarr_io  # noqa: E402
 
 FPS = 30.0
 # Linear EVM with 2 levels: a compact spatial support (halo 2^2 x 2 x 2 = 16 px).
@@ -62,7 +64,7 @@ def test_whole_clip_on_cluster_equals_in_memory(client):
     frames = clip(16, 64)
     ref = magnify(frames, FPS, band=(3, 6), temporal="ideal", **LINEAR)
     x = da.from_array(frames, chunks=(1, 64, 64))  # one frame per chunk: rechunked once
-    lazy = parallel.magnify_dask(x, FPS, band=(3, 6), temporal="ideal", tile_size=32,
+    lazy = scale.magnify_dask(x, FPS, band=(3, 6), temporal="ideal", tile_size=32,
                                  keep_chunks=False, **LINEAR)
     assert lazy.numblocks[1] * lazy.numblocks[2] > 1  # really tiled
     out = magnify(x, FPS, band=(3, 6), temporal="ideal", tile_size=32, **LINEAR)
@@ -75,16 +77,16 @@ def test_whole_clip_on_cluster_equals_in_memory(client):
 def test_causal_on_cluster_equals_in_memory(client):
     frames = clip(72, 48)
     kw = dict(band=(3, 6), temporal="butterworth", **LINEAR)
-    warm = parallel.warmup_frames(FPS, "butterworth", (3, 6))
+    warm = plan.warmup_frames(FPS, "butterworth", (3, 6))
     assert 0 < warm < 48  # so that later segments really start from a warm-up
     ref = magnify(frames, FPS, **kw)
     x = da.from_array(frames, chunks=(24, 48, 48))
-    out = parallel.magnify_dask(x, FPS, segment_frames=24, **kw)
+    out = scale.magnify_dask(x, FPS, segment_frames=24, **kw)
     assert out.chunks == x.chunks
     result = client.compute(out).result()
     assert max_diff(result, ref) <= 1
     # Too short a warm-up is visible: the default is not arbitrary.
-    short = parallel.magnify_dask(x, FPS, segment_frames=24, warmup=4, **kw)
+    short = scale.magnify_dask(x, FPS, segment_frames=24, warmup=4, **kw)
     assert max_diff(client.compute(short).result(), ref) > 1
 
 
@@ -94,7 +96,7 @@ def test_static_and_dynamic_segments_are_exact(mode):
     kw = dict(mode=mode, reference=7, **LINEAR)
     ref = magnify(frames, FPS, **kw)
     x = da.from_array(frames, chunks=(8, 48, 48))
-    out = parallel.magnify_dask(x, FPS, segment_frames=16, **kw)
+    out = scale.magnify_dask(x, FPS, segment_frames=16, **kw)
     assert max_diff(out.compute(scheduler="sync"), ref) == 0
 
 
@@ -103,8 +105,8 @@ def test_no_seams_between_tiles():
     x = da.from_array(frames, chunks=(12, 64, 64))
     for temporal in ("ideal", "butterworth"):
         kw = dict(band=(3, 6), temporal=temporal, **LINEAR)
-        untiled = parallel.magnify_dask(x, FPS, tile_size=64, **kw).compute(scheduler="sync")
-        tiled = parallel.magnify_dask(x, FPS, tile_size=32, keep_chunks=False, **kw)
+        untiled = scale.magnify_dask(x, FPS, tile_size=64, **kw).compute(scheduler="sync")
+        tiled = scale.magnify_dask(x, FPS, tile_size=32, keep_chunks=False, **kw)
         assert tiled.numblocks[1] > 1
         assert max_diff(tiled.compute(scheduler="sync"), untiled) <= 1, temporal
 
@@ -113,7 +115,7 @@ def _tiled_vs_whole(frames, tile, **kw):
     """(in-memory whole-frame result, dask result in tiles of ``tile`` px, dask array)."""
     kw = dict(band=(3, 6), temporal="ideal", alpha=10, **kw)
     whole = magnify(frames, FPS, **kw)
-    lazy = parallel.magnify_dask(da.from_array(frames, chunks=(frames.shape[0], 32, 32)), FPS,
+    lazy = scale.magnify_dask(da.from_array(frames, chunks=(frames.shape[0], 32, 32)), FPS,
                                  tile_size=tile, keep_chunks=False, **kw)
     return whole, lazy.compute(scheduler="sync"), lazy
 
@@ -157,12 +159,12 @@ def test_automatic_depth_is_the_whole_frames(method):
     from napari_vmm.core.magnifiers.phase import auto_depth
     from napari_vmm.core.magnifiers.pyramids import max_levels
 
-    est = parallel.estimate_task_memory((16, 128, 128), np.uint8, FPS, method=method,
+    est = plan.estimate_task_memory((16, 128, 128), np.uint8, FPS, method=method,
                                         temporal="ideal", band=(3, 6), tile_size=32)
     depth = auto_depth(128, 128) if method == "phase" else max_levels(128, 128)
     if method == "linear":  # stops after the first full-alpha level (see LinearMagnifier)
         depth = len(level_alphas(20.0, depth, 16.0)[:3])
-    pinned = parallel.estimate_task_memory((16, 128, 128), np.uint8, FPS, method=method,
+    pinned = plan.estimate_task_memory((16, 128, 128), np.uint8, FPS, method=method,
                                            temporal="ideal", band=(3, 6), tile_size=32,
                                            levels=depth)
     assert est.halo == pinned.halo >= 4 * 2**depth
@@ -176,14 +178,14 @@ def test_automatic_depth_shrinks_to_fit_the_budget():
     """levels=0 and a budget too small for the frame: one shallower depth for all tiles."""
     frames = clip(8, 192)
     kw = dict(method="riesz", temporal="ideal", band=(3, 6))
-    full = parallel.estimate_task_memory(frames.shape, np.uint8, FPS, **kw)
+    full = plan.estimate_task_memory(frames.shape, np.uint8, FPS, **kw)
     assert full.window == (192, 192) and full.halo == 0  # the frame's depth: not split
     budget = full.bytes // 2
-    small = parallel.estimate_task_memory(frames.shape, np.uint8, FPS, memory_budget=budget,
+    small = plan.estimate_task_memory(frames.shape, np.uint8, FPS, memory_budget=budget,
                                           **kw)
     assert small.bytes <= budget and small.window[0] < 192 and small.halo > 0
     x = da.from_array(frames, chunks=(8, 192, 192))
-    lazy = parallel.magnify_dask(x, FPS, alpha=10, memory_budget=budget, keep_chunks=False,
+    lazy = scale.magnify_dask(x, FPS, alpha=10, memory_budget=budget, keep_chunks=False,
                                  **kw)
     assert lazy.numblocks[1] > 1
     out = lazy.compute(scheduler="sync")
@@ -214,34 +216,34 @@ def test_roi_mask_on_tiles_matches_in_memory():
 
 
 def test_warmup_frames():
-    assert parallel.warmup_frames(FPS, "fir", (2, 5), taps=9) == 8
-    assert parallel.warmup_frames(FPS, "butterworth", (2, 5), mode="dynamic") == 1
-    assert parallel.warmup_frames(FPS, "butterworth", (2, 5), mode="static") == 0
-    fast = parallel.warmup_frames(FPS, "butterworth", (3, 6))
-    slow = parallel.warmup_frames(FPS, "butterworth", (0.5, 1))
+    assert plan.warmup_frames(FPS, "fir", (2, 5), taps=9) == 8
+    assert plan.warmup_frames(FPS, "butterworth", (2, 5), mode="dynamic") == 1
+    assert plan.warmup_frames(FPS, "butterworth", (2, 5), mode="static") == 0
+    fast = plan.warmup_frames(FPS, "butterworth", (3, 6))
+    slow = plan.warmup_frames(FPS, "butterworth", (0.5, 1))
     assert slow > 3 * fast  # the warm-up follows the band's time constant
-    assert parallel.warmup_frames(FPS, "iir", (0.5, 3)) > parallel.warmup_frames(
+    assert plan.warmup_frames(FPS, "iir", (0.5, 3)) > plan.warmup_frames(
         FPS, "iir", (2, 3))
     with pytest.raises(VMMError, match="whole clip"):
-        parallel.warmup_frames(FPS, "ideal", (0.5, 3))
+        plan.warmup_frames(FPS, "ideal", (0.5, 3))
 
 
 def test_estimate_task_memory():
-    est = parallel.estimate_task_memory((300, 256, 256), np.uint8, FPS, method="linear",
+    est = plan.estimate_task_memory((300, 256, 256), np.uint8, FPS, method="linear",
                                         temporal="ideal", band=(1, 3), levels=3)
-    longer = parallel.estimate_task_memory((600, 256, 256), np.uint8, FPS, method="linear",
+    longer = plan.estimate_task_memory((600, 256, 256), np.uint8, FPS, method="linear",
                                            temporal="ideal", band=(1, 3), levels=3)
     assert est.path == "whole" and longer.bytes > 1.9 * est.bytes  # all T per task
-    small = parallel.estimate_task_memory((300, 256, 256), np.uint8, FPS, method="linear",
+    small = plan.estimate_task_memory((300, 256, 256), np.uint8, FPS, method="linear",
                                           temporal="ideal", band=(1, 3), levels=3,
                                           memory_budget=est.bytes // 3)
     assert small.bytes <= est.bytes // 3 and small.window[0] < 256 and small.halo == 32
-    seg = parallel.estimate_task_memory((3000, 256, 256), np.uint8, FPS, method="linear",
+    seg = plan.estimate_task_memory((3000, 256, 256), np.uint8, FPS, method="linear",
                                         temporal="butterworth", band=(1, 3), levels=3)
-    seg2 = parallel.estimate_task_memory((30000, 256, 256), np.uint8, FPS, method="linear",
+    seg2 = plan.estimate_task_memory((30000, 256, 256), np.uint8, FPS, method="linear",
                                          temporal="butterworth", band=(1, 3), levels=3)
     assert seg.path == "segments" and seg.bytes == seg2.bytes  # independent of the length
-    assert seg.warmup == parallel.warmup_frames(FPS, "butterworth", (1, 3))
+    assert seg.warmup == plan.warmup_frames(FPS, "butterworth", (1, 3))
     assert "MiB per task" in str(seg)
 
 
@@ -251,7 +253,7 @@ def test_zarr_and_ome_zarr_inputs(tmp_path):
                           dtype=frames.dtype)
     z[:] = frames
     z.attrs["fps"] = 25.0
-    arr, attrs = parallel.open_zarr(tmp_path / "a.zarr")
+    arr, attrs = zarr_io.open_zarr(tmp_path / "a.zarr")
     assert attrs["fps"] == 25.0 and np.array_equal(arr.compute(), frames)
     # OME-Zarr (t, c, y, x) with a time scale of 0.04 s.
     g = zarr.open_group(str(tmp_path / "b.ome.zarr"), mode="w")
@@ -263,10 +265,10 @@ def test_zarr_and_ome_zarr_inputs(tmp_path):
                  {"name": "x", "type": "space"}],
         "datasets": [{"path": "0", "coordinateTransformations": [
             {"type": "scale", "scale": [0.04, 1, 1, 1]}]}]}]
-    arr, attrs = parallel.open_zarr(tmp_path / "b.ome.zarr")
+    arr, attrs = zarr_io.open_zarr(tmp_path / "b.ome.zarr")
     assert arr.shape == frames.shape and attrs["fps"] == pytest.approx(25.0)
     with pytest.raises(VMMError, match="no such"):
-        parallel.open_zarr(tmp_path / "missing.zarr")
+        zarr_io.open_zarr(tmp_path / "missing.zarr")
 
 
 def test_several_files_through_one_cluster(client, tmp_path, capsys):
@@ -321,12 +323,12 @@ def test_video_keyframe_segments_equal_one_pass(client, tmp_path):
                     "lavfi", "-i", "sine=frequency=440:duration=2.2", "-c:v", "libx264",
                     "-g", "16", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(src)],
                    check=True)
-    index = parallel.index_video(src)
+    index = segments.index_video(src)
     assert index.keyframes[:4] == [0, 16, 32, 48]
-    assert np.array_equal(parallel.read_video_frames(src, 20, 23, index),
+    assert np.array_equal(segments.read_video_frames(src, 20, 23, index),
                           np.asarray(open_video(src)[20:23]))
     kw = dict(method="linear", alpha=10, band=(3, 6), temporal="fir", taps=9, levels=3)
-    n = parallel.magnify_video_segments(src, tmp_path / "seg.mkv", client=client,
+    n = scale.magnify_video_segments(src, tmp_path / "seg.mkv", client=client,
                                         segment_frames=16, **kw)
     assert n == 4
     ref = magnify(np.asarray(open_video(src)), FPS, **kw)
@@ -353,12 +355,12 @@ def test_progress_from_futures_and_cancel(client):
 
     seen = []
     tasks = [dask.delayed(_nap, pure=False)(0.01) for _ in range(4)]
-    assert parallel.run_tasks(tasks, client, lambda d, t: seen.append((d, t))) == [0.01] * 4
+    assert scale.run_tasks(tasks, client, lambda d, t: seen.append((d, t))) == [0.01] * 4
     assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
     slow = [dask.delayed(_nap, pure=False)(0.01)] + [
         dask.delayed(_nap, pure=False)(5) for _ in range(3)]
     with pytest.raises(Cancelled):
-        parallel.run_tasks(slow, client, lambda d, t: False)  # stop at the first future
+        scale.run_tasks(slow, client, lambda d, t: False)  # stop at the first future
     import time
 
     deadline = time.time() + 10
@@ -372,37 +374,37 @@ def test_iter_compute_to_array_and_zarr(client, tmp_path):
     frames = clip(16, 64)
     kw = dict(band=(3, 6), temporal="ideal", **LINEAR)
     ref = magnify(frames, FPS, **kw)
-    lazy = parallel.magnify_dask(da.from_array(frames, chunks=(4, 64, 64)), FPS, tile_size=32,
+    lazy = scale.magnify_dask(da.from_array(frames, chunks=(4, 64, 64)), FPS, tile_size=32,
                                  keep_chunks=False, **kw)
     out = np.zeros_like(frames)
-    steps = list(parallel.iter_compute(lazy, out, max_workers=2))  # local threads
+    steps = list(scale.iter_compute(lazy, out, max_workers=2))  # local threads
     assert steps[-1] == (lazy.npartitions, lazy.npartitions) and len(steps) > 1
     assert max_diff(out, ref) <= 1
-    steps = list(parallel.iter_compute(lazy, zarr_path=tmp_path / "o.zarr", fps=FPS,
+    steps = list(scale.iter_compute(lazy, zarr_path=tmp_path / "o.zarr", fps=FPS,
                                        client=client))  # on the cluster, stored by the tasks
-    stored, attrs = parallel.open_zarr(tmp_path / "o.zarr")
+    stored, attrs = zarr_io.open_zarr(tmp_path / "o.zarr")
     assert attrs["fps"] == FPS and max_diff(stored.compute(), ref) <= 1
     # Closing the generator (cancel) leaves no output and no scratch folder.
-    gen = parallel.iter_compute(lazy, zarr_path=tmp_path / "c.zarr", max_workers=1)
+    gen = scale.iter_compute(lazy, zarr_path=tmp_path / "c.zarr", max_workers=1)
     next(gen)
     gen.close()
     assert not (tmp_path / "c.zarr").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     with pytest.raises(VMMError, match="exactly one"):
-        next(parallel.iter_compute(lazy))
+        next(scale.iter_compute(lazy))
 
 
 def test_scheduler_setting_and_memory_summary():
-    assert parallel.check_scheduler("") is None and parallel.check_scheduler(None) is None
-    assert parallel.check_scheduler(" local:2 ") == "local:2"
-    assert parallel.check_scheduler("tcp://10.0.0.1:8786") == "tcp://10.0.0.1:8786"
+    assert scale.check_scheduler("") is None and scale.check_scheduler(None) is None
+    assert scale.check_scheduler(" local:2 ") == "local:2"
+    assert scale.check_scheduler("tcp://10.0.0.1:8786") == "tcp://10.0.0.1:8786"
     for bad in ("local:0", "local:x", "10.0.0.1:8786", "http://h:1"):
         with pytest.raises(VMMError, match="Dask scheduler"):
-            parallel.check_scheduler(bad)
-    text = parallel.task_memory_summary((300, 256, 256), np.uint8, fps=FPS, method="linear",
+            scale.check_scheduler(bad)
+    text = plan.task_memory_summary((300, 256, 256), np.uint8, fps=FPS, method="linear",
                                         temporal="ideal", band=(1, 3), levels=3, alpha=10)
     assert "MiB per task" in text and "whole" in text
-    bad = parallel.task_memory_summary((300, 256, 256), np.uint8, fps=FPS, method="linear",
+    bad = plan.task_memory_summary((300, 256, 256), np.uint8, fps=FPS, method="linear",
                                        band=(1, 20))
     assert bad.startswith("cannot run:") and "Nyquist" in bad
 

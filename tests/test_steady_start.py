@@ -76,7 +76,7 @@ def test_moving_clip_does_not_flash_at_the_start():
 
 def test_dask_segments_start_steady_too():
     da = pytest.importorskip("dask.array")
-    from napari_vmm.core.parallel import magnify_dask
+    from napari_vmm.scale import magnify_dask
 
     frames = static_clip(n=48)
     kw = dict(method="linear", alpha=100, band=PULSE, temporal="butterworth", levels=2)

@@ -6,7 +6,8 @@
   ``tcp://host:port``): with at least as many files as workers, one task per file (each runs
   the single-file path on a worker); otherwise each file is split across the cluster
   (keyframe segments for videos with a causal filter, full-T tiles or time segments through
-  :func:`napari_vmm.core.parallel.magnify_dask` otherwise). Progress comes from the futures on
+  :func:`napari_vmm.scale.magnify_dask` otherwise, as
+  :func:`napari_vmm.core.route.choose_route` decides). Progress comes from the futures on
   stderr; Ctrl-C cancels them.
 """
 
@@ -106,7 +107,7 @@ def run_on_cluster(jobs: list[tuple[str, str]], args: argparse.Namespace,
     ``magnify_file(src, dst, args)`` is the single-file path, run on a worker for each file
     when there are at least as many files as workers.
     """
-    from ..core.parallel import close_client, get_client
+    from ..scale.cluster import close_client, get_client
 
     client = get_client(args.cluster)
     try:
@@ -153,14 +154,10 @@ def _files_in_parallel(client: Any, jobs: list[tuple[str, str]], args: argparse.
 
 def magnify_on_cluster(src: str, dst: str, args: argparse.Namespace, client: Any) -> None:
     """One file split across the cluster: keyframe segments, or dask tiles/segments."""
-    from ..core.engine import DEFAULT_MEMORY_BUDGET
-    from ..core.parallel import (
-        estimate_task_memory,
-        magnify_dask,
-        magnify_video_segments,
-        needs_whole_clip,
-        write_zarr_blocks,
-    )
+    from ..core.plan import DEFAULT_MEMORY_BUDGET, estimate_task_memory
+    from ..core.route import SEGMENTS, choose_route
+    from ..io.zarr import write_zarr_blocks
+    from ..scale import magnify_dask, magnify_video_segments
     from .common import params_from_args, roi_mask_for
 
     out_suffix = Path(dst).suffix.lower()
@@ -181,10 +178,11 @@ def magnify_on_cluster(src: str, dst: str, args: argparse.Namespace, client: Any
         raise VMMError(f"{src} has no frame rate; give the capture rate with --fps")
     mask = roi_mask_for(params, shape[1], shape[2])
     budget = int(args.memory_budget * 2**30) if args.memory_budget else DEFAULT_MEMORY_BUDGET
-    whole = needs_whole_clip(params["temporal"], params["mode"])
+    route = choose_route(params, lazy=True, video=is_video and out_suffix in VIDEO_EXTENSIONS)
+    whole = route.whole_clip
     bar = Progress(Path(src).name, unit="task", quiet=args.quiet)
     try:
-        if is_video and not whole and out_suffix in VIDEO_EXTENSIONS:
+        if route.kind == SEGMENTS and route.video:
             magnify_video_segments(src, dst, fps, client=client, roi_mask=mask,
                                    audio=not args.no_audio, codec=args.codec, crf=args.crf,
                                    ten_bit=args.ten_bit, memory_budget=budget,

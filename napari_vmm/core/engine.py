@@ -20,8 +20,10 @@ import numpy as np
 
 from .errors import Cancelled, VMMError
 from .frames import check_dtype, check_frame_shape
-from .pipeline import MAX_ALPHA, Pipeline, StreamingMagnifier, check_alpha, resolve_device
+from .params import MAX_ALPHA, check_alpha
+from .pipeline import Pipeline, StreamingMagnifier, resolve_device
 from .plan import DEFAULT_MEMORY_BUDGET, default_chunk
+from .route import STREAM, choose_route
 from .wholeclip import band_basis, read_frames, whole_clip, whole_signal_frames
 
 __all__ = ["DEFAULT_MEMORY_BUDGET", "MAX_ALPHA", "Pipeline", "StreamingMagnifier", "band_basis",
@@ -63,12 +65,11 @@ def iter_magnify(frames, out: np.ndarray, fps: float, method: str = "phase",
     if pipeline.roi_mask is not None:
         pipeline.mask_for((h, w))
     chunk = chunk_size or default_chunk(h, w)
-    needs_whole = not pipeline.filter.causal or (mode == "static" and reference != 0)
     if path not in ("auto", "stream", "whole"):
         raise VMMError(f"path must be 'auto', 'stream' or 'whole', got {path!r}")
-    if path == "stream" and needs_whole:
-        raise VMMError("this filter needs the whole clip; it cannot run on the streaming path")
-    if path != "whole" and not needs_whole:
+    route = choose_route({"temporal": temporal, "mode": mode, "zero_phase": zero_phase,
+                          "reference": reference}, shape, path=path)
+    if route.kind == STREAM:
         pipeline.reset()
         for t0 in range(0, n, chunk):
             t1 = min(n, t0 + chunk)
@@ -88,9 +89,11 @@ def magnify(frames, fps: float, method: str = "phase", alpha: float = 20.0,
     Parameters
     ----------
     frames : array-like (T, H, W) or (T, H, W, C), or an iterable of frames
-        C is 1 or 3 (RGB, processed in YIQ); dtype uint8, uint16, float32 or float64. NumPy,
-        dask or any array with NumPy slicing. An iterable of (H, W[, C]) frames is streamed:
-        the result is then a generator of frames and the filter must be causal.
+        C is 1 or 3 (RGB, processed in YIQ); dtype uint8, uint16, float32 or float64. NumPy
+        or any array with NumPy slicing (a dask array is computed here; the top-level
+        :func:`napari_vmm.magnify` keeps it lazy). An iterable of (H, W[, C]) frames is
+        streamed: the result is then a generator of frames and the filter must be causal
+        (the static mode's ``reference`` frame is waited for: frames before it are held).
     fps : float
         Frame rate in Hz (the true capture rate).
     method : str
@@ -109,18 +112,17 @@ def magnify(frames, fps: float, method: str = "phase", alpha: float = 20.0,
     roi_mask : ndarray (H, W), optional
         Magnify only where the mask is > 0 (feathered weights in [0, 1]).
     progress : callable(done, total), optional
-        Called after each chunk; returning ``False`` cancels with :class:`Cancelled`.
+        Called after each chunk; returning ``False`` cancels with :class:`Cancelled`. For an
+        iterable, ``done`` counts the frames read so far and ``total`` is None (unknown);
+        the generator raises :class:`Cancelled` after handing out that chunk.
     **options
         Engine options ``order`` (Butterworth), ``taps`` (FIR), ``zero_phase``, ``chunk_size``,
         ``memory_budget``, ``tile_size``, and the method's own options.
 
     Returns
     -------
-    ndarray or dask.array.Array
-        Same shape and dtype as ``frames`` (a generator of frames for iterable input). A dask
-        array in gives a lazy dask array out, with the same chunks, computed on whatever
-        scheduler computes it (see :func:`napari_vmm.core.parallel.magnify_dask`; ``progress``
-        is not called then).
+    ndarray
+        Same shape and dtype as ``frames`` (a generator of frames for iterable input).
 
     Raises
     ------
@@ -128,18 +130,12 @@ def magnify(frames, fps: float, method: str = "phase", alpha: float = 20.0,
         Bad input or parameters, with a message that names the problem.
     """
     if _is_stream(frames):
-        return _magnify_stream(iter(frames), fps=fps, method=method, alpha=alpha, band=band,
-                               temporal=temporal, mode=mode, device=device,
-                               roi_mask=roi_mask, **options)
+        return _magnify_stream(iter(frames), progress, fps=fps, method=method, alpha=alpha,
+                               band=band, temporal=temporal, mode=mode, reference=reference,
+                               device=device, roi_mask=roi_mask, **options)
     if not hasattr(frames, "shape"):
         raise VMMError(
             f"frames must be an array or an iterable of frames, got {type(frames).__name__}")
-    if hasattr(frames, "dask"):  # dask in, dask out: lazy, same chunks (core.parallel)
-        from .parallel import magnify_dask
-
-        return magnify_dask(frames, fps=fps, method=method, alpha=alpha, band=band,
-                            temporal=temporal, mode=mode, reference=reference, device=device,
-                            roi_mask=roi_mask, **options)
     frames = np.asarray(frames)
     out = np.empty_like(frames)
     gen = iter_magnify(frames, out, fps=fps, method=method, alpha=alpha, band=band,
@@ -152,12 +148,22 @@ def magnify(frames, fps: float, method: str = "phase", alpha: float = 20.0,
     return out
 
 
-def _magnify_stream(frames: Iterator[np.ndarray], **kwargs: Any) -> Iterator[np.ndarray]:
+def _magnify_stream(frames: Iterator[np.ndarray], progress: ProgressCallback | None = None,
+                    **kwargs: Any) -> Iterator[np.ndarray]:
+    """Frames of an iterator through a :class:`StreamingMagnifier`, ``chunk_size`` at a time.
+
+    ``progress(done, None)`` after each chunk: ``done`` frames read, total unknown.
+    """
     chunk_size = kwargs.pop("chunk_size", None)
     for key in ("memory_budget", "tile_size", "zero_phase", "path"):
         kwargs.pop(key, None)
     sm: StreamingMagnifier | None = None
     buf: list[np.ndarray] = []
+
+    def report(done: int) -> None:
+        if progress is not None and progress(done, None) is False:
+            raise Cancelled("magnification cancelled")
+
     for frame in frames:
         frame = np.asarray(frame)
         if sm is None:
@@ -167,5 +173,9 @@ def _magnify_stream(frames: Iterator[np.ndarray], **kwargs: Any) -> Iterator[np.
         if len(buf) >= chunk_size:
             yield from sm.push(np.stack(buf))
             buf.clear()
+            report(sm.frames_in)
     if buf and sm is not None:
         yield from sm.push(np.stack(buf))
+        report(sm.frames_in)
+    if sm is not None:
+        yield from sm.flush()

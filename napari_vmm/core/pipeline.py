@@ -6,17 +6,16 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from .errors import VMMError
 from .frames import check_dtype, check_frame_shape, from_float, to_float
+from .params import CAUSAL_FILTERS, check_alpha
 from .registry import get_method, resolve_options
-from .temporal import CAUSAL_FILTERS, make_filter
-
-MAX_ALPHA = 1000.0
+from .route import WINDOW, choose_route
+from .temporal import make_filter
 
 
 def resolve_device(device: str | Any = "cpu"):
@@ -33,20 +32,6 @@ def resolve_device(device: str | Any = "cpu"):
     if dev.type not in ("cpu", "cuda"):
         raise VMMError(f"unsupported device {device!r}; use 'cpu' or 'cuda'")
     return dev
-
-
-def check_alpha(alpha: float) -> float:
-    """Alpha must be finite, above -1 (attenuation down to a freeze) and at most 1000."""
-    try:
-        alpha = float(alpha)
-    except (TypeError, ValueError):
-        raise VMMError(f"alpha must be a number, got {alpha!r}") from None
-    if not math.isfinite(alpha) or alpha <= -1 or alpha > MAX_ALPHA:
-        raise VMMError(
-            f"alpha {alpha:g} is out of range: it must be > -1 and <= {MAX_ALPHA:g} "
-            "(output motion = (1 + alpha) x input motion)"
-        )
-    return alpha
 
 
 class Pipeline:
@@ -201,21 +186,31 @@ class StreamingMagnifier:
                  mode: str = "temporal", reference: int = 0, device: str = "cpu",
                  roi_mask: np.ndarray | None = None, order: int = 2, taps: int | None = None,
                  **method_options: Any) -> None:
-        if mode == "temporal" and temporal not in CAUSAL_FILTERS:
+        route = choose_route({"temporal": temporal, "mode": mode, "reference": reference},
+                             stream=True)
+        if route.kind == WINDOW:
             raise VMMError(
                 f"the {temporal!r} filter needs the whole clip; streams take a causal filter "
                 f"({', '.join(CAUSAL_FILTERS)})"
             )
+        # A reference other than frame 0: frames are held back until it arrives (prime).
+        self._reference = route.reference or 0
+        self._held: list[np.ndarray] | None = [] if self._reference else None
         self._pipeline = Pipeline(fps=fps, method=method, alpha=alpha, band=band,
-                                   temporal=temporal, mode=mode, reference=reference,
-                                   device=device, roi_mask=roi_mask, order=order, taps=taps,
-                                   zero_phase=False, method_options=method_options)
+                                  temporal=temporal, mode=mode, reference=0,
+                                  device=device, roi_mask=roi_mask, order=order, taps=taps,
+                                  zero_phase=False, method_options=method_options)
         self._shape: tuple[int, ...] | None = None
         self._dtype: np.dtype | None = None
         self.frames_in = 0
 
     def push(self, frames: np.ndarray) -> np.ndarray:
-        """Magnify the next chunk (N, H, W[, C]); returns N frames of the same shape and dtype."""
+        """Magnify the next chunk (N, H, W[, C]); returns frames of the same shape and dtype.
+
+        N frames come back, except in static mode with a ``reference`` other than frame 0:
+        frames are held back (none come back) until the reference frame arrives, then all
+        held frames come back magnified.
+        """
         frames = np.asarray(frames)
         if self._shape is None:
             check_frame_shape(frames.shape)
@@ -229,10 +224,28 @@ class StreamingMagnifier:
         if frames.shape[0] == 0:
             return frames.copy()
         self.frames_in += frames.shape[0]
-        return self._pipeline.stream_chunk(frames)
+        if self._held is None:
+            return self._pipeline.stream_chunk(frames)
+        self._held.append(frames)
+        if self.frames_in <= self._reference:
+            return frames[:0].copy()
+        held, self._held = np.concatenate(self._held), None
+        r = self._reference
+        self._pipeline.prime(held[:1], held[r:r + 1])
+        return np.concatenate([self._pipeline.stream_chunk(c) for c in self._chunks(held)])
+
+    @staticmethod
+    def _chunks(held: np.ndarray, size: int = 16) -> list[np.ndarray]:
+        return [held[t:t + size] for t in range(0, held.shape[0], size)]
 
     def flush(self) -> np.ndarray:
-        """Frames still held back (none for causal filters)."""
+        """Frames still held back at the end of the stream (none for causal filters).
+
+        Raises VMMError when the stream ended before the static mode's reference frame.
+        """
+        if self._held is not None and self.frames_in:
+            raise VMMError(f"reference frame {self._reference} is outside the clip "
+                           f"(0..{self.frames_in - 1})")
         shape = (0,) + (self._shape or (0, 0))
         return np.empty(shape, dtype=self._dtype or np.float32)
 
