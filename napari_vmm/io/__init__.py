@@ -34,18 +34,21 @@ from .stacks import STACK_EXTENSIONS, open_stack, read_stack, write_stack
 from .video import (
     CODECS,
     VIDEO_EXTENSIONS,
+    VideoIndex,
     VideoSource,
     frame_to_rgb,
+    index_video,
     open_video,
+    read_video_frames,
     write_video,
     yuv_conversion,
 )
 
 __all__ = [
     "CODECS", "STACK_EXTENSIONS", "VIDEO_EXTENSIONS", "ZARR_EXTENSIONS", "ZARR_TIME_CHUNK",
-    "Progress", "VideoInfo", "VideoSource", "as_dask", "atomic_output", "atomic_output_dir",
-    "check_output_path", "check_outputs", "frame_to_rgb", "is_zarr", "iter_frame_chunks",
-    "media_in", "open_any", "open_input", "open_stack", "open_video", "probe_video", "read_stack",
-    "read_zarr_frames", "video_as_dask", "write_stack", "write_video", "write_zarr_frames",
-    "yuv_conversion",
+    "as_dask", "atomic_output", "atomic_output_dir", "check_output_path", "check_outputs",
+    "frame_to_rgb", "index_video", "is_zarr", "iter_frame_chunks", "media_in", "open_any",
+    "open_input", "open_stack", "open_video", "probe_video", "Progress", "read_stack",
+    "read_video_frames", "read_zarr_frames", "video_as_dask", "VideoIndex", "VideoInfo",
+    "VideoSource", "write_stack", "write_video", "write_zarr_frames", "yuv_conversion",
 ]
