@@ -22,7 +22,7 @@ from napari_vmm.core import plan  # noqa: E402
 from napari_vmm.core.errors import VMMError  # noqa: E402
 from napari_vmm.core.frames import from_float  # noqa: E402
 from napari_vmm.core.samples import translating_texture  # noqa: E402
-from napari_vmm.io import segments  # noqa: E402
+from napari_vmm.io import video as io_video  # noqa: E402
 from napari_vmm.io import zarr as zarr_io  # noqa: E402
 
 FPS = 30.0
@@ -323,9 +323,9 @@ def test_video_keyframe_segments_equal_one_pass(client, tmp_path):
                     "lavfi", "-i", "sine=frequency=440:duration=2.2", "-c:v", "libx264",
                     "-g", "16", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(src)],
                    check=True)
-    index = segments.index_video(src)
+    index = io_video.index_video(src)
     assert index.keyframes[:4] == [0, 16, 32, 48]
-    assert np.array_equal(segments.read_video_frames(src, 20, 23, index),
+    assert np.array_equal(io_video.read_video_frames(src, 20, 23, index),
                           np.asarray(open_video(src)[20:23]))
     kw = dict(method="linear", alpha=10, band=(3, 6), temporal="fir", taps=9, levels=3)
     n = scale.magnify_video_segments(src, tmp_path / "seg.mkv", client=client,

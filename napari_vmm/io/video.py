@@ -297,9 +297,9 @@ class VideoSource:
         return data if dtype is None else data.astype(dtype)
 
 
-def open_video(path: str | os.PathLike) -> VideoSource:
+def open_video(path: str | os.PathLike, index: VideoIndex | None = None) -> VideoSource:
     """Open a video lazily; see :class:`VideoSource`."""
-    return VideoSource(path)
+    return VideoSource(path, index=index)
 
 
 def read_video_frames(path: str | os.PathLike, start: int, stop: int,
