@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from napari_vmm.cli import main
-from napari_vmm.core.io import open_input, open_video, write_video
 from napari_vmm.core.samples import vibrating_target
+from napari_vmm.io import open_input, open_video, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 
