@@ -42,7 +42,7 @@ def real_textures(paths, size: int = 128, per_clip: int = 1,
 
     Crops are taken where the frame has texture (the most detailed of a few random windows).
     """
-    from .. import io
+    from ... import io
 
     rng = np.random.default_rng(seed)
     out = []
