@@ -10,21 +10,12 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ..core.errors import VMMError
-from ..core.frames import iter_frame_chunks
-from .atomic import atomic_output_dir
 from .stacks import STACK_EXTENSIONS, open_stack, read_stack
 from .video import VIDEO_EXTENSIONS, VideoSource, open_video
-
-ZARR_EXTENSIONS = (".zarr",)
-#: Frames per Zarr chunk along time in the files vmm writes frame by frame.
-ZARR_TIME_CHUNK = 8
+from .zarr import ZARR_EXTENSIONS, open_zarr
 
 
 def is_zarr(path: str | os.PathLike) -> bool:
@@ -49,8 +40,6 @@ def open_input(path: str | os.PathLike):
 
 def open_any(path: str | os.PathLike) -> tuple[Any, float | None]:
     """Open a video, stack or Zarr store lazily; return it and its frame rate (or None)."""
-    from .zarr import open_zarr
-
     if is_zarr(path):
         arr, attrs = open_zarr(path)
         return arr, attrs.get("fps")
@@ -64,7 +53,6 @@ def as_dask(path: str | os.PathLike, segment: int) -> Any:
     import dask.array as da
 
     from .segments import video_to_dask
-    from .zarr import open_zarr
 
     path = str(path)
     if is_zarr(path):
@@ -79,39 +67,6 @@ def as_dask(path: str | os.PathLike, segment: int) -> Any:
                                  dtype=dtype) for a in range(0, shape[0], segment)]
         return da.concatenate(parts, axis=0)
     return video_to_dask(path, min_frames=segment)
-
-
-def write_zarr_frames(path: str | os.PathLike, chunks: Iterable[np.ndarray],
-                      shape: tuple[int, ...], dtype: np.dtype, fps: float | None,
-                      protect: Iterable[str | os.PathLike] = ()) -> None:
-    """Write chunks of frames in order to a new ``.zarr`` array, atomically."""
-    import zarr
-
-    from .zarr import mark_zarr
-
-    with atomic_output_dir(path, protect) as tmp:
-        z = zarr.create_array(tmp, shape=tuple(shape), dtype=dtype, overwrite=True,
-                              chunks=(min(ZARR_TIME_CHUNK, shape[0]),) + tuple(shape[1:]))
-        mark_zarr(z, False)
-        if fps:
-            z.attrs["fps"] = float(fps)
-        t = 0
-        for chunk in iter_frame_chunks(chunks, ZARR_TIME_CHUNK):
-            z[t:t + len(chunk)] = chunk
-            t += len(chunk)
-        if t != shape[0]:
-            raise VMMError(f"cannot write {path}: got {t} frames, expected {shape[0]}")
-        mark_zarr(z, True)
-
-
-def read_zarr_frames(store: str | os.PathLike,
-                     step: int = ZARR_TIME_CHUNK) -> Iterator[np.ndarray]:
-    """Chunks of ``step`` frames of a Zarr array, in order."""
-    import zarr
-
-    z = zarr.open_array(str(store), mode="r")
-    for t in range(0, z.shape[0], step):
-        yield np.asarray(z[t:t + step])
 
 
 def video_as_dask(path: str | os.PathLike, chunk_frames: int = 8) -> tuple[Any, VideoSource]:

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..core.errors import VMMError
-from ..core.frames import check_dtype, check_frame_shape
+from ..core.frames import check_dtype, check_frame_shape, iter_frame_chunks
 from ..core.plan import chunk_bounds
 from .atomic import atomic_output_dir
+
+ZARR_EXTENSIONS = (".zarr",)
+#: Frames per Zarr chunk along time in the files vmm writes frame by frame.
+ZARR_TIME_CHUNK = 8
 
 
 def rechunk_through_zarr(x: Any, chunks: Any, store: str | os.PathLike,
@@ -197,3 +201,34 @@ def store_block(block: np.ndarray, store: str, region: tuple[slice, ...]) -> int
 
     zarr.open_array(store, mode="r+")[region] = block
     return int(block.shape[0])
+
+
+def write_zarr_frames(path: str | os.PathLike, chunks: Iterable[np.ndarray],
+                      shape: tuple[int, ...], dtype: np.dtype, fps: float | None,
+                      protect: Iterable[str | os.PathLike] = ()) -> None:
+    """Write chunks of frames in order to a new ``.zarr`` array, atomically."""
+    import zarr
+
+    with atomic_output_dir(path, protect) as tmp:
+        z = zarr.create_array(tmp, shape=tuple(shape), dtype=dtype, overwrite=True,
+                              chunks=(min(ZARR_TIME_CHUNK, shape[0]),) + tuple(shape[1:]))
+        mark_zarr(z, False)
+        if fps:
+            z.attrs["fps"] = float(fps)
+        t = 0
+        for chunk in iter_frame_chunks(chunks, ZARR_TIME_CHUNK):
+            z[t:t + len(chunk)] = chunk
+            t += len(chunk)
+        if t != shape[0]:
+            raise VMMError(f"cannot write {path}: got {t} frames, expected {shape[0]}")
+        mark_zarr(z, True)
+
+
+def read_zarr_frames(store: str | os.PathLike,
+                     step: int = ZARR_TIME_CHUNK) -> Iterator[np.ndarray]:
+    """Chunks of ``step`` frames of a Zarr array, in order."""
+    import zarr
+
+    z = zarr.open_array(str(store), mode="r")
+    for t in range(0, z.shape[0], step):
+        yield np.asarray(z[t:t + step])
