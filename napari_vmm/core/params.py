@@ -106,6 +106,11 @@ def check_band(band: Any, fps: float, temporal: str) -> tuple[float, float]:
     return _check_band(band, fps, temporal)
 
 
+def check_band_edges(low: Any, high: Any) -> tuple[float, float]:
+    """A band's own checks, before a frame rate is known: finite, ``0 <= low < high``."""
+    return _check_band((low, high), None, "ideal")
+
+
 def _check_band(band: Any, fps: float | None, temporal: str) -> tuple[float, float]:
     """The band's checks; against Nyquist only when ``fps`` is known."""
     low, high = _band_pair(band)
