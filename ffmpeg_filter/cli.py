@@ -438,6 +438,7 @@ def make_magnifier(
     """
     from napari_vmm.core import engine
     from napari_vmm.core.params import check_band
+    from napari_vmm.core.route import WINDOW, choose_route
 
     params = dict(params)
     window = params.pop("window", None)
@@ -448,8 +449,12 @@ def make_magnifier(
             raise VMMError("the y4m header has no frame rate (F field); give --fps")
         params["fps"] = header.fps
     temporal = params.get("temporal", "butterworth")
-    mode = params.get("mode", "temporal")
-    if temporal == "ideal" and mode == "temporal":
+    if choose_route(params, stream=True).kind == WINDOW:  # a non-causal filter on a pipe
+        if temporal != "ideal":  # zero phase: forward-backward over the whole clip only
+            raise VMMError(
+                "--zero-phase needs the whole clip, which a pipe never has: magnify a file "
+                "with vmm magnify, or use --temporal ideal --window FRAMES, or a causal filter"
+            )
         if window is None:
             raise VMMError(
                 "--temporal ideal needs the whole clip, which a pipe never has: give "
@@ -462,7 +467,7 @@ def make_magnifier(
             return engine.magnify(frames, **params)
 
         # Check the band now, not after `latency` frames of waiting.
-        check_band(params.get("band"), params["fps"], "ideal")
+        check_band(params.get("band"), params["fps"], temporal)
         core = SlidingWindowIdeal(magnify_window, window, latency, hop)
         return LumaMagnifier(core, header.colorspace.bit_depth)
     if window is not None or latency is not None or hop is not None:

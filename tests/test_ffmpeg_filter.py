@@ -199,6 +199,24 @@ def test_ideal_without_a_window_is_refused():
                            header)
 
 
+@pytest.mark.parametrize("window", [None, 16])
+def test_zero_phase_on_a_pipe_is_one_clear_error(window, capsysbinary, tmp_path):
+    """The route says zero phase needs the whole clip: refused with or without --window (the
+    sliding window is the ideal filter's; a short window crashed forward-backward filtering)."""
+    header = parse_header(b"YUV4MPEG2 W16 H16 F30:1 Cmono\n")
+    with pytest.raises(VMMError, match="--zero-phase needs the whole clip"):
+        cli.make_magnifier(dict(method="riesz", alpha=5, band=(0.5, 3), zero_phase=True,
+                                window=window), header)
+    y4m = b"YUV4MPEG2 W16 H16 F30:1 Cmono\n" + b"FRAME\n" + bytes(256)
+    argv = ["--alpha", "5", "--band", "0.5", "3", "--zero-phase", "-o", str(tmp_path / "o.y4m")]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(y4m)))
+        rc = cli.main(argv + (["--window", str(window)] if window else []))
+    err = capsysbinary.readouterr().err.decode()
+    assert rc == 1 and "Traceback" not in err and "--zero-phase" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_missing_frame_rate_needs_fps():
     header = parse_header(b"YUV4MPEG2 W16 H16 Cmono\n")
     with pytest.raises(VMMError, match="--fps"):
