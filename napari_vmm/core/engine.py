@@ -20,7 +20,15 @@ import numpy as np
 
 from .errors import Cancelled, VMMError
 from .frames import check_dtype, check_frame_shape
-from .params import MAX_ALPHA, check_alpha
+from .params import (
+    ARRAY_ALPHA,
+    ARRAY_METHOD,
+    ARRAY_TEMPORAL,
+    DEFAULT_BAND,
+    MAX_ALPHA,
+    MagnifyParams,
+    check_alpha,
+)
 from .pipeline import Pipeline, StreamingMagnifier, resolve_device
 from .plan import DEFAULT_MEMORY_BUDGET, default_chunk
 from .route import STREAM, choose_route
@@ -37,9 +45,9 @@ def _is_stream(frames: Any) -> bool:
     return not hasattr(frames, "shape") and isinstance(frames, (Iterator, Iterable))
 
 
-def iter_magnify(frames, out: np.ndarray, fps: float, method: str = "phase",
-                 alpha: float = 20.0, band: tuple[float, float] | None = (0.5, 3.0),
-                 temporal: str = "ideal", mode: str = "temporal", reference: int = 0,
+def iter_magnify(frames, out: np.ndarray, fps: float, method: str = ARRAY_METHOD,
+                 alpha: float = ARRAY_ALPHA, band: tuple[float, float] | None = DEFAULT_BAND,
+                 temporal: str = ARRAY_TEMPORAL, mode: str = "temporal", reference: int = 0,
                  device: str = "cpu", roi_mask: np.ndarray | None = None, order: int = 2,
                  taps: int | None = None, zero_phase: bool = False,
                  chunk_size: int | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
@@ -58,17 +66,16 @@ def iter_magnify(frames, out: np.ndarray, fps: float, method: str = "phase",
     if tuple(out.shape) != shape:
         raise VMMError(f"out has shape {tuple(out.shape)}, expected {shape}")
     n = shape[0]
-    pipeline = Pipeline(fps=fps, method=method, alpha=alpha, band=band, temporal=temporal,
-                         mode=mode, reference=reference, device=device, roi_mask=roi_mask,
-                         order=order, taps=taps, zero_phase=zero_phase,
-                         method_options=method_options)
+    params = MagnifyParams(fps=fps, method=method, alpha=alpha, band=band, temporal=temporal,
+                           mode=mode, reference=reference, device=device, order=order,
+                           taps=taps, zero_phase=zero_phase, options=method_options)
+    pipeline = Pipeline(params, roi_mask)
     if pipeline.roi_mask is not None:
         pipeline.mask_for((h, w))
     chunk = chunk_size or default_chunk(h, w)
     if path not in ("auto", "stream", "whole"):
         raise VMMError(f"path must be 'auto', 'stream' or 'whole', got {path!r}")
-    route = choose_route({"temporal": temporal, "mode": mode, "zero_phase": zero_phase,
-                          "reference": reference}, shape, path=path)
+    route = choose_route(params, shape, path=path)
     if route.kind == STREAM:
         pipeline.reset()
         for t0 in range(0, n, chunk):
@@ -79,8 +86,8 @@ def iter_magnify(frames, out: np.ndarray, fps: float, method: str = "phase",
     yield from whole_clip(frames, out, pipeline, chunk, memory_budget, tile_size)
 
 
-def magnify(frames, fps: float, method: str = "phase", alpha: float = 20.0,
-            band: tuple[float, float] | None = (0.5, 3.0), temporal: str = "ideal",
+def magnify(frames, fps: float, method: str = ARRAY_METHOD, alpha: float = ARRAY_ALPHA,
+            band: tuple[float, float] | None = DEFAULT_BAND, temporal: str = ARRAY_TEMPORAL,
             mode: str = "temporal", reference: int = 0, device: str = "cpu",
             roi_mask: np.ndarray | None = None, progress: ProgressCallback | None = None,
             **options: Any):

@@ -12,7 +12,15 @@ import numpy as np
 
 from .errors import VMMError
 from .frames import check_dtype, check_frame_shape, from_float, to_float
-from .params import CAUSAL_FILTERS, check_alpha
+from .params import (
+    CAUSAL_FILTERS,
+    DEFAULT_ALPHA,
+    DEFAULT_BAND,
+    DEFAULT_METHOD,
+    DEFAULT_TEMPORAL,
+    MagnifyParams,
+    check_alpha,
+)
 from .registry import get_method, resolve_options
 from .route import WINDOW, choose_route
 from .temporal import make_filter
@@ -35,20 +43,39 @@ def resolve_device(device: str | Any = "cpu"):
 
 
 class Pipeline:
-    """Colour/dtype handling around a magnifier and a temporal filter."""
+    """Colour/dtype handling around a magnifier and a temporal filter.
 
-    def __init__(self, *, fps: float, method: str, alpha: float, band, temporal: str, mode: str,
-                 reference: int, device, roi_mask, order: int, taps: int | None,
-                 zero_phase: bool, method_options: dict[str, Any]) -> None:
+    Every route runs one (:mod:`napari_vmm.core.route`): chunk by chunk for streams and
+    segments (:meth:`stream_chunk`), tile by tile for the whole clip
+    (:func:`napari_vmm.core.wholeclip.whole_clip`).
+
+    Parameters
+    ----------
+    params : MagnifyParams
+        The validated parameters; ``fps`` must be known.
+    roi_mask : ndarray (H, W), optional
+        Weights in [0, 1]; the output is ``input + mask * (magnified - input)``.
+
+    Examples
+    --------
+    >>> pipe = Pipeline(MagnifyParams(method="linear", alpha=5, fps=30))  # doctest: +SKIP
+    >>> pipe.reset(); out = pipe.stream_chunk(frames)                      # doctest: +SKIP
+    """
+
+    def __init__(self, params: MagnifyParams, roi_mask: np.ndarray | None = None) -> None:
         import torch
 
+        if params.fps is None:
+            raise VMMError("the frame rate is not known; give one with --fps")
+        self.params = params
         self.torch = torch
-        self.device = resolve_device(device)
-        cls = get_method(method)
-        options = resolve_options(method, method_options)
-        self.magnifier = cls(check_alpha(alpha), self.device, **options)
-        self.filter = make_filter(temporal, band, fps, mode=mode, reference=reference,
-                                  order=order, taps=taps, zero_phase=zero_phase)
+        self.device = resolve_device(params.device)
+        cls = get_method(params.method)
+        options = resolve_options(params.method, dict(params.options))
+        self.magnifier = cls(check_alpha(params.alpha), self.device, **options)
+        self.filter = make_filter(params.temporal, params.band, params.fps, mode=params.mode,
+                                  reference=params.reference, order=params.order,
+                                  taps=params.taps, zero_phase=params.zero_phase)
         self.roi_mask = None if roi_mask is None else np.asarray(roi_mask, dtype=np.float32)
         if self.roi_mask is not None and (
             self.roi_mask.ndim != 2 or not np.isfinite(self.roi_mask).all()
@@ -181,25 +208,36 @@ class StreamingMagnifier:
     ...     write(sm.push(chunk))
     """
 
-    def __init__(self, fps: float, method: str = "riesz", alpha: float = 10.0,
-                 band: tuple[float, float] | None = (0.5, 3.0), temporal: str = "butterworth",
+    def __init__(self, fps: float, method: str = DEFAULT_METHOD, alpha: float = DEFAULT_ALPHA,
+                 band: tuple[float, float] | None = DEFAULT_BAND,
+                 temporal: str = DEFAULT_TEMPORAL,
                  mode: str = "temporal", reference: int = 0, device: str = "cpu",
                  roi_mask: np.ndarray | None = None, order: int = 2, taps: int | None = None,
                  **method_options: Any) -> None:
-        route = choose_route({"temporal": temporal, "mode": mode, "reference": reference},
-                             stream=True)
+        params = MagnifyParams(fps=fps, method=method, alpha=alpha, band=band,
+                               temporal=temporal, mode=mode, reference=reference,
+                               device=device, order=order, taps=taps, options=method_options)
+        self._start(params, roi_mask)
+
+    @classmethod
+    def from_params(cls, params: MagnifyParams,
+                    roi_mask: np.ndarray | None = None) -> StreamingMagnifier:
+        """A streaming magnifier for ``params`` (``fps`` must be known)."""
+        self = cls.__new__(cls)
+        self._start(params, roi_mask)
+        return self
+
+    def _start(self, params: MagnifyParams, roi_mask: np.ndarray | None) -> None:
+        route = choose_route(params, stream=True)
         if route.kind == WINDOW:
             raise VMMError(
-                f"the {temporal!r} filter needs the whole clip; streams take a causal filter "
-                f"({', '.join(CAUSAL_FILTERS)})"
+                f"the {params.temporal!r} filter needs the whole clip; streams take a causal "
+                f"filter ({', '.join(CAUSAL_FILTERS)})"
             )
         # A reference other than frame 0: frames are held back until it arrives (prime).
         self._reference = route.reference or 0
         self._held: list[np.ndarray] | None = [] if self._reference else None
-        self._pipeline = Pipeline(fps=fps, method=method, alpha=alpha, band=band,
-                                  temporal=temporal, mode=mode, reference=0,
-                                  device=device, roi_mask=roi_mask, order=order, taps=taps,
-                                  zero_phase=False, method_options=method_options)
+        self._pipeline = Pipeline(params.replace(reference=0), roi_mask)
         self._shape: tuple[int, ...] | None = None
         self._dtype: np.dtype | None = None
         self.frames_in = 0
@@ -248,25 +286,3 @@ class StreamingMagnifier:
                            f"(0..{self.frames_in - 1})")
         shape = (0,) + (self._shape or (0, 0))
         return np.empty(shape, dtype=self._dtype or np.float32)
-
-
-
-#: Engine options that are not method options.
-ENGINE_KEYS = ("order", "taps", "zero_phase", "chunk_size", "memory_budget", "tile_size",
-               "path", "segment_frames", "warmup")
-
-
-def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    engine = {k: options.pop(k) for k in list(options) if k in ENGINE_KEYS}
-    return engine, options
-
-
-def pipeline_params(fps: float, method: str, alpha: float, band, temporal: str, mode: str,
-            reference: int, device: str, order: int, taps: int | None, zero_phase: bool,
-            method_options: dict[str, Any]) -> dict[str, Any]:
-    """The picklable keyword arguments of :class:`pipeline.Pipeline` (without the ROI mask)."""
-    return {"fps": float(fps), "method": method, "alpha": float(alpha),
-            "band": None if band is None else tuple(float(b) for b in band),
-            "temporal": temporal, "mode": mode, "reference": int(reference),
-            "device": str(device), "order": int(order), "taps": taps,
-            "zero_phase": bool(zero_phase), "method_options": dict(method_options)}

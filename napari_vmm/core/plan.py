@@ -16,10 +16,14 @@ import numpy as np
 
 from .errors import VMMError
 from .frames import check_dtype, check_frame_shape
-from .pipeline import Pipeline, pipeline_params
+from .params import ARRAY_METHOD, ARRAY_TEMPORAL, DEFAULT_BAND, MagnifyParams
+from .pipeline import Pipeline
 from .route import choose_route
 
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of motion signal held by the whole-clip path
+#: Keyword options of a run that are not parameters of the magnification
+#: (:class:`~napari_vmm.core.params.MagnifyParams`): how it is cut up, not what it computes.
+RUN_OPTIONS = ("chunk_size", "memory_budget", "tile_size", "path", "segment_frames", "warmup")
 
 
 def default_chunk(height: int, width: int) -> int:
@@ -261,8 +265,9 @@ def filter_state_frames(pipe: Pipeline) -> int:
     return 2
 
 
-def estimate_task_memory(shape: Sequence[int], dtype: Any, fps: float, method: str = "phase",
-                         temporal: str = "ideal", band: tuple[float, float] | None = (0.5, 3.0),
+def estimate_task_memory(shape: Sequence[int], dtype: Any, fps: float,
+                         method: str = ARRAY_METHOD, temporal: str = ARRAY_TEMPORAL,
+                         band: tuple[float, float] | None = DEFAULT_BAND,
                          mode: str = "temporal", *, tile_size: int | None = None,
                          segment_frames: int | None = None, warmup: int | None = None,
                          chunk_size: int | None = None, order: int = 2,
@@ -284,7 +289,7 @@ def estimate_task_memory(shape: Sequence[int], dtype: Any, fps: float, method: s
         Tile side without halo (default: the largest that fits ``memory_budget``, or the whole
         frame).
     segment_frames : int, optional
-        Frames per time segment of the causal path (default :func:`plan_segments`).
+        Frames per time segment of the causal path (default: :func:`plan_tasks`' choice).
     warmup : int, optional
         Warm-up frames (default :func:`warmup_frames`).
     chunk_size : int, optional
@@ -303,10 +308,11 @@ def estimate_task_memory(shape: Sequence[int], dtype: Any, fps: float, method: s
     shape = tuple(int(s) for s in shape)
     h, w, c = check_frame_shape(shape)
     itemsize = check_dtype(dtype).itemsize
-    params = pipeline_params(fps, method, 1.0, band, temporal, mode, 0, device, order, taps,
-                             zero_phase, method_options)
-    _, plan = pinned_plan(shape, itemsize, params, Pipeline(roi_mask=None, **params).magnifier,
-                          tile_size, segment_frames, warmup, chunk_size, memory_budget)
+    params = MagnifyParams(fps=fps, method=method, alpha=1.0, band=band, temporal=temporal,
+                           mode=mode, reference=0, device=device, order=order, taps=taps,
+                           zero_phase=zero_phase, options=method_options)
+    _, plan = pinned_plan(shape, itemsize, params, Pipeline(params).magnifier, tile_size,
+                          segment_frames, warmup, chunk_size, memory_budget)
     return plan.memory
 
 
@@ -338,13 +344,13 @@ class Plan:
     periodic: bool = False  # the halo wraps around the frame edges (FFT-based magnifiers)
 
 
-def plan_tasks(shape: tuple[int, ...], itemsize: int, params: dict[str, Any],
+def plan_tasks(shape: tuple[int, ...], itemsize: int, params: MagnifyParams,
                tile_size: int | None, segment_frames: int | None, warmup: int | None,
                chunk_size: int | None, memory_budget: int, whole: bool | None = None) -> Plan:
     """Tile, segment and warm-up sizes for a clip, and the memory per task."""
     n, h, w = shape[:3]
     c = shape[3] if len(shape) == 4 else 1
-    pipe = Pipeline(roi_mask=None, **{**params, "reference": 0})
+    pipe = Pipeline(params.replace(reference=0))
     signal = signal_bytes_per_px(pipe, c)
     halo = int(pipe.magnifier.spatial_support)
     periodic = pipe.magnifier.boundary == "periodic"
@@ -377,8 +383,8 @@ def plan_tasks(shape: tuple[int, ...], itemsize: int, params: dict[str, Any],
                         "memory_budget, pin fewer pyramid levels, or use a causal filter")
         tile = (min(h, int(tile_size)), min(w, int(tile_size)))
         return Plan(True, tile, halo, n, 0, chunk, memory(n, n, tile, 0), periodic)
-    wu = warmup_frames(params["fps"], params["temporal"], params["band"], params["mode"],
-                       params["order"], params["taps"]) if warmup is None else int(warmup)
+    wu = warmup_frames(params.fps, params.temporal, params.band, params.mode, params.order,
+                       params.taps) if warmup is None else int(warmup)
     if wu < 0:
         raise VMMError(f"warmup must be >= 0 frames, got {wu}")
     tile = (h, w) if tile_size is None else (min(h, int(tile_size)), min(w, int(tile_size)))
@@ -393,10 +399,10 @@ def plan_tasks(shape: tuple[int, ...], itemsize: int, params: dict[str, Any],
                  memory(min(n, segment + wu), segment, tile, wu), periodic)
 
 
-def pinned_plan(shape: tuple[int, ...], itemsize: int, params: dict[str, Any],
+def pinned_plan(shape: tuple[int, ...], itemsize: int, params: MagnifyParams,
                 magnifier: Any, tile_size: int | None, segment_frames: int | None,
                 warmup: int | None, chunk_size: int | None, memory_budget: int,
-                whole: bool | None = None) -> tuple[dict[str, Any], Plan]:
+                whole: bool | None = None) -> tuple[MagnifyParams, Plan]:
     """Pin the frame options (:func:`pin_depth`), then plan: with automatic depth
     (``levels=0``) and tiles sized by the budget, the deepest pyramid whose tiles fit the
     budget (the same depth in every tile, so no seams; the whole frame's depth when it fits).
@@ -404,12 +410,12 @@ def pinned_plan(shape: tuple[int, ...], itemsize: int, params: dict[str, Any],
     Returns the parameters with the pinned options and the plan; raises the planner's
     VMMError when nothing fits.
     """
-    plans: dict[str, tuple[dict[str, Any], Plan]] = {}
+    plans: dict[str, tuple[MagnifyParams, Plan]] = {}
 
-    def with_options(pinned: dict[str, Any]) -> dict[str, Any]:
+    def with_options(pinned: dict[str, Any]) -> MagnifyParams:
         if not pinned:
             return params
-        return {**params, "method_options": {**params["method_options"], **pinned}}
+        return params.replace(options={**params.options, **pinned})
 
     def fits(pinned: dict[str, Any]) -> bool:
         p = with_options(pinned)
@@ -420,7 +426,7 @@ def pinned_plan(shape: tuple[int, ...], itemsize: int, params: dict[str, Any],
             return False
         return True
 
-    auto = not params["method_options"].get("levels") and tile_size is None
+    auto = not params.options.get("levels") and tile_size is None
     pinned = pin_depth(magnifier, shape[1], shape[2], fits, auto)
     if repr(pinned) in plans:
         return plans[repr(pinned)]

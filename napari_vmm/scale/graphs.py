@@ -36,7 +36,14 @@ from typing import Any
 import numpy as np
 
 from ..core.frames import check_dtype, check_frame_shape
-from ..core.pipeline import Pipeline, pipeline_params
+from ..core.params import (
+    ARRAY_ALPHA,
+    ARRAY_METHOD,
+    ARRAY_TEMPORAL,
+    DEFAULT_BAND,
+    MagnifyParams,
+)
+from ..core.pipeline import Pipeline
 from ..core.plan import (
     DEFAULT_MEMORY_BUDGET,
     chunk_bounds,
@@ -51,23 +58,24 @@ from ..io.zarr import rechunk_through_zarr
 _local = threading.local()
 
 
-def thread_pipeline(params: dict[str, Any], roi_mask: np.ndarray | None = None) -> Pipeline:
+def thread_pipeline(params: MagnifyParams, roi_mask: np.ndarray | None = None) -> Pipeline:
     """The engine pipeline for ``params``, built once per worker thread (weights load once)."""
     cache = getattr(_local, "cache", None)
     if cache is None:
         cache = _local.cache = {}
-    key = repr(sorted(params.items()))
+    key = repr(params)
     pipe = cache.get(key)
     if pipe is None:
         if len(cache) >= 4:
             cache.clear()
-        pipe = cache[key] = Pipeline(roi_mask=None, **params)
+        pipe = cache[key] = Pipeline(params)
     pipe.roi_mask = None if roi_mask is None else np.asarray(roi_mask, dtype=np.float32)
     return pipe
 
 
-def magnify_dask(frames: Any, fps: float, method: str = "phase", alpha: float = 20.0,
-                 band: tuple[float, float] | None = (0.5, 3.0), temporal: str = "ideal",
+def magnify_dask(frames: Any, fps: float, method: str = ARRAY_METHOD,
+                 alpha: float = ARRAY_ALPHA, band: tuple[float, float] | None = DEFAULT_BAND,
+                 temporal: str = ARRAY_TEMPORAL,
                  mode: str = "temporal", reference: int = 0, device: str = "cpu",
                  roi_mask: np.ndarray | None = None, *, order: int = 2, taps: int | None = None,
                  zero_phase: bool = False, chunk_size: int | None = None,
@@ -122,10 +130,11 @@ def magnify_dask(frames: Any, fps: float, method: str = "phase", alpha: float = 
     shape = tuple(int(s) for s in frames.shape)
     h, w, c = check_frame_shape(shape)
     dtype = check_dtype(frames.dtype)
-    params = pipeline_params(fps, method, alpha, band, temporal, mode, reference, device, order,
-                             taps, zero_phase, method_options)
+    params = MagnifyParams(fps=fps, method=method, alpha=alpha, band=band, temporal=temporal,
+                           mode=mode, reference=reference, device=device, order=order,
+                           taps=taps, zero_phase=zero_phase, options=method_options)
     # Validate everything (method, options, alpha, band, mask) in the driver, once.
-    probe = Pipeline(roi_mask=roi_mask, **{**params, "reference": 0})
+    probe = Pipeline(params.replace(reference=0), roi_mask)
     if probe.roi_mask is not None:
         probe.mask_for((h, w))
     route = choose_route(params, shape, path="segments" if path == "stream" else path,
@@ -179,7 +188,7 @@ def _magnify_whole(frames, params, roi_mask, tile_size, chunk_size, memory_budge
 
 
 def _whole_task(block: np.ndarray, mask: np.ndarray | None = None, *,
-                params: dict[str, Any], chunk: int) -> np.ndarray:
+                params: MagnifyParams, chunk: int) -> np.ndarray:
     """One tile with its halo over all T: the engine's whole-clip path on a single tile."""
     if block.size == 0:
         return block
@@ -217,7 +226,7 @@ def _magnify_segments(frames, params, roi_mask, tile_size, segment_frames, warmu
         xbounds = chunk_bounds(tile_chunks(w, plan.tile[1], halo, plan.periodic))
     reference = choose_route(params).reference
     static = reference is not None
-    seg_params = {**params, "reference": 0}
+    seg_params = params.replace(reference=0)
     tail = (shape[3],) if len(shape) == 4 else ()
     mask = None if roi_mask is None else np.asarray(roi_mask, dtype=np.float32)
     task = dask.delayed(segment_task, pure=True)
@@ -256,7 +265,7 @@ def _magnify_segments(frames, params, roi_mask, tile_size, segment_frames, warmu
 
 
 def segment_task(block: np.ndarray, ref0: np.ndarray | None, refr: np.ndarray | None, *,
-                 params: dict[str, Any], crop: tuple[int, int, int, int, int],
+                 params: MagnifyParams, crop: tuple[int, int, int, int, int],
                  mask: np.ndarray | None, chunk: int) -> np.ndarray:
     """One time segment (with its warm-up) of one tile (with its halo) on the streaming path.
 

@@ -14,10 +14,12 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import VMMError
-from ..core.pipeline import Pipeline, pipeline_params, split_options
-from ..core.plan import DEFAULT_MEMORY_BUDGET, plan_tasks
+from ..core.params import MagnifyParams
+from ..core.pipeline import Pipeline
+from ..core.plan import DEFAULT_MEMORY_BUDGET, RUN_OPTIONS, plan_tasks
 from ..core.route import choose_route
-from ..io.segments import VideoIndex, index_video, read_video_frames, video_segments
+from ..io.segments import video_segments
+from ..io.video import VideoIndex, index_video, read_video_frames
 from .graphs import segment_task
 from .tasks import run_tasks
 
@@ -72,33 +74,21 @@ def magnify_video_segments(src_path: str | os.PathLike, dst_path: str | os.PathL
         file_fps, color, has_audio, shape, dtype = (src.fps, dict(src.color), src.has_audio,
                                                      src.shape, src.dtype)
     fps = fps or file_fps
-    engine, method_options = split_options(dict(params))
-    p = dict(method=method_options.pop("method", "riesz"),
-             alpha=method_options.pop("alpha", 10.0),
-             band=method_options.pop("band", (0.5, 3.0)),
-             temporal=method_options.pop("temporal", "butterworth"),
-             mode=method_options.pop("mode", "temporal"),
-             reference=method_options.pop("reference", 0),
-             device=method_options.pop("device", "cpu"))
-    route = choose_route({**p, "zero_phase": engine.get("zero_phase", False)}, lazy=True,
-                         video=True)
-    if route.whole_clip:
-        raise VMMError(f"the {p['temporal']!r} filter needs the whole clip; video segments "
+    run = {k: params.pop(k) for k in list(params) if k in RUN_OPTIONS}
+    model = MagnifyParams.from_kwargs(**{**params, "fps": fps})
+    if choose_route(model, lazy=True, video=True).whole_clip:
+        raise VMMError(f"the {model.temporal!r} filter needs the whole clip; video segments "
                        "need a causal filter")
-    params_full = pipeline_params(fps, p["method"], p["alpha"], p["band"], p["temporal"],
-                                  p["mode"], p["reference"], p["device"],
-                                  engine.get("order", 2), engine.get("taps"), False,
-                                  method_options)
     index = index_video(src_path)
     n = len(index.pts)
-    plan = plan_tasks((n,) + tuple(shape[1:]), dtype.itemsize, params_full, None,
-                      segment_frames, warmup, engine.get("chunk_size"),
-                      engine.get("memory_budget", DEFAULT_MEMORY_BUDGET))
-    probe = Pipeline(roi_mask=roi_mask, **{**params_full, "reference": 0})
+    plan = plan_tasks((n,) + tuple(shape[1:]), dtype.itemsize, model, None, segment_frames,
+                      warmup, run.get("chunk_size"),
+                      run.get("memory_budget", DEFAULT_MEMORY_BUDGET))
+    seg_params = model.replace(reference=0)
+    probe = Pipeline(seg_params, roi_mask)
     if probe.roi_mask is not None:
         probe.mask_for(shape[1:3])
-    reference = choose_route(params_full, (n,) + tuple(shape[1:]), lazy=True).reference
-    seg_params = {**params_full, "reference": 0}
+    reference = choose_route(model, (n,) + tuple(shape[1:]), lazy=True).reference
     segments = video_segments(index, max(1, plan.segment))
     dest = Path(dst_path)
     work = os.path.abspath(tempfile.mkdtemp(prefix=f".{dest.stem}.", dir=dest.parent))
@@ -144,7 +134,7 @@ def _ffmpeg(args: list[str]) -> None:
 
 
 def _encode_video_segment(src: str, dst: str, index: VideoIndex, span: tuple[int, int, int],
-                          reference: int | None, params: dict[str, Any],
+                          reference: int | None, params: MagnifyParams,
                           mask: np.ndarray | None, chunk: int,
                           file_fps: float, out: dict[str, Any], deep: bool) -> str:
     """Decode one segment with its warm-up, magnify it and encode it (no audio)."""
@@ -153,13 +143,13 @@ def _encode_video_segment(src: str, dst: str, index: VideoIndex, span: tuple[int
     from ..io.video import write_video
 
     m, t0, t1 = span
-    block = read_video_frames(src, m, t1, index, deep)
+    block = read_video_frames(src, m, t1, index)
     static = reference is not None
-    ref0 = read_video_frames(src, 0, 1, index, deep) if (m > 0 or static) else None
-    refr = read_video_frames(src, reference, reference + 1, index, deep) if static else None
+    ref0 = read_video_frames(src, 0, 1, index) if (m > 0 or static) else None
+    refr = read_video_frames(src, reference, reference + 1, index) if static else None
     h, w = block.shape[1:3]
     result = segment_task(block, ref0, refr, params=params, crop=(t0 - m, 0, h, 0, w),
-                           mask=mask, chunk=chunk)
+                          mask=mask, chunk=chunk)
     write_video(dst, result, file_fps, codec=out["codec"], crf=out["crf"],
                 ten_bit=out["ten_bit"], color_from=SimpleNamespace(
                     color=out["color"], dtype=np.uint16 if deep else np.uint8))
