@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
+from napari_vmm import scale
 from napari_vmm._napari import jobs as _jobs
-from napari_vmm.core import parallel
 from napari_vmm.core.errors import Cancelled
 from napari_vmm.core.samples import translating_texture
 
@@ -33,7 +33,7 @@ def test_dask_job_cancels_while_a_long_block_runs(monkeypatch):
         finally:
             closed.set()
 
-    monkeypatch.setattr(parallel, "iter_compute", slow_iter_compute)
+    monkeypatch.setattr(scale, "iter_compute", slow_iter_compute)
     cancel = threading.Event()
     frames = _clip()
     gen = _jobs.dask_job(frames, np.empty_like(frames), None, None,
@@ -55,7 +55,7 @@ def test_dask_job_falls_back_to_local_threads_once(monkeypatch):
     gen = _jobs.dask_job(frames, out, None, "tcp://127.0.0.1:9",
                          {"fps": 30.0, "method": "linear", "band": (1.0, 6.0),
                           "temporal": "butterworth"}, threading.Event(), fallback=True)
-    monkeypatch.setattr(parallel, "get_client", _refuse)
+    monkeypatch.setattr(scale, "get_client", _refuse)
     values = []
     with pytest.raises(StopIteration) as stop:
         while True:

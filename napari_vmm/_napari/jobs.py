@@ -38,7 +38,7 @@ def dask_settings(scheduler: str | None, zarr_out: str | None) -> tuple[str | No
     VMMError
         For a scheduler address that cannot be used, or a Zarr output not ending in .zarr.
     """
-    from napari_vmm.core.parallel import check_scheduler
+    from napari_vmm.scale import check_scheduler
 
     scheduler = check_scheduler(scheduler or "")
     zarr_out = (zarr_out or "").strip() or None
@@ -170,7 +170,7 @@ def dask_memory_line(layer: Any, scheduler: str, zarr_out: str,
     """``"Dask: N MiB per task (...)"`` for a Run of ``layer`` on the Dask route, or ``""``
     when Run would not take it (no Zarr output, and no scheduler for a dask-backed layer).
 
-    The estimate (:func:`napari_vmm.core.parallel.task_memory_summary`) runs nothing.
+    The estimate (:func:`napari_vmm.core.plan.task_memory_summary`) runs nothing.
     Whether Run takes the Dask route is :func:`runs_on_dask`'s answer.
     """
     import logging
@@ -182,7 +182,7 @@ def dask_memory_line(layer: Any, scheduler: str, zarr_out: str,
         return ""
     try:
         check_image_layer(layer)
-        from napari_vmm.core.parallel import task_memory_summary
+        from napari_vmm.core.plan import task_memory_summary
 
         return "Dask: " + task_memory_summary(tuple(data.shape), data.dtype, **kwargs)
     except VMMError as exc:
@@ -193,11 +193,13 @@ def dask_memory_line(layer: Any, scheduler: str, zarr_out: str,
 
 
 def engine_job(frames: Any, out: np.ndarray, kwargs: dict[str, Any]):
-    """Generator run in the worker thread: yields ``(done, total)`` after each engine chunk."""
-    from napari_vmm.core.engine import iter_magnify
+    """Generator run in the worker thread: yields ``(done, total)`` after each engine chunk.
+
+    The public :func:`napari_vmm.iter_magnify` chooses the route (stream or whole clip)."""
+    import napari_vmm
 
     try:
-        yield from iter_magnify(frames, out, **kwargs)
+        yield from napari_vmm.iter_magnify(frames, out, **kwargs)
     except RuntimeError as exc:
         # superqt swallows RuntimeError from a generator as "aborted thread"; re-raise it as
         # something the errored signal carries
@@ -254,13 +256,14 @@ def _compute_blocks(frames: Any, out: np.ndarray | None, zarr_path: str | None,
                     scheduler: str | None, kwargs: dict[str, Any], fallback: bool,
                     events: Any, stop: threading.Event) -> None:
     """Helper thread of :func:`dask_job`: puts ``(kind, value)`` events on ``events``."""
-    from napari_vmm.core import parallel
+    import napari_vmm
+    from napari_vmm import scale
 
     client = None
     steps = None
     try:
         try:
-            client = parallel.get_client(scheduler)
+            client = scale.get_client(scheduler)
         except VMMError as exc:
             if not fallback:
                 raise
@@ -270,8 +273,9 @@ def _compute_blocks(frames: Any, out: np.ndarray | None, zarr_path: str | None,
             import dask.array as da
 
             x = da.from_array(np.asarray(x), chunks=(min(16, x.shape[0]),) + tuple(x.shape[1:]))
-        lazy = parallel.magnify_dask(x, keep_chunks=False, **kwargs)
-        steps = parallel.iter_compute(lazy, out, zarr_path=zarr_path, fps=kwargs.get("fps"),
+        # the public entry: a dask array gets a lazy graph (tiles or time segments)
+        lazy = napari_vmm.magnify(x, keep_chunks=False, **kwargs)
+        steps = scale.iter_compute(lazy, out, zarr_path=zarr_path, fps=kwargs.get("fps"),
                                       client=client, protect=source_paths(frames))
         for step in steps:
             if stop.is_set():
@@ -284,7 +288,7 @@ def _compute_blocks(frames: Any, out: np.ndarray | None, zarr_path: str | None,
     finally:
         if steps is not None:
             steps.close()  # cancels pending blocks; removes a partial Zarr store
-        parallel.close_client(client)
+        scale.close_client(client)
 
 
 def source_paths(frames: Any) -> list[str]:

@@ -67,7 +67,7 @@ def scheduler_problem(address: str | None) -> str | None:
     if is_process_local_scheduler(text):
         return f"Dask scheduler {text} belonged to another process"
     from napari_vmm.core.errors import VMMError
-    from napari_vmm.core.parallel import check_scheduler
+    from napari_vmm.scale import check_scheduler
 
     try:
         check_scheduler(text)

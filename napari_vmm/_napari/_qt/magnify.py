@@ -38,6 +38,7 @@ from napari_vmm._form import (
     gui_message,
     loadable_methods,
     option_widget,
+    show_fields,
     significant_decimals,
 )
 from napari_vmm._napari._qt.qtutil import is_alive
@@ -108,9 +109,9 @@ class MagnifyWidget(QWidget):
         self._cancel_btn.changed.connect(self.cancel)
         self._copy_btn.changed.connect(self.copy_command)
         for w in (self._alpha, self._band_lo, self._band_hi, self._fps, self._temporal,
-                  self._mode, self._reference, self._device, self._feather,
-                  self._preview_frames, self._band_unit, self._method, self._scheduler,
-                  self._zarr_out, self._layer):
+                  self._order, self._taps, self._zero_phase, self._mode, self._reference,
+                  self._device, self._feather, self._preview_frames, self._band_unit,
+                  self._method, self._scheduler, self._zarr_out, self._layer):
             w.changed.connect(self._on_form_changed)
         layer_events = viewer.layers.events
         for ev in (layer_events.inserted, layer_events.removed, layer_events.reordered):
@@ -252,17 +253,10 @@ class MagnifyWidget(QWidget):
             for key, value in params.options.items():
                 if key in self._option_widgets:
                     self._option_widgets[key].value = value
-        self._alpha.value = params.alpha
-        if self._fps.enabled and params.fps is not None:
-            self._fps.value = params.fps
+        show_fields(self, params)  # alpha, fps, filter, order, taps, mode, reference, device
         if params.band is not None:
             factor = 60.0 if self._band_unit.value == "BPM" else 1.0
             self._show_band(params.band[0] * factor, params.band[1] * factor)
-        self._temporal.value = params.temporal
-        self._mode.value = params.mode
-        self._reference.value = min(int(params.reference), self._reference.max)
-        if params.device in self._device.choices:
-            self._device.value = params.device
 
     # ---------------------------------------------------------------- method options
 
@@ -559,7 +553,7 @@ class MagnifyWidget(QWidget):
     def _on_returned(self, out: np.ndarray | str, source: Image, name: str,
                      provenance: dict[str, Any], offset: tuple[int, int]) -> None:
         if isinstance(out, (str, os.PathLike)):  # a Zarr output: add it back lazily
-            from napari_vmm.core.parallel import open_zarr
+            from napari_vmm.io.zarr import open_zarr
 
             out = open_zarr(out)[0]
         kwargs = output_layer_kwargs(source, name, provenance, offset)
