@@ -154,6 +154,7 @@ def test_params_file_is_read_and_only_given_flags_override_it(tmp_path):
     """--params FILE sets method, alpha, band, filter and fps; argparse defaults do not
     override them, flags given on the command line do."""
     from napari_vmm import magnify
+    from napari_vmm.core.params import MagnifyParams
 
     frames, _ = vibrating_target(n_frames=24, shape=(32, 40))
     params = tmp_path / "p.json"
@@ -166,6 +167,12 @@ def test_params_file_is_read_and_only_given_flags_override_it(tmp_path):
                       "--fps", "20")
     want = magnify(frames, fps=20, method="phase", alpha=3, band=(1, 3), temporal="ideal")
     np.testing.assert_array_equal(got, want)
+    # the napari widget's provenance/settings layout: {"params": {...}, ...}
+    params.write_text(json.dumps({"version": "x", "params": MagnifyParams.from_kwargs(
+        method="phase", alpha=7, band=(1, 3), temporal="ideal", fps=30).to_dict()}))
+    got = _cli_output(tmp_path, frames, "nested", "--params", str(params))
+    np.testing.assert_array_equal(got, magnify(frames, fps=30, method="phase", alpha=7,
+                                               band=(1, 3), temporal="ideal"))
 
 
 def test_bad_params_file_is_one_line(tmp_path, capsys):

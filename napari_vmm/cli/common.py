@@ -108,7 +108,11 @@ def parse_options(items: list[str]) -> dict[str, str]:
 
 
 def read_params_file(path: str) -> dict[str, Any]:
-    """The parameters of a ``--params`` JSON file (an object), unchecked."""
+    """The parameters of a ``--params`` JSON file (an object), unchecked.
+
+    A file whose ``"params"`` is an object (the napari widget's settings, a layer's
+    provenance) gives that object.
+    """
     try:
         with open(path) as fh:
             values = json.load(fh)
@@ -117,7 +121,8 @@ def read_params_file(path: str) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise VMMError(f"cannot read parameters from {path}: expected a JSON object, got "
                        f"{type(values).__name__}")
-    return values
+    nested = values.get("params")
+    return dict(nested) if isinstance(nested, dict) else values
 
 
 def magnify_params_from_args(args: argparse.Namespace):
