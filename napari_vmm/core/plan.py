@@ -31,7 +31,6 @@ def default_chunk(height: int, width: int) -> int:
     return int(max(1, min(16, 2_000_000 // max(1, height * width))))
 
 
-
 def tile_alignment(halo: int) -> int:
     """Multiple of which tiles start, for a magnifier's ``spatial_support`` of ``halo`` px.
 
@@ -136,7 +135,6 @@ def whole_clip_tiles(magnifier: Any, n: int, height: int, width: int, held_bytes
 
 
 # -- warm-up and memory per task ------------------------------------------------------
-
 
 #: Relative size the filter's impulse response must decay to over the warm-up.
 WARMUP_TOLERANCE = 1e-3

@@ -77,7 +77,11 @@ def whole_signal_frames(filt: Any, n: int, chunk: int) -> float:
     The basis coefficients and one block of frames on the projection route
     (:func:`band_basis`), else ``FFT_SIGNAL_FACTOR * n`` (signal, filtered copy, FFT).
     """
-    basis = band_basis(filt, n)
+    return held_frames(band_basis(filt, n), n, chunk)
+
+
+def held_frames(basis: np.ndarray | None, n: int, chunk: int) -> float:
+    """:func:`whole_signal_frames` for a basis already computed (None: the FFT route)."""
     if basis is None:
         return FFT_SIGNAL_FACTOR * n
     return basis.shape[1] + projection_block(n, chunk)
@@ -103,7 +107,7 @@ def whole_clip(frames, out, pipeline: Pipeline, chunk: int, memory_budget: int,
     block = projection_block(n, chunk)
     # Keep the held signal (whole_signal_frames: coefficients and a block, or signal,
     # filtered copy and FFT) within the budget.
-    held = FFT_SIGNAL_FACTOR * n if basis is None else basis.shape[1] + block
+    held = held_frames(basis, n, chunk)
     tiles = whole_clip_tiles(mag, n, h, w, held * per_px, memory_budget, tile_size)
     total = len(tiles) * 2 * math.ceil(n / chunk)
     done = 0
