@@ -275,8 +275,8 @@ class FD4MMNet(MagNet):
         "paper": ``L_d + GELU(W_2(amp · GELU(W_1(F_L(δ)))))`` with layer norms in F_L.
         "linear" (the project's fix): no layer norms in F_L and no GELU around W_1 and W_2,
         ``L_d + W_2(amp · W_1(F_L(g ⊙ δ)))`` with a per-channel input gain g set to
-        ``DELTA_SCALE`` / E|δ| by :meth:`calibrate`. The paper's layer norms rescale every δ to unit
-        size, so the change they produce does not grow with the motion, and the outer GELU
+        ``DELTA_SCALE`` / E|δ| by :meth:`calibrate`. The paper's layer norms rescale every δ to
+        unit size, so the change they produce does not grow with the motion, and the outer GELU
         passes only one sign of it: trained so, the network learns to return its input
         (docs/learned.md, "Why fd4mm returned its input").
 
