@@ -7,12 +7,12 @@ import pytest
 
 pytest.importorskip("dask")
 
-from napari_vmm._napari import samples as _sample_data  # noqa: E402
+from napari_vmm._napari import samples  # noqa: E402
 from napari_vmm._reader import CHUNK_FRAMES, napari_get_reader  # noqa: E402
 from napari_vmm._writer import layer_fps, write_video_layer  # noqa: E402
 
 
-@pytest.mark.parametrize("make", [_sample_data.vibrating_target, _sample_data.pulsing_timelapse])
+@pytest.mark.parametrize("make", [samples.vibrating_target, samples.pulsing_timelapse])
 def test_sample_data_layers(make):
     (layer,) = make()
     data, kwargs, kind = layer

@@ -13,7 +13,7 @@ pytest.importorskip("pytestqt")
 from matplotlib.backend_bases import MouseEvent  # noqa: E402
 from napari.utils.notifications import notification_manager  # noqa: E402
 
-from napari_vmm._napari._qt import traces as _roi_widget  # noqa: E402
+from napari_vmm._napari._qt import traces as traces_view  # noqa: E402
 from napari_vmm._napari._qt.traces import MotionTracesWidget  # noqa: E402
 from napari_vmm._napari.model import WidgetsModel, shared_model  # noqa: E402
 from napari_vmm.core.samples import translating_texture  # noqa: E402
@@ -88,7 +88,7 @@ def test_cursor_follows_frame_without_recomputing(make_napari_viewer, qtbot, mag
     widget = MotionTracesWidget(viewer)
     analyse(widget, qtbot)
     calls = []
-    monkeypatch.setattr(_roi_widget, "analysis_job",
+    monkeypatch.setattr(traces_view, "analysis_job",
                         lambda *a, **k: calls.append(a) or iter(()))
     drawn = []
     monkeypatch.setattr(widget, "_draw", lambda: drawn.append(1))

@@ -166,6 +166,29 @@ def video_file_info(layer: Any) -> dict[str, Any] | None:
     return info if isinstance(info, dict) and info.get("path") else None
 
 
+def layer_rate(layer: Any, fallback_fps: float) -> tuple[float | None, bool, str]:
+    """How the magnify form shows ``layer``'s frame rate.
+
+    Returns
+    -------
+    fps : float or None
+        The rate to show (None: keep the field's value, ``fallback_fps``).
+    editable : bool
+        False when the layer's time scale fixes the rate; a video file's rate stays editable
+        (high-speed footage is stored at 25-30 fps).
+    note : str
+        The line shown under the field.
+    """
+    fps = fps_from_layer(layer)
+    video = video_file_info(layer)
+    if fps is not None and video is not None:  # a video file: the rate may be wrong
+        return (round(fps, 6), True, f"capture rate (the file says {video.get('fps', fps):g} "
+                "fps): set the true rate of high-speed footage here")
+    if fps is not None:
+        return round(fps, 6), False, f"fps from the layer's time scale ({1 / fps:.4g} s/frame)"
+    return None, True, f"⚠ first axis has no time unit: check fps (using {fallback_fps:g})"
+
+
 def set_capture_rate(layer: Image, fps: float) -> bool:
     """Make ``fps`` the time scale of a file-backed video layer; True when it changed.
 

@@ -52,7 +52,7 @@ from napari_vmm._napari.jobs import (
 )
 from napari_vmm._napari.layers import (
     check_image_layer,
-    fps_from_layer,
+    layer_rate,
     magnify_command,
     output_layer_kwargs,
     set_capture_rate,
@@ -315,19 +315,10 @@ class MagnifyWidget(QWidget):
             self._set_status(str(exc))
             return
         self._set_status("")
-        fps = fps_from_layer(layer)
-        video = video_file_info(layer)
-        if fps is not None and video is not None:  # a video file: the rate may be wrong
-            self._fps.value = round(fps, 6)
-            self._fps_note.value = (f"capture rate (the file says {video.get('fps', fps):g} "
-                                    "fps): set the true rate of high-speed footage here")
-        elif fps is not None:
-            self._fps.value = round(fps, 6)
-            self._fps.enabled = False
-            self._fps_note.value = f"fps from the layer's time scale ({1 / fps:.4g} s/frame)"
-        else:
-            self._fps_note.value = ("⚠ first axis has no time unit: check fps "
-                                    f"(using {self._fps.value:g})")
+        fps, editable, self._fps_note.value = layer_rate(layer, self._fps.value)
+        if fps is not None:
+            self._fps.value = fps
+        self._fps.enabled = editable
         self._reference.max = max(int(layer.data.shape[0]) - 1, 0)
 
     def _on_band_unit_changed(self, *_: Any) -> None:
