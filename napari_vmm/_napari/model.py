@@ -22,8 +22,7 @@ from pydantic import Field, InstanceOf, PrivateAttr
 
 from napari_vmm import __version__
 from napari_vmm._napari.settings import read_settings, settings_path, write_settings
-from napari_vmm.core.errors import VMMError
-from napari_vmm.core.params import MagnifyParams
+from napari_vmm.core.params import MagnifyParams, check_band_edges
 
 log = logging.getLogger(__name__)
 
@@ -167,14 +166,6 @@ class WidgetsModel(EventedModel):
             write_settings(self.to_settings(), path)
         except Exception as exc:
             log.warning("napari-vmm: could not save widget settings: %s", exc)
-
-
-def check_band_edges(lo_hz: float, hi_hz: float) -> tuple[float, float]:
-    """``(lo_hz, hi_hz)`` as floats; VMMError unless ``0 <= lo_hz < hi_hz`` (both finite)."""
-    lo_hz, hi_hz = float(lo_hz), float(hi_hz)
-    if not (math.isfinite(lo_hz) and math.isfinite(hi_hz)) or lo_hz < 0 or lo_hz >= hi_hz:
-        raise VMMError(f"band must satisfy 0 <= low < high, got ({lo_hz}, {hi_hz}) Hz")
-    return lo_hz, hi_hz
 
 
 def unwrap_viewer(viewer: Any) -> Any:

@@ -58,9 +58,10 @@ from napari_vmm._napari.layers import (
     set_capture_rate,
     video_file_info,
 )
-from napari_vmm._napari.model import WidgetsModel, check_band_edges, shared_model
+from napari_vmm._napari.model import WidgetsModel, shared_model
 from napari_vmm._napari.settings import settings_path
 from napari_vmm.core.errors import Cancelled, VMMError
+from napari_vmm.core.params import check_band_edges
 
 if TYPE_CHECKING:
     import napari
