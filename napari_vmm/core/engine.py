@@ -1,14 +1,20 @@
-"""The engine: one pipeline, two paths (streaming and whole clip).
+"""The engine's entrances for NumPy arrays and iterables: :func:`magnify`, :func:`iter_magnify`.
+
+The keywords are read into one :class:`~napari_vmm.core.params.MagnifyParams`, which builds a
+:class:`~napari_vmm.core.pipeline.Pipeline`; :func:`~napari_vmm.core.route.choose_route`
+decides the path:
 
 - **Streaming** (:class:`StreamingMagnifier`, and :func:`magnify` with a causal filter): frames
   go through in chunks, the temporal filter carries its state, and memory does not depend on
   the clip length.
-- **Whole clip** (:func:`magnify` with ``temporal="ideal"`` or ``zero_phase=True``): the frame
-  is cut into spatial tiles with a halo; each tile's motion signal over all T frames is
-  filtered at once. Tiles are sized so that the signal fits ``memory_budget`` bytes.
+- **Whole clip** (:mod:`.wholeclip`: ``temporal="ideal"``, ``zero_phase=True``, or the static
+  mode against a frame other than 0): the frame is cut into spatial tiles with a halo; each
+  tile's motion signal over all T frames is filtered at once. Tiles are sized so that the
+  signal fits ``memory_budget`` bytes (:func:`napari_vmm.core.plan.whole_clip_tiles`).
 
 Both paths call the same magnifier ``encode``/``decode`` and the same filter, so where the
-filter is the same (e.g. causal Butterworth) they give the same result.
+filter is the same (e.g. causal Butterworth) they give the same result. Dask arrays stay lazy
+through :func:`napari_vmm.magnify` (:mod:`napari_vmm.scale`); this module never imports Dask.
 """
 
 from __future__ import annotations
