@@ -1,6 +1,7 @@
-"""Scale out on Dask: lazy dask arrays in and out, tiles, time segments, video segments.
+"""Dask graphs: :func:`magnify_dask`, a lazy dask array in and out.
 
-The engine's two paths map onto Dask as follows (see ``docs/dask.md``):
+:func:`napari_vmm.core.route.choose_route` maps the engine's two paths onto Dask (see
+``docs/dask.md``):
 
 - **Whole-clip filters** (``ideal``, zero-phase Butterworth/FIR): ``dask.array.map_overlap``
   over spatial tiles that hold the full time axis, with a spatial halo of
@@ -8,20 +9,22 @@ The engine's two paths map onto Dask as follows (see ``docs/dask.md``):
   engine, or for ``magnifier.boundary == "periodic"`` the halo wraps around). The method's
   frame-size dependent options (``levels=0``) are pinned for the whole frame
   (``Magnifier.frame_options``), so every tile builds the whole frame's pyramid. Inputs
-  chunked along time are rechunked once to
-  ``(T, ty, tx[, C])`` (through Zarr for large data, :func:`rechunk_through_zarr`). Each task
-  runs the engine's whole-clip path on one tile.
+  chunked along time are rechunked once to ``(T, ty, tx[, C])`` (through Zarr for large
+  data, :func:`napari_vmm.io.zarr.rechunk_through_zarr`). Each task runs the engine's
+  whole-clip path on one tile.
 - **Causal filters** (``butterworth``, ``fir``, ``iir``, ``none``, static and dynamic modes):
-  time segments, each decoded with a warm-up of :func:`warmup_frames` frames before it that is
-  discarded. Each segment encodes frame 0 first, so that phase methods use the same phase
-  reference as the in-memory path; the static mode feeds frame ``reference`` to the filter
-  before the segment; a causal filter starts in the steady state of the segment's first frame
-  (as the in-memory stream does at frame 0), so only the motion inside the warm-up is missing.
-- **Video files with a causal filter**: :func:`magnify_video_segments` cuts at keyframes,
-  processes and encodes the segments in parallel, joins them with the ffmpeg concat demuxer
-  (``-c copy``, no re-encoding) and muxes the audio once.
+  time segments, each decoded with a warm-up of :func:`napari_vmm.core.plan.warmup_frames`
+  frames before it that is discarded. Each segment encodes frame 0 first, so that phase
+  methods use the same phase reference as the in-memory path; the static mode feeds frame
+  ``reference`` to the filter before the segment (:meth:`Pipeline.prime`); a causal filter
+  starts in the steady state of the segment's first frame (as the in-memory stream does at
+  frame 0), so only the motion inside the warm-up is missing.
+- **Video files with a causal filter**: :func:`napari_vmm.scale.video.magnify_video_segments`
+  cuts at keyframes, processes and encodes the segments in parallel, joins them with the
+  ffmpeg concat demuxer (``-c copy``, no re-encoding) and muxes the audio once.
 
-Memory per task is :func:`estimate_task_memory` (the formula is in ``docs/dask.md``).
+Memory per task is :func:`napari_vmm.core.plan.estimate_task_memory` (the formula is in
+``docs/dask.md``).
 
 Every task builds (once per worker thread) the same engine pipeline as the in-memory path, so
 the magnifier and filter code is the engine's own.
