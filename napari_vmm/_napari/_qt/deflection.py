@@ -18,7 +18,6 @@ Scripts and tests use it as::
 
 from __future__ import annotations
 
-import logging
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,8 +39,8 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
-from napari_vmm._napari._qt.qtutil import is_alive
-from napari_vmm._napari.jobs import CHUNK_FRAMES, WorkerError, grid_job
+from napari_vmm._napari._qt.qtutil import CalibrationFields, worker_error_message
+from napari_vmm._napari.jobs import CHUNK_FRAMES, grid_job
 from napari_vmm._napari.layers import check_image_layer, fps_from_layer, shapes_to_rois
 from napari_vmm._napari.model import WidgetsModel, shared_model
 from napari_vmm.core.errors import VMMError
@@ -51,8 +50,6 @@ if TYPE_CHECKING:
     from napari.qt.threading import GeneratorWorker
 
     from napari_vmm.core.analysis import Calibration, DeflectionShape, GridAnalysis
-
-log = logging.getLogger(__name__)
 
 class DeflectionShapesWidget(QWidget):
     """Dock widget: operating deflection shapes from a grid of tracked cells.
@@ -72,7 +69,6 @@ class DeflectionShapesWidget(QWidget):
         self.model = shared_model(viewer) if model is None else model
         self.grid: GridAnalysis | None = None
         self.shape: DeflectionShape | None = None
-        self._syncing = False
         self._worker: GeneratorWorker | None = None
         self._source: Image | None = None
         self.points: Points | None = None
@@ -121,15 +117,13 @@ class DeflectionShapesWidget(QWidget):
         self._cal_btn.changed.connect(self.calibrate_from_points)
         self._layer.changed.connect(self._on_layer_changed)
         self._exaggerate.changed.connect(lambda *_: self._update_layers())
-        self._pixel_size.changed.connect(self._on_scale_edited)
-        self._unit.changed.connect(self._on_scale_edited)
-        self.model.events.calibration.connect(self._show_calibration)
+        self._calibration = CalibrationFields(self, self.model, self._pixel_size, self._unit,
+                                              "mm")
         self.canvas.mpl_connect("button_press_event", self._on_click)
         for ev in (viewer.layers.events.inserted, viewer.layers.events.removed):
             ev.connect(self._reset_choices)
         viewer.dims.events.current_step.connect(self._on_step)
         self._reset_choices()
-        self._show_calibration()
         self._on_layer_changed()
 
     # ---------------------------------------------------------------- layers and inputs
@@ -168,26 +162,6 @@ class DeflectionShapesWidget(QWidget):
         """The pixel calibration (the shared model's; None: none chosen yet)."""
         return self.model.calibration
 
-    def _show_calibration(self, _event: Any = None) -> None:
-        """Show the model's calibration in the pixel size and unit fields."""
-        cal = self.model.calibration
-        if cal is None or not self._alive():
-            return
-        self._syncing = True
-        try:
-            self._pixel_size.value = cal.size if cal.calibrated else 0.0
-            if cal.calibrated:
-                self._unit.value = cal.unit
-        finally:
-            self._syncing = False
-
-    def _on_scale_edited(self, *_: Any) -> None:
-        if not self._syncing:
-            self.model.calibration = self._current_calibration()
-
-    def _alive(self) -> bool:
-        return is_alive(self)
-
     def calibrate_from_points(self) -> Calibration | None:
         """Pixel size from the last two points of the chosen Points layer and the distance."""
         from napari_vmm.core.analysis import calibration_from_points
@@ -207,8 +181,7 @@ class DeflectionShapesWidget(QWidget):
         return cal
 
     def _current_calibration(self) -> Calibration:
-        return self.model.calibration_for(self._pixel_size.value,
-                                          self._unit.value.strip() or "mm")
+        return self._calibration.current()
 
     # ---------------------------------------------------------------- running
 
@@ -260,11 +233,7 @@ class DeflectionShapesWidget(QWidget):
             self._status.value = "no spectral peak: click the spectrum to pick a frequency"
 
     def _on_errored(self, exc: BaseException) -> None:
-        if isinstance(exc, WorkerError):
-            exc = exc.original
-        if not isinstance(exc, VMMError):
-            log.error("napari-vmm: deflection shapes failed", exc_info=exc)
-        msg = str(exc) if isinstance(exc, VMMError) else f"{type(exc).__name__}: {exc}"
+        msg = worker_error_message(exc, "deflection shapes")
         self._status.value = f"error: {msg}"
         show_error(f"Deflection shapes: {msg}")
 

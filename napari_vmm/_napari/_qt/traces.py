@@ -19,7 +19,6 @@ Scripts and tests use it as::
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,8 +41,8 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_warning
 from qtpy.QtWidgets import QFileDialog, QSizePolicy, QVBoxLayout, QWidget
 
-from napari_vmm._napari._qt.qtutil import is_alive
-from napari_vmm._napari.jobs import CHUNK_FRAMES, WorkerError, analysis_job
+from napari_vmm._napari._qt.qtutil import CalibrationFields, worker_error_message
+from napari_vmm._napari.jobs import CHUNK_FRAMES, analysis_job
 from napari_vmm._napari.layers import check_image_layer, pixel_size_from_layer, shapes_to_rois
 from napari_vmm._napari.model import WidgetsModel, shared_model
 from napari_vmm._napari.plots import nearest_peak, spectrum_xlim
@@ -54,8 +53,6 @@ if TYPE_CHECKING:
     from napari.qt.threading import GeneratorWorker
 
     from napari_vmm.core.analysis import MotionAnalysis
-
-log = logging.getLogger(__name__)
 
 #: A click within this fraction of the spectrum's x-range of a peak selects that peak.
 PEAK_PICK_TOLERANCE = 0.04
@@ -145,10 +142,8 @@ class MotionTracesWidget(QWidget):
         self._log_freq.changed.connect(self._on_log_freq)
         self._layer.changed.connect(self._on_layer_changed)
         self._shapes.changed.connect(self._on_shapes_changed)
-        self._pixel_size.changed.connect(self._on_scale_edited)
-        self._unit.changed.connect(self._on_scale_edited)
-        self._syncing = False
-        self.model.events.calibration.connect(self._show_calibration)
+        self._calibration = CalibrationFields(self, self.model, self._pixel_size, self._unit,
+                                              "um")
         self.canvas.mpl_connect("button_press_event", self._on_press)
         self.canvas.mpl_connect("button_release_event", self._on_release)
         for ev in (viewer.layers.events.inserted, viewer.layers.events.removed):
@@ -156,7 +151,6 @@ class MotionTracesWidget(QWidget):
         viewer.dims.events.current_step.connect(self._on_step)
         self._watched_shapes: Shapes | None = None
         self._reset_choices()
-        self._show_calibration()
         active = viewer.layers.selection.active
         if isinstance(active, Image):
             self._layer.value = active
@@ -220,30 +214,7 @@ class MotionTracesWidget(QWidget):
         self._fps_note.visible = fps is None
         size = pixel_size_from_layer(layer)
         if size is not None:  # the layer's scale: one change of the shared calibration
-            self._syncing = True
-            try:
-                self._pixel_size.value, self._unit.value = size
-            finally:
-                self._syncing = False
-            self._on_scale_edited()
-
-    def _show_calibration(self, _event: Any = None) -> None:
-        """Show the shared pixel calibration (e.g. from Deflection shapes' two points)."""
-        cal = self.model.calibration
-        if cal is None or not is_alive(self):
-            return
-        self._syncing = True
-        try:
-            self._pixel_size.value = cal.size if cal.calibrated else 0.0
-            if cal.calibrated:
-                self._unit.value = cal.unit
-        finally:
-            self._syncing = False
-
-    def _on_scale_edited(self, *_: Any) -> None:
-        if not self._syncing:
-            self.model.calibration = self.model.calibration_for(
-                self._pixel_size.value, self._unit.value.strip() or "um")
+            self._calibration.set(*size)
 
     def _on_shapes_changed(self, *_: Any) -> None:
         if self._watched_shapes is not None:
@@ -338,13 +309,7 @@ class MotionTracesWidget(QWidget):
                 show_warning(msg)
 
     def _on_errored(self, exc: BaseException) -> None:
-        if isinstance(exc, WorkerError):
-            exc = exc.original
-        if isinstance(exc, VMMError):
-            msg = str(exc)
-        else:  # one toast; the traceback goes to the log
-            log.error("napari-vmm: motion traces failed", exc_info=exc)
-            msg = f"{type(exc).__name__}: {exc}"
+        msg = worker_error_message(exc, "motion traces")  # one toast; traceback to the log
         self._status.value = f"error: {msg}"
         show_error(f"Motion traces: {msg}")
 
