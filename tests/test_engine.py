@@ -282,3 +282,14 @@ def test_iterator_progress_is_called_per_chunk_and_cancels():
         for frame in gen:
             seen.append(frame)
     assert len(seen) == 8  # the chunk that reported 8 frames is still handed out, then stop
+
+
+def test_streaming_magnifier_holds_frames_until_the_reference():
+    frames = clip(0.2, n=12, size=32)
+    sm = StreamingMagnifier(FPS, method="linear", alpha=3, mode="static", reference=5)
+    sizes = [len(sm.push(frames[t:t + 2])) for t in range(0, 12, 2)]
+    assert sizes == [0, 0, 6, 2, 2, 2] and len(sm.flush()) == 0
+    short = StreamingMagnifier(FPS, method="linear", alpha=3, mode="static", reference=5)
+    assert len(short.push(frames[:4])) == 0
+    with pytest.raises(VMMError, match=r"reference frame 5 is outside the clip \(0..3\)"):
+        short.flush()
