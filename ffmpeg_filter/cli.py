@@ -294,7 +294,7 @@ def filter_stream(
     """
     header = reader.header
     if chunk is None:
-        from napari_vmm.core.engine import default_chunk
+        from napari_vmm.core.plan import default_chunk
 
         chunk = default_chunk(header.height, header.width)
     if chunk < 1:
@@ -436,7 +436,7 @@ def make_magnifier(
     -------
     LumaMagnifier
     """
-    from napari_vmm.core import engine
+    import napari_vmm
     from napari_vmm.core.params import check_band
     from napari_vmm.core.route import WINDOW, choose_route
 
@@ -464,7 +464,7 @@ def make_magnifier(
         latency = window // 2 if latency is None else latency
 
         def magnify_window(frames: np.ndarray) -> np.ndarray:
-            return engine.magnify(frames, **params)
+            return napari_vmm.magnify(frames, **params)
 
         # Check the band now, not after `latency` frames of waiting.
         check_band(params.get("band"), params["fps"], temporal)
@@ -472,7 +472,7 @@ def make_magnifier(
         return LumaMagnifier(core, header.colorspace.bit_depth)
     if window is not None or latency is not None or hop is not None:
         raise VMMError("--window/--latency/--hop apply only to --temporal ideal")
-    return LumaMagnifier(engine.StreamingMagnifier(**params), header.colorspace.bit_depth)
+    return LumaMagnifier(napari_vmm.StreamingMagnifier(**params), header.colorspace.bit_depth)
 
 
 # --------------------------------------------------------------------------- entry point
