@@ -8,7 +8,6 @@ import os
 from typing import Any
 
 
-
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) under a temporary name beside ``path``, then rename it."""
     from ...io.atomic import atomic_output
