@@ -290,7 +290,7 @@ def test_calibrating_the_linear_manipulator_gives_its_weights_a_gradient():
     m = torch.randn(2, 96, 8, 8)
     d = 1.4e-5 * torch.randn(2, 96, 8, 8)
 
-    target = torch.randn(2, 96, 8, 8)  # a loss linear in the change: its gradient at W_2 = 0
+    target = torch.randn(2, 96, 8, 8)
 
     def w2_grad(net):
         net.zero_grad()
@@ -300,11 +300,9 @@ def test_calibrating_the_linear_manipulator_gives_its_weights_a_gradient():
     net = build_model("fd4mm", manipulator="linear")
     before = w2_grad(net)
     assert net.calibrate(d) and not net.calibrate(10 * d)  # once only
-    assert float(net.w2.weight.abs().max()) == 0.0  # starts as the identity
     after = w2_grad(net)
     assert after > 1e3 * before, (before, after)
     with torch.no_grad():
-        net.w2.weight.normal_(0, 0.01)
         c1 = net.manipulate(None, m, 10.0, delta=d) - m
         c2 = net.manipulate(None, m, 10.0, delta=2 * d) - m
     assert float(c2.norm() / c1.norm()) == pytest.approx(2.0, rel=0.05)

@@ -374,9 +374,6 @@ class FD4MMNet(MagNet):
             return False
         scale = delta.detach().float().abs().mean(dim=(0, 2, 3), keepdim=True)
         self.delta_gain.copy_(DELTA_SCALE / scale.clamp_min(1e-8))
-        # the manipulator starts as the identity (as zero-initialised residual branches do):
-        # W_2 = 0 still gets the gradient amp · W_1(F_L(g δ)), now of unit scale
-        self.w2.weight.zero_()
         self.delta_gain_calibrated.fill_(1.0)
         return True
 
