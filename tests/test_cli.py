@@ -175,6 +175,21 @@ def test_params_file_is_read_and_only_given_flags_override_it(tmp_path):
                                                band=(1, 3), temporal="ideal"))
 
 
+@pytest.mark.parametrize("args,kwargs", [
+    (["--zero-phase", "--order", "3"], dict(zero_phase=True, order=3)),  # the whole clip
+    (["--temporal", "iir", "--zero-phase"], dict(temporal="iir", zero_phase=True)),  # a stream
+    (["--mode", "static", "--reference", "5"], dict(mode="static", reference=5)),
+])
+def test_every_model_field_reaches_the_engine(tmp_path, args, kwargs):
+    from napari_vmm import magnify
+
+    frames, _ = vibrating_target(n_frames=32, shape=(32, 40))
+    got = _cli_output(tmp_path, frames, "out", "--fps", "30", "--band", "1", "4", *args)
+    want = magnify(frames, fps=30, method="riesz", alpha=10, band=(1, 4),
+                   **{"temporal": "butterworth", **kwargs})
+    np.testing.assert_array_equal(got, want)
+
+
 def test_bad_params_file_is_one_line(tmp_path, capsys):
     np.save(tmp_path / "in.npy", np.zeros((4, 16, 16), np.uint8))
     bad = tmp_path / "p.json"

@@ -101,3 +101,18 @@ def test_model_is_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "False"
+
+
+def test_zero_phase_on_a_too_short_clip_is_one_clear_error():
+    """It was scipy's ValueError ("padlen"), with a traceback in every front end."""
+    import numpy as np
+
+    from napari_vmm import magnify
+
+    frames = np.zeros((16, 32, 32), np.uint8)
+    with pytest.raises(VMMError, match="zero-phase butterworth filter needs more than 21"):
+        magnify(frames, fps=30, method="riesz", temporal="butterworth", band=(1, 4),
+                zero_phase=True, order=3)
+    with pytest.raises(VMMError, match="zero-phase fir filter needs more than"):
+        magnify(frames, fps=30, method="riesz", temporal="fir", band=(1, 4), taps=15,
+                zero_phase=True)

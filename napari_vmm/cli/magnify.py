@@ -93,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
 
 def magnify_file(input_path: str, output_path: str, args: argparse.Namespace) -> None:
     """Magnify one file in this process (the single-file ``vmm magnify``)."""
-    from ..core.engine import DEFAULT_MEMORY_BUDGET, StreamingMagnifier, iter_magnify
+    from ..core.engine import iter_magnify
+    from ..core.pipeline import StreamingMagnifier
+    from ..core.plan import DEFAULT_MEMORY_BUDGET
     from ..core.route import STREAM, choose_route
     from ..core.spool import FrameSpool, spool_frames
     from ..io import (
@@ -141,12 +143,11 @@ def magnify_file(input_path: str, output_path: str, args: argparse.Namespace) ->
         if args.slice_row is not None and not 0 <= args.slice_row < h:
             raise VMMError(f"--slice-row {args.slice_row} is outside 0..{h - 1}")
     streaming = choose_route(params, shape).kind == STREAM  # the one decision (core.route)
-    params = params.engine_kwargs()
     bar = Progress("magnify", n, quiet=args.quiet)
     tmp_dir, spools = None, []
     try:
         if streaming:
-            sm = StreamingMagnifier(roi_mask=mask, **params)
+            sm = StreamingMagnifier.from_params(params, roi_mask=mask)
 
             def frames_out():
                 for part in iter_frame_chunks(src, chunk):
@@ -171,7 +172,7 @@ def magnify_file(input_path: str, output_path: str, args: argparse.Namespace) ->
             out = FrameSpool(os.path.join(tmp_dir, "out.raw"), shape, src.dtype)
             spools.append(out)
             last = 0
-            engine = {"chunk_size": chunk, "memory_budget": budget, **params}
+            engine = {"chunk_size": chunk, "memory_budget": budget, **params.engine_kwargs()}
             for done, total in iter_magnify(frames, out, roi_mask=mask, **engine):
                 bar.update(int(done * n / total) - last)
                 last = int(done * n / total)

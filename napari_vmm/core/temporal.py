@@ -46,6 +46,14 @@ from .params import (  # the names and checks live with the parameter model
 )
 
 
+def _check_padding(frames: int, padlen: int, name: str) -> None:
+    """Forward-backward filtering pads the clip by ``padlen`` frames at each end (scipy's
+    default), which needs more frames than that."""
+    if frames <= padlen:
+        raise VMMError(f"the zero-phase {name} filter needs more than {padlen} frames; the "
+                       f"clip has {frames} (use the causal filter, or a lower order/fewer taps)")
+
+
 class TemporalFilter:
     """Base class: a filter over time for any number of signal tensors.
 
@@ -179,6 +187,8 @@ class SOSFilter(TemporalFilter):
             return super().whole(x)
         from scipy.signal import sosfiltfilt
 
+        zeros = min((self.sos[:, 2] == 0).sum(), (self.sos[:, 5] == 0).sum())
+        _check_padding(x.shape[0], 3 * (2 * len(self.sos) + 1 - int(zeros)), "butterworth")
         y = sosfiltfilt(self.sos, x.detach().cpu().numpy().astype(np.float64), axis=0)
         # scipy may return a view with negative strides, which torch refuses
         return torch.as_tensor(np.ascontiguousarray(y), dtype=x.dtype, device=x.device)
@@ -214,6 +224,7 @@ class FIRFilter(TemporalFilter):
             return super().whole(x)
         from scipy.signal import filtfilt
 
+        _check_padding(x.shape[0], 3 * len(self.taps), "fir")
         y = filtfilt(self.taps, [1.0], x.detach().cpu().numpy().astype(np.float64), axis=0)
         return torch.as_tensor(np.ascontiguousarray(y), dtype=x.dtype, device=x.device)
 
