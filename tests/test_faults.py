@@ -193,6 +193,36 @@ def _fake_ffmpeg(folder: Path, decode: str = '"$REAL" "$@"', encode: str = '"$RE
     return script
 
 
+LOST_INTERRUPT = """
+import signal, sys, time
+from napari_vmm.cli.common import run_cli
+
+class Collected:
+    def __del__(self):  # Ctrl-C landing in a finaliser, as in distributed's gc callbacks
+        signal.raise_signal(signal.SIGINT)
+
+def work():
+    Collected()
+    for _ in range(100):
+        time.sleep(0.05)
+    print("finished", flush=True)
+    return 0
+
+sys.exit(run_cli(work, prog="vmm"))
+"""
+
+
+def test_interrupt_raised_in_a_finaliser_still_stops_the_run(tmp_path):
+    # was: the unraisable hook re-raised the signal inside itself, where it was ignored
+    # again: a KeyboardInterrupt traceback, then the run finished with exit 0 (the lost
+    # SIGINT of `vmm magnify --cluster local:1`)
+    r = subprocess.run([sys.executable, "-c", LOST_INTERRUPT], capture_output=True,
+                       text=True, env=_env(tmp_path), timeout=120)
+    assert r.returncode == 130, (r.returncode, r.stdout, r.stderr)
+    assert "finished" not in r.stdout
+    assert r.stderr.strip().splitlines() == ["vmm: interrupted"]
+
+
 def _vmm_ffmpeg(args: list[str], capsys) -> tuple[int, list[str]]:
     from ffmpeg_filter import wrap
 

@@ -210,14 +210,31 @@ def _on_signal(signum: int, frame: Any) -> None:
 
 def _unraisable(unraisable: Any) -> None:
     """An interrupt raised where Python ignores exceptions (a gc callback, ``__del__``) is
-    delivered again; once interrupted, the errors ignored during shutdown are not printed."""
+    delivered again; once interrupted, the errors ignored during shutdown are not printed.
+
+    The signal is sent to the main thread again from a new thread, once this hook has
+    returned: raised in the hook (``raise_signal`` runs the handler at once), or while the
+    hook waits for a ``threading.Thread`` to start, it was ignored again and the run went on.
+    """
+    import _thread
     import signal
 
     exc = unraisable.exc_value
     if isinstance(exc, KeyboardInterrupt):
-        signal.raise_signal(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+        sig = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+        _thread.start_new_thread(_signal_main_later, (sig,))  # does not wait for the thread
     elif not _interrupted:
         sys.__unraisablehook__(unraisable)
+
+
+def _signal_main_later(sig: int) -> None:
+    """Send ``sig`` to the main thread in 10 ms (from :func:`_unraisable`'s thread)."""
+    import signal
+    import threading
+    import time
+
+    time.sleep(0.01)
+    signal.pthread_kill(threading.main_thread().ident, sig)
 
 
 @contextlib.contextmanager
