@@ -147,3 +147,61 @@ def test_napari_reader(clips):
         w, h, n = _probe(src)
         assert data.shape[:3] == (n, h, w), f"{name}: {data.shape} vs {(n, h, w)}"
         assert data[-1].compute().shape == (h, w, 3)
+
+
+def _rotation(path: Path) -> int:
+    """The display rotation ffprobe reads from the first video stream (0: none)."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "stream_side_data=rotation", "-of", "csv=p=0", str(path)],
+        capture_output=True, text=True, check=True).stdout.split()
+    return int(out[0]) if out else 0
+
+
+@pytest.mark.parametrize("degrees", [90, 270])
+def test_vmm_magnify_keeps_the_display_rotation(clips, tmp_path, capsys, degrees):
+    # was: the output lost the input's display matrix, so a phone video played sideways
+    from napari_vmm.cli import main
+
+    src = tmp_path / "rotated.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(clips["ok.mp4"]), "-c", "copy",
+                    "-metadata:s:v:0", f"rotate={degrees}", str(src)], check=True)
+    assert _rotation(src) != 0
+    for ext in (".mp4", ".mov", ".mkv"):
+        dst = tmp_path / f"out{ext}"
+        rc, err = _run(main, ["magnify", str(src), str(dst)], capsys)
+        assert rc == 0, err
+        assert _rotation(dst) == _rotation(src), ext
+        assert _probe(dst) == _probe(src), ext  # the coded frames are not turned
+    rc, err = _run(main, ["magnify", str(clips["ok.mp4"]), str(tmp_path / "plain.mp4")],
+                   capsys)
+    assert rc == 0 and _rotation(tmp_path / "plain.mp4") == 0
+
+
+ALPHA = {  # name -> ffmpeg arguments: three ways a video carries alpha
+    "ffv1_yuva.mkv": ["-vf", "format=yuva420p", "-c:v", "ffv1"],
+    "qtrle_argb.mov": ["-vf", "format=argb", "-c:v", "qtrle"],
+    "vp9_yuva.webm": ["-vf", "format=yuva420p", "-c:v", "libvpx-vp9", "-b:v", "200k"],
+}
+
+
+@pytest.mark.parametrize("name", ALPHA)
+def test_vmm_magnify_says_that_alpha_is_dropped(clips, tmp_path, capsys, name):
+    # was: the alpha plane vanished without a word
+    from napari_vmm.cli import main
+
+    src = tmp_path / name
+    r = subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"{SRC}:s=64x48",
+                        *ALPHA[name], str(src)], capture_output=True)
+    if r.returncode:
+        pytest.skip(f"this ffmpeg cannot encode {name}")
+    dst = tmp_path / "out.mkv"
+    rc, err = _run(main, ["magnify", str(src), str(dst)], capsys)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 0 and dst.exists()
+    assert [ln for ln in lines if "alpha" in ln] == [
+        f"warning: {src} has an alpha channel; {dst} has none (the RGB is magnified, the "
+        "alpha plane is dropped)"], lines
+    rc, err = _run(main, ["magnify", str(clips["ok.mp4"]), str(tmp_path / "plain.mkv")],
+                   capsys)
+    assert rc == 0 and "alpha" not in err

@@ -138,6 +138,10 @@ class VideoSource:
                 key: getattr(ctx, key, None)
                 for key in ("color_range", "colorspace", "color_primaries", "color_trc")
             }
+            # an alpha plane (yuva, rgba, ya8...; VP8/VP9 keep it beside the frames) is not
+            # decoded: the frames are RGB
+            self.has_alpha = (ctx.format is not None and len(ctx.format.components) in (2, 4)
+                              ) or stream.metadata.get("alpha_mode") == "1"
             n = stream.frames if index is None else len(index.pts)
             if not n:  # count packets (no decoding) when the container does not say
                 n = sum(1 for p in container.demux(stream) if p.size)
@@ -157,6 +161,20 @@ class VideoSource:
         self._next = 0
         # None: not read yet; False: frames cannot be addressed by timestamp (no seeking)
         self._index: VideoIndex | bool | None = index
+
+    @property
+    def rotation(self) -> int:
+        """The display rotation in degrees counter-clockwise (the display matrix of a phone
+        video; the frames themselves are not rotated), read from the first frame once."""
+        if getattr(self, "_rotation", None) is None:
+            import av
+
+            self._rotation = 0
+            with contextlib.suppress(av.error.FFmpegError, StopIteration), \
+                    av.open(self.path) as container:
+                frame = next(container.decode(container.streams.video[0]))
+                self._rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
+        return self._rotation
 
     def __len__(self) -> int:
         return self.n_frames
@@ -434,6 +452,9 @@ def write_video(path: str | os.PathLike, frames: Any, fps: float, *,
     if crf is not None and "crf" in options:
         options["crf"] = str(int(crf))
     check_output_path(path, protect, overwrite)  # before computing the first frames
+    if getattr(color_from, "has_alpha", False):
+        warnings.warn(f"{color_from.path} has an alpha channel; {path} has none (the RGB "
+                      "is magnified, the alpha plane is dropped)", VMMWarning, stacklevel=2)
     rate = Fraction(fps).limit_denominator(100000)
     chunks = iter_frame_chunks(frames, 8)
     try:
@@ -483,6 +504,9 @@ def write_video(path: str | os.PathLike, frames: Any, fps: float, *,
                         with contextlib.suppress(AttributeError, TypeError, ValueError):
                             if value is not None:
                                 setattr(vstream.codec_context, key, value)
+                if color_from is not None and getattr(color_from, "rotation", 0):
+                    # the frames keep their coded orientation; so does the display matrix
+                    vstream.set_display_rotation(color_from.rotation)
                 audio_pairs = []
                 if audio_in is not None:
                     for ia in audio_in.streams.audio:
