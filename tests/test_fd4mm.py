@@ -309,6 +309,9 @@ def test_calibrating_the_linear_manipulator_gives_its_weights_a_gradient():
     again = build_model("fd4mm", manipulator="linear")
     again.load_state_dict(net.state_dict())
     assert not again.calibrate(d) and torch.equal(again.delta_gain, net.delta_gain)
+    fresh = build_model("fd4mm", manipulator="linear")
+    fresh.calibrate(d, m)  # the decoder reads L_d at unit scale
+    assert float((m * fresh.shape_gain).abs().mean()) == pytest.approx(1.0, rel=1e-3)
 
 
 def test_vmm_train_records_the_linear_manipulator(tmp_path):

@@ -487,7 +487,7 @@ def train(cfg: TrainConfig) -> int:
                 elif family == "fd4mm":
                     v, m = net.encode(torch.cat([xa, xb]).contiguous(memory_format=cl))
                     ma, mb = _split(m, n, 0), _split(m, n, 1)
-                    if uncalibrated and net.calibrate(mb - ma):
+                    if uncalibrated and net.calibrate(mb - ma, mb):
                         print("linear manipulator: input gain set to 0.1/E|delta| "
                               f"(mean {float(net.delta_gain.detach().mean()):.3g})", flush=True)
                     uncalibrated = False

@@ -326,6 +326,10 @@ class FD4MMNet(MagNet):
             # no gradient: a per-channel input gain, set once to 1 / E|δ| (:meth:`calibrate`),
             # gives it unit scale and stays linear in δ.
             self.delta_gain = nn.Parameter(torch.ones(1, c2, 1, 1))
+            # L_d is small (mean |L_d| 0.076) beside the texture features it is fused with,
+            # so the decoder barely sees a change of it (decoded difference 1.6e-3 of the
+            # change, measured): the decoder reads it through a gain set to 1 / E|L_d|.
+            self.shape_gain = nn.Parameter(torch.ones(1, c2, 1, 1))
             self.register_buffer("delta_gain_calibrated", torch.zeros(()))
         # recoupling, deep -> shallow (index = level)
         self.fuse = nn.ModuleList(nn.Conv2d(2 * c, c, 1) for c in WIDTHS)
@@ -362,10 +366,11 @@ class FD4MMNet(MagNet):
         return m + F.gelu(self.w2(u * amp))
 
     @torch.no_grad()
-    def calibrate(self, delta: torch.Tensor) -> bool:
+    def calibrate(self, delta: torch.Tensor, shape: torch.Tensor | None = None) -> bool:
         """Set the linear manipulator's input gain to ``DELTA_SCALE`` / mean |δ| per channel, once.
 
-        ``delta``: motion signals (N, 96, H/8, W/8) of a training batch. A data-dependent
+        ``delta``: motion signals (N, 96, H/8, W/8) of a training batch; ``shape``: their
+        L_d, which sets the decoder's shape gain to 1 / mean |L_d| per channel. A data-dependent
         initialisation (as for weight normalisation): it is recorded in the weights
         (``delta_gain_calibrated``), so resumed and warm-started runs keep their gain.
         Returns True when it set the gain.
@@ -374,12 +379,15 @@ class FD4MMNet(MagNet):
             return False
         scale = delta.detach().float().abs().mean(dim=(0, 2, 3), keepdim=True)
         self.delta_gain.copy_(DELTA_SCALE / scale.clamp_min(1e-8))
+        if shape is not None:
+            size = shape.detach().float().abs().mean(dim=(0, 2, 3), keepdim=True)
+            self.shape_gain.copy_(1.0 / size.clamp_min(1e-8))
         self.delta_gain_calibrated.fill_(1.0)
         return True
 
     def decode(self, v: tuple[torch.Tensor, ...], m: torch.Tensor) -> torch.Tensor:
         """texture (Hs, Hm, Hd), manipulated L′_d (N, 96, H/8, W/8) -> image (N, 3, H, W)."""
-        x = m
+        x = m * self.shape_gain if self.linear_manipulator else m
         for i in (2, 1, 0):
             x = self.fuse[i](torch.cat([x, v[i]], dim=1))
             x = self.up[i](self.mix[i](x))
