@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return 2
-    return run_cli(args.func, args)
+    return run_cli(args.func, args, exit_at_once=argv is None)  # from the shell: exit fast
 
 
 def run_subcommand(name: str, argv: list[str] | None = None) -> int:

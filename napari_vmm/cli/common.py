@@ -257,11 +257,31 @@ def vmm_warnings(prefix: str = ""):
         yield
 
 
-def run_cli(func: Callable[..., int | None], *args: Any, prog: str | None = None) -> int:
+def _leave(code: int, at_once: bool) -> int:
+    """``code``, or with ``at_once`` an exit now, after the ``atexit`` handlers: the
+    interpreter's teardown (1 to 3 s with torch loaded, on a busy machine) would keep an
+    interrupted command alive past the 2 s a cancel may take (docs/reliability.md)."""
+    import atexit
+    import os
+
+    run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
+    if not at_once or run_exitfuncs is None:
+        return code
+    run_exitfuncs()  # temporary folders' finalizers, multiprocessing, distributed
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def run_cli(func: Callable[..., int | None], *args: Any, prog: str | None = None,
+            exit_at_once: bool = False) -> int:
     """Run a command's ``func(*args)``: a VMMError becomes one line on stderr and exit code 1.
 
     ``prog`` prefixes the line (``vmm-filter: error: ...``); Cancelled and Ctrl-C exit with 130,
-    SIGTERM with 143 (after the same cleanup as Ctrl-C).
+    SIGTERM with 143 (after the same cleanup as Ctrl-C). With ``exit_at_once`` (a command run
+    from the shell, not a call from Python), an interrupted process exits at once after
+    that cleanup and the ``atexit`` handlers, without the interpreter's slow teardown.
     """
     import signal
     import threading
@@ -285,10 +305,10 @@ def run_cli(func: Callable[..., int | None], *args: Any, prog: str | None = None
         return 130
     except Terminated:
         print(f"{prefix}terminated", file=sys.stderr)
-        return 143
+        return _leave(143, exit_at_once)
     except KeyboardInterrupt:
         print(f"{prefix}interrupted", file=sys.stderr)
-        return 130
+        return _leave(130, exit_at_once)
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
