@@ -276,7 +276,8 @@ def _compute_blocks(frames: Any, out: np.ndarray | None, zarr_path: str | None,
         # the public entry: a dask array gets a lazy graph (tiles or time segments)
         lazy = napari_vmm.magnify(x, keep_chunks=False, **kwargs)
         steps = scale.iter_compute(lazy, out, zarr_path=zarr_path, fps=kwargs.get("fps"),
-                                      client=client, protect=source_paths(frames))
+                                      client=client, protect=source_paths(frames),
+                                      stop=stop)  # a cancel stops the blocks running
         for step in steps:
             if stop.is_set():
                 return

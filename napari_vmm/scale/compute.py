@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,13 +15,14 @@ from ..core.errors import VMMError
 from ..core.plan import chunk_bounds
 from ..io.atomic import atomic_output_dir
 from ..io.zarr import mark_zarr, store_block
-from .tasks import task_result
+from .tasks import bind_stop, check_stop, task_result
 
 
 def iter_compute(x: Any, out: Any = None, *, zarr_path: str | os.PathLike | None = None,
                  fps: float | None = None, client: Any = None,
                  protect: Iterable[str | os.PathLike] = (),
-                 max_workers: int | None = None) -> Iterable[tuple[int, int]]:
+                 max_workers: int | None = None,
+                 stop: threading.Event | None = None) -> Iterable[tuple[int, int]]:
     """Compute a dask array block by block, yielding ``(done, total)`` as blocks finish.
 
     Closing the generator (a cancel) cancels the blocks not yet computed: the futures still
@@ -43,6 +45,10 @@ def iter_compute(x: Any, out: Any = None, *, zarr_path: str | os.PathLike | None
         number of CPUs), each block with the synchronous scheduler.
     protect : paths
         Inputs that the Zarr output must never overwrite.
+    stop : threading.Event, optional
+        Set from another thread (a cancel): on the local threads, the blocks running stop
+        within one engine chunk, the others do not start, and the generator raises
+        :class:`~napari_vmm.core.errors.Cancelled` after the same cleanup as a close.
 
     Yields
     ------
@@ -77,13 +83,14 @@ def iter_compute(x: Any, out: Any = None, *, zarr_path: str | os.PathLike | None
             regions.append(region)
             tasks.append(blocks[index] if zarr_path is None else
                          dask.delayed(store_block, pure=False)(blocks[index], tmp, region))
-        yield from _iter_tasks(tasks, regions, out, client, max_workers)
+        yield from _iter_tasks(tasks, regions, out, client, max_workers, stop)
         if zarr_path is not None:
             mark_zarr(z, True)
 
 
 def _iter_tasks(tasks: list[Any], regions: list[tuple[slice, ...]], out: Any, client: Any,
-                max_workers: int | None) -> Iterable[tuple[int, int]]:
+                max_workers: int | None,
+                stop: threading.Event | None = None) -> Iterable[tuple[int, int]]:
     total = len(tasks)
     if client is not None:
         from distributed import as_completed
@@ -104,8 +111,11 @@ def _iter_tasks(tasks: list[Any], regions: list[tuple[slice, ...]], out: Any, cl
     import dask
 
     workers = max(1, min(total, max_workers or os.cpu_count() or 1))
-    with ThreadPoolExecutor(workers, thread_name_prefix="vmm-dask") as pool:
-        futures = {pool.submit(dask.compute, t, scheduler="sync"): r
+    stop = stop or threading.Event()  # set on close too: running blocks stop within a chunk
+    between = [(None, None, check_stop, None, None)]  # the sync scheduler's pretask hook
+    with ThreadPoolExecutor(workers, thread_name_prefix="vmm-dask", initializer=bind_stop,
+                            initargs=(stop,)) as pool:
+        futures = {pool.submit(dask.compute, t, scheduler="sync", callbacks=between): r
                    for t, r in zip(tasks, regions, strict=True)}
         try:
             for done, fut in enumerate(as_completed(futures), start=1):
@@ -114,5 +124,6 @@ def _iter_tasks(tasks: list[Any], regions: list[tuple[slice, ...]], out: Any, cl
                     out[futures[fut]] = result
                 yield done, total
         finally:
+            stop.set()
             for fut in futures:
                 fut.cancel()

@@ -57,6 +57,7 @@ from ..core.plan import (
 from ..core.route import TILES, choose_route
 from ..core.wholeclip import whole_clip
 from ..io.zarr import rechunk_through_zarr
+from .tasks import check_stop
 
 _local = threading.local()
 
@@ -278,8 +279,10 @@ def segment_task(block: np.ndarray, ref0: np.ndarray | None, refr: np.ndarray | 
     """
     pipe = thread_pipeline(params, mask)
     pipe.prime(ref0, refr)
-    out = [pipe.stream_chunk(np.asarray(block[t:t + chunk]))
-           for t in range(0, block.shape[0], chunk)]
+    out = []
+    for t in range(0, block.shape[0], chunk):
+        check_stop()  # a cancelled local run stops here, within one chunk
+        out.append(pipe.stream_chunk(np.asarray(block[t:t + chunk])))
     result = np.concatenate(out)
     t, y0, y1, x0, x1 = crop
     return np.ascontiguousarray(result[t:, y0:y1, x0:x1])

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..core.errors import Cancelled, VMMError
+
+_runner = threading.local()  # .stop: the Event of the local pool running this thread's task
+
+
+def bind_stop(stop: threading.Event) -> None:
+    """Initializer of a local runner's threads: their tasks stop once ``stop`` is set."""
+    _runner.stop = stop
+
+
+def check_stop(*_: Any) -> None:
+    """Raise :class:`Cancelled` in a task whose local runner was closed (a cancel); called
+    per engine chunk and before each Dask task, so a cancel need not wait for a block."""
+    stop = getattr(_runner, "stop", None)
+    if stop is not None and stop.is_set():
+        raise Cancelled("cancelled")
 
 
 def task_result(future: Any) -> Any:
