@@ -13,6 +13,7 @@ import errno
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -135,11 +136,26 @@ def atomic_output_dir(path: str | os.PathLike, protect: Iterable[str | os.PathLi
         yield tmp
         _swap_in(Path(tmp), dest)
     except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_tree(Path(tmp))
         err = _write_error(dest, exc)
         if err is not None:
             raise err from None
         raise
+
+
+def _remove_tree(path: Path, settle_s: float = 1.0) -> None:
+    """Delete a temporary folder that a cancelled writer (a Dask task still finishing its
+    block) may be filling at the same moment: delete again until it stays gone for a while."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        shutil.rmtree(path, ignore_errors=True)
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
+        if not path.exists():
+            time.sleep(0.1)
+            if not path.exists():
+                return
 
 
 def _swap_in(new: Path, dest: Path) -> None:
