@@ -216,7 +216,8 @@ def dask_job(frames: Any, out: np.ndarray | None, zarr_path: str | None,
     are computed by a helper thread; this generator polls it every :data:`HEARTBEAT` s, so
     ``cancel`` stops it within that time even while a long block runs. The helper then
     cancels the blocks still pending (on the cluster too), removes a partial Zarr store and
-    closes the client once the block in progress is done. With ``fallback``, a scheduler
+    closes the client once the block in progress stops (on local threads, within one engine
+    chunk; on a cluster, when it ends). With ``fallback``, a scheduler
     that cannot be reached (one remembered from an earlier session) is replaced by local
     threads, and the job yields one warning string saying so.
     """
