@@ -112,6 +112,22 @@ def test_zarr_folder_swap_keeps_the_old_output_until_the_new_one_is_in(tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
 
 
+def test_background_cleanup_deletes_the_partial_folder_after_returning(tmp_path):
+    """A cancel in napari must not wait for a large partial store to be deleted."""
+    import time
+
+    dest = tmp_path / "out.zarr"
+    with pytest.raises(KeyboardInterrupt), atomic_output_dir(dest, background_cleanup=True) \
+            as tmp:
+        for i in range(200):
+            (Path(tmp) / str(i)).write_bytes(b"x" * 1000)
+        raise KeyboardInterrupt
+    deadline = time.monotonic() + 10
+    while Path(tmp).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(tmp).exists() and not dest.exists()
+
+
 def test_progress_takes_engine_callbacks_and_increments(capsys, monkeypatch):
     monkeypatch.setattr(sys, "stderr", sys.stdout)  # capsys captures it; not a terminal
     bar = Progress("job", 10, unit="frame", force=True, leave=True)

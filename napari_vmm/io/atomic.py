@@ -13,6 +13,7 @@ import errno
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -120,9 +121,13 @@ def atomic_output(path: str | os.PathLike, protect: Iterable[str | os.PathLike] 
 
 @contextlib.contextmanager
 def atomic_output_dir(path: str | os.PathLike, protect: Iterable[str | os.PathLike] = (),
-                      overwrite: bool = True) -> Iterator[str]:
+                      overwrite: bool = True, background_cleanup: bool = False) -> Iterator[str]:
     """Like :func:`atomic_output` for a folder output (``.zarr``): a temporary folder beside
     ``path`` replaces ``path`` only on success.
+
+    On failure the temporary folder is deleted; with ``background_cleanup`` (a long-lived
+    process such as napari, where a cancel must return at once) a thread deletes it, since
+    deleting a large partial store takes seconds.
 
     An existing ``path`` is first renamed aside and deleted only once the new folder is in
     place (renamed back if that fails), so no moment leaves neither the old nor the new output.
@@ -136,7 +141,11 @@ def atomic_output_dir(path: str | os.PathLike, protect: Iterable[str | os.PathLi
         yield tmp
         _swap_in(Path(tmp), dest)
     except BaseException as exc:
-        _remove_tree(Path(tmp))
+        if background_cleanup:
+            threading.Thread(target=_remove_tree, args=(Path(tmp),),
+                             name="vmm-remove-partial-output").start()
+        else:
+            _remove_tree(Path(tmp))
         err = _write_error(dest, exc)
         if err is not None:
             raise err from None

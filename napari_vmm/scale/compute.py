@@ -69,7 +69,9 @@ def iter_compute(x: Any, out: Any = None, *, zarr_path: str | os.PathLike | None
             if not all(all(e % z == 0 or e == size for e in np.cumsum(c)) for c, z, size in
                        zip(x.chunks, chunks, x.shape, strict=True)):
                 x = x.rechunk(chunks)  # each block must cover whole Zarr chunks
-            tmp = stack.enter_context(atomic_output_dir(zarr_path, protect))
+            # a cancel from napari (stop given) returns before the partial store is deleted
+            tmp = stack.enter_context(atomic_output_dir(zarr_path, protect,
+                                                        background_cleanup=stop is not None))
             z = zarr.create_array(tmp, shape=x.shape, chunks=chunks, dtype=x.dtype,
                                   overwrite=True)
             mark_zarr(z, False)
