@@ -161,6 +161,21 @@ class SteerablePyramid:
                     sigma_scale=(bh / sh, bw / sw),
                 ))
 
+    def spectrum(self, x: torch.Tensor) -> torch.Tensor:
+        """Centred (fftshifted) spectrum, complex (N, H, W), of real frames (N, H, W)."""
+        return torch.fft.fftshift(torch.fft.fft2(x), dim=(-2, -1))
+
+    def bands(self, spectrum: torch.Tensor) -> list[torch.Tensor]:
+        """Complex band coefficients of a centred spectrum, one (N, G, h, w) per group."""
+        coeffs = []
+        for g in self.groups:
+            bh, bw = g.filters.shape[-2:]
+            crop = spectrum.new_empty((spectrum.shape[0], len(g.offsets), bh, bw))
+            for m, (r0, c0) in enumerate(g.offsets):
+                torch.mul(spectrum[:, r0:r0 + bh, c0:c0 + bw], g.filters[m], out=crop[:, m])
+            coeffs.append(torch.fft.ifft2(crop, out=crop))
+        return coeffs
+
     def analyze(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Spectrum and complex band coefficients of real frames.
 
@@ -173,24 +188,52 @@ class SteerablePyramid:
         spectrum : complex Tensor, shape (N, H, W), centred (fftshifted)
         coeffs : list of complex Tensor, one per :attr:`groups` entry, each (N, G, h, w)
         """
-        spectrum = torch.fft.fftshift(torch.fft.fft2(x), dim=(-2, -1))
-        coeffs = []
-        for g in self.groups:
-            bh, bw = g.filters.shape[-2:]
-            crop = torch.stack([spectrum[:, r0:r0 + bh, c0:c0 + bw] for r0, c0 in g.offsets],
-                               dim=1)
-            coeffs.append(torch.fft.ifft2(crop.mul_(g.filters)))
-        return spectrum, coeffs
+        spectrum = self.spectrum(x)
+        return spectrum, self.bands(spectrum)
 
-    def synthesize(self, spectrum: torch.Tensor, coeffs: list[torch.Tensor]) -> torch.Tensor:
-        """Real frames (N, H, W) from the residual of ``spectrum`` and (modified) coefficients."""
+    def accumulate(self, spectrum: torch.Tensor, coeffs: list[torch.Tensor]) -> torch.Tensor:
+        """Centred spectrum of the residual of ``spectrum`` plus the bands of ``coeffs``.
+
+        The coefficients are transformed in place (they are consumed).
+        """
         out = spectrum * self.residual
         for c, g in zip(coeffs, self.groups, strict=True):
             bh, bw = g.filters.shape[-2:]
-            part = torch.fft.fft2(c).mul_(g.filters)
+            part = torch.fft.fft2(c, out=c)
             for m, (r0, c0) in enumerate(g.offsets):
-                out[:, r0:r0 + bh, c0:c0 + bw] += part[:, m]
+                out[:, r0:r0 + bh, c0:c0 + bw].addcmul_(part[:, m], g.filters[m])
+        return out
+
+    def to_frames(self, out: torch.Tensor) -> torch.Tensor:
+        """Real frames (N, H, W) of a centred spectrum (its real part)."""
         return torch.fft.ifft2(torch.fft.ifftshift(out, dim=(-2, -1))).real
+
+    def synthesize(self, spectrum: torch.Tensor, coeffs: list[torch.Tensor]) -> torch.Tensor:
+        """Real frames (N, H, W) from the residual of ``spectrum`` and (modified) coefficients.
+
+        The coefficients are overwritten.
+        """
+        return self.to_frames(self.accumulate(spectrum, coeffs))
+
+
+def phase_difference(c: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """``angle(c * conj(ref))`` from the real and imaginary parts (no complex temporaries)."""
+    cr, rr = torch.view_as_real(c), torch.view_as_real(ref)
+    a, b, p, q = cr[..., 0], cr[..., 1], rr[..., 0], rr[..., 1]
+    re = torch.mul(a, p).addcmul_(b, q)
+    im = torch.mul(b, p).addcmul_(a, q, value=-1.0)
+    return torch.atan2(im, re, out=im)
+
+
+def amplitude(c: torch.Tensor) -> torch.Tensor:
+    """``|c|`` as ``hypot(re, im)``: several times faster than complex ``abs`` on CPU."""
+    cr = torch.view_as_real(c)
+    return torch.hypot(cr[..., 0], cr[..., 1])
+
+
+def rotate(c: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """``c * exp(i shift)`` from real cos/sin (complex exp is several times slower on CPU)."""
+    return torch.complex(torch.cos(shift), torch.sin(shift)).mul_(c)
 
 
 def _flip(a: torch.Tensor) -> torch.Tensor:
@@ -271,7 +314,7 @@ class PhaseMagnifier(Magnifier):
         spectrum, coeffs = self._pyr(x).analyze(x[:, 0])
         if self._reference is None:
             self._reference = [c[:1] / (c[:1].abs() + 1e-12) for c in coeffs]
-        signal = [torch.angle(c * ref.conj())
+        signal = [phase_difference(c, ref)
                   for c, ref in zip(coeffs, self._reference, strict=True)]
         return signal, (spectrum, coeffs)
 
@@ -283,15 +326,14 @@ class PhaseMagnifier(Magnifier):
         gain = (1 + self.alpha) if attenuate else self.alpha
         out = []
         for c, f, ref, g in zip(coeffs, filtered, self._reference, pyr.groups, strict=True):
-            amplitude = c.abs() if (sigma > 0 or attenuate) else None
+            amp = amplitude(c) if (sigma > 0 or attenuate) else None
             if sigma > 0:
-                f = amplitude_weighted_blur(
-                    f, amplitude, (sigma * g.sigma_scale[0], sigma * g.sigma_scale[1]))
-            shift = f * gain
-            # exp(i shift) from real cos/sin: complex exp is several times slower on CPU.
-            rotation = torch.complex(torch.cos(shift), torch.sin(shift))
-            if attenuate:
-                out.append(rotation.mul_(ref).mul_(amplitude))
+                shift = amplitude_weighted_blur(
+                    f, amp, (sigma * g.sigma_scale[0], sigma * g.sigma_scale[1])).mul_(gain)
             else:
-                out.append(rotation.mul_(c))
+                shift = f * gain
+            if attenuate:
+                out.append(rotate(ref, shift).mul_(amp))
+            else:
+                out.append(rotate(c, shift))
         return pyr.synthesize(spectrum, out)[:, None]
