@@ -9,6 +9,10 @@ through ``reference``: the previous implementation (complex ``angle``/``abs``, b
 temporaries, stacked crops, out-of-place FFTs), kept here, so the ratio is measured in the
 same run. Prints medians over ``--repeat`` alternating runs of both, and the largest
 difference between their outputs. Pyramid filters are built once (not timed).
+
+``--options``: instead, ``PhaseMagnifier.encode`` + ``decode`` of one frame (no temporal
+filter) for the default and the cheaper options, round robin in one process, so that their
+ratios to the default are measured under the same load.
 """
 
 from __future__ import annotations
@@ -116,6 +120,44 @@ def timed(fn, *args):
     return y, [b - a for a, b in zip(marks, marks[1:], strict=False)]
 
 
+OPTION_SETS = ({}, {"pyramid": "octave", "orientations": 4},
+               {"pyramid": "half_octave", "orientations": 4}, {"sigma": 0.0})
+
+
+def compare_options(h: int, w: int, threads: list[int], repeat: int) -> None:
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.rand(1, 1, h, w, generator=gen)
+    x = torch.roll(x0, (1, 2), (-2, -1))
+    mags = []
+    for options in OPTION_SETS:
+        opts = {k: o.default for k, o in phase.PhaseMagnifier.options.items()} | options
+        mag = phase.PhaseMagnifier(ALPHA, torch.device("cpu"), **opts)
+        t0 = time.perf_counter()
+        mag.encode(x0)  # builds the filters and takes the reference
+        print(f"{options or 'default'}: filters built in {time.perf_counter() - t0:.1f} s",
+              flush=True)
+        mags.append(mag)
+    for n in threads:
+        torch.set_num_threads(n)
+        times = [[] for _ in mags]
+        loads = []
+        for _ in range(repeat):
+            loads.append(os.getloadavg()[0])
+            for mag, col in zip(mags, times, strict=True):
+                t0 = time.perf_counter()
+                signal, ctx = mag.encode(x)
+                mag.decode(x, signal, ctx)
+                col.append(time.perf_counter() - t0)
+        base = statistics.median(times[0])
+        print(f"\n{n} thread(s), median of {repeat}, load {min(loads):.1f}-{max(loads):.1f}\n")
+        print("| phase options | encode + decode ms | vs default |")
+        print("|---|---|---|")
+        for options, col in zip(OPTION_SETS, times, strict=True):
+            med = statistics.median(col)
+            print(f"| {options or 'default'} | {1000 * med:.0f} | {med / base:.2f} |",
+                  flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", default="1,2")
@@ -123,9 +165,14 @@ def main() -> None:
     p.add_argument("--size", default="1920x1080")
     p.add_argument("--pyramid", default="half_octave")
     p.add_argument("--orientations", type=int, default=8)
+    p.add_argument("--options", action="store_true",
+                   help="compare the default with the cheaper options instead")
     a = p.parse_args()
     torch.set_grad_enabled(False)
     w, h = map(int, a.size.split("x"))
+    if a.options:
+        compare_options(h, w, [int(t) for t in a.threads.split(",")], a.repeat)
+        return
     t0 = time.perf_counter()
     pyr = phase._pyramid(h, w, phase.FILTERS_PER_OCTAVE[a.pyramid], a.orientations, "cpu")
     n_coeffs = sum(g.filters.numel() for g in pyr.groups)

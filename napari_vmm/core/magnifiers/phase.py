@@ -127,33 +127,40 @@ class SteerablePyramid:
             angular.append(2 * mask)
 
         residual = high_mask(boundaries[0]) ** 2 + low_mask(boundaries[-1]) ** 2
-        scales = []  # per scale: (truncated filters, the scale's sampling (h, w))
+        # Tight-frame normalisation: residual + sum over bands of the symmetrised squares == 1.
+        # Each scale's full-frame filters are dropped once summed; only their boxes are kept
+        # (at 1080p the full-frame filters of all scales took 2.7 GB).
+        total = residual.clone()
+        scales = []  # per scale: (box of each band and its corner, the scale's sampling (h, w))
         for k in range(1, len(boundaries)):
             radial = high_mask(boundaries[k]) * low_mask(boundaries[k - 1])
             filters = torch.stack([radial * a for a in angular])
             peak = filters.amax(dim=(1, 2), keepdim=True).clamp_min(1e-30)
             filters = torch.where(filters >= SUPPORT_THRESHOLD * peak, filters, 0.0)
-            r_max = boundaries[k - 1] * 2**0.05
-            sampling = (min(height, 2 * math.ceil(r_max * height / 2) + 2),
-                        min(width, 2 * math.ceil(r_max * width / 2) + 2))
-            scales.append((filters, sampling))
-        # Tight-frame normalisation: residual + sum over bands of the symmetrised squares == 1.
-        total = residual.clone()
-        for filters, _ in scales:
             sq = (filters**2).sum(0)
             total += 0.5 * (sq + _flip(sq))
-        scale = 1 / torch.sqrt(total)
-        self.residual = (residual * scale**2).to(device, torch.float32)
-        self.groups: list[BandGroup] = []
-        for filters, (sh, sw) in scales:
-            by_size: dict[tuple[int, int], list[tuple[torch.Tensor, tuple[int, int]]]] = {}
-            for f in filters * scale:
+            boxes = []
+            for f in filters:
                 support = f > 0
                 if not support.any():
                     continue
                 r0, r1 = _support_span(support.any(1), height)
                 c0, c1 = _support_span(support.any(0), width)
-                by_size.setdefault((r1 - r0, c1 - c0), []).append((f[r0:r1, c0:c1], (r0, c0)))
+                boxes.append((f[r0:r1, c0:c1].clone(), (r0, c0)))
+            del filters, sq
+            r_max = boundaries[k - 1] * 2**0.05
+            sampling = (min(height, 2 * math.ceil(r_max * height / 2) + 2),
+                        min(width, 2 * math.ceil(r_max * width / 2) + 2))
+            scales.append((boxes, sampling))
+        scale = 1 / torch.sqrt(total)
+        self.residual = (residual * scale**2).to(device, torch.float32)
+        self.groups: list[BandGroup] = []
+        for boxes, (sh, sw) in scales:
+            by_size: dict[tuple[int, int], list[tuple[torch.Tensor, tuple[int, int]]]] = {}
+            for f, (r0, c0) in boxes:
+                bh, bw = f.shape
+                by_size.setdefault((bh, bw), []).append(
+                    (f * scale[r0:r0 + bh, c0:c0 + bw], (r0, c0)))
             for (bh, bw), members in by_size.items():
                 self.groups.append(BandGroup(
                     filters=torch.stack([m[0] for m in members]).to(device, torch.float32),
@@ -217,12 +224,14 @@ class SteerablePyramid:
 
 
 def phase_difference(c: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """``angle(c * conj(ref))`` from the real and imaginary parts (no complex temporaries)."""
-    cr, rr = torch.view_as_real(c), torch.view_as_real(ref)
-    a, b, p, q = cr[..., 0], cr[..., 1], rr[..., 0], rr[..., 1]
-    re = torch.mul(a, p).addcmul_(b, q)
-    im = torch.mul(b, p).addcmul_(a, q, value=-1.0)
-    return torch.atan2(im, re, out=im)
+    """``angle(c * conj(ref))``, with ``atan2`` on contiguous real and imaginary parts.
+
+    Complex ``angle`` is not vectorised on CPU: this is 2x faster. The product is the same
+    complex multiply, so the sign of a zero imaginary part (+pi or -pi) is the same too.
+    """
+    prod = torch.view_as_real(c * ref.conj())
+    im = prod[..., 1].contiguous()
+    return torch.atan2(im, prod[..., 0].contiguous(), out=im)
 
 
 def amplitude(c: torch.Tensor) -> torch.Tensor:
