@@ -13,7 +13,9 @@ a port of the MIT code's ``amplify_spatial_lpyr_temporal_ideal`` (Laplacian pyra
 frame held for the whole clip, FFT along time, per-level alpha), all on the same 60 frames
 of 960x544 (``../shared/videos/baby.mp4`` when present). ``--rss``: peak RSS of ``vmm
 magnify`` on a video file against ``vmm-filter`` (the streaming pipe filter) on the same
-clip. Run them with ``PYTHONPATH`` pointing at another checkout to measure that code.
+clip. ``--phase-options``: ``phase`` at 1080p, its default against the cheaper options
+(octave x4, half octave x4, sigma 0), with the reference at 1080p in the same run. Run them
+with ``PYTHONPATH`` pointing at another checkout to measure that code.
 """
 
 from __future__ import annotations
@@ -251,6 +253,8 @@ def main() -> None:
                         help="only the whole-clip comparison (ideal vs streaming vs MIT port)")
     parser.add_argument("--rss", action="store_true",
                         help="only the file path's peak RSS (vmm magnify vs vmm-filter)")
+    parser.add_argument("--phase-options", action="store_true",
+                        help="only phase at 1080p: the default against its cheaper options")
     parser.add_argument("--repeat", type=int, default=1,
                         help="--whole: runs per configuration (the fastest is kept)")
     parser.add_argument("--one", nargs=4, metavar=("METHOD", "SIZE", "FRAMES", "OPTIONS"),
@@ -268,6 +272,9 @@ def main() -> None:
         file_rss(args.quick, [m for m in ("linear", "riesz") if m in args.methods.split(",")])
         return
     short = 40 if args.quick else 90
+    if args.phase_options:
+        phase_options(args.threads, 8 if args.quick else 12)
+        return
     configs = [
         ("linear", "640x480", {}), ("riesz", "640x480", {}), ("phase", "640x480", {}),
         ("phase", "960x544", {"pyramid": "half_octave", "orientations": 8}),
@@ -303,6 +310,27 @@ def main() -> None:
     print(f"streaming riesz 1080p peak RSS: {n_short} frames {a['peak_rss_mb']:.0f} MB, "
           f"{10 * n_short} frames {b['peak_rss_mb']:.0f} MB (ratio "
           f"{b['peak_rss_mb'] / a['peak_rss_mb']:.3f})")
+
+
+#: phase at 1080p: the default and the cheaper options a user can pick (docs/benchmarks.md).
+PHASE_OPTIONS = ({}, {"pyramid": "octave", "orientations": 4},
+                 {"pyramid": "half_octave", "orientations": 4}, {"sigma": 0.0})
+
+
+def phase_options(threads: int, frames: int) -> None:
+    """Streaming ``phase`` at 1920x1080 per option set, against the reference in the same run."""
+    ref = spawn("reference", "1920x1080", frames)
+    print(f"reference (load-everything linear EVM) 1920x1080: {1000 * ref['s_per_frame']:.1f} "
+          f"ms/frame, {ref['peak_rss_mb']:.0f} MB; {threads} thread(s); load "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
+    print("| phase options | ms/frame | fps | peak RSS | time vs reference | RSS vs reference |")
+    print("|---|---|---|---|---|---|")
+    for options in PHASE_OPTIONS:
+        r = spawn("phase", "1920x1080", frames, options, threads)
+        print(f"| {options or 'default'} | {1000 * r['s_per_frame']:.0f} | "
+              f"{1 / r['s_per_frame']:.2f} | {r['peak_rss_mb']:.0f} MB | "
+              f"{r['s_per_frame'] / ref['s_per_frame']:.1f} | "
+              f"{r['peak_rss_mb'] / ref['peak_rss_mb']:.2f} |", flush=True)
 
 
 def whole_comparison(threads: int, repeat: int = 1) -> None:

@@ -45,3 +45,63 @@ def test_amplitude_weighted_blur_keeps_constants():
     amplitude = torch.rand((2, 3, 16, 16)) + 0.1
     out = amplitude_weighted_blur(values, amplitude, (1.5, 0.5))
     assert torch.allclose(out, values, atol=1e-5)
+
+
+def _reference_phase(pyr, frames, alpha, sigma):
+    """The phase magnifier before issue 19.3, written out: stacked crops, complex angle and
+    abs, blur of shifted-pair sums with temporaries, complex rotation, out-of-place FFTs."""
+    import torch.nn.functional as F
+
+    from napari_vmm.core.magnifiers.pyramids import _gaussian_taps
+
+    def taps_1d(x, taps, dim):
+        r, n = len(taps) // 2, x.shape[dim]
+        p = F.pad(x, (r, r, 0, 0) if dim == -1 else (0, 0, r, r), mode="reflect")
+        out = p.narrow(dim, r, n) * taps[r]
+        for k in range(r):
+            out += (p.narrow(dim, k, n) + p.narrow(dim, 2 * r - k, n)) * taps[k]
+        return out
+
+    spectrum = torch.fft.fftshift(torch.fft.fft2(frames), dim=(-2, -1))
+    coeffs = []
+    for g in pyr.groups:
+        bh, bw = g.filters.shape[-2:]
+        crop = torch.stack([spectrum[:, r0:r0 + bh, c0:c0 + bw] for r0, c0 in g.offsets], 1)
+        coeffs.append(torch.fft.ifft2(crop * g.filters))
+    out = spectrum * pyr.residual
+    for c, g in zip(coeffs, pyr.groups, strict=True):
+        ref = c[:1] / (c[:1].abs() + 1e-12)
+        f, amp = torch.angle(c * ref.conj()), c.abs()
+        both = torch.cat([f * amp, amp], 1)
+        for s, dim in ((sigma * g.sigma_scale[1], -1), (sigma * g.sigma_scale[0], -2)):
+            taps = _gaussian_taps(s, both.shape[dim])
+            both = taps_1d(both, taps, dim) if taps is not None else both
+        f = both[:, :f.shape[1]] / (both[:, f.shape[1]:] + 1e-8)
+        part = torch.fft.fft2(torch.exp(1j * alpha * f) * c) * g.filters
+        bh, bw = g.filters.shape[-2:]
+        for m, (r0, c0) in enumerate(g.offsets):
+            out[:, r0:r0 + bh, c0:c0 + bw] += part[:, m]
+    return torch.fft.ifft2(torch.fft.ifftshift(out, dim=(-2, -1))).real
+
+
+@pytest.mark.parametrize("options", [{}, {"pyramid": "octave", "orientations": 4}])
+def test_phase_matches_the_reference_implementation(options):
+    """The optimised encode/decode (real-arithmetic phase and amplitude, fused blur taps,
+    in-place FFTs) compute what the plain implementation does, to float rounding; the phase
+    difference is passed through unfiltered so the output is the alpha-scaled motion."""
+    from napari_vmm.core.magnifiers.phase import FILTERS_PER_OCTAVE, PhaseMagnifier
+
+    h, w, alpha = 72, 96, 10.0
+    base = torch.rand((h + 4, w + 4), generator=torch.Generator().manual_seed(1))
+    frames = torch.stack([base[i:i + h, 2:2 + w] * 0.8 + 0.1 for i in (0, 1, 2)])
+    opts = {"pyramid": "half_octave", "orientations": 8, "sigma": 2.0,
+            "attenuate_other": False, "levels": 0} | options
+    mag = PhaseMagnifier(alpha, torch.device("cpu"), **opts)
+    x = frames[:, None]
+    signal, ctx = mag.encode(x)
+    y = mag.decode(x, signal, ctx)[:, 0]
+    pyr = SteerablePyramid(h, w, FILTERS_PER_OCTAVE[opts["pyramid"]], opts["orientations"],
+                           torch.device("cpu"))
+    expected = _reference_phase(pyr, frames, alpha, 2.0)
+    assert float((y - expected).abs().max()) < 1e-4
+    assert float((y[0] - frames[0]).abs().max()) < 1e-5  # the reference frame: no motion
