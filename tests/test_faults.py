@@ -442,8 +442,8 @@ def test_zarr_left_by_a_killed_run_is_refused(tmp_path):
 def test_stop_ends_the_running_dask_block_within_one_chunk(tmp_path, monkeypatch):
     """The napari Dask job's cancel (``iter_compute(stop=...)`` on local threads) stops the
     block in progress at its next engine chunk, starts no other, and removes the partial
-    store (in the background). Was: the block ran to its end first (400 frames, 5 to 60 s on a 10,000-frame clip,
-    benchmarks/bench_longclip.py)."""
+    store (in the background). Was: the block ran to its end first (400 frames, 5 to 60 s
+    on a 10,000-frame clip, benchmarks/bench_longclip.py)."""
     import threading
 
     import dask.array as da
