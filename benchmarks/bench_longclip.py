@@ -183,9 +183,8 @@ def full_run(cmd: list[str], env: dict, pty_err: bool, frames: int) -> tuple[dic
     return summary(run, frames), run
 
 
-def cancel_cli(cmd: list[str], env: dict, out_dir: str, delay: float) -> dict:
-    """SIGINT ``delay`` s after the first progress tick; times until stopped and exited."""
-    run = Run(cmd, env, True)
+def wait_then_sleep(run: Run, delay: float) -> dict | None:
+    """Wait for the first progress tick, then ``delay`` s; a result dict if the run ended."""
     started = run.wait_for(lambda: run.ticks or run.proc.poll() is not None, 300)
     if started is None or run.proc.poll() is not None:
         run.proc.kill()
@@ -193,6 +192,15 @@ def cancel_cli(cmd: list[str], env: dict, out_dir: str, delay: float) -> dict:
     time.sleep(delay)
     if run.proc.poll() is not None:
         return {"finished_before_cancel": True}
+    return None
+
+
+def cancel_cli(cmd: list[str], env: dict, out_dir: str, delay: float) -> dict:
+    """SIGINT ``delay`` s after the first progress tick; times until stopped and exited."""
+    run = Run(cmd, env, True)
+    early = wait_then_sleep(run, delay)
+    if early is not None:
+        return early
     t_sig = run.now()
     run.proc.send_signal(signal.SIGINT)
     said = run.wait_for(lambda: any("interrupted" in s for _, s in run.lines), 60)
@@ -211,13 +219,9 @@ def cancel_cli(cmd: list[str], env: dict, out_dir: str, delay: float) -> dict:
 def cancel_napari(cmd: list[str], env: dict, out_dir: str, delay: float) -> dict:
     """The widget's cancel ``delay`` s after the first tick; the child times the stop."""
     run = Run(cmd, env, False)
-    started = run.wait_for(lambda: run.ticks or run.proc.poll() is not None, 300)
-    if started is None or run.proc.poll() is not None:
-        run.proc.kill()
-        return {"error": "never started"}
-    time.sleep(delay)
-    if run.proc.poll() is not None:
-        return {"finished_before_cancel": True}
+    early = wait_then_sleep(run, delay)
+    if early is not None:
+        return early
     t_req = run.now()
     run.proc.stdin.write("cancel\n")
     run.proc.stdin.flush()
