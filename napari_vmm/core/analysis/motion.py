@@ -15,6 +15,7 @@ from .noise import (
     peak_floors,
     quantization_step,
     rounding_density,
+    trace_noise_density,
     welch_density,
 )
 from .results import MotionAnalysis, RoiAnalysis
@@ -118,14 +119,16 @@ def iter_analyze_motion(
         _, spec_i, ipeaks = find_peaks(it, fps, n_peaks, fmin, fmax, nperseg)
         warnings = [] if tr.ok else [
             f"{roi.label()} has too little texture to track: displacement set to 0"]
+        traces = np.stack([dx, dy])
+        own = trace_noise_density(traces, fps, [p.hz for p in peaks], nperseg)
         lower = None
         if tr.ok:
-            lower = rounding_density(np.stack([dx, dy]), fps, [p.hz for p in peaks],
-                                     tr.hess_inv, sigma_q, (tr.gx, tr.gy), nperseg)
+            lower = rounding_density(traces, fps, own[1], tr.hess_inv, sigma_q,
+                                     (tr.gx, tr.gy))
             if ref_dens is not None:  # tracking noise scales with the inverse Hessian
                 ratio = np.diag(tr.hess_inv)[::-1] / np.diag(ref_tr.hess_inv)[::-1]  # (x, y)
                 lower = np.maximum(lower, ref_dens * ratio[:, None])
-        _, line = peak_floors(np.stack([dx, dy]), fps, peaks, nperseg, lower)
+        _, line = peak_floors(traces, fps, peaks, nperseg, lower, own=own)
         results.append(RoiAnalysis(
             roi=roi, fps=fps, dx=dx, dy=dy, intensity=it, freqs=freqs, spectrum=combined,
             spectrum_x=amp_xy[0], spectrum_y=amp_xy[1], spectrum_intensity=spec_i,

@@ -207,9 +207,9 @@ def trace_noise_density(traces: np.ndarray, fps: float, peaks_hz: list[float],
     return freqs, noise_density(freqs, psd, list(peaks_hz), n_avg), enbw
 
 
-def rounding_density(traces: np.ndarray, fps: float, peaks_hz: list[float],
-                     hess_inv: np.ndarray, sigma_q: float, gradients: tuple[np.ndarray, ...],
-                     nperseg: int | None = None) -> np.ndarray:
+def rounding_density(traces: np.ndarray, fps: float, own_density: np.ndarray,
+                     hess_inv: np.ndarray, sigma_q: float,
+                     gradients: tuple[np.ndarray, ...]) -> np.ndarray:
     """Noise PSD (2, 1) in (x, y) order that the input's rounding gives a tracked trace.
 
     :func:`quantization_density` (the white-noise bound) times :func:`rounding_repeats` per
@@ -222,7 +222,8 @@ def rounding_density(traces: np.ndarray, fps: float, peaks_hz: list[float],
     traces : (2, T)
         ``dx, dy`` in px.
     fps : float
-    peaks_hz : frequencies of the fitted peaks.
+    own_density : (2, F)
+        The trace's own noise PSD away from its peaks (:func:`trace_noise_density`).
     hess_inv : (2, 2)
         The tracker's inverse Gauss-Newton Hessian, (y, x) order.
     sigma_q : float
@@ -234,7 +235,7 @@ def rounding_density(traces: np.ndarray, fps: float, peaks_hz: list[float],
     base = quantization_density(hess_inv, sigma_q, fps)
     if sigma_q <= 0:
         return base
-    _, own, _ = trace_noise_density(x, fps, peaks_hz, nperseg)
+    own = np.atleast_2d(own_density)
     var_xy = np.diag(np.asarray(hess_inv, dtype=np.float64))[::-1]
     out = np.empty_like(base)
     n = x.shape[-1]
@@ -247,7 +248,8 @@ def rounding_density(traces: np.ndarray, fps: float, peaks_hz: list[float],
 
 
 def peak_floors(traces: np.ndarray, fps: float, peaks: list, nperseg: int | None = None,
-                lower_density: np.ndarray | None = None
+                lower_density: np.ndarray | None = None,
+                own: tuple[np.ndarray, np.ndarray, float] | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Noise floor of a displacement trace, written into its peaks.
 
@@ -265,6 +267,8 @@ def peak_floors(traces: np.ndarray, fps: float, peaks: list, nperseg: int | None
         A noise PSD known from elsewhere (a static reference region scaled to this ROI, the
         input's quantization, see :func:`quantization_density`); the floor is the larger of
         it and the trace's own.
+    own : (freqs, density, enbw), optional
+        :func:`trace_noise_density` of ``traces`` when the caller has it already.
 
     Returns
     -------
@@ -274,7 +278,7 @@ def peak_floors(traces: np.ndarray, fps: float, peaks: list, nperseg: int | None
         The spectrum floor (see :func:`spectrum_floor`), to draw on the amplitude spectrum.
     """
     x = np.atleast_2d(np.asarray(traces, dtype=np.float64))
-    freqs, dens, enbw = trace_noise_density(x, fps, [p.hz for p in peaks], nperseg)
+    freqs, dens, enbw = own or trace_noise_density(x, fps, [p.hz for p in peaks], nperseg)
     if lower_density is not None:
         dens = np.maximum(dens, lower_density)
     duration = x.shape[-1] / fps
