@@ -203,7 +203,10 @@ def _on_signal(signum: int, frame: Any) -> None:
     import signal
 
     _interrupted.append(signum)
-    for name in ("distributed", "tornado", "asyncio"):
+    prefixes = ("distributed", "tornado", "asyncio")
+    names = [n for n in list(logging.root.manager.loggerDict)
+             if n.partition(".")[0] in prefixes]
+    for name in {*prefixes, *names}:  # a child logger is not silenced by its parent's flag
         logging.getLogger(name).disabled = True
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 

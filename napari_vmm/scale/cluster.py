@@ -51,9 +51,11 @@ def get_client(cluster: str | None):
             raise VMMError(f"--cluster local:N needs N >= 1, got {workers}")
         import logging
 
+        # CRITICAL: a worker whose scheduler went away (Ctrl-C) logs a heartbeat traceback at
+        # ERROR; task errors still reach the client as exceptions
         with _signals_held() as held:
             lc = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                              dashboard_address=None, silence_logs=logging.ERROR)
+                              dashboard_address=None, silence_logs=logging.CRITICAL)
             client = Client(lc)
             client._vmm_owned_cluster = lc  # closed by close_client
         if held:  # Ctrl-C or SIGTERM while the workers started: stop them, then obey
