@@ -22,12 +22,31 @@ def test_steerable_pyramid_reconstructs_exactly(shape, fpo, orientations):
 def test_oriented_boxes_are_tighter_than_the_annulus():
     """Each oriented band is kept on its filter's box: far fewer coefficients than a full
     annulus box per orientation (the previous layout), at every scale. ``top=0``: the
-    layout without the bands above the Nyquist radius (they add two full-frame scales)."""
+    MIT layout, whose first boundary is the Nyquist radius."""
     h, w, n_or = 128, 160, 8
     pyr = SteerablePyramid(h, w, 2, n_or, torch.device("cpu"), top=0)
     kept = sum(g.filters.numel() for g in pyr.groups)
     assert sum(len(g.offsets) for g in pyr.groups) % n_or == 0
     assert kept < 0.5 * n_or * 2.0 * h * w  # the annulus boxes held about 2 frames per band
+
+
+def test_one_finest_band_leaves_nothing_in_the_residual_without_extra_scales():
+    """``top=-1`` (``split_finest=False``): the finest band reaches the spectrum's corners,
+    so the never-magnified residual is empty, as with the default's whole scales above the
+    Nyquist radius (``top=2`` for half octaves), with under 0.6x the coefficients."""
+    h, w = 96, 128
+    pyr = SteerablePyramid(h, w, 2, 8, torch.device("cpu"), top=-1)
+    yy, xx = torch.meshgrid(torch.arange(h) - h // 2, torch.arange(w) - w // 2, indexing="ij")
+    radius2 = (yy / (h / 2)) ** 2 + (xx / (w / 2)) ** 2
+    fine = radius2 > 0.25  # outside the low-pass residual; the Nyquist row and column
+    fine[0, :] = fine[:, 0] = False  # (wrapped onto themselves) stay in it, as before
+    assert float(pyr.residual[fine].amax()) < 1e-6
+    mit = SteerablePyramid(h, w, 2, 8, torch.device("cpu"), top=0)
+    assert float(mit.residual[fine].amax()) > 0.5  # its transition holds the 2-4 px waves
+    default = SteerablePyramid(h, w, 2, 8, torch.device("cpu"))
+    assert float(default.residual[fine & (radius2 < 1)].amax()) < 1e-6  # not the corners
+    size = sum(g.filters.numel() for g in pyr.groups)
+    assert size < 0.6 * sum(g.filters.numel() for g in default.groups)
 
 
 def test_gaussian_blur_per_axis():

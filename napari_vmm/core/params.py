@@ -204,6 +204,10 @@ RECIPES: dict[str, dict[str, Any]] = {
     # 48-120 BPM; narrow it around the rate `vmm analyze` reports (e.g. 1.1 1.3 for 72 BPM).
     "pulse": {"method": "color", "alpha": 50.0, "band": (0.8, 2.0), "temporal": "ideal",
               "mode": "temporal", "options": {"level": 4, "chroma_attenuation": 1.0}},
+    # phase at full HD on a 2-core CPU: 4.2 fps at 1080p against the default's 1.2, for
+    # 0.90-0.92 of (1 + alpha) against 0.95-0.96 (docs/benchmarks.md, "Phase at 1080p")
+    "phase-hd": {"method": "phase", "options": {"pyramid": "octave", "orientations": 4,
+                                                "split_finest": False, "sigma": 1.0}},
 }
 
 
