@@ -325,3 +325,18 @@ def test_vmm_train_records_the_linear_manipulator(tmp_path):
     assert cfg.arch == {"decode_twice": True, "manipulator": "linear"}
     with pytest.raises(VMMError, match="fd4mm only"):
         config_from_args(p.parse_args(["oh2018", "--manipulator", "linear"]))
+
+
+def test_fresh_motion_representation_follows_the_image():
+    """With PyTorch's default init L_d was the same for any image (two different frames
+    2e-5 apart against |L_d| 0.076), so no motion could reach the manipulator; the
+    encoder's variance-preserving init makes it follow the content and the motion."""
+    torch.manual_seed(0)
+    net = build_model("fd4mm").eval()
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    shifted = torch.roll(x, 1, dims=-1)
+    with torch.no_grad():
+        _, ld = net.encode(torch.cat([x, shifted]))
+    size = float(ld.abs().mean())
+    assert float((ld[0] - ld[1]).abs().mean()) > 0.1 * size  # two different images
+    assert float((ld[2:] - ld[:2]).abs().mean()) > 0.05 * size  # a 1 px motion
