@@ -118,3 +118,31 @@ def test_decode_twice_is_the_input_at_alpha_zero_and_validate_only_exports_the_f
     net = load_network("realtime", torch.device("cpu"), str(tmp_path / "dt" / "export" /
                                                             "realtime.pt"))
     assert net.decode_twice
+
+
+def test_validation_measures_what_the_motion_path_delivers():
+    """SSIM rewards copying the input; motion_gain says how much of the target's change
+    (Y - B) the network's change for alpha (net(A, B, alpha) - net(A, B, 0)) delivers."""
+    from napari_vmm.training.data import DataConfig, generate_batch
+    from napari_vmm.training.train import evaluate_val, to_net
+
+    batches = [generate_batch(0, "val", [0, 1, 2, 3], DataConfig(size=32), subset=3)]
+
+    class Copy(torch.nn.Module):
+        def forward(self, xa, xb, amp):
+            return xb
+
+    class Oracle(torch.nn.Module):  # delivers the share k of the target's change
+        def __init__(self, k):
+            super().__init__()
+            self.k = k
+
+        def forward(self, xa, xb, amp):
+            target = to_net(batches[0]["Y"])
+            return xb + self.k * (amp.reshape(-1, 1, 1, 1) > 0) * (target - xb)
+
+    copy = evaluate_val(Copy(), batches, torch.device("cpu"))
+    assert copy["motion_gain"] == 0.0 and copy["motion_corr"] == 0.0
+    half = evaluate_val(Oracle(0.5), batches, torch.device("cpu"))
+    assert half["motion_corr"] == pytest.approx(1.0, abs=1e-3)
+    assert half["motion_gain"] == pytest.approx(0.5, abs=1e-3)

@@ -262,6 +262,13 @@ def evaluate_val(net, batches, device, amp_dtype=None) -> dict[str, float]:
 
     Also per scene subset k (1..5, :data:`.data.SUBSETS`): ``ssim_s{k}`` and
     ``ssim_input_s{k}``, which show where a network beats or loses to copying the input.
+
+    SSIM cannot tell a network that magnifies from one that copies its input, so the
+    change its motion path makes, ``d = net(A, B, α) − net(A, B, 0)``, is compared with the
+    change the target asks for, ``t = Y − B``, over the whole set: ``motion_corr`` =
+    ⟨d, t⟩ / (|d| |t|) and ``motion_gain`` = ⟨d, t⟩ / |t|² (the part of ``t`` delivered; 1 is
+    a perfect magnifier, 0 a copy). Shipped weights, 64 samples: realtime 0.73 / 0.54,
+    oh2018 0.45 / 0.18, mdlmm 0.33 / 0.10, fd4mm and sigma_theta 0.00 / 0.00.
     """
     import torch
 
@@ -269,10 +276,17 @@ def evaluate_val(net, batches, device, amp_dtype=None) -> dict[str, float]:
 
     net.eval()
     out_ssim, in_ssim, l1, subsets = [], [], [], []
+    dot = d_sq = t_sq = 0.0
     with torch.inference_mode():
         for b in batches:
             xa, xb, y = (to_net(b[k]).to(device) for k in ("A", "B", "Y"))
-            out = net(xa, xb, b["alpha"].to(device)).float().clamp(-1, 1)
+            alpha = b["alpha"].to(device)
+            out = net(xa, xb, alpha).float().clamp(-1, 1)
+            still = net(xa, xb, torch.zeros_like(alpha)).float().clamp(-1, 1)
+            d, t = out - still, y - xb
+            dot += float((d * t).sum())
+            d_sq += float((d * d).sum())
+            t_sq += float((t * t).sum())
             o01, y01 = (out + 1) / 2, (y + 1) / 2
             out_ssim.append(ssim(o01, y01, reduction="none").cpu())
             in_ssim.append(ssim((xb + 1) / 2, y01, reduction="none").cpu())
@@ -281,7 +295,9 @@ def evaluate_val(net, batches, device, amp_dtype=None) -> dict[str, float]:
     net.train()
     out_ssim, in_ssim, l1, subsets = (torch.cat(t) for t in (out_ssim, in_ssim, l1, subsets))
     met = {"ssim": float(out_ssim.mean()), "ssim_input": float(in_ssim.mean()),
-           "l1": float(l1.mean())}
+           "l1": float(l1.mean()),
+           "motion_corr": dot / max(math.sqrt(d_sq * t_sq), 1e-12),
+           "motion_gain": dot / max(t_sq, 1e-12)}
     for k in sorted(set(subsets.tolist())):
         m = subsets == k
         met[f"ssim_s{k}"] = float(out_ssim[m].mean())
