@@ -146,3 +146,31 @@ def test_validation_measures_what_the_motion_path_delivers():
     half = evaluate_val(Oracle(0.5), batches, torch.device("cpu"))
     assert half["motion_corr"] == pytest.approx(1.0, abs=1e-3)
     assert half["motion_gain"] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_motion_alignment_loss_rewards_aim_not_size():
+    from napari_vmm.training.losses import motion_alignment_loss
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.rand(3, 3, 16, 16, generator=g)
+    target = base + 0.1 * torch.randn(3, 3, 16, 16, generator=g)
+    target[2] = base[2]  # a static sample is left out
+    aimed = motion_alignment_loss(base + 0.01 * (target - base), base, target)
+    assert float(aimed) == pytest.approx(0.0, abs=1e-5)  # however small the change
+    assert float(motion_alignment_loss(base - (target - base), base, target)) == \
+        pytest.approx(2.0, abs=1e-5)
+    assert float(motion_alignment_loss(base, base, base)) == 0.0  # nothing moves
+
+
+def test_motion_weight_needs_decode_twice():
+    import argparse
+
+    from napari_vmm.cli.train import add_parser
+    from napari_vmm.training.train import config_from_args
+
+    parser = add_parser(argparse.ArgumentParser().add_subparsers())
+    ns = parser.parse_args(["fd4mm", "--motion-weight", "0.1"])
+    with pytest.raises(VMMError, match="decode-twice"):
+        config_from_args(ns)
+    ns = parser.parse_args(["fd4mm", "--motion-weight", "0.1", "--decode-twice"])
+    assert config_from_args(ns).motion_weight == 0.1

@@ -66,6 +66,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="oh2018, realtime, fd4mm: output = input + D(V, M_out) − D(V, M), "
                         "exactly the input at alpha 0 (recorded in the weights' arch); "
                         "start it from trained weights with --init shipped")
+    p.add_argument("--motion-weight", type=float, default=0.0,
+                   help="with --decode-twice: weight of 1 - cos(out - B, Y - B), which aims "
+                        "the motion path's change at the target's instead of letting it "
+                        "shrink to nothing (default 0: off)")
     p.add_argument("--manipulator", default="paper", choices=["paper", "linear"],
                    help="fd4mm: the paper's manipulator, or the linear one whose change scales "
                         "with the motion (docs/learned.md, 'Why fd4mm returned its input'); "

@@ -54,6 +54,7 @@ class TrainConfig:
     reg_weight: float = 0.1         # λ of Oh's regularisers (paper value; code used 1.0)
     cr_weight: float = 0.1          # FD4MM: λ of the contrastive term (0: off, the ablation)
     edge_weight: float = 1.0        # FD4MM: weight of the LoG edge loss
+    motion_weight: float = 0.0      # decode twice: weight of 1 − cos(out − B, Y − B)
     arch: dict[str, Any] = field(default_factory=dict)  # architecture switches (ablations)
     ablation: tuple[str, ...] = ()  # names given to --ablate (recorded; no shipped-weight init)
     workers: int = 0                # data-generating worker processes (0: in-process)
@@ -315,7 +316,7 @@ def train(cfg: TrainConfig) -> int:
     from ..core.learned.models import count_parameters
     from ..core.learned.table import build_model
     from .data import DataConfig
-    from .losses import fd4mm_loss, magnification_loss
+    from .losses import fd4mm_loss, magnification_loss, motion_alignment_loss
     from .render_torch import recipe as render_recipe
 
     cfg.resolve()
@@ -408,6 +409,8 @@ def train(cfg: TrainConfig) -> int:
     else:
         loss_desc = {"l1": 1.0, "reg_weight": cfg.reg_weight, "ssim_weight": cfg.ssim_weight,
                      "poisson_noise_max": cfg.noise}
+    if cfg.motion_weight:
+        loss_desc["motion_alignment"] = cfg.motion_weight
     amp_mode = "off" if device.type != "cuda" else ("bf16" if cfg.amp == "auto" else cfg.amp)
     scaler = torch.amp.GradScaler("cuda") if amp_mode == "fp16" else None
 
@@ -522,6 +525,10 @@ def train(cfg: TrainConfig) -> int:
             else:
                 loss, parts = magnification_loss(out, y, vc.float(), va.float(), mc.float(),
                                                  mb.float(), cfg.reg_weight, cfg.ssim_weight)
+            if cfg.motion_weight and stage is None:
+                l_motion = motion_alignment_loss(out, xb.float(), y)
+                loss = loss + cfg.motion_weight * l_motion
+                parts["motion"] = float(l_motion.detach())
             if not math.isfinite(parts["loss"]):
                 raise VMMError(f"training diverged at step {step} (loss {parts['loss']}); "
                                "resume from the last checkpoint with a lower --lr")
@@ -596,6 +603,9 @@ def config_from_args(ns) -> TrainConfig:
         arch.update(FD4MM_ABLATIONS.get(a, {}))
     if getattr(ns, "decode_twice", False):
         arch["decode_twice"] = True
+    motion_weight = getattr(ns, "motion_weight", 0.0)
+    if motion_weight and not arch.get("decode_twice"):
+        raise VMMError("--motion-weight needs --decode-twice (the change is then out - B)")
     if getattr(ns, "manipulator", "paper") != "paper":
         if ns.model != "fd4mm":
             raise VMMError("--manipulator applies to fd4mm only")
@@ -611,7 +621,8 @@ def config_from_args(ns) -> TrainConfig:
         model=ns.model, run_dir=ns.run_dir or "", steps=ns.steps, batch=ns.batch,
         crop=ns.crop, lr=ns.lr, reg_weight=ns.reg_weight, ssim_weight=ns.ssim_weight,
         cr_weight=0.0 if "contrastive" in ablate else ns.cr_weight,
-        edge_weight=ns.edge_weight, arch=arch, ablation=tuple(ablate), workers=ns.workers,
+        edge_weight=ns.edge_weight, motion_weight=motion_weight, arch=arch,
+        ablation=tuple(ablate), workers=ns.workers,
         echo=ns.echo, amp=ns.amp, renderer=getattr(ns, "renderer", "cpu"),
         clip=ns.clip, noise=ns.noise, seed=ns.seed, device=ns.device, threads=ns.threads,
         val_every=ns.val_every, val_n=ns.val_n, val_size=ns.val_size, init=ns.init,
