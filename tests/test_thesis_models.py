@@ -366,3 +366,19 @@ def test_derived_blocks_are_never_dead():
     m = m_ref + 0.1 * torch.randn_like(m_ref)
     with torch.no_grad():
         assert (student.manipulate(m_ref, m, 10.0) - m).abs().max() > 1e-4  # it magnifies
+
+
+@pytest.mark.parametrize("name", list(THESIS_FIGURES))
+def test_decode_twice_gives_back_the_input_at_alpha_zero(name):
+    """``x + net(alpha) - net(0)`` for the thesis models: exactly the input at alpha 0 in
+    the two-frame pass and in the engine's encode/manipulate/decode path; alpha moves it."""
+    torch.manual_seed(0)
+    net = build_model(name, decode_twice=True).eval()
+    xa = torch.rand(2, 3, 32, 32) * 2 - 1
+    xb = torch.roll(xa, 1, dims=-1)
+    with torch.no_grad():
+        assert torch.allclose(net(xa, xb, 0.0), xb, atol=1e-6)
+        assert float((net(xa, xb, 10.0) - xb).abs().mean()) > 0
+        _, ma = net.encode(xa)
+        vb, mb = net.encode(xb)
+        assert torch.allclose(net.magnified(vb, mb, mb - ma, 0.0, xb), xb, atol=1e-6)

@@ -63,8 +63,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "sparse high/low-pass filters), mixer (no frequency mixer), softmax "
                         "(softmax instead of ReLU attention); use its own --run-dir")
     p.add_argument("--decode-twice", action="store_true",
-                   help="oh2018, realtime, fd4mm: output = input + D(V, M_out) − D(V, M), "
-                        "exactly the input at alpha 0 (recorded in the weights' arch); "
+                   help="output = input + D(V, M_out) − D(V, M) (the thesis models: "
+                        "input + net(alpha) − net(0)), exactly the input at alpha 0 "
+                        "(recorded in the weights' arch; not kldnas); "
                         "start it from trained weights with --init shipped")
     p.add_argument("--motion-weight", type=float, default=0.0,
                    help="with --decode-twice: weight of 1 - cos(out - B, Y - B), which aims "

@@ -18,6 +18,8 @@ gives back the unmagnified frame.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -62,6 +64,10 @@ class MagNet(nn.Module):
     #: decode twice (recorded in the weights' ``arch``): ``x + D(V, M_out) − D(V, M)``, which
     #: is exactly the input frame ``x`` at amp = 0 and leaves only the change to the decoder
     decode_twice: bool = False
+    #: ``manipulate`` at amp = 0 returns the shape itself (Oh's form ``M + h(amp · g(Δ))``),
+    #: so decoding twice decodes the unchanged shape directly, in the same batch; otherwise
+    #: (the thesis models) the second decode is of the shape manipulated at amp = 0
+    shape_fixed_at_zero: bool = True
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -92,6 +98,9 @@ class MagNet(nn.Module):
         m_out = self.manipulate(None, m, amp, delta=delta)
         if not self.decode_twice:
             return self.decode(v, m_out)
+        if not self.shape_fixed_at_zero:
+            still = self.decode(v, self.manipulate(None, m, 0.0, delta=delta))
+            return x + self.decode(v, m_out) - still
         vv = tuple(torch.cat([t, t]) for t in v) if isinstance(v, tuple) else torch.cat([v, v])
         moved, still = self.decode(vv, torch.cat([m_out, m])).chunk(2)
         return x + moved - still
@@ -102,6 +111,13 @@ class MagNet(nn.Module):
         _, ma = self.encode(xa)
         vb, mb = self.encode(xb)
         return self.magnified(vb, mb, mb - ma, amp, xb)
+
+    def twice(self, pair: Callable[..., torch.Tensor], xa: torch.Tensor, xb: torch.Tensor,
+              amp: torch.Tensor | float) -> torch.Tensor:
+        """``pair(xa, xb, amp)``, decoded twice when :attr:`decode_twice`:
+        ``xb + pair(amp) − pair(0)``. For models whose two-frame pass is their own."""
+        out = pair(xa, xb, amp)
+        return xb + out - pair(xa, xb, 0.0) if self.decode_twice else out
 
 
 class Oh2018Net(MagNet):

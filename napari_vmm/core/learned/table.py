@@ -95,11 +95,12 @@ MODELS: dict[str, LearnedModel] = {m.name: m for m in (
                  "Learned: LNVMM M1, feature-sharing encoders + appearance encoder, "
                  "proxy-model training (Singh et al. 2023)", "LNVMMMagnifier",
                  "LNVMM M1 (Singh et al., WACV 2023): feature-sharing encoders, appearance "
-                 "encoder.", arch={"variant": "base"}, stride=2, loss="thesis",
+                 "encoder.", arch={"variant": "base"}, stride=2, decode_twice=True, loss="thesis",
                  train=_THESIS_TRAIN),
     LearnedModel("lnvmm_light", "thesis:LNVMMNet", "Learned: LNVMM M2, the light variant",
                  "LNVMMLightMagnifier", "LNVMM M2, the light variant (C = 8).",
-                 arch={"variant": "light"}, stride=2, loss="thesis", train=_THESIS_TRAIN),
+                 arch={"variant": "light"}, stride=2, decode_twice=True,
+                 loss="thesis", train=_THESIS_TRAIN),
     LearnedModel("mdlmm", "thesis:MDLMMNet",
                  "Learned: MDLMM D1, Fourier phase/amplitude + spatial multi-scale correction "
                  "(Singh et al. 2023)", "MDLMMMagnifier",
@@ -107,25 +108,29 @@ MODELS: dict[str, LearnedModel] = {m.name: m for m in (
                  "spatial correction. The engine filters the frame itself. The FFT is global, "
                  "so tiles change the result: the default ``net_tile`` is 4096 (no tiling up "
                  "to 4K frames).", arch={"variant": "d1"}, stride=8, net_tile=4096,
-                 net_tile_help=_MDLMM_TILE_HELP, loss="thesis", train=_THESIS_TRAIN),
+                 net_tile_help=_MDLMM_TILE_HELP, decode_twice=True,
+                 loss="thesis", train=_THESIS_TRAIN),
     LearnedModel("mdlmm_d2", "thesis:MDLMMNet", "Learned: MDLMM D2, the narrower variant",
                  "MDLMMD2Magnifier", "MDLMM D2, the narrower variant.", arch={"variant": "d2"},
-                 stride=8, net_tile=4096, net_tile_help=_MDLMM_TILE_HELP, loss="thesis",
+                 stride=8, net_tile=4096, net_tile_help=_MDLMM_TILE_HELP, decode_twice=True,
+                 loss="thesis",
                  train=_THESIS_TRAIN),
     LearnedModel("sigma_theta", "thesis:SigmaThetaNet",
                  "Learned: sigma-theta Net, learnable scale space and steerable gradients "
                  "(Singh, thesis Ch. 6)", "SigmaThetaMagnifier",
                  "σ-θ Net (Singh, thesis Ch. 6): learnable scale space and steerable "
-                 "gradients.", stride=2, loss="thesis", train=_THESIS_TRAIN),
+                 "gradients.", stride=2, decode_twice=True, loss="thesis", train=_THESIS_TRAIN),
     LearnedModel("hmn", "thesis:HMNNet",
                  "Learned: HMN M1, hierarchical Sobel-edge magnification (Singh, thesis "
                  "Ch. 7)", "HMNMagnifier",
                  "HMN M1 (Singh, thesis Ch. 7): Sobel-edge multi-scale manipulators, "
-                 "hierarchical decoder.", arch={"variant": "base"}, loss="thesis",
+                 "hierarchical decoder.", arch={"variant": "base"}, decode_twice=True,
+                 loss="thesis",
                  train=_THESIS_TRAIN),
     LearnedModel("hmn_light", "thesis:HMNNet", "Learned: HMN M2, the light variant",
                  "HMNLightMagnifier", "HMN M2, the light variant (c = 8).",
-                 arch={"variant": "light"}, loss="thesis", train=_THESIS_TRAIN),
+                 arch={"variant": "light"}, decode_twice=True, loss="thesis",
+                 train=_THESIS_TRAIN),
     # the KL-DNAS student: its genotype comes from the weights' provenance (.kldnas)
     LearnedModel("kldnas", "kldnas:build_student",
                  "Learned: KL-DNAS student, latency-aware searched architecture (Singh et al. "
@@ -134,8 +139,8 @@ MODELS: dict[str, LearnedModel] = {m.name: m for m in (
                  "provenance.", loss="thesis", train=_THESIS_TRAIN),
 )}
 
-#: models whose manipulator leaves the shape unchanged at amp = 0, so that decoding twice
-#: gives back the input exactly
+#: models that can decode twice (``x + D(amp) − D(0)``: exactly the input at amp = 0); Oh's
+#: form in one batch, the thesis models as two passes (``MagNet.shape_fixed_at_zero``)
 DECODE_TWICE_MODELS = tuple(n for n, m in MODELS.items() if m.decode_twice)
 
 

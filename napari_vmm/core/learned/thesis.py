@@ -111,6 +111,8 @@ class LNVMMNet(MagNet):
     5. Upsampling: nearest ×2 (silent). Output: tanh (thesis).
     """
 
+    shape_fixed_at_zero = False  # decoding twice decodes the shape manipulated at 0
+
     stride = 2
     texture_factors = (2,)
     shape_factor = 2
@@ -174,6 +176,10 @@ class LNVMMNet(MagNet):
     def forward(self, xa: torch.Tensor, xb: torch.Tensor,
                 amp: torch.Tensor | float) -> torch.Tensor:
         """Two-frame magnification with cross-stream sharing: ref ``xa``, current ``xb``."""
+        return self.twice(self._pair, xa, xb, amp)
+
+    def _pair(self, xa: torch.Tensor, xb: torch.Tensor,
+              amp: torch.Tensor | float) -> torch.Tensor:
         ea, pa, eb, pb = self.streams(xa, xb)
         return self.decode(self.appearance(pb, pa), self.manipulate(ea, eb, amp))
 
@@ -259,6 +265,8 @@ class MDLMMNet(MagNet):
     6. Linear output (callers clip), as oh2018.
     """
 
+    shape_fixed_at_zero = False  # decoding twice decodes the shape manipulated at 0
+
     stride = 8
     texture_factors = (1,)
     shape_factor = 1
@@ -316,6 +324,10 @@ class MDLMMNet(MagNet):
 
     def forward(self, xa: torch.Tensor, xb: torch.Tensor,
                 amp: torch.Tensor | float) -> torch.Tensor:
+        return self.twice(self._pair, xa, xb, amp)
+
+    def _pair(self, xa: torch.Tensor, xb: torch.Tensor,
+              amp: torch.Tensor | float) -> torch.Tensor:
         return self.decode(xb, self.manipulate(xa, xb, amp))
 
 
@@ -404,6 +416,8 @@ class SigmaThetaNet(MagNet):
        6, 3), stride-2 conv down, nearest up: 89,546 parameters (thesis 0.085 M).
     5. Motion signal for the engine: the frame itself (module docstring).
     """
+
+    shape_fixed_at_zero = False  # decoding twice decodes the shape manipulated at 0
 
     stride = 2
     texture_factors = (1,)
@@ -562,6 +576,8 @@ class HMNNet(MagNet):
        upsampled MD features, which contain them; there is no separate path.
     """
 
+    shape_fixed_at_zero = False  # decoding twice decodes the shape manipulated at 0
+
     stride = 4
     texture_factors = (1,)
     shape_factor = 1
@@ -622,6 +638,10 @@ class HMNNet(MagNet):
 
     def forward(self, xa: torch.Tensor, xb: torch.Tensor,
                 amp: torch.Tensor | float) -> torch.Tensor:
+        return self.twice(self._pair, xa, xb, amp)
+
+    def _pair(self, xa: torch.Tensor, xb: torch.Tensor,
+              amp: torch.Tensor | float) -> torch.Tensor:
         return self.decode(xb, self.manipulate(xa, xb, amp))
 
 
