@@ -34,6 +34,10 @@ def test_training_status_levels():
     assert W.training_status({"ssim": 0.85, "ssim_input": 0.80}) == W.STATUS_TRAINING
     assert W.training_status({"ssim": 0.75, "ssim_input": 0.80}) == W.STATUS_NOT_USEFUL
     assert W.training_status({"ssim": 0.75}) == W.STATUS_TRAINING
+    # above copy-input only because it copies: decoding twice with no working motion path
+    copying = {"ssim": 0.796, "ssim_input": 0.795, "motion_gain": 0.01}
+    assert W.training_status(copying) == W.STATUS_NO_MOTION
+    assert W.training_status({**copying, "motion_gain": 0.5}) == W.STATUS_TRAINING
 
 
 def test_provenance_summary_lists_subsets_and_training_segments(tmp_path):

@@ -23,6 +23,11 @@ STATUS_FINISHED = "finished"
 STATUS_TRAINING = "in training: below the quality bar"
 STATUS_NOT_USEFUL = ("in training: not yet useful (validation SSIM below the copy-the-input "
                      "baseline)")
+#: below this share of the target's change (validation ``motion_gain``) a model does not
+#: magnify, whatever its SSIM: decoding twice keeps such a model at the copy-input level
+MOTION_GAIN_FLOOR = 0.05
+STATUS_NO_MOTION = ("in training: not yet useful (it does not magnify: its motion path "
+                    "delivers under 5 % of the requested change)")
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 
@@ -32,11 +37,15 @@ def training_status(validation: dict[str, Any]) -> str:
 
     ``validation`` holds ``ssim`` and ``ssim_input`` (the SSIM of the unmagnified input against
     the ground truth on the same split). Weights that score below that copy-the-input baseline
-    do worse than no magnification on validation, and say so in ``vmm methods``.
+    do worse than no magnification on validation, and say so in ``vmm methods``; so do
+    weights whose ``motion_gain`` (when recorded) is below :data:`MOTION_GAIN_FLOOR`.
     """
     ssim, baseline = validation.get("ssim"), validation.get("ssim_input")
     if ssim is None:
         return STATUS_TRAINING
+    motion = validation.get("motion_gain")
+    if motion is not None and motion < MOTION_GAIN_FLOOR:
+        return STATUS_NO_MOTION
     if ssim >= QUALITY_BAR:
         return STATUS_FINISHED
     if baseline is not None and ssim < baseline:
