@@ -103,7 +103,7 @@ def test_decode_twice_is_the_input_at_alpha_zero_and_validate_only_exports_the_f
         assert not torch.allclose(plain(xa, xb, 0.0), xb, atol=1e-2)
         assert not torch.allclose(twice(xa, xb, 5.0), xb, atol=1e-3)  # still magnifies
     with pytest.raises(VMMError, match="decode_twice"):
-        build_model("lnvmm", decode_twice=True)
+        build_model("kldnas", decode_twice=True)
     # scratch weights, then a flagged export of them without any optimiser step
     assert train(_cfg(tmp_path, 2)) == 0
     src = tmp_path / "run" / "export" / "realtime.pt"
