@@ -23,7 +23,9 @@ runs in this process on the same frames, interleaved over ``--rounds``:
   ``precision=float32``, which is that code path unchanged), with the shipped weights as they
   are (decode once) and with ``decode_twice`` set on the same state dict;
 - ``new_once`` / ``new_twice``: the magnifier as it ships (``precision=auto``);
-  ``new_twice_f32``: fused, float32.
+  ``new_twice_f32``: fused, float32; ``new_twice_1by1``: as ``new_twice`` with the decoder's
+  residual blocks run one image at a time (``learned.infer.BLOCK_PIXELS`` = 1, the code
+  before several small frames shared a pass).
 
 It reports median frames/s (wall clock and per process CPU-second), ratios against
 ``today_once`` (the goal of issue 18: ``new_twice`` >= 2×) and against the reference of the same
@@ -97,7 +99,8 @@ def time_model(model: str, device: torch.device, h: int, w: int, frames: int, ba
 
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "videos"
-WIDGET_CONFIGS = ("today_once", "today_twice", "new_once", "new_twice", "new_twice_f32")
+WIDGET_CONFIGS = ("today_once", "today_twice", "new_once", "new_twice", "new_twice_f32",
+                  "new_twice_1by1")
 
 
 def make_clip(dst: Path, frames: int) -> Path:
@@ -126,14 +129,27 @@ def todays_path(on: bool):
         M.fused_decoder = saved
 
 
+@contextlib.contextmanager
+def block_pixels(value: int | None):
+    """With a value: ``learned.infer.BLOCK_PIXELS`` set to it inside."""
+    from napari_vmm.core.learned import infer
+
+    saved = infer.BLOCK_PIXELS
+    infer.BLOCK_PIXELS = saved if value is None else value
+    try:
+        yield
+    finally:
+        infer.BLOCK_PIXELS = saved
+
+
 def widget_run(path: Path, config: str, weights: dict[str, str]):
     """One widget-route run of ``config``: (wall s, process CPU s, output)."""
     import numpy as np
 
     from napari_vmm._napari.jobs import engine_job, engine_kwargs
-    from napari_vmm._reader import video_as_dask
+    from napari_vmm._reader import read_video
 
-    frames, _ = video_as_dask(str(path))  # the layer data napari gets from the reader
+    frames = read_video(str(path))[0][0]  # the layer data napari gets from the reader
     reference = config.startswith("today")
     precision = "float32" if reference or config.endswith("f32") else "auto"
     kwargs = {"fps": 30.0, "method": "realtime", "alpha": 10.0, "band": (0.4, 3.0),
@@ -142,7 +158,7 @@ def widget_run(path: Path, config: str, weights: dict[str, str]):
               "weights": weights["twice" if "twice" in config else "once"]}
     kwargs = engine_kwargs(kwargs, tuple(frames.shape))  # as the widget: chunk, budget
     out = np.empty(frames.shape, frames.dtype)
-    with todays_path(reference):
+    with todays_path(reference), block_pixels(1 if config.endswith("1by1") else None):
         c0, t0 = time.process_time(), time.perf_counter()
         for _ in engine_job(frames, out, kwargs):
             pass

@@ -178,3 +178,29 @@ def test_ffmpeg_filter_uses_public_names_only():
 def test_the_check_sees_real_edges(probe):
     """The graph is not empty by accident: the engine imports the pipeline, fd4mm the models."""
     assert _graph()[probe]
+
+
+def _tool_imports():
+    """(file, line, module, name) of every ``from napari_vmm... import name`` in the
+    benchmarks and scripts, which no unit test imports."""
+    for folder in ("benchmarks", "scripts"):
+        for f in sorted((ROOT / folder).glob("*.py")):
+            for node in ast.walk(ast.parse(f.read_text())):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                        "napari_vmm"):
+                    for alias in node.names:
+                        yield f.relative_to(ROOT), node.lineno, node.module, alias.name
+
+
+def test_benchmarks_and_scripts_import_names_that_exist():
+    import importlib
+
+    missing = []
+    for path, line, module, name in _tool_imports():
+        mod = importlib.import_module(module)
+        if not hasattr(mod, name):
+            try:
+                importlib.import_module(f"{module}.{name}")
+            except ImportError:
+                missing.append(f"{path}:{line}: {module}.{name}")
+    assert not missing, "names the project no longer has:\n" + "\n".join(missing)

@@ -42,8 +42,10 @@ def _inputs(net, n=2, h=40, w=56):
 
 @needs_fused
 @pytest.mark.parametrize("decode_twice", [False, True])
-def test_fused_float32_is_the_networks_arithmetic(decode_twice):
+@pytest.mark.parametrize("images_per_pass", [1, 3, 100])  # 4 images when decoding twice
+def test_fused_float32_is_the_networks_arithmetic(decode_twice, images_per_pass, monkeypatch):
     net = _net(decode_twice)
+    monkeypatch.setattr(infer, "BLOCK_PIXELS", images_per_pass * (40 // 4) * (56 // 4))
     v, m, d, x = _inputs(net)
     fused = infer.fused_decoder(net, "realtime", CPU, torch.float32)
     assert fused is not None
