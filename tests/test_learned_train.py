@@ -162,15 +162,37 @@ def test_motion_alignment_loss_rewards_aim_not_size():
     assert float(motion_alignment_loss(base, base, base)) == 0.0  # nothing moves
 
 
-def test_motion_weight_needs_decode_twice():
+def test_motion_gain_loss_asks_for_the_whole_change_along_the_target():
+    from napari_vmm.training.losses import motion_gain_loss
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.rand(3, 3, 16, 16, generator=g)
+    target = base + 0.1 * torch.randn(3, 3, 16, 16, generator=g)
+    change = target - base
+    assert float(motion_gain_loss(target, base, target)) == pytest.approx(0.0, abs=1e-6)
+    assert float(motion_gain_loss(base, base, target)) == pytest.approx(1.0)  # a copy
+    assert float(motion_gain_loss(base + 0.5 * change, base, target)) == pytest.approx(0.25)
+    # a change across the target's direction earns nothing
+    across = torch.randn(3, 3, 16, 16, generator=g)
+    across -= (across * change).sum() / (change * change).sum() * change
+    assert float(motion_gain_loss(target + across, base, target)) == pytest.approx(0.0, abs=1e-6)
+    assert float(motion_gain_loss(base, base, base)) == 0.0  # nothing moves
+
+
+@pytest.mark.parametrize("flag", ["--motion-weight", "--gain-weight"])
+def test_motion_terms_need_decode_twice(flag):
     import argparse
 
     from napari_vmm.cli.train import add_parser
     from napari_vmm.training.train import config_from_args
 
     parser = add_parser(argparse.ArgumentParser().add_subparsers())
-    ns = parser.parse_args(["fd4mm", "--motion-weight", "0.1"])
+    ns = parser.parse_args(["fd4mm", flag, "0.1"])
     with pytest.raises(VMMError, match="decode-twice"):
         config_from_args(ns)
-    ns = parser.parse_args(["fd4mm", "--motion-weight", "0.1", "--decode-twice"])
-    assert config_from_args(ns).motion_weight == 0.1
+    ns = parser.parse_args(["mdlmm", flag, "0.1", "--decode-twice"])
+    with pytest.raises(VMMError, match="thesis"):
+        config_from_args(ns)
+    ns = parser.parse_args(["fd4mm", flag, "0.1", "--decode-twice"])
+    cfg = config_from_args(ns)
+    assert (cfg.motion_weight, cfg.gain_weight)[flag == "--gain-weight"] == 0.1

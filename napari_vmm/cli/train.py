@@ -71,6 +71,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="with --decode-twice: weight of 1 - cos(out - B, Y - B), which aims "
                         "the motion path's change at the target's instead of letting it "
                         "shrink to nothing (default 0: off)")
+    p.add_argument("--gain-weight", type=float, default=0.0,
+                   help="with --decode-twice: weight of (1 - G)^2, G the share of the target's "
+                        "change (Y - B) the output delivers along it, pooled over the batch: "
+                        "asks for the whole requested motion, which L1 lets a network hedge "
+                        "towards zero (default 0: off)")
     p.add_argument("--manipulator", default="paper", choices=["paper", "linear"],
                    help="fd4mm: the paper's manipulator, or the linear one whose change scales "
                         "with the motion (docs/learned.md, 'Why fd4mm returned its input'); "

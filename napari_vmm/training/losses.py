@@ -197,6 +197,26 @@ def motion_alignment_loss(out: torch.Tensor, base: torch.Tensor, target: torch.T
     return (1 - cos[moving]).mean()
 
 
+def motion_gain_loss(out: torch.Tensor, base: torch.Tensor, target: torch.Tensor,
+                     eps: float = 1e-12) -> torch.Tensor:
+    """(1 − G)², G = Σ⟨out − base, target − base⟩ / Σ|target − base|² over the batch.
+
+    G is the share of the target's change that the output delivers (the validation's
+    ``motion_gain``): 1 for a magnifier that gives the requested motion, 0 for a copy. L1
+    lets a network hedge an uncertain change towards zero, which is the under-magnification
+    measured on every learned model; this term asks for the whole change along the target's
+    direction, and only that component counts. Pooled over the batch so small motions do not
+    make it noisy. ``out``, ``base``, ``target``: (N, 3, H, W); a scalar.
+    """
+    d = (out - base).flatten(1)
+    t = (target - base).flatten(1)
+    energy = (t * t).sum()
+    if float(energy) <= eps:
+        return out.new_zeros(())
+    gain = (d * t).sum() / energy
+    return (1 - gain) ** 2
+
+
 def fd4mm_loss(out: torch.Tensor, target: torch.Tensor, negative: torch.Tensor,
                cr_weight: float = 0.1, edge_weight: float = 1.0, log_sigma: float = 1.0,
                cr_window: int = 16) -> tuple[torch.Tensor, dict[str, float]]:

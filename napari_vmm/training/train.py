@@ -55,6 +55,7 @@ class TrainConfig:
     cr_weight: float = 0.1          # FD4MM: λ of the contrastive term (0: off, the ablation)
     edge_weight: float = 1.0        # FD4MM: weight of the LoG edge loss
     motion_weight: float = 0.0      # decode twice: weight of 1 − cos(out − B, Y − B)
+    gain_weight: float = 0.0        # decode twice: weight of (1 − motion gain)²
     arch: dict[str, Any] = field(default_factory=dict)  # architecture switches (ablations)
     ablation: tuple[str, ...] = ()  # names given to --ablate (recorded; no shipped-weight init)
     workers: int = 0                # data-generating worker processes (0: in-process)
@@ -316,7 +317,7 @@ def train(cfg: TrainConfig) -> int:
     from ..core.learned.models import count_parameters
     from ..core.learned.table import build_model
     from .data import DataConfig
-    from .losses import fd4mm_loss, magnification_loss, motion_alignment_loss
+    from .losses import fd4mm_loss, magnification_loss, motion_alignment_loss, motion_gain_loss
     from .render_torch import recipe as render_recipe
 
     cfg.resolve()
@@ -411,6 +412,8 @@ def train(cfg: TrainConfig) -> int:
                      "poisson_noise_max": cfg.noise}
     if cfg.motion_weight:
         loss_desc["motion_alignment"] = cfg.motion_weight
+    if cfg.gain_weight:
+        loss_desc["motion_gain"] = cfg.gain_weight
     amp_mode = "off" if device.type != "cuda" else ("bf16" if cfg.amp == "auto" else cfg.amp)
     scaler = torch.amp.GradScaler("cuda") if amp_mode == "fp16" else None
 
@@ -529,6 +532,10 @@ def train(cfg: TrainConfig) -> int:
                 l_motion = motion_alignment_loss(out, xb.float(), y)
                 loss = loss + cfg.motion_weight * l_motion
                 parts["motion"] = float(l_motion.detach())
+            if cfg.gain_weight and stage is None:
+                l_gain = motion_gain_loss(out, xb.float(), y)
+                loss = loss + cfg.gain_weight * l_gain
+                parts["gain"] = float(l_gain.detach())
             if not math.isfinite(parts["loss"]):
                 raise VMMError(f"training diverged at step {step} (loss {parts['loss']}); "
                                "resume from the last checkpoint with a lower --lr")
@@ -604,8 +611,13 @@ def config_from_args(ns) -> TrainConfig:
     if getattr(ns, "decode_twice", False):
         arch["decode_twice"] = True
     motion_weight = getattr(ns, "motion_weight", 0.0)
-    if motion_weight and not arch.get("decode_twice"):
-        raise VMMError("--motion-weight needs --decode-twice (the change is then out - B)")
+    gain_weight = getattr(ns, "gain_weight", 0.0)
+    for flag, w in (("--motion-weight", motion_weight), ("--gain-weight", gain_weight)):
+        if w and not arch.get("decode_twice"):
+            raise VMMError(f"{flag} needs --decode-twice (the change is then out - B)")
+        if w and MODELS[ns.model].loss == "thesis":
+            raise VMMError(f"{flag} applies to oh2018, realtime and fd4mm, not the thesis "
+                           "models (their stages have their own losses)")
     if getattr(ns, "manipulator", "paper") != "paper":
         if ns.model != "fd4mm":
             raise VMMError("--manipulator applies to fd4mm only")
@@ -621,7 +633,8 @@ def config_from_args(ns) -> TrainConfig:
         model=ns.model, run_dir=ns.run_dir or "", steps=ns.steps, batch=ns.batch,
         crop=ns.crop, lr=ns.lr, reg_weight=ns.reg_weight, ssim_weight=ns.ssim_weight,
         cr_weight=0.0 if "contrastive" in ablate else ns.cr_weight,
-        edge_weight=ns.edge_weight, motion_weight=motion_weight, arch=arch,
+        edge_weight=ns.edge_weight, motion_weight=motion_weight, gain_weight=gain_weight,
+        arch=arch,
         ablation=tuple(ablate), workers=ns.workers,
         echo=ns.echo, amp=ns.amp, renderer=getattr(ns, "renderer", "cpu"),
         clip=ns.clip, noise=ns.noise, seed=ns.seed, device=ns.device, threads=ns.threads,
