@@ -18,13 +18,16 @@ def _cfg(tmp_path, steps):
                        command="test")
 
 
-def test_train_checkpoints_and_resumes(tmp_path):
+@pytest.mark.parametrize("init", ["auto", "scratch"])
+def test_train_checkpoints_and_resumes(tmp_path, init):
     assert train(_cfg(tmp_path, 2)) == 0
     run = tmp_path / "run"
     ck = torch.load(run / "ckpt.pt", weights_only=False)
     assert ck["step"] == 2
     cfg = _cfg(tmp_path, 3)
-    cfg.init, cfg.lr, cfg.command = "auto", 5e-5, "test --lr 5e-5"  # resume, lower lr
+    # the same command again resumes, whatever its --init names for a new run (a rerun with
+    # --init scratch or shipped used to start afresh and overwrite the checkpoint)
+    cfg.init, cfg.lr, cfg.command = init, 5e-5, "test --lr 5e-5"  # resume, lower lr
     assert train(cfg) == 0
     assert torch.load(run / "ckpt.pt", weights_only=False)["step"] == 3
     lines = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]

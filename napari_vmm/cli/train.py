@@ -101,8 +101,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--val-n", type=int, default=64, help="validation samples (default 64)")
     p.add_argument("--val-size", type=int, default=128, help="validation crop (default 128)")
     p.add_argument("--init", default="auto",
-                   help="auto (checkpoint, else shipped weights, else scratch), scratch, "
-                        "shipped, or a .pt path")
+                   help="where a new run starts: auto (shipped weights, else scratch), "
+                        "scratch, shipped, or a .pt path. A RUN_DIR with a checkpoint always "
+                        "resumes from it (start afresh in a new --run-dir)")
     p.add_argument("--max-hours", type=float, default=0.0,
                    help="stop after this many hours of this process (0: no limit)")
     p.add_argument("--max-steps", type=int, default=0,

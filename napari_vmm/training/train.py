@@ -339,8 +339,9 @@ def train(cfg: TrainConfig) -> int:
     step, wall, curve, init_from, best = 0, 0.0, [], "scratch", None
     segments: list[dict[str, Any]] = []  # one per invocation: its command, lr, steps, hardware
     fresh_opt = True
-    # rerunning the same command resumes, also one that named --init weights for a new run
-    if ckpt_path.exists() and (cfg.init == "auto" or cfg.init.endswith(".pt")):
+    # rerunning the same command resumes, whatever its --init (that names a new run's start):
+    # a checkpoint is never overwritten by a fresh start; a new start takes a new --run-dir
+    if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
