@@ -199,3 +199,28 @@ def test_motion_terms_need_decode_twice(flag):
     ns = parser.parse_args(["fd4mm", flag, "0.1", "--decode-twice"])
     cfg = config_from_args(ns)
     assert (cfg.motion_weight, cfg.gain_weight)[flag == "--gain-weight"] == 0.1
+
+
+def test_auto_init_goes_on_with_the_shipped_architecture(tmp_path, monkeypatch):
+    """Without a checkpoint, --init auto continues the shipped weights with their arch flags
+    (decode twice), also when the command names those flags; a flag they lack starts afresh."""
+    from napari_vmm.core.learned.table import build_model
+
+    net = build_model("realtime", decode_twice=True, blocks=2)
+    save_weights(net.state_dict(), {"steps": 7, "arch": {"decode_twice": True, "blocks": 2}},
+                 "realtime", tmp_path / "shipped")
+    monkeypatch.setattr(W, "WEIGHTS_DIR", tmp_path / "shipped")
+
+    def run(name: str, **arch) -> dict:
+        cfg = _cfg(tmp_path / name, 8)
+        cfg.init, cfg.arch = "auto", arch
+        assert train(cfg) == 0
+        return json.loads((tmp_path / name / "run" / "export" / "realtime.json").read_text())
+
+    plain = run("plain")
+    assert plain["init_from"] != "scratch"
+    assert plain["arch"] == {"decode_twice": True, "blocks": 2}
+    named = run("named", decode_twice=True)
+    assert named["init_from"] != "scratch" and named["arch"]["decode_twice"] is True
+    other = run("other", blocks=3)  # not what ships: a new network from scratch
+    assert other["init_from"] == "scratch" and other["arch"] == {"blocks": 3}

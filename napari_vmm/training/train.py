@@ -307,6 +307,12 @@ def evaluate_val(net, batches, device, amp_dtype=None) -> dict[str, float]:
     return met
 
 
+def _shipped_arch(model: str) -> dict[str, Any] | None:
+    """The architecture flags of the shipped weights of ``model`` (None: none ship)."""
+    prov = W.read_provenance(model)
+    return None if prov is None else dict(prov.get("arch") or {})
+
+
 def train(cfg: TrainConfig) -> int:
     """Run (or resume) training until ``cfg.steps``, ``cfg.max_hours`` or ``cfg.max_steps``.
 
@@ -333,6 +339,14 @@ def train(cfg: TrainConfig) -> int:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    shipped_arch = _shipped_arch(cfg.model)
+    if cfg.init == "auto" and not ckpt_path.exists() and not cfg.ablation \
+            and shipped_arch is not None \
+            and all(shipped_arch.get(k) == v for k, v in cfg.arch.items()):
+        if shipped_arch != cfg.arch:  # go on with the shipped network as it is
+            print(f"the shipped {cfg.model} has {shipped_arch}: training goes on with it",
+                  flush=True)
+        cfg.arch = {**shipped_arch, **cfg.arch}
     net = build_model(cfg.model, **cfg.arch).to(device)
     net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
@@ -353,7 +367,7 @@ def train(cfg: TrainConfig) -> int:
         print(f"resuming {cfg.model} from {ckpt_path} at step {step}"
               + (f" (--init {cfg.init} applies to a new run only)" if cfg.init != "auto"
                  else ""), flush=True)
-    elif (cfg.init == "auto" and not cfg.arch and not cfg.ablation) \
+    elif (cfg.init == "auto" and not cfg.ablation and shipped_arch == cfg.arch) \
             or cfg.init == "shipped" or cfg.init.endswith(".pt"):
         src = None if cfg.init in ("auto", "shipped") else cfg.init
         try:
