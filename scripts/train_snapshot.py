@@ -1,6 +1,7 @@
 """Copy the best validated weights of local training runs into the package, then commit them.
 
-    .venv/bin/python scripts/train_snapshot.py [--no-commit] [MODEL[=RUN_DIR] ...]
+    .venv/bin/python scripts/train_snapshot.py [--no-commit] [--prefer-motion]
+                                                   [MODEL[=RUN_DIR] ...]
                                                    (default: every model, from its usual runs)
 
 For each learned model the candidates are the exports of its runs (``runs/MODEL-cl``: HMN's
@@ -8,7 +9,10 @@ contrastive stage, ``runs/MODEL-ft``: a fine-tuned KL-DNAS student, ``runs/MODEL
 ``runs/gpu/MODEL``, each ``export/MODEL.{pt,json}``; proxy runs are never shipped), or just
 ``RUN_DIR`` when it is named (e.g. ``fd4mm=runs/fd4mm-ablate-contrastive``). The one with
 the best validation SSIM replaces ``napari_vmm/weights/MODEL.*`` only if it beats the shipped
-file. A replaced ``kldnas`` also ships its search log (``weights/kldnas_search/``). Then every
+file; with ``--prefer-motion``, also if its validation ``motion_gain`` (the share of the
+requested motion it delivers) is higher while its SSIM is within ``MOTION_SSIM_SLACK`` of the
+shipped one (a network that magnifies more at the same image quality). A replaced ``kldnas``
+also ships its search log (``weights/kldnas_search/``). Then every
 shipped checksum is verified, ``weights/provenance.md`` is rewritten, and the training curves
 are redrawn from the shipped provenance (which holds every resumed session):
 ``docs/images/learned_training.png`` (oh2018, realtime, fd4mm) and
@@ -36,8 +40,16 @@ MAIN_MODELS = ("oh2018", "realtime", "fd4mm")
 SEARCH_FILES = ("search.json", "search_log.jsonl", "latency_lut.json")
 
 
+#: --prefer-motion: how much validation SSIM a run may lose against the shipped weights
+MOTION_SSIM_SLACK = 0.01
+
+
 def val_ssim(js: Path) -> float:
     return float(json.loads(js.read_text())["validation"]["ssim"])
+
+
+def val_gain(js: Path) -> float:
+    return float(json.loads(js.read_text())["validation"].get("motion_gain", 0.0))
 
 
 def best_export(model: str, run: str | None = None) -> Path | None:
@@ -49,9 +61,9 @@ def best_export(model: str, run: str | None = None) -> Path | None:
     return max(found, key=lambda d: val_ssim(d / f"{model}.json"), default=None)
 
 
-def ship(model: str, run: str | None = None) -> list[Path]:
+def ship(model: str, run: str | None = None, prefer_motion: bool = False) -> list[Path]:
     """Copy the best export of ``model`` (or of ``run``) into the package if it beats the
-    shipped weights."""
+    shipped weights (see the module docstring for ``prefer_motion``)."""
     src = best_export(model, run)
     pt, js = W.weights_paths(model)
     if src is None:
@@ -59,7 +71,11 @@ def ship(model: str, run: str | None = None) -> list[Path]:
     new = val_ssim(src / js.name)
     old = val_ssim(js) if js.exists() and pt.exists() else -1.0
     print(f"{model}: best run {src.parent.relative_to(ROOT)} val SSIM {new} (shipped {old})")
-    if new <= old:
+    more_motion = (prefer_motion and new >= old - MOTION_SSIM_SLACK and js.exists()
+                   and val_gain(src / js.name) > val_gain(js))
+    if more_motion:
+        print(f"{model}: motion gain {val_gain(src / js.name)} (shipped {val_gain(js)})")
+    if new <= old and not more_motion:
         return []
     W.load_weights(model, src)  # verifies the run's own checksum before copying
     with atomic_output(pt) as tmp:
@@ -82,9 +98,10 @@ def ship(model: str, run: str | None = None) -> list[Path]:
 
 def main(argv: list[str]) -> int:
     commit = "--no-commit" not in argv
+    prefer_motion = "--prefer-motion" in argv
     picks = [a.partition("=") for a in argv if not a.startswith("--")]
     picks = [(m, run or None) for m, _, run in picks] or [(m, None) for m in MODELS]
-    changed = [p for m, run in picks for p in ship(m, run)]
+    changed = [p for m, run in picks for p in ship(m, run, prefer_motion)]
     shipped = {p.stem: p for p in sorted(W.WEIGHTS_DIR.glob("*.json"))}
     for m in shipped:
         _, prov = W.load_weights(m)  # verifies the sha256
