@@ -318,14 +318,10 @@ class Probe:
     def family(self, alpha: float):
         """The :class:`.gain.MotionFamily` of this scene, up to twice the requested motion,
         compared in the region the object sweeps (plus 3 px)."""
-        from scipy import ndimage
-
-        from .gain import MotionFamily, motion_grid
+        from .gain import MotionFamily, motion_grid, swept_region
 
         top = 2.0 * (1.0 + alpha) + 1.0
-        reach = int(math.ceil(top * self.amplitude)) + 3
-        region = ndimage.binary_dilation(self.scene.object_mask() > 0.02,
-                                         iterations=min(reach, self.scene.size))
+        region = swept_region(self.scene.object_mask() > 0.02, top, self.amplitude)
 
         def render(c: float) -> np.ndarray:
             a = c * self.amplitude
@@ -517,10 +513,8 @@ def run_thesis(cfg: EvalConfig, log=print) -> list[dict[str, Any]]:
     of the clean scene's motion each output frame looks like, around the discs) as its
     alternating component over frames 1..T−1, over the requested ``thesis_factor``.
     """
-    from scipy import ndimage
-
     from ..core.engine import magnify
-    from .gain import MotionFamily, motion_grid
+    from .gain import MotionFamily, motion_grid, swept_region
 
     rows = []
     fps = 30.0
@@ -531,12 +525,11 @@ def run_thesis(cfg: EvalConfig, log=print) -> list[dict[str, Any]]:
     dirs = np.array([[0.0, 1.0], [1.0, 0.0], [np.sqrt(0.5), np.sqrt(0.5)]])
     alpha = (cfg.thesis_factor - 1.0) / 2.0
     top = 2.0 * cfg.thesis_factor + 1.0
-    reach = int(math.ceil(top * cfg.thesis_amplitude)) + 3
     yy, xx = np.mgrid[0:S, 0:S]
     discs = np.zeros((S, S), bool)
     for cy, cx in centres:
         discs |= (yy - cy) ** 2 + (xx - cx) ** 2 <= (r + 1.0) ** 2
-    region = ndimage.binary_dilation(discs, iterations=reach)
+    region = swept_region(discs, top, cfg.thesis_amplitude)
     sign = np.stack([alt[1:], np.ones(len(t) - 1)], axis=1)  # (−1)^j and an offset
 
     def alternation(x: np.ndarray, family: MotionFamily) -> float:

@@ -40,6 +40,15 @@ def motion_grid(amplitude_px: float, top: float, step_px: float = 0.1,
     return np.linspace(-top, top, n)
 
 
+def swept_region(mask: np.ndarray, top: float, amplitude_px: float) -> np.ndarray:
+    """Where a moving object can be: ``mask`` (H, W) grown by the largest motion of its
+    family (``top`` × ``amplitude_px``) plus 3 px."""
+    from scipy import ndimage
+
+    reach = int(np.ceil(top * amplitude_px)) + 3
+    return ndimage.binary_dilation(mask, iterations=min(reach, max(mask.shape)))
+
+
 class MotionFamily:
     """Renders of a scene on a grid of motion scales, restricted to a region.
 

@@ -339,10 +339,12 @@ def train(cfg: TrainConfig) -> int:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    # --init auto: go on from the shipped weights when the command asks for no flag they lack
     shipped_arch = _shipped_arch(cfg.model)
-    if cfg.init == "auto" and not ckpt_path.exists() and not cfg.ablation \
-            and shipped_arch is not None \
-            and all(shipped_arch.get(k) == v for k, v in cfg.arch.items()):
+    auto_shipped = cfg.init == "auto" and not ckpt_path.exists() and not cfg.ablation \
+        and shipped_arch is not None \
+        and all(shipped_arch.get(k) == v for k, v in cfg.arch.items())
+    if auto_shipped:
         if shipped_arch != cfg.arch:  # go on with the shipped network as it is
             print(f"the shipped {cfg.model} has {shipped_arch}: training goes on with it",
                   flush=True)
@@ -367,8 +369,7 @@ def train(cfg: TrainConfig) -> int:
         print(f"resuming {cfg.model} from {ckpt_path} at step {step}"
               + (f" (--init {cfg.init} applies to a new run only)" if cfg.init != "auto"
                  else ""), flush=True)
-    elif (cfg.init == "auto" and not cfg.ablation and shipped_arch == cfg.arch) \
-            or cfg.init == "shipped" or cfg.init.endswith(".pt"):
+    elif auto_shipped or cfg.init == "shipped" or cfg.init.endswith(".pt"):
         src = None if cfg.init in ("auto", "shipped") else cfg.init
         try:
             sd, prov = W.load_weights(cfg.model, src)
@@ -543,14 +544,12 @@ def train(cfg: TrainConfig) -> int:
             else:
                 loss, parts = magnification_loss(out, y, vc.float(), va.float(), mc.float(),
                                                  mb.float(), cfg.reg_weight, cfg.ssim_weight)
-            if cfg.motion_weight and stage is None:
-                l_motion = motion_alignment_loss(out, xb.float(), y)
-                loss = loss + cfg.motion_weight * l_motion
-                parts["motion"] = float(l_motion.detach())
-            if cfg.gain_weight and stage is None:
-                l_gain = motion_gain_loss(out, xb.float(), y)
-                loss = loss + cfg.gain_weight * l_gain
-                parts["gain"] = float(l_gain.detach())
+            for name, weight, term in (("motion", cfg.motion_weight, motion_alignment_loss),
+                                       ("gain", cfg.gain_weight, motion_gain_loss)):
+                if weight and stage is None:  # decode twice: the change is out − B
+                    value = term(out, xb.float(), y)
+                    loss = loss + weight * value
+                    parts[name] = float(value.detach())
             if not math.isfinite(parts["loss"]):
                 raise VMMError(f"training diverged at step {step} (loss {parts['loss']}); "
                                "resume from the last checkpoint with a lower --lr")
