@@ -386,3 +386,29 @@ def test_decode_twice_gives_back_the_input_at_alpha_zero(name):
         _, ma = net.encode(xa)
         vb, mb = net.encode(xb)
         assert torch.allclose(net.magnified(vb, mb, mb - ma, 0.0, xb), xb, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,stage", [("lnvmm_light", "main"), ("mdlmm_d2", "main"),
+                                        ("hmn_light", "contrastive"), ("sigma_theta", "main")])
+def test_every_stage_trains_the_decoded_twice_output(name, stage, tmp_path):
+    """With decode twice, each stage's own two-frame path is B + D(amp) − D(0), as at
+    inference (it used to train the plain decode), and the gain term is logged."""
+    from napari_vmm.training.thesis_train import ThesisStage
+
+    torch.manual_seed(0)
+    net = build_model(name, decode_twice=True)
+    proxy = ""
+    if stage == "contrastive":
+        save_weights(build_model(name).state_dict(), {"steps": 1}, name, tmp_path)
+        proxy = str(tmp_path / f"{name}.pt")
+    st = ThesisStage(name, net, stage, proxy, torch.device("cpu"), gain_weight=0.1)
+    xa = torch.rand(2, 3, 32, 32) * 2 - 1
+    xb = torch.roll(xa, 1, dims=-1)
+    b = {"A": xa, "B": xb, "Y": torch.roll(xa, 2, dims=-1), "A_clean": xa, "B_clean": xb,
+         "alpha": torch.zeros(2)}
+    with torch.no_grad():
+        out, (loss, parts) = st.loss(net, b, 0, torch.device("cpu"))
+        assert torch.allclose(out, xb, atol=1e-6)
+        assert parts["gain"] == pytest.approx(1.0)  # a copy delivers none of the change
+        out, _ = st.loss(net, {**b, "alpha": torch.full((2,), 5.0)}, 0, torch.device("cpu"))
+        assert float((out - xb).abs().mean()) > 0

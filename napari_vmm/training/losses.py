@@ -198,18 +198,21 @@ def motion_alignment_loss(out: torch.Tensor, base: torch.Tensor, target: torch.T
 
 
 def motion_gain_loss(out: torch.Tensor, base: torch.Tensor, target: torch.Tensor,
-                     eps: float = 1e-12) -> torch.Tensor:
-    """(1 − G)², G = Σ⟨out − base, target − base⟩ / Σ|target − base|² over the batch.
+                     eps: float = 1e-12, target_base: torch.Tensor | None = None,
+                     ) -> torch.Tensor:
+    """(1 − G)², G = Σ⟨out − base, target − t_b⟩ / Σ|target − t_b|² over the batch.
 
     G is the share of the target's change that the output delivers (the validation's
     ``motion_gain``): 1 for a magnifier that gives the requested motion, 0 for a copy. L1
     lets a network hedge an uncertain change towards zero, which is the under-magnification
     measured on every learned model; this term asks for the whole change along the target's
     direction, and only that component counts. Pooled over the batch so small motions do not
-    make it noisy. ``out``, ``base``, ``target``: (N, 3, H, W); a scalar.
+    make it noisy. ``out``, ``base``, ``target``: (N, 3, H, W); ``target_base`` (t_b, default
+    ``base``): the noise-free input, when ``base`` is noisy and the target clean (the noise is
+    not a change to deliver). Returns a scalar.
     """
     d = (out - base).flatten(1)
-    t = (target - base).flatten(1)
+    t = (target - (base if target_base is None else target_base)).flatten(1)
     energy = (t * t).sum()
     if float(energy) <= eps:
         return out.new_zeros(())

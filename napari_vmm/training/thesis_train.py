@@ -43,7 +43,7 @@ from ..core.errors import VMMError
 from ..core.learned import weights as W
 from ..core.learned.table import build_model
 from ..core.learned.thesis import spectrum, wrap_phase
-from .losses import ssim
+from .losses import motion_gain_loss, ssim
 
 STAGES = {"main", "proxy", "contrastive"}
 
@@ -119,11 +119,17 @@ class ThesisStage:
         HMN contrastive stage: steps between refreshes of the previous-epoch negative.
     share_dropout : float
         LNVMM: probability of pairing each stream with itself instead of the other frame.
+    gain_weight : float
+        With decode twice: weight of the motion-gain term
+        (:func:`.losses.motion_gain_loss`) on every stage.
+
+    With decode twice (the net's ``decode_twice``) every stage trains the output the engine
+    runs, ``B + D(amp) − D(0)``, on its own two-frame path as well (``twice`` below).
     """
 
     def __init__(self, model: str, net, stage: str = "main", proxy: str = "",
                  device=None, seed: int = 0, epoch_steps: int = 1000,
-                 share_dropout: float = 0.5) -> None:
+                 share_dropout: float = 0.5, gain_weight: float = 0.0) -> None:
         if stage not in STAGES:
             raise VMMError(f"unknown --stage {stage!r}; choose from {sorted(STAGES)}")
         family = model.split("_")[0]
@@ -139,6 +145,7 @@ class ThesisStage:
         self.model, self.family, self.stage = model, family, stage
         self.seed, self.epoch_steps, self.share_dropout = seed, max(1, epoch_steps), share_dropout
         self.proxy_path = proxy
+        self.gain_weight = gain_weight
         self.proxy = _load_frozen(model, proxy, device) if proxy and stage != "proxy" else None
         self.prev = None
         self.prev_step = -1
@@ -165,6 +172,12 @@ class ThesisStage:
             xa, xb = ca, cb
         amp = b["alpha"].to(device)
         extra: dict[str, torch.Tensor] = {}
+        still_amp = torch.zeros_like(amp)
+
+        def twice(out: torch.Tensor, still) -> torch.Tensor:
+            """``out`` as B + out − still() when the net decodes twice (``still``: amp 0)."""
+            return xb + out - still() if net.decode_twice else out
+
         if self.family == "lnvmm":
             g = torch.Generator().manual_seed(self.seed * 7919 + step)
             self_pair = bool(torch.rand((), generator=g) < self.share_dropout)
@@ -175,7 +188,8 @@ class ThesisStage:
             else:
                 ea, pa, eb, pb = net.streams(xa, xb)
                 app = net.appearance(pb, pa)
-            out = net.decode(app, net.manipulate(ea, eb, amp))
+            out = twice(net.decode(app, net.manipulate(ea, eb, amp)),
+                        lambda: net.decode(app, net.manipulate(ea, eb, still_amp)))
             loss, parts = base_loss(out, y, 10.0, 1.0, 0.1)
             phi = net.appearance_image(app)
             extra["L_A"] = ((phi - F.avg_pool2d(cb, 2)).abs().mean()
@@ -191,7 +205,8 @@ class ThesisStage:
                 extra["L_M"] = ((peb - pea) * a4 - (eb - ea) * a4).abs().mean()
         elif self.family == "mdlmm":
             m = net.manipulate(xa, xb, amp)
-            out = net.decode(xb, m)
+            out = twice(net.decode(xb, m),
+                        lambda: net.decode(xb, net.manipulate(xa, xb, still_amp)))
             loss, parts = base_loss(out, y, 10.0, 1.0, 0.1)
             la_gt, p_gt = spectrum(y)
             extra["phase"] = wrap_phase(m[2] - p_gt).abs().mean()
@@ -199,7 +214,8 @@ class ThesisStage:
         elif self.family == "hmn" and self.stage == "contrastive":
             self._refresh_negative(net, step)
             m = net.manipulate(xa, xb, amp)
-            out = net.decode(xb, m)
+            out = twice(net.decode(xb, m),
+                        lambda: net.decode(xb, net.manipulate(xa, xb, still_amp)))
             loss, parts = base_loss(out, y, 10.0, 1.0, 0.1)
             with torch.no_grad():
                 pos, _ = self.proxy.msm_features(cb, ca)
@@ -214,6 +230,10 @@ class ThesisStage:
         for k, v in extra.items():
             loss = loss + v
             parts[k] = float(v.detach())
+        if self.gain_weight and net.decode_twice:  # the noise is no change to deliver
+            gain_term = motion_gain_loss(out, xb, y, target_base=cb)
+            loss = loss + self.gain_weight * gain_term
+            parts["gain"] = float(gain_term.detach())
         parts["loss"] = float(loss.detach())
         return out, (loss, parts)
 

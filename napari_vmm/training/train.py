@@ -417,7 +417,7 @@ def train(cfg: TrainConfig) -> int:
         from .thesis_train import ThesisStage, describe_loss
 
         stage = ThesisStage(cfg.model, net, cfg.stage, cfg.proxy, device, cfg.seed,
-                            cfg.epoch_steps)
+                            cfg.epoch_steps, gain_weight=cfg.gain_weight)
         loss_desc = describe_loss(cfg.model, cfg.stage, cfg.proxy,
                                   0.0 if stage.noise_free else cfg.noise)
     elif family == "fd4mm":
@@ -629,9 +629,9 @@ def config_from_args(ns) -> TrainConfig:
     for flag, w in (("--motion-weight", motion_weight), ("--gain-weight", gain_weight)):
         if w and not arch.get("decode_twice"):
             raise VMMError(f"{flag} needs --decode-twice (the change is then out - B)")
-        if w and MODELS[ns.model].loss == "thesis":
+        if w and flag == "--motion-weight" and MODELS[ns.model].loss == "thesis":
             raise VMMError(f"{flag} applies to oh2018, realtime and fd4mm, not the thesis "
-                           "models (their stages have their own losses)")
+                           "models (use --gain-weight)")
     if getattr(ns, "manipulator", "paper") != "paper":
         if ns.model != "fd4mm":
             raise VMMError("--manipulator applies to fd4mm only")
