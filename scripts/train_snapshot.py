@@ -1,6 +1,6 @@
 """Copy the best validated weights of local training runs into the package, then commit them.
 
-    .venv/bin/python scripts/train_snapshot.py [--no-commit] [--prefer-motion]
+    .venv/bin/python scripts/train_snapshot.py [--no-commit] [--prefer-motion | --force]
                                                    [MODEL[=RUN_DIR] ...]
                                                    (default: every model, from its usual runs)
 
@@ -11,7 +11,9 @@ contrastive stage, ``runs/MODEL-ft``: a fine-tuned KL-DNAS student, ``runs/MODEL
 the best validation SSIM replaces ``napari_vmm/weights/MODEL.*`` only if it beats the shipped
 file; with ``--prefer-motion``, also if its validation ``motion_gain`` (the share of the
 requested motion it delivers) is higher while its SSIM is within ``MOTION_SSIM_SLACK`` of the
-shipped one (a network that magnifies more at the same image quality). A replaced ``kldnas``
+shipped one (a network that magnifies more at the same image quality). ``--force`` ships the
+export of each named ``MODEL=RUN_DIR`` whatever its validation: for a choice made on the
+``vmm evaluate`` tables, which the commit message should give. A replaced ``kldnas``
 also ships its search log (``weights/kldnas_search/``). Then every
 shipped checksum is verified, ``weights/provenance.md`` is rewritten, and the training curves
 are redrawn from the shipped provenance (which holds every resumed session):
@@ -61,9 +63,12 @@ def best_export(model: str, run: str | None = None) -> Path | None:
     return max(found, key=lambda d: val_ssim(d / f"{model}.json"), default=None)
 
 
-def ship(model: str, run: str | None = None, prefer_motion: bool = False) -> list[Path]:
+def ship(model: str, run: str | None = None, prefer_motion: bool = False,
+         force: bool = False) -> list[Path]:
     """Copy the best export of ``model`` (or of ``run``) into the package if it beats the
-    shipped weights (see the module docstring for ``prefer_motion``)."""
+    shipped weights (see the module docstring for ``prefer_motion`` and ``force``)."""
+    if force and run is None:
+        raise SystemExit(f"--force ships a named run only: {model}=RUN_DIR")
     src = best_export(model, run)
     pt, js = W.weights_paths(model)
     if src is None:
@@ -75,7 +80,7 @@ def ship(model: str, run: str | None = None, prefer_motion: bool = False) -> lis
                    and val_gain(src / js.name) > val_gain(js))
     if more_motion:
         print(f"{model}: motion gain {val_gain(src / js.name)} (shipped {val_gain(js)})")
-    if new <= old and not more_motion:
+    if new <= old and not more_motion and not force:
         return []
     W.load_weights(model, src)  # verifies the run's own checksum before copying
     with atomic_output(pt) as tmp:
@@ -99,9 +104,10 @@ def ship(model: str, run: str | None = None, prefer_motion: bool = False) -> lis
 def main(argv: list[str]) -> int:
     commit = "--no-commit" not in argv
     prefer_motion = "--prefer-motion" in argv
+    force = "--force" in argv
     picks = [a.partition("=") for a in argv if not a.startswith("--")]
     picks = [(m, run or None) for m, _, run in picks] or [(m, None) for m in MODELS]
-    changed = [p for m, run in picks for p in ship(m, run, prefer_motion)]
+    changed = [p for m, run in picks for p in ship(m, run, prefer_motion, force)]
     shipped = {p.stem: p for p in sorted(W.WEIGHTS_DIR.glob("*.json"))}
     for m in shipped:
         _, prov = W.load_weights(m)  # verifies the sha256
