@@ -222,3 +222,14 @@ def test_cli_flags_are_the_model_fields_and_to_cli_round_trips():
                                  zero_phase=True, options={"levels": 3})):
         argv = shlex.split(params.to_cli("in.npy", "out.npy"))[1:]
         assert magnify_params_from_args(parser.parse_args(argv)) == params
+
+
+def test_methods_states_the_share_of_the_motion_delivered(capsys):
+    """``vmm methods`` gives each learned model's validation motion gain beside its SSIM,
+    from the shipped provenance."""
+    from napari_vmm.core.learned import weights as W
+
+    assert main(["methods"]) == 0
+    text = capsys.readouterr().out
+    gain = W.read_provenance("realtime")["validation"]["motion_gain"]
+    assert f"delivers {gain:.0%} of the requested change on validation" in text

@@ -36,6 +36,9 @@ def run(args: argparse.Namespace) -> int:
             score = f", val SSIM {metric:.3f}" if metric else ""
             if metric and baseline:
                 score += f" (copy-the-input {baseline:.3f}, bar {weights['quality_bar']})"
+            gain = weights.get("val_motion_gain")
+            if gain is not None:  # SSIM alone cannot tell a magnifier from a copy
+                score += f", delivers {gain:.0%} of the requested change on validation"
             print(f"{'':12s}weights: {status}{score}")
         for key, opt in info["options"].items():
             extra = f" choices={opt['choices']}" if "choices" in opt else ""

@@ -138,6 +138,7 @@ def describe_weights(model: str, directory: str | os.PathLike | None = None) -> 
         "status": training_status(val) if val else prov.get("status", STATUS_TRAINING),
         "val_ssim": val.get("ssim"),
         "val_ssim_input": val.get("ssim_input"),
+        "val_motion_gain": val.get("motion_gain"),
         "quality_bar": prov.get("quality_bar", QUALITY_BAR),
         "steps": prov.get("steps"),
         "samples_seen": prov.get("samples_seen"),
