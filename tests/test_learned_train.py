@@ -1,6 +1,7 @@
 """Training: a few steps run, checkpoint, resume; weights export with a verified checksum."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -227,3 +228,30 @@ def test_auto_init_goes_on_with_the_shipped_architecture(tmp_path, monkeypatch):
     assert named["init_from"] != "scratch" and named["arch"]["decode_twice"] is True
     other = run("other", blocks=3)  # not what ships: a new network from scratch
     assert other["init_from"] == "scratch" and other["arch"] == {"blocks": 3}
+
+
+def test_snapshot_force_ships_only_a_named_run(tmp_path, monkeypatch):
+    """``train_snapshot.py --force`` ships a named run's export even when its validation
+    SSIM is lower (a choice made on the test tables), and refuses without a named run."""
+    import importlib.util
+
+    from napari_vmm.core.learned.table import build_model
+
+    spec = importlib.util.spec_from_file_location(
+        "train_snapshot", Path(__file__).resolve().parents[1] / "scripts" / "train_snapshot.py")
+    snap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(snap)
+    net = build_model("realtime", blocks=2)
+    save_weights(net.state_dict(), {"steps": 9, "arch": {"blocks": 2},
+                                    "validation": {"ssim": 0.9, "ssim_input": 0.8}},
+                 "realtime", tmp_path / "shipped")
+    save_weights(net.state_dict(), {"steps": 11, "arch": {"blocks": 2},
+                                    "validation": {"ssim": 0.85, "ssim_input": 0.8}},
+                 "realtime", tmp_path / "run" / "export")
+    monkeypatch.setattr(W, "WEIGHTS_DIR", tmp_path / "shipped")
+    monkeypatch.setattr(snap, "ROOT", tmp_path)
+    with pytest.raises(SystemExit, match="named run"):
+        snap.ship("realtime", None, force=True)
+    assert snap.ship("realtime", "run") == []  # lower SSIM: not shipped without --force
+    assert snap.ship("realtime", "run", force=True)
+    assert W.read_provenance("realtime")["steps"] == 11
