@@ -76,10 +76,11 @@ def ship(model: str, run: str | None = None, prefer_motion: bool = False,
     new = val_ssim(src / js.name)
     old = val_ssim(js) if js.exists() and pt.exists() else -1.0
     print(f"{model}: best run {src.parent.relative_to(ROOT)} val SSIM {new} (shipped {old})")
-    more_motion = (prefer_motion and new >= old - MOTION_SSIM_SLACK and js.exists()
-                   and val_gain(src / js.name) > val_gain(js))
-    if more_motion:
-        print(f"{model}: motion gain {val_gain(src / js.name)} (shipped {val_gain(js)})")
+    more_motion = False
+    if prefer_motion and new >= old - MOTION_SSIM_SLACK and js.exists():
+        gain_new, gain_old = val_gain(src / js.name), val_gain(js)
+        more_motion = gain_new > gain_old
+        print(f"{model}: motion gain {gain_new} (shipped {gain_old})")
     if new <= old and not more_motion and not force:
         return []
     W.load_weights(model, src)  # verifies the run's own checksum before copying

@@ -124,7 +124,7 @@ class ThesisStage:
         (:func:`.losses.motion_gain_loss`) on every stage.
 
     With decode twice (the net's ``decode_twice``) every stage trains the output the engine
-    runs, ``B + D(amp) − D(0)``, on its own two-frame path as well (``twice`` below).
+    runs, ``B + D(amp) − D(0)``, on its own two-frame path as well (``MagNet.with_change``).
     """
 
     def __init__(self, model: str, net, stage: str = "main", proxy: str = "",
@@ -173,11 +173,6 @@ class ThesisStage:
         amp = b["alpha"].to(device)
         extra: dict[str, torch.Tensor] = {}
         still_amp = torch.zeros_like(amp)
-
-        def twice(out: torch.Tensor, still) -> torch.Tensor:
-            """``out`` as B + out − still() when the net decodes twice (``still``: amp 0)."""
-            return xb + out - still() if net.decode_twice else out
-
         if self.family == "lnvmm":
             g = torch.Generator().manual_seed(self.seed * 7919 + step)
             self_pair = bool(torch.rand((), generator=g) < self.share_dropout)
@@ -188,8 +183,8 @@ class ThesisStage:
             else:
                 ea, pa, eb, pb = net.streams(xa, xb)
                 app = net.appearance(pb, pa)
-            out = twice(net.decode(app, net.manipulate(ea, eb, amp)),
-                        lambda: net.decode(app, net.manipulate(ea, eb, still_amp)))
+            out = net.with_change(xb, net.decode(app, net.manipulate(ea, eb, amp)),
+                                  lambda: net.decode(app, net.manipulate(ea, eb, still_amp)))
             loss, parts = base_loss(out, y, 10.0, 1.0, 0.1)
             phi = net.appearance_image(app)
             extra["L_A"] = ((phi - F.avg_pool2d(cb, 2)).abs().mean()
@@ -205,8 +200,8 @@ class ThesisStage:
                 extra["L_M"] = ((peb - pea) * a4 - (eb - ea) * a4).abs().mean()
         elif self.family == "mdlmm":
             m = net.manipulate(xa, xb, amp)
-            out = twice(net.decode(xb, m),
-                        lambda: net.decode(xb, net.manipulate(xa, xb, still_amp)))
+            out = net.with_change(xb, net.decode(xb, m),
+                                  lambda: net.decode(xb, net.manipulate(xa, xb, still_amp)))
             loss, parts = base_loss(out, y, 10.0, 1.0, 0.1)
             la_gt, p_gt = spectrum(y)
             extra["phase"] = wrap_phase(m[2] - p_gt).abs().mean()
@@ -214,8 +209,8 @@ class ThesisStage:
         elif self.family == "hmn" and self.stage == "contrastive":
             self._refresh_negative(net, step)
             m = net.manipulate(xa, xb, amp)
-            out = twice(net.decode(xb, m),
-                        lambda: net.decode(xb, net.manipulate(xa, xb, still_amp)))
+            out = net.with_change(xb, net.decode(xb, m),
+                                  lambda: net.decode(xb, net.manipulate(xa, xb, still_amp)))
             loss, parts = base_loss(out, y, 10.0, 1.0, 0.1)
             with torch.no_grad():
                 pos, _ = self.proxy.msm_features(cb, ca)

@@ -116,8 +116,13 @@ class MagNet(nn.Module):
               amp: torch.Tensor | float) -> torch.Tensor:
         """``pair(xa, xb, amp)``, decoded twice when :attr:`decode_twice`:
         ``xb + pair(amp) − pair(0)``. For models whose two-frame pass is their own."""
-        out = pair(xa, xb, amp)
-        return xb + out - pair(xa, xb, 0.0) if self.decode_twice else out
+        return self.with_change(xb, pair(xa, xb, amp), lambda: pair(xa, xb, 0.0))
+
+    def with_change(self, x: torch.Tensor, out: torch.Tensor,
+                    still: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """``out``, or ``x + out − still()`` when :attr:`decode_twice` (``still``: the same
+        pass at amp 0). Training stages that build ``out`` from their own parts use it."""
+        return x + out - still() if self.decode_twice else out
 
 
 class Oh2018Net(MagNet):
