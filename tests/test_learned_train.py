@@ -205,6 +205,24 @@ def test_motion_terms_need_decode_twice(flag):
     assert (cfg.motion_weight, cfg.gain_weight)[flag == "--gain-weight"] == 0.1
 
 
+def test_kldnas_keeps_a_refused_decode_twice():
+    """kldnas takes its architecture from --init; a --decode-twice beside it must still be
+    refused, not dropped (it cannot decode twice)."""
+    import argparse
+
+    from napari_vmm.cli.train import add_parser
+    from napari_vmm.core.learned.table import build_model
+    from napari_vmm.training.train import config_from_args
+
+    shipped = Path(__file__).parents[1] / "napari_vmm" / "weights" / "kldnas.pt"
+    parser = add_parser(argparse.ArgumentParser().add_subparsers())
+    cfg = config_from_args(parser.parse_args(["kldnas", "--decode-twice", "--init",
+                                              str(shipped)]))
+    assert cfg.arch["decode_twice"] and "genotype" in cfg.arch
+    with pytest.raises(VMMError, match="not kldnas"):
+        build_model("kldnas", **cfg.arch)
+
+
 def test_auto_init_goes_on_with_the_shipped_architecture(tmp_path, monkeypatch):
     """Without a checkpoint, --init auto continues the shipped weights with their arch flags
     (decode twice), also when the command names those flags; a flag they lack starts afresh."""
