@@ -115,3 +115,15 @@ def test_linearity_rows_measure_gain_and_learned_models_get_two_modes(tmp_path):
         assert r["gain"]["truth"] == pytest.approx(1.0, abs=0.05)
         assert r["gain"]["input"] == pytest.approx(1 / r["factor"], rel=0.1)
     assert "Linearity" in markdown_tables(res)
+    pytest.importorskip("matplotlib")
+    import json
+
+    from napari_vmm.training.figures import linearity_figure
+
+    (tmp_path / "lin.json").write_text(json.dumps(res))
+    linearity_figure(str(tmp_path / "lin.png"), str(tmp_path / "lin.json"))
+    assert (tmp_path / "lin.png").read_bytes()[:4] == b"\x89PNG"
+    res["rows"] = []
+    (tmp_path / "none.json").write_text(json.dumps(res))
+    with pytest.raises(ValueError, match="no linearity rows"):
+        linearity_figure(str(tmp_path / "x.png"), str(tmp_path / "none.json"))

@@ -57,6 +57,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--weights", action="append", default=[], metavar="MODEL=PATH",
                    help="use these weights for a learned model (default: shipped); repeatable")
+    p.add_argument("--option", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                   help="a method option for one column, e.g. realtime:dn.denoise=true beside "
+                        "realtime (see vmm methods); repeatable")
+    p.add_argument("--fd4mm-sigmas", default="0.01,0.05,0.1,0.2",
+                   help="FD4MM protocol: comma-separated Gaussian noise sigmas in [0, 1] units "
+                        "for its noisy rows at 20x (default: the paper's 0.01,0.05,0.1,0.2; "
+                        "6 DN is 0.0235)")
     p.add_argument("--thesis-clips", type=int, default=25,
                    help="thesis protocol: number of clips (default 25, the thesis')")
     p.add_argument("--thesis-size", type=int, default=256,
@@ -71,6 +78,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--markdown", metavar="OUT.md", help="write the tables as Markdown")
     p.set_defaults(func=run)
     return p
+
+
+def _floats(flag: str, text: str) -> tuple[float, ...]:
+    """A comma-separated list of non-negative numbers (noise sigmas)."""
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise VMMError(f"{flag} takes comma-separated numbers, got {text!r}") from None
+    if not values or any(not 0 <= v <= 1 for v in values):
+        raise VMMError(f"{flag} takes sigmas in [0, 1] (fractions of full scale), got {text!r}")
+    return values
 
 
 def run(ns: argparse.Namespace) -> int:
@@ -99,14 +117,24 @@ def run(ns: argparse.Namespace) -> int:
             raise VMMError(f"--weights takes MODEL=PATH, got {item!r}")
         k, v = item.split("=", 1)
         weights[k.strip()] = v.strip()
+    options: dict[str, dict[str, str]] = {}
+    for item in ns.option:
+        column, _, value = item.partition("=")
+        method, _, key = column.rpartition(".")
+        if not (value and method and key):
+            raise VMMError(f"--option takes METHOD.KEY=VALUE, got {item!r}")
+        if method not in methods:
+            raise VMMError(f"--option {item!r}: {method!r} is not among --methods")
+        options.setdefault(method, {})[key] = value
     if ns.size < 32:
         raise VMMError("--size must be at least 32")
     cfg = EvalConfig(methods=methods, size=ns.size, scenes=ns.scenes, frames=ns.frames,
-                     seed=ns.seed, device=ns.device, weights=weights, tests=tests,
+                     seed=ns.seed, device=ns.device, weights=weights, options=options,
+                     tests=tests,
                      static_too=not ns.no_static, real_textures=ns.real_textures,
+                     fd4mm_sigmas=_floats("--fd4mm-sigmas", ns.fd4mm_sigmas),
                      thesis_clips=ns.thesis_clips, thesis_size=ns.thesis_size,
-                     thesis_sigmas=tuple(float(v) for v in ns.thesis_sigmas.split(",")
-                                         if v.strip()))
+                     thesis_sigmas=_floats("--thesis-sigmas", ns.thesis_sigmas))
     earlier = None
     if ns.merge:
         if not ns.methods:

@@ -124,7 +124,8 @@ def markdown_tables(result: dict[str, Any]) -> str:
         if "error" in w:
             out.append(f"- `{m}` weights: {w['error']}")
         else:
-            arch = f", arch {w['arch']}" if w.get("arch") else ""
+            arch = (f", arch {w['arch']}" if w.get("arch") else "") \
+                + (f", options {w['options']}" if w.get("options") else "")
             out.append(f"- `{m}` weights: step {w['steps']}, validation SSIM {w['val_ssim']}, "
                        f"sha256 `{str(w['sha256'])[:12]}…`, status: {w['status']}{arch}")
     if out:

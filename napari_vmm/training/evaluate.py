@@ -252,6 +252,8 @@ class EvalConfig:
     seed: int = 0
     device: str = "cpu"
     weights: dict[str, str] = field(default_factory=dict)  # model -> .pt path
+    #: method options per column (without ``@static``), e.g. {"realtime:dn": {"denoise": "1"}}
+    options: dict[str, dict[str, str]] = field(default_factory=dict)
     tests: tuple[str, ...] = ("subpixel", "noise", "fd4mm")
     subpixel_amplitudes: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
     noise_factors: tuple[float, ...] = (0.0, 0.3, 1.0, 2.0, 4.0)
@@ -276,6 +278,15 @@ class EvalConfig:
     linearity_size: int = 0   # 0: large enough for the largest output motion
 
 
+def method_options(cfg: EvalConfig, method: str) -> dict[str, str]:
+    """The magnifier options of a table column: its ``options`` and its ``weights`` file."""
+    key = weights_key(method)
+    opts = dict(cfg.options.get(key, {}))
+    if cfg.weights.get(key):
+        opts["weights"] = cfg.weights[key]
+    return opts
+
+
 def run_method(method: str, frames: np.ndarray, alpha: float, fps: float,
                band: tuple[float, float], cfg: EvalConfig) -> np.ndarray:
     """One table column on one clip: classical methods and learned models (the latter in
@@ -283,8 +294,7 @@ def run_method(method: str, frames: np.ndarray, alpha: float, fps: float,
     from ..core.engine import magnify
 
     base = base_method(method)
-    opts = {"weights": cfg.weights[weights_key(method)]} \
-        if cfg.weights.get(weights_key(method)) else {}
+    opts = method_options(cfg, method)
     if method.endswith("@static"):
         return magnify(frames, fps=fps, method=base, alpha=alpha, mode="static",
                        temporal="none", band=band, device=cfg.device, **opts)
@@ -567,11 +577,9 @@ def run_thesis(cfg: EvalConfig, log=print) -> list[dict[str, Any]]:
             score("truth", gt)
             score("input", frames)
             for m in cfg.methods:
-                opts = {"weights": cfg.weights[weights_key(m)]} \
-                    if cfg.weights.get(weights_key(m)) else {}
                 out = magnify(frames, fps=fps, method=base_method(m), alpha=alpha,
                               mode="dynamic", temporal="none", band=(1.0, 14.0),
-                              device=cfg.device, **opts)
+                              device=cfg.device, **method_options(cfg, m))
                 acc.setdefault(m, []).append(mse(out))
                 score(m, out)
         row = {"test": "thesis", "amplitude_px": cfg.thesis_amplitude,
@@ -605,7 +613,8 @@ def run_evaluation(cfg: EvalConfig, log=print) -> dict[str, Any]:
             winfo[m] = {"sha256": prov.get("sha256"), "steps": prov.get("steps"),
                         "val_ssim": prov.get("validation", {}).get("ssim"),
                         "status": W.training_status(prov.get("validation", {})),
-                        "arch": prov.get("arch") or {}, "loss": prov.get("loss")}
+                        "arch": prov.get("arch") or {}, "loss": prov.get("loss"),
+                        **({"options": cfg.options[m]} if cfg.options.get(m) else {})}
     t0 = time.time()
     rows: list[dict[str, Any]] = []
     for name in cfg.tests:

@@ -1,7 +1,8 @@
 """Figures for the docs: example training samples and training curves (needs matplotlib).
 
 ``python -m napari_vmm.training.figures samples docs/images/learned_samples.png``
-``python -m napari_vmm.training.figures curves docs/images/learned_training.png RUN_DIR...``
+``python -m napari_vmm.training.figures curves docs/images/learned_training.png PROVENANCE...``
+``python -m napari_vmm.training.figures linearity docs/images/linearity_learned.png EVAL.json``
 """
 
 from __future__ import annotations
@@ -84,9 +85,45 @@ def curves_figure(path: str, provenance_files: list[str]) -> None:
     fig.savefig(path, dpi=90)
 
 
+def linearity_figure(path: str, result_file: str) -> None:
+    """Achieved against requested magnification, one panel per input amplitude, from the
+    ``--json`` of ``vmm evaluate --tests linearity`` (achieved = measured gain × request)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    result = json.loads(Path(result_file).read_text())
+    rows = [r for r in result["rows"] if r.get("test") == "linearity"]
+    if not rows:
+        raise ValueError(f"{result_file} has no linearity rows")
+    amplitudes = sorted({r["amplitude_px"] for r in rows})
+    methods = ["input", *result["config"]["methods"]]
+    fig, axes = plt.subplots(1, len(amplitudes), figsize=(4.9 * len(amplitudes), 3.8),
+                             sharey=True, squeeze=False)
+    for ax, amp in zip(axes[0], amplitudes, strict=True):
+        sel = sorted((r for r in rows if r["amplitude_px"] == amp), key=lambda r: r["factor"])
+        factors = [r["factor"] for r in sel]
+        for m in methods:
+            style = {"ls": ":", "color": "black"} if m == "input" else {"marker": "o"}
+            ax.plot(factors, [r["gain"][m] * r["factor"] for r in sel], label=m, **style)
+        ax.plot(factors, factors, "k--", lw=0.8, label="requested")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.grid(True, which="both", lw=0.3)
+        ax.set_title(f"input motion {amp} px")
+        ax.set_xlabel("requested magnification 1+α")
+    axes[0][0].set_ylabel("achieved magnification (output / input motion)")
+    axes[0][-1].legend(fontsize=8)
+    fig.suptitle("Linearity (Ha et al.): sinusoidal motion, temporal mode, ideal band")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+
+
 if __name__ == "__main__":
     what, out, *rest = sys.argv[1:]
-    if what == "samples":
-        samples_figure(out)
-    else:
-        curves_figure(out, rest)
+    figure = {"samples": lambda: samples_figure(out), "curves": lambda: curves_figure(out, rest),
+              "linearity": lambda: linearity_figure(out, rest[0])}
+    if what not in figure:
+        sys.exit(f"unknown figure {what!r}; choose from {', '.join(figure)}")
+    figure[what]()
