@@ -183,6 +183,38 @@ def test_motion_gain_loss_asks_for_the_whole_change_along_the_target():
     assert float(motion_gain_loss(base, base, base)) == 0.0  # nothing moves
 
 
+def test_per_sample_gain_counts_small_motions_like_large_ones():
+    from napari_vmm.training.losses import motion_gain_loss
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.rand(3, 3, 16, 16, generator=g)
+    change = torch.randn(3, 3, 16, 16, generator=g)
+    change[0] *= 1.0   # a large motion, delivered in full
+    change[1] *= 0.01  # a small one, not delivered at all
+    change[2] = 0      # a static sample: left out
+    target = base + change
+    out = base.clone()
+    out[0] = target[0]
+    pooled = float(motion_gain_loss(out, base, target))
+    assert pooled < 0.001  # the pooled gain is set by the large motion
+    assert float(motion_gain_loss(out, base, target, per_sample=True)) == pytest.approx(0.5)
+
+
+def test_gain_target_leaves_the_input_noise_out():
+    """The input is noisy, the target clean: the change to deliver is Y − B_clean, so a
+    network that delivers it exactly scores 0 only against the clean base."""
+    from napari_vmm.training.losses import motion_gain_loss
+
+    g = torch.Generator().manual_seed(1)
+    clean = torch.rand(2, 3, 16, 16, generator=g)
+    noisy = clean + 0.2 * torch.randn(2, 3, 16, 16, generator=g)
+    target = clean + 0.05 * torch.randn(2, 3, 16, 16, generator=g)
+    out = noisy + (target - clean)  # the input, noise and all, plus the whole change
+    assert float(motion_gain_loss(out, noisy, target, target_base=clean)) == \
+        pytest.approx(0.0, abs=1e-6)
+    assert float(motion_gain_loss(out, noisy, target)) > 0.5  # noise counted as change
+
+
 @pytest.mark.parametrize("flag", ["--motion-weight", "--gain-weight"])
 def test_motion_terms_need_decode_twice(flag):
     import argparse
@@ -273,3 +305,16 @@ def test_snapshot_force_ships_only_a_named_run(tmp_path, monkeypatch):
     assert snap.ship("realtime", "run") == []  # lower SSIM: not shipped without --force
     assert snap.ship("realtime", "run", force=True)
     assert W.read_provenance("realtime")["steps"] == 11
+
+
+def test_a_run_with_the_per_sample_gain_term_records_it(tmp_path):
+    cfg = TrainConfig(**{**vars(_cfg(tmp_path, 2)), "arch": {"decode_twice": True},
+                         "gain_weight": 0.3, "gain_per_sample": True})
+    assert train(cfg) == 0
+    prov = json.loads((tmp_path / "run" / "export" / "realtime.json").read_text())
+    assert prov["loss"]["motion_gain"] == 0.3
+    assert prov["loss"]["motion_gain_per_sample"] is True
+    assert prov["loss"]["motion_gain_target"] == "clean input"
+    logged = [json.loads(line) for line in
+              (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert any("gain" in r for r in logged if "loss" in r)

@@ -73,9 +73,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "shrink to nothing (default 0: off)")
     p.add_argument("--gain-weight", type=float, default=0.0,
                    help="with --decode-twice: weight of (1 - G)^2, G the share of the target's "
-                        "change (Y - B) the output delivers along it, pooled over the batch: "
-                        "asks for the whole requested motion, which L1 lets a network hedge "
-                        "towards zero (default 0: off)")
+                        "change (Y minus the noise-free B) the output delivers along it, "
+                        "pooled over the batch: asks for the whole requested motion, which L1 "
+                        "lets a network hedge towards zero (default 0: off)")
+    p.add_argument("--gain-per-sample", action="store_true",
+                   help="with --gain-weight: the term per sample, so small motions count as "
+                        "much as the batch's largest")
     p.add_argument("--manipulator", default="paper", choices=["paper", "linear"],
                    help="fd4mm: the paper's manipulator, or the linear one whose change scales "
                         "with the motion (docs/learned.md, 'Why fd4mm returned its input'); "

@@ -199,7 +199,7 @@ def motion_alignment_loss(out: torch.Tensor, base: torch.Tensor, target: torch.T
 
 def motion_gain_loss(out: torch.Tensor, base: torch.Tensor, target: torch.Tensor,
                      eps: float = 1e-12, target_base: torch.Tensor | None = None,
-                     ) -> torch.Tensor:
+                     per_sample: bool = False) -> torch.Tensor:
     """(1 − G)², G = Σ⟨out − base, target − t_b⟩ / Σ|target − t_b|² over the batch.
 
     G is the share of the target's change that the output delivers (the validation's
@@ -209,15 +209,29 @@ def motion_gain_loss(out: torch.Tensor, base: torch.Tensor, target: torch.Tensor
     direction, and only that component counts. Pooled over the batch so small motions do not
     make it noisy. ``out``, ``base``, ``target``: (N, 3, H, W); ``target_base`` (t_b, default
     ``base``): the noise-free input, when ``base`` is noisy and the target clean (the noise is
-    not a change to deliver). Returns a scalar.
+    not a change to deliver). With ``per_sample``, the mean of (1 − G_i)² over the samples
+    whose target changes (rms change above ``PER_SAMPLE_FLOOR``): every motion size counts
+    alike, where the pooled G is set by the batch's largest change. Returns a scalar.
     """
     d = (out - base).flatten(1)
     t = (target - (base if target_base is None else target_base)).flatten(1)
+    if per_sample:
+        energy_i = (t * t).sum(1)
+        moving = energy_i > PER_SAMPLE_FLOOR ** 2 * t.shape[1]
+        if not bool(moving.any()):
+            return out.new_zeros(())
+        gain_i = (d * t).sum(1)[moving] / energy_i[moving]
+        return ((1 - gain_i) ** 2).mean()
     energy = (t * t).sum()
     if float(energy) <= eps:
         return out.new_zeros(())
     gain = (d * t).sum() / energy
     return (1 - gain) ** 2
+
+
+#: per-sample gain term: samples whose target's rms change (image units, [−1, 1]) is at or
+#: below this are left out (static scenes; about 0.1 grey level)
+PER_SAMPLE_FLOOR = 1e-3
 
 
 def fd4mm_loss(out: torch.Tensor, target: torch.Tensor, negative: torch.Tensor,

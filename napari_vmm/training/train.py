@@ -56,6 +56,7 @@ class TrainConfig:
     edge_weight: float = 1.0        # FD4MM: weight of the LoG edge loss
     motion_weight: float = 0.0      # decode twice: weight of 1 − cos(out − B, Y − B)
     gain_weight: float = 0.0        # decode twice: weight of (1 − motion gain)²
+    gain_per_sample: bool = False   # the gain term per sample (every motion size alike)
     arch: dict[str, Any] = field(default_factory=dict)  # architecture switches (ablations)
     ablation: tuple[str, ...] = ()  # names given to --ablate (recorded; no shipped-weight init)
     workers: int = 0                # data-generating worker processes (0: in-process)
@@ -417,7 +418,8 @@ def train(cfg: TrainConfig) -> int:
         from .thesis_train import ThesisStage, describe_loss
 
         stage = ThesisStage(cfg.model, net, cfg.stage, cfg.proxy, device, cfg.seed,
-                            cfg.epoch_steps, gain_weight=cfg.gain_weight)
+                            cfg.epoch_steps, gain_weight=cfg.gain_weight,
+                            gain_per_sample=cfg.gain_per_sample)
         loss_desc = describe_loss(cfg.model, cfg.stage, cfg.proxy,
                                   0.0 if stage.noise_free else cfg.noise)
     elif family == "fd4mm":
@@ -430,6 +432,9 @@ def train(cfg: TrainConfig) -> int:
         loss_desc["motion_alignment"] = cfg.motion_weight
     if cfg.gain_weight:
         loss_desc["motion_gain"] = cfg.gain_weight
+        loss_desc["motion_gain_target"] = "clean input"  # before 2026-12-05 (11:00): noisy
+        if cfg.gain_per_sample:
+            loss_desc["motion_gain_per_sample"] = True
     amp_mode = "off" if device.type != "cuda" else ("bf16" if cfg.amp == "auto" else cfg.amp)
     scaler = torch.amp.GradScaler("cuda") if amp_mode == "fp16" else None
 
@@ -544,12 +549,17 @@ def train(cfg: TrainConfig) -> int:
             else:
                 loss, parts = magnification_loss(out, y, vc.float(), va.float(), mc.float(),
                                                  mb.float(), cfg.reg_weight, cfg.ssim_weight)
-            for name, weight, term in (("motion", cfg.motion_weight, motion_alignment_loss),
-                                       ("gain", cfg.gain_weight, motion_gain_loss)):
-                if weight and stage is None:  # decode twice: the change is out − B
-                    value = term(out, xb.float(), y)
-                    loss = loss + weight * value
-                    parts[name] = float(value.detach())
+            if stage is None:  # decode twice: the change is out − B
+                if cfg.motion_weight:
+                    value = motion_alignment_loss(out, xb.float(), y)
+                    loss = loss + cfg.motion_weight * value
+                    parts["motion"] = float(value.detach())
+                if cfg.gain_weight:  # the input's noise is no change to deliver
+                    value = motion_gain_loss(out, xb.float(), y,
+                                             target_base=b["B_clean"].to(device).float(),
+                                             per_sample=cfg.gain_per_sample)
+                    loss = loss + cfg.gain_weight * value
+                    parts["gain"] = float(value.detach())
             if not math.isfinite(parts["loss"]):
                 raise VMMError(f"training diverged at step {step} (loss {parts['loss']}); "
                                "resume from the last checkpoint with a lower --lr")
@@ -626,6 +636,8 @@ def config_from_args(ns) -> TrainConfig:
         arch["decode_twice"] = True
     motion_weight = getattr(ns, "motion_weight", 0.0)
     gain_weight = getattr(ns, "gain_weight", 0.0)
+    if getattr(ns, "gain_per_sample", False) and not gain_weight:
+        raise VMMError("--gain-per-sample needs --gain-weight")
     for flag, w in (("--motion-weight", motion_weight), ("--gain-weight", gain_weight)):
         if w and not arch.get("decode_twice"):
             raise VMMError(f"{flag} needs --decode-twice (the change is then out - B)")
@@ -649,6 +661,7 @@ def config_from_args(ns) -> TrainConfig:
         crop=ns.crop, lr=ns.lr, reg_weight=ns.reg_weight, ssim_weight=ns.ssim_weight,
         cr_weight=0.0 if "contrastive" in ablate else ns.cr_weight,
         edge_weight=ns.edge_weight, motion_weight=motion_weight, gain_weight=gain_weight,
+        gain_per_sample=getattr(ns, "gain_per_sample", False),
         arch=arch,
         ablation=tuple(ablate), workers=ns.workers,
         echo=ns.echo, amp=ns.amp, renderer=getattr(ns, "renderer", "cpu"),
