@@ -106,8 +106,15 @@ def test_decode_twice_is_the_input_at_alpha_zero_and_validate_only_exports_the_f
         assert torch.allclose(twice(xa, xb, 0.0), xb, atol=1e-6)
         assert not torch.allclose(plain(xa, xb, 0.0), xb, atol=1e-2)
         assert not torch.allclose(twice(xa, xb, 5.0), xb, atol=1e-3)  # still magnifies
-    with pytest.raises(VMMError, match="decode_twice"):
-        build_model("kldnas", decode_twice=True)
+    import dataclasses
+
+    from napari_vmm.core.learned import table
+
+    plain_spec = dataclasses.replace(table.MODELS["realtime"], decode_twice=False)
+    with pytest.MonkeyPatch.context() as mp:  # a model that cannot decode twice refuses it
+        mp.setitem(table.MODELS, "realtime", plain_spec)
+        with pytest.raises(VMMError, match="decode_twice"):
+            build_model("realtime", decode_twice=True)
     # scratch weights, then a flagged export of them without any optimiser step
     assert train(_cfg(tmp_path, 2)) == 0
     src = tmp_path / "run" / "export" / "realtime.pt"
@@ -237,9 +244,9 @@ def test_motion_terms_need_decode_twice(flag):
     assert (cfg.motion_weight, cfg.gain_weight)[flag == "--gain-weight"] == 0.1
 
 
-def test_kldnas_keeps_a_refused_decode_twice():
-    """kldnas takes its architecture from --init; a --decode-twice beside it must still be
-    refused, not dropped (it cannot decode twice)."""
+def test_kldnas_keeps_decode_twice_beside_its_searched_architecture():
+    """kldnas takes its architecture from --init; a --decode-twice beside it must be kept,
+    not dropped, and the student then gives back its input at α = 0."""
     import argparse
 
     from napari_vmm.cli.train import add_parser
@@ -251,8 +258,11 @@ def test_kldnas_keeps_a_refused_decode_twice():
     cfg = config_from_args(parser.parse_args(["kldnas", "--decode-twice", "--init",
                                               str(shipped)]))
     assert cfg.arch["decode_twice"] and "genotype" in cfg.arch
-    with pytest.raises(VMMError, match="not kldnas"):
-        build_model("kldnas", **cfg.arch)
+    net = build_model("kldnas", **cfg.arch).eval()
+    xa, xb = torch.rand(2, 1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(net(xa, xb, 0.0), xb, atol=1e-6)
+        assert not torch.allclose(net(xa, xb, 20.0), xb, atol=1e-4)
 
 
 def test_auto_init_goes_on_with_the_shipped_architecture(tmp_path, monkeypatch):

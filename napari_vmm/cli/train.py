@@ -65,7 +65,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--decode-twice", action="store_true",
                    help="output = input + D(V, M_out) − D(V, M) (the thesis models: "
                         "input + net(alpha) − net(0)), exactly the input at alpha 0 "
-                        "(recorded in the weights' arch; not kldnas); "
+                        "(recorded in the weights' arch); "
                         "start it from trained weights with --init shipped")
     p.add_argument("--motion-weight", type=float, default=0.0,
                    help="with --decode-twice: weight of 1 - cos(out - B, Y - B), which aims "

@@ -652,7 +652,7 @@ def config_from_args(ns) -> TrainConfig:
         if not str(ns.init).endswith(".pt"):
             raise VMMError("training kldnas needs --init RUN/export/kldnas.pt from a search")
         arch = {**(W.load_weights("kldnas", ns.init)[1].get("arch") or {}),
-                **{k: v for k, v in arch.items() if k == "decode_twice"}}  # refused below
+                **{k: v for k, v in arch.items() if k == "decode_twice"}}
     cmd = "vmm train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
         if len(sys.argv) > 1 and sys.argv[1] == "train" else \
         "vmm train " + " ".join(shlex.quote(a) for a in sys.argv[1:])

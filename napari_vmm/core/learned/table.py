@@ -136,7 +136,7 @@ MODELS: dict[str, LearnedModel] = {m.name: m for m in (
                  "Learned: KL-DNAS student, latency-aware searched architecture (Singh et al. "
                  "2024), from its search log", "KLDNASMagnifier",
                  "A KL-DNAS student: the architecture derived by the search, read from its "
-                 "provenance.", loss="thesis", train=_THESIS_TRAIN),
+                 "provenance.", decode_twice=True, loss="thesis", train=_THESIS_TRAIN),
 )}
 
 #: models that can decode twice (``x + D(amp) − D(0)``: exactly the input at amp = 0); Oh's
