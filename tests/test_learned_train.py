@@ -328,3 +328,19 @@ def test_a_run_with_the_per_sample_gain_term_records_it(tmp_path):
     logged = [json.loads(line) for line in
               (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert any("gain" in r for r in logged if "loss" in r)
+
+
+def test_data_overrides_change_the_training_recipe_only(tmp_path):
+    ref = TrainConfig(**{**vars(_cfg(tmp_path, 1)), "run_dir": str(tmp_path / "ref")})
+    cfg = TrainConfig(**{**vars(_cfg(tmp_path, 1)), "data": {"p_log_motion": 0.6}})
+    assert train(ref) == 0 and train(cfg) == 0
+    prov = json.loads((tmp_path / "run" / "export" / "realtime.json").read_text())
+    base = json.loads((tmp_path / "ref" / "export" / "realtime.json").read_text())
+    assert prov["data_recipe"]["p_log_motion"] == 0.6
+    assert base["data_recipe"]["p_log_motion"] == 0.3
+    assert prov["segments"][-1]["data"] == {"p_log_motion": 0.6}
+    # the same validation set: the copy-the-input score does not depend on the training data
+    assert prov["validation"]["ssim_input"] == base["validation"]["ssim_input"]
+    for bad, match in (({"colour": 1.0}, "unknown --data"), ({"p_gray": 2.0}, "out of range")):
+        with pytest.raises(VMMError, match=match):
+            TrainConfig(model="realtime", data=bad).resolve()

@@ -76,6 +76,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "change (Y minus the noise-free B) the output delivers along it, "
                         "pooled over the batch: asks for the whole requested motion, which L1 "
                         "lets a network hedge towards zero (default 0: off)")
+    p.add_argument("--data", action="append", default=[], metavar="FIELD=NUMBER",
+                   help="override a field of the training-data recipe (DataConfig in "
+                        "napari_vmm/training/data.py, e.g. p_log_motion=0.6 for more small "
+                        "motions); the validation set keeps the standard recipe; repeatable")
     p.add_argument("--gain-per-sample", action="store_true",
                    help="with --gain-weight: the term per sample, so small motions count as "
                         "much as the batch's largest")

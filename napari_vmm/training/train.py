@@ -84,6 +84,9 @@ class TrainConfig:
     stage: str = "main"             # thesis models: main | proxy | contrastive (.thesis_train)
     proxy: str = ""                 # thesis models: frozen proxy weights (.pt) for L_M / C_loss
     epoch_steps: int = 1000         # hmn contrastive stage: steps per "epoch" (negatives)
+    #: training-data recipe overrides (numeric ``DataConfig`` fields, e.g. p_log_motion);
+    #: the validation set keeps the standard recipe, so curves stay comparable
+    data: dict[str, float] = field(default_factory=dict)
 
     def resolve(self) -> TrainConfig:
         if self.model not in MODEL_DEFAULTS:
@@ -108,7 +111,29 @@ class TrainConfig:
                            f"got {self.crop}")
         if not self.run_dir:
             self.run_dir = str(Path("runs") / self.model)
+        self.data_config()  # checks the overrides
         return self
+
+    def data_config(self):
+        """The training-data recipe: ``DataConfig`` at the crop size with ``data`` applied."""
+        from dataclasses import fields
+
+        from .data import DataConfig
+
+        numeric = {f.name: int if f.type in ("int", int) else float for f in fields(DataConfig)
+                   if f.name != "size" and f.type in ("float", "int", float, int)}
+        bad = sorted(set(self.data) - set(numeric))
+        if bad:
+            raise VMMError(f"unknown --data field(s) {bad}; choose from {sorted(numeric)}")
+        out_of_range = [f"{k}={v:g}" for k, v in self.data.items()
+                        if not (0 <= v <= 1 if k.startswith("p_") else v > 0)]
+        if out_of_range:
+            raise VMMError(f"--data out of range: {', '.join(out_of_range)} (probabilities "
+                           "p_* in [0, 1], the rest > 0)")
+        try:
+            return DataConfig(size=self.crop, **{k: numeric[k](v) for k, v in self.data.items()})
+        except (TypeError, ValueError) as e:
+            raise VMMError(f"bad --data {self.data}: {e}") from None
 
 
 class TrainStream:
@@ -323,7 +348,6 @@ def train(cfg: TrainConfig) -> int:
 
     from ..core.learned.models import count_parameters
     from ..core.learned.table import build_model
-    from .data import DataConfig
     from .losses import fd4mm_loss, magnification_loss, motion_alignment_loss, motion_gain_loss
     from .render_torch import recipe as render_recipe
 
@@ -405,8 +429,9 @@ def train(cfg: TrainConfig) -> int:
     segments.append({"start_step": step, "end_step": step, "command": cfg.command,
                      "lr": cfg.lr, "crop": cfg.crop, "batch": cfg.batch, "device": str(device),
                      "threads": torch.get_num_threads(), "renderer": cfg.renderer,
+                     **({"data": dict(cfg.data)} if cfg.data else {}),
                      "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    dcfg = DataConfig(size=cfg.crop)
+    dcfg = cfg.data_config()
     val_batches = validation_set(cfg, cfg.seed)
     params = count_parameters(net)
     print(f"{cfg.model}: {params} parameters, crop {cfg.crop}, batch {cfg.batch}, "
@@ -620,6 +645,18 @@ def train(cfg: TrainConfig) -> int:
     return 0
 
 
+def _data_overrides(items: list[str]) -> dict[str, float]:
+    """``["p_log_motion=0.6", ...]`` -> {"p_log_motion": 0.6}."""
+    out: dict[str, float] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            raise VMMError(f"--data takes FIELD=NUMBER, got {item!r}") from None
+    return out
+
+
 def config_from_args(ns) -> TrainConfig:
     """The :class:`TrainConfig` of parsed ``vmm train`` arguments."""
     ablate = [a.strip() for a in (ns.ablate or "").split(",") if a.strip()]
@@ -662,6 +699,7 @@ def config_from_args(ns) -> TrainConfig:
         cr_weight=0.0 if "contrastive" in ablate else ns.cr_weight,
         edge_weight=ns.edge_weight, motion_weight=motion_weight, gain_weight=gain_weight,
         gain_per_sample=getattr(ns, "gain_per_sample", False),
+        data=_data_overrides(getattr(ns, "data", None) or []),
         arch=arch,
         ablation=tuple(ablate), workers=ns.workers,
         echo=ns.echo, amp=ns.amp, renderer=getattr(ns, "renderer", "cpu"),
