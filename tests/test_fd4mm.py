@@ -176,7 +176,8 @@ def test_fd4mm_loss_gradients_are_finite_and_cr_can_be_turned_off():
 # -- training ----------------------------------------------------------------------------------
 
 def test_train_smoke_resume_and_ablation(tmp_path):
-    from napari_vmm.training.train import TrainConfig, train
+    from napari_vmm.training.config import TrainConfig
+    from napari_vmm.training.train import train
 
     def cfg(steps, run, **kw):
         return TrainConfig(model="fd4mm", run_dir=str(tmp_path / run), steps=steps, batch=2,
@@ -212,7 +213,7 @@ def test_cli_ablate_flags():
     import argparse
 
     from napari_vmm.cli.train import add_parser
-    from napari_vmm.training.train import config_from_args
+    from napari_vmm.training.config import config_from_args
 
     sub = argparse.ArgumentParser().add_subparsers()
     p = add_parser(sub)
@@ -246,8 +247,9 @@ def test_evaluate_includes_fd4mm_and_a_labelled_variant(weights, tmp_path):
 
 
 def test_data_echo_gives_dihedral_views_and_resumes_exactly():
+    from napari_vmm.training.config import TrainConfig
     from napari_vmm.training.data import DataConfig
-    from napari_vmm.training.train import TrainConfig, _batches, dihedral
+    from napari_vmm.training.train import _batches, dihedral
 
     x = torch.arange(16.0).reshape(1, 1, 4, 4)
     views = [dihedral(x, k) for k in range(8)]
@@ -319,7 +321,7 @@ def test_vmm_train_records_the_linear_manipulator(tmp_path):
     import argparse
 
     from napari_vmm.cli.train import add_parser
-    from napari_vmm.training.train import config_from_args
+    from napari_vmm.training.config import config_from_args
 
     p = add_parser(argparse.ArgumentParser().add_subparsers())
     cfg = config_from_args(p.parse_args(["fd4mm", "--manipulator", "linear", "--decode-twice"]))

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 from napari_vmm.core.learned import magnifier as M  # noqa: E402
 from napari_vmm.core.learned.table import MODELS, build_model  # noqa: E402
 from napari_vmm.core.registry import method_names  # noqa: E402
-from napari_vmm.training.train import MODEL_DEFAULTS, TrainConfig  # noqa: E402
+from napari_vmm.training.config import MODEL_DEFAULTS, TrainConfig  # noqa: E402
 
 
 def test_every_table_entry_is_a_registered_method_with_its_magnifier_and_training_defaults():

@@ -9,8 +9,9 @@ torch = pytest.importorskip("torch")
 
 from napari_vmm.core.errors import VMMError  # noqa: E402
 from napari_vmm.core.learned import weights as W  # noqa: E402
+from napari_vmm.training.config import MODEL_DEFAULTS, TrainConfig  # noqa: E402
 from napari_vmm.training.export import save_weights  # noqa: E402
-from napari_vmm.training.train import MODEL_DEFAULTS, TrainConfig, train  # noqa: E402
+from napari_vmm.training.train import train  # noqa: E402
 
 
 def _cfg(tmp_path, steps):
@@ -227,7 +228,7 @@ def test_motion_terms_need_decode_twice(flag):
     import argparse
 
     from napari_vmm.cli.train import add_parser
-    from napari_vmm.training.train import config_from_args
+    from napari_vmm.training.config import config_from_args
 
     parser = add_parser(argparse.ArgumentParser().add_subparsers())
     ns = parser.parse_args(["fd4mm", flag, "0.1"])
@@ -251,7 +252,7 @@ def test_kldnas_keeps_decode_twice_beside_its_searched_architecture():
 
     from napari_vmm.cli.train import add_parser
     from napari_vmm.core.learned.table import build_model
-    from napari_vmm.training.train import config_from_args
+    from napari_vmm.training.config import config_from_args
 
     shipped = Path(__file__).parents[1] / "napari_vmm" / "weights" / "kldnas.pt"
     parser = add_parser(argparse.ArgumentParser().add_subparsers())

@@ -149,7 +149,8 @@ def test_y_shows_the_motion_magnified_by_one_plus_alpha():
 def test_train_stream_renders_on_the_device_and_records_it(tmp_path):
     import json
 
-    from napari_vmm.training.train import TrainConfig, train
+    from napari_vmm.training.config import TrainConfig
+    from napari_vmm.training.train import train
 
     with pytest.raises(VMMError, match="renderer"):
         TrainConfig(model="realtime", renderer="gpu").resolve()

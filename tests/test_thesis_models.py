@@ -150,7 +150,7 @@ def test_no_weights_is_reported_and_magnify_says_how_to_train(tmp_path):
 # -- training ----------------------------------------------------------------------------------
 
 def _cfg(tmp_path, model, run, steps=2, **kw):
-    from napari_vmm.training.train import TrainConfig
+    from napari_vmm.training.config import TrainConfig
 
     return TrainConfig(model=model, run_dir=str(tmp_path / run), steps=steps, batch=1, crop=32,
                        val_every=steps, val_n=1, val_size=32, log_every=1, command="test",
@@ -206,7 +206,7 @@ def test_cli_accepts_the_thesis_models_and_stages():
     import argparse
 
     from napari_vmm.cli.train import add_parser
-    from napari_vmm.training.train import config_from_args
+    from napari_vmm.training.config import config_from_args
 
     p = add_parser(argparse.ArgumentParser().add_subparsers())
     c = config_from_args(p.parse_args(["hmn", "--stage", "contrastive", "--proxy", "x.pt",
@@ -304,8 +304,9 @@ def test_a_searched_student_fine_tunes_with_vmm_train(tmp_path):
 
     from napari_vmm.cli.train import add_parser
     from napari_vmm.core.learned.kldnas import StudentNet
+    from napari_vmm.training.config import config_from_args
     from napari_vmm.training.kldnas_search import derive_genotype
-    from napari_vmm.training.train import config_from_args, train
+    from napari_vmm.training.train import train
 
     g = derive_genotype(StudentNet(None, **TINY))
     arch = {"genotype": g, "c_enc": 4, "c_dec": 8, "ops": list(TINY["ops"])}

@@ -141,7 +141,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(ns: argparse.Namespace) -> int:
-    from ..training.train import config_from_args, train
+    from ..training.config import config_from_args
+    from ..training.train import train
 
     if ns.model == "kldnas" and not str(ns.init).endswith(".pt"):
         from ..training.kldnas_search import search_from_args

@@ -353,9 +353,10 @@ def _block_layers(b: SearchBlock) -> list[tuple[str, nn.Module]]:
 def search(cfg: SearchConfig, log=print) -> dict[str, Any]:
     """Run the KL-DNAS search; returns the search summary (also ``RUN_DIR/search.json``)."""
     from ..core.learned import weights as W
+    from .config import TrainConfig
     from .data import DataConfig
     from .export import save_weights
-    from .train import TrainConfig, TrainStream, evaluate_val, validation_set
+    from .train import TrainStream, evaluate_val, validation_set
 
     if cfg.crop % 4:
         raise VMMError(f"kldnas needs a crop that is a multiple of 4, got {cfg.crop}")
