@@ -132,25 +132,3 @@ def test_bfloat16_stays_within_a_grey_level_of_float32(tmp_path, decode_twice):
     change_ref = np.abs(ref - frames).mean()
     assert abs(np.abs(out - frames).mean() - change_ref) < 0.15 * change_ref
 
-
-@needs_fused
-def test_fused_pass_through_matches_the_network():
-    """The fused decoder hands the same still reconstruction to ``pass_through`` as the
-    network's own ``magnified`` (the denoise option)."""
-    from napari_vmm.core.learned.passthrough import noise_sigma, wiener_pass_through
-
-    net = _net(True)
-    v, m, d, x = _inputs(net)
-    x = x * 0.2 + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
-    sigma = noise_sigma(x)
-
-    def pass_through(frame, still):
-        return wiener_pass_through(frame, still, sigma)
-
-    fused = infer.fused_decoder(net, "realtime", CPU, torch.float32)
-    with torch.inference_mode():
-        ref = net.magnified(v, m, d, 7.0, x, pass_through)
-        out = fused.magnified(v, m, d, 7.0, x, pass_through)
-        plain = net.magnified(v, m, d, 7.0, x)
-    assert (out - ref).abs().max() < 1e-4 * ref.abs().max()
-    assert (ref - plain).abs().mean() > 1e-3  # the pass-through changed something

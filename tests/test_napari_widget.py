@@ -199,18 +199,18 @@ def test_band_in_bpm_and_options_follow_method(make_napari_viewer):
     assert widget._band_hi.value == pytest.approx(90.0)
     assert widget.params().band == pytest.approx((0.5, 1.5))
 
-    from napari_vmm.core.registry import get_method
+    from napari_vmm.core.registry import declared_options
 
     for name in ("phase", "linear"):
         widget._method.value = name
-        declared = set(get_method(name).options)
+        declared = set(declared_options(name))
         assert set(widget._option_widgets) == declared
         assert set(widget.params().options) == declared
 
 
 def test_docks_of_a_viewer_share_one_model(make_napari_viewer):
     """Two magnify docks of a viewer show one evented model; another viewer has its own."""
-    from napari_vmm.core.registry import get_method
+    from napari_vmm.core.registry import declared_options
 
     viewer, other = make_napari_viewer(), make_napari_viewer()
     add_clip(viewer, tiny_clip())
@@ -228,7 +228,7 @@ def test_docks_of_a_viewer_share_one_model(make_napari_viewer):
     assert b._alpha.value != 37.0
     docked._method.value = "phase"
     assert a._method.value == "phase"
-    assert set(a._option_widgets) == set(get_method("phase").options)
+    assert set(a._option_widgets) == set(declared_options("phase"))
     # a band written into the model (what Motion traces does) reaches both docks
     a.model.set_band(2.0, 4.0)
     for dock in (a, docked):

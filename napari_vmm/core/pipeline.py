@@ -72,6 +72,7 @@ class Pipeline:
         self.device = resolve_device(params.device)
         cls = get_method(params.method)
         options = resolve_options(params.method, dict(params.options))
+        self.denoise = bool(options.pop("denoise"))  # COMMON_OPTIONS: ours, not the method's
         self.magnifier = cls(check_alpha(params.alpha), self.device, **options)
         self.filter = make_filter(params.temporal, params.band, params.fps, mode=params.mode,
                                   reference=params.reference, order=params.order,
@@ -121,14 +122,22 @@ class Pipeline:
             return x[:, :1].contiguous(), x[:, 1:]
         return x, None
 
-    def finish(self, y, rest, like: np.ndarray, crop=None, region=None) -> np.ndarray:
+    def finish(self, x, y, rest, like: np.ndarray, crop=None, region=None) -> np.ndarray:
         """Tensors back to the input's layout and dtype, with the ROI blend.
 
-        ``crop`` cuts the tile's halo off ``y``; ``region`` is the (y0, y1, x0, x1) box of
-        ``like`` in the full frame, for the ROI mask.
+        ``x``, ``rest``: the magnifier's input and the channels it does not see (from
+        :meth:`prepare`), ``y`` its output; with ``denoise``, ``y − x`` is added to the
+        denoised ``x`` and ``rest`` is denoised (:mod:`.denoise`). ``crop`` cuts the tile's
+        halo off ``y``; ``region`` is the (y0, y1, x0, x1) box of ``like`` in the full frame,
+        for the ROI mask.
         """
         from .frames import yiq_to_rgb
 
+        if self.denoise:
+            from .denoise import denoise_frames
+
+            y = y - x + denoise_frames(x)
+            rest = None if rest is None else denoise_frames(rest)
         if rest is not None:
             y = self.torch.cat([y, rest], dim=1)
         if y.shape[1] == 3 and self.magnifier.color_space == "yiq":
@@ -174,7 +183,7 @@ class Pipeline:
             signal, ctx = self.magnifier.encode(x)
             filtered = self.unflatten(self.filter.step(self.flatten(signal)), signal)
             y = self.magnifier.decode(x, filtered, ctx)
-            return self.finish(y, rest, chunk)
+            return self.finish(x, y, rest, chunk)
 
 
 class StreamingMagnifier:

@@ -66,6 +66,20 @@ class MethodEntry:
 
 _METHODS: dict[str, MethodEntry] = {}
 
+#: options every method takes; the pipeline applies them around the magnifier, which does not
+#: see them (:class:`napari_vmm.core.pipeline.Pipeline`)
+COMMON_OPTIONS: dict[str, Option] = {
+    "denoise": Option(False, bool, "add the change to the frame with its noise removed (a "
+                                   "local Wiener filter for each frame's estimated noise "
+                                   "level) instead of to the frame as it is; the change itself "
+                                   "is left alone"),
+}
+
+
+def declared_options(name: str) -> dict[str, Option]:
+    """The options method ``name`` takes: its own, then :data:`COMMON_OPTIONS`."""
+    return {**get_method(name).options, **COMMON_OPTIONS}
+
 
 def register_method(name: str, module: str, cls_name: str, summary: str,
                     kind: str = "classical") -> None:
@@ -87,8 +101,7 @@ def get_method(name: str):
 
 def resolve_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     """Fill defaults and validate ``options`` for method ``name``; unknown keys are an error."""
-    cls = get_method(name)
-    declared: dict[str, Option] = cls.options
+    declared = declared_options(name)
     unknown = sorted(set(options) - set(declared))
     if unknown:
         raise VMMError(
@@ -110,7 +123,7 @@ def available_methods() -> dict[str, dict[str, Any]]:
     for name, entry in _METHODS.items():
         cls = entry.load()
         info: dict[str, Any] = {"summary": entry.summary, "kind": entry.kind, "options": {}}
-        for key, opt in cls.options.items():
+        for key, opt in declared_options(name).items():
             d = {"default": opt.default, "type": opt.type.__name__, "help": opt.help}
             if opt.choices is not None:
                 d["choices"] = list(opt.choices)

@@ -150,6 +150,6 @@ def whole_clip(frames, out, pipeline: Pipeline, chunk: int, memory_budget: int,
                 y = mag.decode(x, pipeline.unflatten(part.to(signal[0].dtype), signal), ctx)
                 core_block = block_in[:, crop[0]:crop[1], crop[2]:crop[3]]
                 out[t0:t1, core[0]:core[1], core[2]:core[3]] = pipeline.finish(
-                    y, rest, core_block, crop=crop, region=core)
+                    x, y, rest, core_block, crop=crop, region=core)
                 done += 1
                 yield done, total

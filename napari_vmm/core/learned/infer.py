@@ -29,13 +29,10 @@ returns None and the magnifier runs the network as is.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-
-if TYPE_CHECKING:
-    from .models import PassThrough
 
 #: precision choices of the learned magnifiers' decoder on CPU
 PRECISIONS = ("auto", "float32", "bfloat16")
@@ -215,8 +212,7 @@ class FusedRealtime:
         return F.pixel_shuffle(self.out(phases).float(), 2)
 
     def magnified(self, v: torch.Tensor, m: torch.Tensor, delta: torch.Tensor, amp: float,
-                  x: torch.Tensor | None, pass_through: PassThrough | None = None
-                  ) -> torch.Tensor:
+                  x: torch.Tensor | None) -> torch.Tensor:
         """``MagNet.magnified`` (``x`` is needed when decoding twice; None otherwise).
 
         ``v`` (N, 16, H/4, W/4), ``m`` and ``delta`` (N, 16, H/2, W/2), float32. Returns
@@ -232,8 +228,7 @@ class FusedRealtime:
         if x is None:
             raise ValueError("decoding twice needs the input frames")
         moved, still = self._features(v, (m_out, m)).chunk(2)
-        base = x if pass_through is None else pass_through(x, self._image(still))
-        return self._image(moved.sub_(still)).add_(base)  # in place: no fresh pages to fault
+        return self._image(moved.sub_(still)).add_(x)  # in place: no fresh pages to fault
 
 
 def fused_decoder(net: Any, model: str, device: torch.device,

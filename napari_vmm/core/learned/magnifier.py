@@ -37,8 +37,6 @@ from ..magnifiers.base import Magnifier
 from ..registry import Option
 from . import weights as W
 from .infer import PRECISIONS, fused_decoder, resolve_precision
-from .models import PassThrough
-from .passthrough import noise_sigma, wiener_pass_through
 from .table import MODELS, LearnedModel, build_model
 
 _NET_CACHE: dict[tuple, Any] = {}
@@ -110,11 +108,6 @@ class _LearnedMagnifier(Magnifier):
                                          "realtime on CPUs with native bfloat16, within a "
                                          "fraction of a grey level of float32), float32 or "
                                          "bfloat16 (realtime only)", choices=PRECISIONS),
-        "denoise": Option(False, bool, "weights that decode twice: add the change to the "
-                                       "frame with its noise removed (the network's own "
-                                       "reconstruction plus a Wiener-filtered residual, for "
-                                       "the frame's estimated noise level) instead of the "
-                                       "frame as it is"),
     }
 
     def __init__(self, alpha: float, device: torch.device, **options: Any) -> None:
@@ -132,11 +125,6 @@ class _LearnedMagnifier(Magnifier):
         self.dtype = resolve_precision(str(options.get("precision", "auto")), self.name,
                                        self.device)
         self._fused = fused_decoder(self.net, self.name, self.device, self.dtype)
-        self.denoise = bool(options.get("denoise", False))
-        if self.denoise and not self.net.decode_twice:
-            raise VMMError(f"denoise needs weights that decode twice; these {self.name} "
-                           "weights decode once (their output is already the network's "
-                           "reconstruction)")
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
@@ -237,16 +225,10 @@ class _LearnedMagnifier(Magnifier):
         d = filtered[0].to(m.dtype)
         H, Wd = ctx["padded"]
         n = m.shape[0]
-        pass_through = None
-        if self.denoise:  # one noise level per frame, whatever the tiling
-            sigma = noise_sigma(xp)
-
-            def pass_through(x: torch.Tensor, still: torch.Tensor) -> torch.Tensor:
-                return wiener_pass_through(x, still, sigma)
         tiles = self._tiles(H, Wd)
         if len(tiles) == 1:
             with self._autocast(decoder=True):
-                out = self._decode_part(v, m, d, xp, pass_through)
+                out = self._decode_part(v, m, d, xp)
         else:
             out = m.new_zeros(n, 3, H, Wd)
             wsum = m.new_zeros(1, 1, H, Wd)
@@ -257,7 +239,7 @@ class _LearnedMagnifier(Magnifier):
                            for t, f in zip(v, self.tex_f, strict=True))
                 tx = None if xp is None else xp[..., y0:y1, x0:x1]
                 with self._autocast(decoder=True):
-                    t = self._decode_part(tv, m[sm], d[sm], tx, pass_through)
+                    t = self._decode_part(tv, m[sm], d[sm], tx)
                 wy = _ramp(y1 - y0, y0 == 0, y1 == H, self.overlap, m.device)
                 wx = _ramp(x1 - x0, x0 == 0, x1 == Wd, self.overlap, m.device)
                 wt = wy[:, None] * wx[None, :]
@@ -273,19 +255,17 @@ class _LearnedMagnifier(Magnifier):
         return out
 
     def _decode_part(self, v: tuple[torch.Tensor, ...], m: torch.Tensor, d: torch.Tensor,
-                     x: torch.Tensor | None, pass_through: PassThrough | None = None
-                     ) -> torch.Tensor:
-        """Decoded (N, 3, h, w) of one tile; ``x``: its input frames (needed to decode twice),
-        ``pass_through``: what replaces them in the sum (``MagNet.magnified``)."""
+                     x: torch.Tensor | None) -> torch.Tensor:
+        """Decoded (N, 3, h, w) of one tile; ``x``: its input frames (needed to decode twice)."""
         if self._fused is not None:  # it lays out and converts its inputs itself
-            return self._fused.magnified(v[0], m, d, self.alpha, x, pass_through)
+            return self._fused.magnified(v[0], m, d, self.alpha, x)
         cl = torch.channels_last
         v = tuple(t.contiguous(memory_format=cl) for t in v)
         m, d = (t.contiguous(memory_format=cl) for t in (m, d))
         vv = v if len(v) > 1 else v[0]
         if x is None:
             return self.net.decode(vv, self.net.manipulate(None, m, self.alpha, delta=d)).float()
-        return self.net.magnified(vv, m, d, self.alpha, x, pass_through).float()
+        return self.net.magnified(vv, m, d, self.alpha, x).float()
 
 
 def _magnifier_class(spec: LearnedModel) -> type[_LearnedMagnifier]:

@@ -24,9 +24,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-#: ``pass_through(x, still) -> frame``: the frame a decode-twice network adds its change to
-PassThrough = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
 
 def conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2d:
     """k×k conv without bias, zero padding ('same' for stride 1, halving for stride 2).
@@ -90,27 +87,23 @@ class MagNet(nn.Module):
         raise NotImplementedError
 
     def magnified(self, v: torch.Tensor | tuple[torch.Tensor, ...], m: torch.Tensor,
-                  delta: torch.Tensor, amp: torch.Tensor | float, x: torch.Tensor,
-                  pass_through: PassThrough | None = None) -> torch.Tensor:
+                  delta: torch.Tensor, amp: torch.Tensor | float,
+                  x: torch.Tensor) -> torch.Tensor:
         """The frame ``x`` (N, 3, H, W) with its shape ``m`` moved by ``amp`` × ``delta``.
 
         ``v``, ``m``: the encoding of ``x``; ``delta``: the motion (same shape as ``m``).
         Plain: ``D(V, M_out)``. With :attr:`decode_twice`: ``x + D(V, M_out) − D(V, M)``,
-        both decodes in one batch; ``pass_through(x, D(V, M))``, if given, replaces that
-        ``x`` (e.g. denoised, :mod:`.passthrough`). Returns (N, 3, H, W) in ~[−1, 1].
+        both decodes in one batch. Returns (N, 3, H, W) in ~[−1, 1].
         """
         m_out = self.manipulate(None, m, amp, delta=delta)
         if not self.decode_twice:
             return self.decode(v, m_out)
         if not self.shape_fixed_at_zero:
             still = self.decode(v, self.manipulate(None, m, 0.0, delta=delta))
-            moved = self.decode(v, m_out)
-        else:
-            vv = tuple(torch.cat([t, t]) for t in v) if isinstance(v, tuple) \
-                else torch.cat([v, v])
-            moved, still = self.decode(vv, torch.cat([m_out, m])).chunk(2)
-        base = x if pass_through is None else pass_through(x, still)
-        return base + moved - still
+            return x + self.decode(v, m_out) - still
+        vv = tuple(torch.cat([t, t]) for t in v) if isinstance(v, tuple) else torch.cat([v, v])
+        moved, still = self.decode(vv, torch.cat([m_out, m])).chunk(2)
+        return x + moved - still
 
     def forward(self, xa: torch.Tensor, xb: torch.Tensor,
                 amp: torch.Tensor | float) -> torch.Tensor:
