@@ -131,4 +131,3 @@ def test_bfloat16_stays_within_a_grey_level_of_float32(tmp_path, decode_twice):
     # the magnification itself survives: the change from the input keeps its size
     change_ref = np.abs(ref - frames).mean()
     assert abs(np.abs(out - frames).mean() - change_ref) < 0.15 * change_ref
-

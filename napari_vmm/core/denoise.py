@@ -11,9 +11,10 @@ Gaussian-smoothed frame ``G(x)``: in each 5×5 window the detail is kept in prop
 ``max(0, var(r) − σ²) / var(r)`` around its local mean, so edges and texture that stand above
 the noise stay and the noise in flat parts goes. ``σ`` is each frame's and channel's noise
 level, estimated with Immerkær's Laplacian-difference operator (a robust median version, so
-edges and texture do not count as noise). On noise-free frames it is nearly the identity.
-Measured on real frames (``docs/evaluation.md``) it cleans better than the learned decoders'
-own reconstruction used the same way.
+edges and texture do not count as noise); on the whole-clip route's spatial tiles it is
+estimated per tile (its halo included). On noise-free frames it is nearly the identity.
+On single real frames it cleans better than the learned decoders' own reconstruction used
+the same way (``docs/evaluation.md``, "Noisy footage").
 """
 
 from __future__ import annotations

@@ -161,8 +161,10 @@ def config_from_args(ns) -> TrainConfig:
     if ns.model == "kldnas":  # fine-tuning a searched student: its genotype is in --init
         if not str(ns.init).endswith(".pt"):
             raise VMMError("training kldnas needs --init RUN/export/kldnas.pt from a search")
-        arch = {**(W.load_weights("kldnas", ns.init)[1].get("arch") or {}),
-                **{k: v for k, v in arch.items() if k == "decode_twice"}}
+        searched = dict(W.load_weights("kldnas", ns.init)[1].get("arch") or {})
+        if arch.get("decode_twice"):
+            searched["decode_twice"] = True
+        arch = searched
     cmd = "vmm train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
         if len(sys.argv) > 1 and sys.argv[1] == "train" else \
         "vmm train " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -12,12 +12,19 @@ import sys
 from pathlib import Path
 
 
-def samples_figure(path: str, seed: int = 0, size: int = 128) -> None:
-    """One row per subset: A, B' (perturbed query), |C − A|, Y' (ground truth)."""
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend (files only, no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def samples_figure(path: str, seed: int = 0, size: int = 128) -> None:
+    """One row per subset: A, B' (perturbed query), |C − A|, Y' (ground truth)."""
+    plt = _pyplot()
 
     from .data import SUBSETS, DataConfig, generate_sample
 
@@ -53,10 +60,7 @@ def curves_figure(path: str, provenance_files: list[str]) -> None:
     holds the whole curve across resumed sessions as ``[step, train loss, val SSIM, wall s]``
     rows, so the figure does not depend on which run logs survive.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     for f in provenance_files:
@@ -88,10 +92,7 @@ def curves_figure(path: str, provenance_files: list[str]) -> None:
 def linearity_figure(path: str, result_file: str) -> None:
     """Achieved against requested magnification, one panel per input amplitude, from the
     ``--json`` of ``vmm evaluate --tests linearity`` (achieved = measured gain × request)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     result = json.loads(Path(result_file).read_text())
     rows = [r for r in result["rows"] if r.get("test") == "linearity"]

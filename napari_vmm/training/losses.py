@@ -197,6 +197,11 @@ def motion_alignment_loss(out: torch.Tensor, base: torch.Tensor, target: torch.T
     return (1 - cos[moving]).mean()
 
 
+#: per-sample gain term: samples whose target's rms change (image units, [−1, 1]) is at or
+#: below this are left out (static scenes; about 0.1 grey level)
+PER_SAMPLE_FLOOR = 1e-3
+
+
 def motion_gain_loss(out: torch.Tensor, base: torch.Tensor, target: torch.Tensor,
                      eps: float = 1e-12, target_base: torch.Tensor | None = None,
                      per_sample: bool = False) -> torch.Tensor:
@@ -227,11 +232,6 @@ def motion_gain_loss(out: torch.Tensor, base: torch.Tensor, target: torch.Tensor
         return out.new_zeros(())
     gain = (d * t).sum() / energy
     return (1 - gain) ** 2
-
-
-#: per-sample gain term: samples whose target's rms change (image units, [−1, 1]) is at or
-#: below this are left out (static scenes; about 0.1 grey level)
-PER_SAMPLE_FLOOR = 1e-3
 
 
 def fd4mm_loss(out: torch.Tensor, target: torch.Tensor, negative: torch.Tensor,
