@@ -26,7 +26,9 @@ runs in this process on the same frames, interleaved over ``--rounds``:
   ``new_twice_f32``: fused, float32; ``new_twice_1by1``: as ``new_twice`` with the decoder's
   residual blocks run one image at a time (``learned.infer.BLOCK_PIXELS`` = 1, the code
   before several small frames shared a pass); ``new_twice_dn``: as ``new_twice`` with the
-  option ``denoise`` (its grey-level difference is the denoising, not rounding).
+  option ``denoise`` (its grey-level difference is the denoising, not rounding);
+  ``new_twice_s15`` / ``new_twice_s2``: with the option ``scale`` = 1.5 / 2 (the network on
+  enlarged frames; the difference is the quality option, not rounding).
 
 It reports median frames/s (wall clock and per process CPU-second), ratios against
 ``today_once`` (the goal of issue 18: ``new_twice`` >= 2×) and against the reference of the same
@@ -101,7 +103,9 @@ def time_model(model: str, device: torch.device, h: int, w: int, frames: int, ba
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "videos"
 WIDGET_CONFIGS = ("today_once", "today_twice", "new_once", "new_twice", "new_twice_f32",
-                  "new_twice_1by1", "new_twice_dn")
+                  "new_twice_1by1", "new_twice_dn", "new_twice_s15", "new_twice_s2")
+#: method options of the widget configs that end in these suffixes
+SUFFIX_OPTIONS = {"_dn": {"denoise": True}, "_s15": {"scale": 1.5}, "_s2": {"scale": 2.0}}
 
 
 def make_clip(dst: Path, frames: int) -> Path:
@@ -157,8 +161,9 @@ def widget_run(path: Path, config: str, weights: dict[str, str]):
               "temporal": "butterworth", "mode": "temporal", "reference": 0,
               "device": "cpu", "roi_mask": None, "precision": precision,
               "weights": weights["twice" if "twice" in config else "once"]}
-    if config.endswith("_dn"):
-        kwargs["denoise"] = True
+    for suffix, options in SUFFIX_OPTIONS.items():
+        if config.endswith(suffix):
+            kwargs.update(options)
     kwargs = engine_kwargs(kwargs, tuple(frames.shape))  # as the widget: chunk, budget
     out = np.empty(frames.shape, frames.dtype)
     with todays_path(reference), block_pixels(1 if config.endswith("1by1") else None):

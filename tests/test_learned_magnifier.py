@@ -96,3 +96,47 @@ def test_available_methods_reports_weights():
         if w["available"]:
             assert w["status"] in (W.STATUS_FINISHED, W.STATUS_TRAINING, W.STATUS_NOT_USEFUL)
             assert "val_ssim" in w and "steps" in w
+
+
+@pytest.fixture(scope="module")
+def twice_weights(tmp_path_factory):
+    """Untrained realtime weights that decode twice (exactly the input at alpha = 0)."""
+    torch.manual_seed(1)
+    net = build_model("realtime", decode_twice=True)
+    pt, _ = save_weights(net.state_dict(), {"steps": 0, "arch": {"decode_twice": True}},
+                         "realtime", tmp_path_factory.mktemp("w2"))
+    return str(pt)
+
+
+def test_scale_keeps_the_input_at_alpha_zero(twice_weights):
+    from napari_vmm.core.engine import magnify
+
+    f = np.random.default_rng(4).random((3, 26, 34, 3)).astype(np.float32)
+    out = magnify(f, fps=30, method="realtime", alpha=0, mode="static", temporal="none",
+                  weights=twice_weights, scale=2.0)
+    assert out.shape == f.shape and np.abs(out - f).max() < 1e-5
+
+
+def test_scale_adds_the_reduced_change_of_the_enlarged_clip(twice_weights):
+    import torch.nn.functional as F
+
+    from napari_vmm.core.engine import magnify
+
+    f = np.random.default_rng(5).random((3, 24, 32, 3)).astype(np.float32)
+    kw = dict(fps=30, method="realtime", alpha=4, mode="static", temporal="none",
+              weights=twice_weights)
+    out = magnify(f, scale=2.0, **kw)
+    t = torch.from_numpy(f).permute(0, 3, 1, 2)
+    big = F.interpolate(t, size=(48, 64), mode="bicubic", align_corners=False).clamp(0, 1)
+    big_np = big.permute(0, 2, 3, 1).numpy().copy()
+    change = torch.from_numpy(magnify(big_np, **kw) - big_np).permute(0, 3, 1, 2)
+    small = F.interpolate(change, size=(24, 32), mode="bilinear", align_corners=False,
+                          antialias=True)
+    expect = (t + small).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    assert np.abs(out - f).mean() > 1e-3  # it magnifies
+    np.testing.assert_allclose(out, expect, atol=2e-3)
+
+
+def test_scale_out_of_range_is_a_vmm_error(weights):
+    with pytest.raises(VMMError, match="scale"):
+        _magnify(np.zeros((2, 16, 16), np.float32), "realtime", weights, scale=0.5)

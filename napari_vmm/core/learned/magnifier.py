@@ -20,6 +20,10 @@ features and for the decoded image. Inference runs under ``torch.inference_mode`
 channels_last layout, with fp16 autocast on CUDA. On CPU, ``realtime`` runs its manipulator and
 decoder as fused oneDNN convolutions (:mod:`.infer`), with the decoder in bfloat16 on CPUs that
 have it natively (option ``precision``; the motion signal always stays float32).
+
+With the option ``scale`` above 1 the network sees the frames enlarged (bicubic), and its
+change, reduced back (antialiased bilinear), is added to the frame as it is: at α = 0 a
+decode-twice model still gives back the input exactly.
 """
 
 from __future__ import annotations
@@ -108,6 +112,11 @@ class _LearnedMagnifier(Magnifier):
                                          "realtime on CPUs with native bfloat16, within a "
                                          "fraction of a grey level of float32), float32 or "
                                          "bfloat16 (realtime only)", choices=PRECISIONS),
+        "scale": Option(1.0, float, "run the network on frames enlarged this many times "
+                                    "(bicubic) and add its change, reduced back, to the frame "
+                                    "as it is: finer textures and sub-pixel motions reach the "
+                                    "network at a size it renders better, at scale² the time "
+                                    "and memory", min=1.0, max=4.0),
     }
 
     def __init__(self, alpha: float, device: torch.device, **options: Any) -> None:
@@ -124,6 +133,7 @@ class _LearnedMagnifier(Magnifier):
         self.shape_f = int(self.net.shape_factor)
         self.dtype = resolve_precision(str(options.get("precision", "auto")), self.name,
                                        self.device)
+        self.scale = float(options.get("scale", 1.0))
         self._fused = fused_decoder(self.net, self.name, self.device, self.dtype)
 
     @classmethod
@@ -170,6 +180,24 @@ class _LearnedMagnifier(Magnifier):
             raise VMMError(f"{self.name} needs 1 or 3 channels, got {x.shape[1]}")
         return x.float() * 2.0 - 1.0
 
+    def _enlarge(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) enlarged ``scale`` times (bicubic, clipped to [0, 1]); x itself at 1."""
+        if self.scale == 1.0:
+            return x
+        size = [max(1, round(n * self.scale)) for n in x.shape[-2:]]
+        big = F.interpolate(x.float(), size=size, mode="bicubic", align_corners=False)
+        return big.clamp_(0, 1)
+
+    @staticmethod
+    def _reduce_change(out: torch.Tensor, enlarged: torch.Tensor,
+                       frame: torch.Tensor) -> torch.Tensor:
+        """``frame`` + the network's change (``out − enlarged``, RGB) reduced to its size."""
+        change = out - (enlarged if enlarged.shape[1] == 3 else enlarged.expand(-1, 3, -1, -1))
+        change = F.interpolate(change, size=frame.shape[-2:], mode="bilinear",
+                               align_corners=False, antialias=True)
+        base = frame.float() if frame.shape[1] == 3 else frame.float().expand(-1, 3, -1, -1)
+        return (base + change).clamp_(0, 1)
+
     # -- contract ---------------------------------------------------------------------------
     def _net_encode(self, x: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
         """The network's (texture tensors as a tuple, shape), in float32."""
@@ -181,11 +209,14 @@ class _LearnedMagnifier(Magnifier):
     def encode(self, x: torch.Tensor) -> tuple[list[torch.Tensor], Any]:
         """(N, C, H, W) in [0, 1] -> signal [M (N, c, H'/f, W'/f)], ctx (V, M, geometry).
 
-        H', W' are the padded sizes, f the network's ``shape_factor`` (2 for oh2018 and
-        realtime, 8 for fd4mm); C is 1 (replicated to RGB) or 3.
+        H', W' are the padded sizes (of the frame enlarged ``scale`` times), f the network's
+        ``shape_factor`` (2 for oh2018 and realtime, 8 for fd4mm); C is 1 (replicated to
+        RGB) or 3.
         """
         n, c, h, w = x.shape
-        xp, pad = self._pad(self._to_net(x.to(self.device)))
+        x = x.to(self.device)
+        xs = self._enlarge(x)
+        xp, pad = self._pad(self._to_net(xs))
         H, Wd = xp.shape[-2:]
         tiles = self._tiles(H, Wd)
         if len(tiles) == 1:
@@ -211,9 +242,11 @@ class _LearnedMagnifier(Magnifier):
             assert accs is not None
             blended = [a / ww for a, ww in zip(accs, wsums, strict=True)]
             v, m = tuple(blended[:-1]), blended[-1]
-        ctx = {"v": v, "m": m, "pad": pad, "hw": (h, w), "c": c, "padded": (H, Wd)}
+        ctx = {"v": v, "m": m, "pad": pad, "hw": xs.shape[-2:], "c": c, "padded": (H, Wd)}
         if self.net.decode_twice:  # the decoder's output is added to the (padded) input
             ctx["x"] = xp
+        if xs is not x:  # the change is reduced back and added to the frame as it is
+            ctx["frame"], ctx["enlarged"] = x, xs
         return [m], ctx
 
     def decode(self, x: torch.Tensor, filtered: list[torch.Tensor], ctx: Any) -> torch.Tensor:
@@ -250,6 +283,8 @@ class _LearnedMagnifier(Magnifier):
         h, w = ctx["hw"]
         out = out[..., top:top + h, left:left + w]  # a view of our own tensor: in place
         out = out.clamp_(-1, 1).add_(1).mul_(0.5).contiguous()
+        if "frame" in ctx:
+            out = self._reduce_change(out, ctx["enlarged"], ctx["frame"])
         if ctx["c"] == 1:
             out = out.mean(dim=1, keepdim=True)
         return out
