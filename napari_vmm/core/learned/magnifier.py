@@ -213,7 +213,7 @@ class _LearnedMagnifier(Magnifier):
         ``shape_factor`` (2 for oh2018 and realtime, 8 for fd4mm); C is 1 (replicated to
         RGB) or 3.
         """
-        n, c, h, w = x.shape
+        n, c = x.shape[:2]
         x = x.to(self.device)
         xs = self._enlarge(x)
         xp, pad = self._pad(self._to_net(xs))
