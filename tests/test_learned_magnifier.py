@@ -140,3 +140,15 @@ def test_scale_adds_the_reduced_change_of_the_enlarged_clip(twice_weights):
 def test_scale_out_of_range_is_a_vmm_error(weights):
     with pytest.raises(VMMError, match="scale"):
         _magnify(np.zeros((2, 16, 16), np.float32), "realtime", weights, scale=0.5)
+
+
+def test_scale_with_tiles_matches_without(twice_weights):
+    from napari_vmm.core.engine import magnify
+
+    f = np.random.default_rng(6).random((2, 90, 150, 3)).astype(np.float32)
+    kw = dict(fps=30, method="realtime", alpha=4, mode="static", temporal="none",
+              weights=twice_weights, scale=2.0)
+    a = magnify(f, **kw)
+    b = magnify(f, net_tile=128, **kw)  # the enlarged 180 x 300 frame in tiles
+    assert np.abs(a - f).mean() > 1e-3
+    assert np.abs(a - b).mean() < 0.01
