@@ -191,12 +191,11 @@ class _LearnedMagnifier(Magnifier):
     @staticmethod
     def _reduce_change(out: torch.Tensor, enlarged: torch.Tensor,
                        frame: torch.Tensor) -> torch.Tensor:
-        """``frame`` + the network's change (``out − enlarged``, RGB) reduced to its size."""
-        change = out - (enlarged if enlarged.shape[1] == 3 else enlarged.expand(-1, 3, -1, -1))
-        change = F.interpolate(change, size=frame.shape[-2:], mode="bilinear",
+        """``frame`` + the network's change (``out − enlarged``) reduced to its size; RGB
+        ``out`` broadcasts over a grey ``enlarged`` and ``frame``."""
+        change = F.interpolate(out - enlarged, size=frame.shape[-2:], mode="bilinear",
                                align_corners=False, antialias=True)
-        base = frame.float() if frame.shape[1] == 3 else frame.float().expand(-1, 3, -1, -1)
-        return (base + change).clamp_(0, 1)
+        return (frame.float() + change).clamp_(0, 1)
 
     # -- contract ---------------------------------------------------------------------------
     def _net_encode(self, x: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
@@ -245,8 +244,8 @@ class _LearnedMagnifier(Magnifier):
         ctx = {"v": v, "m": m, "pad": pad, "hw": xs.shape[-2:], "c": c, "padded": (H, Wd)}
         if self.net.decode_twice:  # the decoder's output is added to the (padded) input
             ctx["x"] = xp
-        if xs is not x:  # the change is reduced back and added to the frame as it is
-            ctx["frame"], ctx["enlarged"] = x, xs
+        if xs is not x:  # decode reduces the change back and adds it to the frame as it is
+            ctx["enlarged"] = xs
         return [m], ctx
 
     def decode(self, x: torch.Tensor, filtered: list[torch.Tensor], ctx: Any) -> torch.Tensor:
@@ -283,8 +282,8 @@ class _LearnedMagnifier(Magnifier):
         h, w = ctx["hw"]
         out = out[..., top:top + h, left:left + w]  # a view of our own tensor: in place
         out = out.clamp_(-1, 1).add_(1).mul_(0.5).contiguous()
-        if "frame" in ctx:
-            out = self._reduce_change(out, ctx["enlarged"], ctx["frame"])
+        if "enlarged" in ctx:
+            out = self._reduce_change(out, ctx["enlarged"], x.to(out.device))
         if ctx["c"] == 1:
             out = out.mean(dim=1, keepdim=True)
         return out
