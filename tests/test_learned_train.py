@@ -205,7 +205,17 @@ def test_per_sample_gain_counts_small_motions_like_large_ones():
     out[0] = target[0]
     pooled = float(motion_gain_loss(out, base, target))
     assert pooled < 0.001  # the pooled gain is set by the large motion
-    assert float(motion_gain_loss(out, base, target, per_sample=True)) == pytest.approx(0.5)
+    assert float(motion_gain_loss(out, base, target, pooling="sample")) == pytest.approx(0.5)
+    # weighted by |t_i|: the small motion's miss counts about 0.01 of the large one's
+    large, small = float(change[0].norm()), float(change[1].norm())
+    assert float(motion_gain_loss(out, base, target, pooling="sqrt-energy")) == \
+        pytest.approx(small / (large + small), rel=1e-4)
+    out[1] = target[1]
+    out[0] = base[0]  # now the large motion is missed: it dominates
+    assert float(motion_gain_loss(out, base, target, pooling="sqrt-energy")) == \
+        pytest.approx(large / (large + small), rel=1e-4)
+    with pytest.raises(ValueError, match="pooling"):
+        motion_gain_loss(out, base, target, pooling="mean")
 
 
 def test_gain_target_leaves_the_input_noise_out():
@@ -318,13 +328,13 @@ def test_snapshot_force_ships_only_a_named_run(tmp_path, monkeypatch):
     assert W.read_provenance("realtime")["steps"] == 11
 
 
-def test_a_run_with_the_per_sample_gain_term_records_it(tmp_path):
+def test_a_run_with_a_per_sample_gain_pooling_records_it(tmp_path):
     cfg = TrainConfig(**{**vars(_cfg(tmp_path, 2)), "arch": {"decode_twice": True},
-                         "gain_weight": 0.3, "gain_per_sample": True})
+                         "gain_weight": 0.3, "gain_pooling": "sqrt-energy"})
     assert train(cfg) == 0
     prov = json.loads((tmp_path / "run" / "export" / "realtime.json").read_text())
     assert prov["loss"]["motion_gain"] == 0.3
-    assert prov["loss"]["motion_gain_per_sample"] is True
+    assert prov["loss"]["motion_gain_pooling"] == "sqrt-energy"
     assert prov["loss"]["motion_gain_target"] == "clean input"
     logged = [json.loads(line) for line in
               (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
@@ -345,3 +355,23 @@ def test_data_overrides_change_the_training_recipe_only(tmp_path):
     for bad, match in (({"colour": 1.0}, "unknown --data"), ({"p_gray": 2.0}, "out of range")):
         with pytest.raises(VMMError, match=match):
             TrainConfig(model="realtime", data=bad).resolve()
+
+
+def test_gain_pooling_flags_map_onto_the_config(tmp_path, capsys):
+    from napari_vmm.cli import build_parser, main
+    from napari_vmm.training.config import config_from_args
+
+    def cfg(*flags):
+        ns = build_parser().parse_args(["train", "realtime", "--run-dir", str(tmp_path), *flags])
+        return config_from_args(ns)
+
+    assert cfg("--decode-twice", "--gain-weight", "0.3").gain_pooling == "batch"
+    assert cfg("--decode-twice", "--gain-weight", "0.3",
+               "--gain-pooling", "sqrt-energy").gain_pooling == "sqrt-energy"
+    assert cfg("--decode-twice", "--gain-weight", "0.3", "--gain-per-sample").gain_pooling \
+        == "sample"
+    # without the gain term the pooling means nothing: one message, non-zero exit
+    assert main(["train", "realtime", "--run-dir", str(tmp_path / "r"),
+                 "--gain-pooling", "sample"]) != 0
+    assert "--gain-pooling needs --gain-weight" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

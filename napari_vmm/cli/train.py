@@ -37,6 +37,7 @@ docs/learned.md).
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``train`` subcommand to ``subparsers`` (its ``func`` runs it)."""
     from ..core.registry import method_names
+    from ..training.config import GAIN_POOLINGS
 
     learned = method_names("learned")
     p = subparsers.add_parser(
@@ -80,9 +81,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="override a field of the training-data recipe (DataConfig in "
                         "napari_vmm/training/data.py, e.g. p_log_motion=0.6 for more small "
                         "motions); the validation set keeps the standard recipe; repeatable")
+    p.add_argument("--gain-pooling", default="batch", choices=list(GAIN_POOLINGS),
+                   help="with --gain-weight: one gain over the batch (default; its largest "
+                        "change sets it), the mean of per-sample terms (every motion size "
+                        "alike), or per-sample terms weighted by the change's rms "
+                        "(sqrt-energy, between the two)")
     p.add_argument("--gain-per-sample", action="store_true",
-                   help="with --gain-weight: the term per sample, so small motions count as "
-                        "much as the batch's largest")
+                   help="the same as --gain-pooling sample")
     p.add_argument("--manipulator", default="paper", choices=["paper", "linear"],
                    help="fd4mm: the paper's manipulator, or the linear one whose change scales "
                         "with the motion (docs/learned.md, 'Why fd4mm returned its input'); "

@@ -17,6 +17,9 @@ from ..core.learned.table import MODELS
 #: entry (:mod:`napari_vmm.core.learned.table`)
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {n: dict(m.train) for n, m in MODELS.items()}
 
+#: how the motion-gain term weighs a batch's samples (``losses.motion_gain_loss(pooling=...)``)
+GAIN_POOLINGS = ("batch", "sample", "sqrt-energy")
+
 #: FD4MM architecture ablations (``vmm train fd4mm --ablate NAME``) -> FD4MMNet switches
 FD4MM_ABLATIONS: dict[str, dict[str, Any]] = {
     "filters": {"filters": False},     # no sparse high-/low-pass filters (Table 4, B0 + M)
@@ -38,7 +41,7 @@ class TrainConfig:
     edge_weight: float = 1.0        # FD4MM: weight of the LoG edge loss
     motion_weight: float = 0.0      # decode twice: weight of 1 − cos(out − B, Y − B)
     gain_weight: float = 0.0        # decode twice: weight of (1 − motion gain)²
-    gain_per_sample: bool = False   # the gain term per sample (every motion size alike)
+    gain_pooling: str = "batch"     # the gain term over the batch, per sample or sqrt-energy
     arch: dict[str, Any] = field(default_factory=dict)  # architecture switches (ablations)
     ablation: tuple[str, ...] = ()  # names given to --ablate (recorded; no shipped-weight init)
     workers: int = 0                # data-generating worker processes (0: in-process)
@@ -146,8 +149,10 @@ def config_from_args(ns) -> TrainConfig:
         arch["decode_twice"] = True
     motion_weight = getattr(ns, "motion_weight", 0.0)
     gain_weight = getattr(ns, "gain_weight", 0.0)
-    if getattr(ns, "gain_per_sample", False) and not gain_weight:
-        raise VMMError("--gain-per-sample needs --gain-weight")
+    gain_pooling = "sample" if getattr(ns, "gain_per_sample", False) else \
+        getattr(ns, "gain_pooling", "batch")
+    if gain_pooling != "batch" and not gain_weight:
+        raise VMMError("--gain-pooling needs --gain-weight")
     for flag, w in (("--motion-weight", motion_weight), ("--gain-weight", gain_weight)):
         if w and not arch.get("decode_twice"):
             raise VMMError(f"{flag} needs --decode-twice (the change is then out - B)")
@@ -173,7 +178,7 @@ def config_from_args(ns) -> TrainConfig:
         crop=ns.crop, lr=ns.lr, reg_weight=ns.reg_weight, ssim_weight=ns.ssim_weight,
         cr_weight=0.0 if "contrastive" in ablate else ns.cr_weight,
         edge_weight=ns.edge_weight, motion_weight=motion_weight, gain_weight=gain_weight,
-        gain_per_sample=getattr(ns, "gain_per_sample", False),
+        gain_pooling=gain_pooling,
         data=_data_overrides(getattr(ns, "data", None) or []),
         arch=arch,
         ablation=tuple(ablate), workers=ns.workers,

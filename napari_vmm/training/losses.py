@@ -11,6 +11,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .config import GAIN_POOLINGS
+
 
 def _gauss_window(size: int = 11, sigma: float = 1.5, device=None) -> torch.Tensor:
     x = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2
@@ -201,32 +203,43 @@ def motion_alignment_loss(out: torch.Tensor, base: torch.Tensor, target: torch.T
 #: below this are left out (static scenes; about 0.1 grey level)
 PER_SAMPLE_FLOOR = 1e-3
 
-
 def motion_gain_loss(out: torch.Tensor, base: torch.Tensor, target: torch.Tensor,
                      eps: float = 1e-12, target_base: torch.Tensor | None = None,
-                     per_sample: bool = False) -> torch.Tensor:
+                     pooling: str = "batch") -> torch.Tensor:
     """(1 − G)², G = Σ⟨out − base, target − t_b⟩ / Σ|target − t_b|² over the batch.
 
     G is the share of the target's change that the output delivers (the validation's
     ``motion_gain``): 1 for a magnifier that gives the requested motion, 0 for a copy. L1
     lets a network hedge an uncertain change towards zero, which is the under-magnification
     measured on every learned model; this term asks for the whole change along the target's
-    direction, and only that component counts. Pooled over the batch so small motions do not
-    make it noisy. ``out``, ``base``, ``target``: (N, 3, H, W); ``target_base`` (t_b, default
-    ``base``): the noise-free input, when ``base`` is noisy and the target clean (the noise is
-    not a change to deliver). With ``per_sample``, the mean of (1 − G_i)² over the samples
-    whose target changes (rms change above ``PER_SAMPLE_FLOOR``): every motion size counts
-    alike, where the pooled G is set by the batch's largest change. Returns a scalar.
+    direction, and only that component counts. ``out``, ``base``, ``target``: (N, 3, H, W);
+    ``target_base`` (t_b, default ``base``): the noise-free input, when ``base`` is noisy and
+    the target clean (the noise is not a change to deliver). Returns a scalar.
+
+    ``pooling`` (one of :data:`.config.GAIN_POOLINGS`):
+
+    - ``"batch"``: one G for the batch, so small motions do not make it noisy, but the
+      batch's largest change sets it;
+    - ``"sample"``: the mean of (1 − G_i)² over the samples whose target changes (rms change
+      above :data:`PER_SAMPLE_FLOOR`): a 0.1 px motion counts as much as a 10 px one;
+    - ``"sqrt-energy"``: the same per-sample terms weighted by |t_i| (the square root of the
+      change's energy): between the two, so a small motion counts, but less than a large one
+      whose G_i is measured more reliably.
     """
+    if pooling not in GAIN_POOLINGS:
+        raise ValueError(f"pooling must be one of {GAIN_POOLINGS}, not {pooling!r}")
     d = (out - base).flatten(1)
     t = (target - (base if target_base is None else target_base)).flatten(1)
-    if per_sample:
+    if pooling != "batch":
         energy_i = (t * t).sum(1)
         moving = energy_i > PER_SAMPLE_FLOOR ** 2 * t.shape[1]
         if not bool(moving.any()):
             return out.new_zeros(())
-        gain_i = (d * t).sum(1)[moving] / energy_i[moving]
-        return ((1 - gain_i) ** 2).mean()
+        loss_i = (1 - (d * t).sum(1)[moving] / energy_i[moving]) ** 2
+        if pooling == "sample":
+            return loss_i.mean()
+        weight = energy_i[moving].sqrt()
+        return (weight * loss_i).sum() / weight.sum()
     energy = (t * t).sum()
     if float(energy) <= eps:
         return out.new_zeros(())

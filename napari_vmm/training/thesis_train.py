@@ -122,8 +122,8 @@ class ThesisStage:
     gain_weight : float
         With decode twice: weight of the motion-gain term
         (:func:`.losses.motion_gain_loss`) on every stage.
-    gain_per_sample : bool
-        The gain term per sample instead of pooled over the batch.
+    gain_pooling : str
+        How the gain term weighs the samples (:data:`.losses.GAIN_POOLINGS`).
 
     With decode twice (the net's ``decode_twice``) every stage trains the output the engine
     runs, ``B + D(amp) − D(0)``, on its own two-frame path as well (``MagNet.with_change``).
@@ -132,7 +132,7 @@ class ThesisStage:
     def __init__(self, model: str, net, stage: str = "main", proxy: str = "",
                  device=None, seed: int = 0, epoch_steps: int = 1000,
                  share_dropout: float = 0.5, gain_weight: float = 0.0,
-                 gain_per_sample: bool = False) -> None:
+                 gain_pooling: str = "batch") -> None:
         if stage not in STAGES:
             raise VMMError(f"unknown --stage {stage!r}; choose from {sorted(STAGES)}")
         family = model.split("_")[0]
@@ -148,7 +148,7 @@ class ThesisStage:
         self.model, self.family, self.stage = model, family, stage
         self.seed, self.epoch_steps, self.share_dropout = seed, max(1, epoch_steps), share_dropout
         self.proxy_path = proxy
-        self.gain_weight, self.gain_per_sample = gain_weight, gain_per_sample
+        self.gain_weight, self.gain_pooling = gain_weight, gain_pooling
         self.proxy = _load_frozen(model, proxy, device) if proxy and stage != "proxy" else None
         self.prev = None
         self.prev_step = -1
@@ -230,7 +230,7 @@ class ThesisStage:
             parts[k] = float(v.detach())
         if self.gain_weight and net.decode_twice:  # the noise is no change to deliver
             gain_term = motion_gain_loss(out, xb, y, target_base=cb,
-                                         per_sample=self.gain_per_sample)
+                                         pooling=self.gain_pooling)
             loss = loss + self.gain_weight * gain_term
             parts["gain"] = float(gain_term.detach())
         parts["loss"] = float(loss.detach())

@@ -337,7 +337,7 @@ def train(cfg: TrainConfig) -> int:
 
         stage = ThesisStage(cfg.model, net, cfg.stage, cfg.proxy, device, cfg.seed,
                             cfg.epoch_steps, gain_weight=cfg.gain_weight,
-                            gain_per_sample=cfg.gain_per_sample)
+                            gain_pooling=cfg.gain_pooling)
         loss_desc = describe_loss(cfg.model, cfg.stage, cfg.proxy,
                                   0.0 if stage.noise_free else cfg.noise)
     elif family == "fd4mm":
@@ -351,8 +351,8 @@ def train(cfg: TrainConfig) -> int:
     if cfg.gain_weight:
         loss_desc["motion_gain"] = cfg.gain_weight
         loss_desc["motion_gain_target"] = "clean input"  # before 2026-12-05 (11:00): noisy
-        if cfg.gain_per_sample:
-            loss_desc["motion_gain_per_sample"] = True
+        if cfg.gain_pooling != "batch":  # before 2026-12-06 "motion_gain_per_sample": true
+            loss_desc["motion_gain_pooling"] = cfg.gain_pooling
     amp_mode = "off" if device.type != "cuda" else ("bf16" if cfg.amp == "auto" else cfg.amp)
     scaler = torch.amp.GradScaler("cuda") if amp_mode == "fp16" else None
 
@@ -475,7 +475,7 @@ def train(cfg: TrainConfig) -> int:
                 if cfg.gain_weight:  # the input's noise is no change to deliver
                     value = motion_gain_loss(out, xb.float(), y,
                                              target_base=b["B_clean"].to(device).float(),
-                                             per_sample=cfg.gain_per_sample)
+                                             pooling=cfg.gain_pooling)
                     loss = loss + cfg.gain_weight * value
                     parts["gain"] = float(value.detach())
             if not math.isfinite(parts["loss"]):
