@@ -23,6 +23,7 @@ are redrawn from the shipped provenance (which holds every resumed session):
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
@@ -103,10 +104,20 @@ def ship(model: str, run: str | None = None, prefer_motion: bool = False,
 
 
 def main(argv: list[str]) -> int:
-    commit = "--no-commit" not in argv
-    prefer_motion = "--prefer-motion" in argv
-    force = "--force" in argv
-    picks = [a.partition("=") for a in argv if not a.startswith("--")]
+    parser = argparse.ArgumentParser(
+        prog="train_snapshot.py", description=__doc__.split("\n\n")[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("picks", nargs="*", metavar="MODEL[=RUN_DIR]",
+                        help="models to consider (default: every one, from its usual runs)")
+    parser.add_argument("--no-commit", action="store_true", help="leave the files uncommitted")
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--prefer-motion", action="store_true",
+                        help="also ship a run that magnifies more at nearly the same SSIM")
+    choice.add_argument("--force", action="store_true",
+                        help="ship each named MODEL=RUN_DIR whatever its validation")
+    args = parser.parse_args(argv)
+    commit, prefer_motion, force = not args.no_commit, args.prefer_motion, args.force
+    picks = [a.partition("=") for a in args.picks]
     picks = [(m, run or None) for m, _, run in picks] or [(m, None) for m in MODELS]
     changed = [p for m, run in picks for p in ship(m, run, prefer_motion, force)]
     shipped = {p.stem: p for p in sorted(W.WEIGHTS_DIR.glob("*.json"))}
