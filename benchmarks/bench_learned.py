@@ -28,7 +28,8 @@ runs in this process on the same frames, interleaved over ``--rounds``:
   before several small frames shared a pass); ``new_twice_dn``: as ``new_twice`` with the
   option ``denoise`` (its grey-level difference is the denoising, not rounding);
   ``new_twice_s15`` / ``new_twice_s2``: with the option ``scale`` = 1.5 / 2 (the network on
-  enlarged frames; the difference is the quality option, not rounding).
+  enlarged frames; the difference is the quality option, not rounding); ``new_twice_v4`` /
+  ``new_twice_v8``: with the option ``views`` = 4 / 8, and ``new_twice_s15v8`` with both.
 
 It reports median frames/s (wall clock and per process CPU-second), ratios against
 ``today_once`` (the goal of issue 18: ``new_twice`` >= 2×) and against the reference of the same
@@ -103,9 +104,11 @@ def time_model(model: str, device: torch.device, h: int, w: int, frames: int, ba
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "videos"
 WIDGET_CONFIGS = ("today_once", "today_twice", "new_once", "new_twice", "new_twice_f32",
-                  "new_twice_1by1", "new_twice_dn", "new_twice_s15", "new_twice_s2")
+                  "new_twice_1by1", "new_twice_dn", "new_twice_s15", "new_twice_s2",
+                  "new_twice_v4", "new_twice_v8", "new_twice_s15v8")
 #: method options of the widget configs that end in these suffixes
-SUFFIX_OPTIONS = {"_dn": {"denoise": True}, "_s15": {"scale": 1.5}, "_s2": {"scale": 2.0}}
+SUFFIX_OPTIONS = {"_dn": {"denoise": True}, "_s15": {"scale": 1.5}, "_s2": {"scale": 2.0},
+                  "_v4": {"views": 4}, "_v8": {"views": 8}, "_s15v8": {"scale": 1.5, "views": 8}}
 
 
 def make_clip(dst: Path, frames: int) -> Path:

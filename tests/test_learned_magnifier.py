@@ -152,3 +152,59 @@ def test_scale_with_tiles_matches_without(twice_weights):
     b = magnify(f, net_tile=128, **kw)  # the enlarged 180 x 300 frame in tiles
     assert np.abs(a - f).mean() > 1e-3
     assert np.abs(a - b).mean() < 0.01
+
+
+def _numpy_view(clip: np.ndarray, transpose: bool, flip_w: bool, flip_h: bool) -> np.ndarray:
+    """A (T, H, W, C) clip transposed (H <-> W) and then flipped, as a copy."""
+    out = np.swapaxes(clip, 1, 2) if transpose else clip
+    out = out[:, :, ::-1] if flip_w else out
+    return np.ascontiguousarray(out[:, ::-1] if flip_h else out)
+
+
+def test_views_average_the_turned_back_outputs_of_each_view(twice_weights):
+    from napari_vmm.core.engine import magnify
+
+    f = np.random.default_rng(7).random((12, 20, 28, 3)).astype(np.float32)
+    kw = dict(fps=30, method="realtime", alpha=6, band=(2.0, 6.0), temporal="ideal",
+              weights=twice_weights)
+    out = magnify(f, views=8, **kw)
+    expect = np.zeros_like(f)
+    for transpose in (False, True):
+        for flip_h in (False, True):
+            for flip_w in (False, True):
+                y = magnify(_numpy_view(f, transpose, flip_w, flip_h), **kw)
+                y = y[:, ::-1] if flip_h else y  # undo in reverse order
+                y = y[:, :, ::-1] if flip_w else y
+                expect += np.swapaxes(y, 1, 2) if transpose else y
+    expect /= 8
+    single = magnify(f, **kw)
+    assert np.abs(single - expect).mean() > 1e-3  # the views really differ
+    np.testing.assert_allclose(out, expect, atol=1e-4)
+
+
+def test_views_keep_the_input_at_alpha_zero_and_grey_shapes(twice_weights):
+    from napari_vmm.core.engine import magnify
+
+    f = np.random.default_rng(8).random((3, 18, 30)).astype(np.float32)  # grey, not square
+    kw = dict(fps=30, method="realtime", mode="static", temporal="none", weights=twice_weights)
+    assert np.abs(magnify(f, alpha=0, views=8, **kw) - f).max() < 1e-5
+    out = magnify(f, alpha=5, views=4, scale=1.5, **kw)
+    assert out.shape == f.shape and out.dtype == f.dtype and np.abs(out - f).mean() > 1e-3
+
+
+def test_views_must_be_a_power_of_two_up_to_eight(weights):
+    with pytest.raises(VMMError, match="views"):
+        _magnify(np.zeros((2, 16, 16), np.float32), "realtime", weights, views=3)
+
+
+def test_magnify_pair_takes_views(twice_weights):
+    from napari_vmm.core.learned.magnifier import magnify_pair
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(1, 3, 24, 24, generator=g)
+    b = torch.roll(a, 1, dims=-1)
+    one = magnify_pair("realtime", a, b, 4.0, weights=twice_weights)
+    mirrored = magnify_pair("realtime", a.flip(-1), b.flip(-1), 4.0, weights=twice_weights)
+    two = magnify_pair("realtime", a, b, 4.0, weights=twice_weights, views=2)
+    assert (one - mirrored.flip(-1)).abs().mean() > 1e-3
+    torch.testing.assert_close(two, (one + mirrored.flip(-1)) / 2, atol=1e-5, rtol=0)

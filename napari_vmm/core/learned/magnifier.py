@@ -23,7 +23,10 @@ have it natively (option ``precision``; the motion signal always stays float32).
 
 With the option ``scale`` above 1 the network sees the frames enlarged (bicubic), and its
 change, reduced back (antialiased bilinear), is added to the frame as it is: at α = 0 a
-decode-twice model still gives back the input exactly.
+decode-twice model still gives back the input exactly. With ``views`` above 1 the frames are
+also run mirrored and transposed (the first 2, 4 or 8 of :data:`VIEWS`), each view with its own
+motion signal, and the outputs, turned back, are averaged: the networks' rendering artifacts
+differ between views and partly cancel, while the motion, the same in every view, stays.
 """
 
 from __future__ import annotations
@@ -47,6 +50,25 @@ _NET_CACHE: dict[tuple, Any] = {}
 _NET_LOCK = threading.Lock()
 
 MARGIN = 8  # reflected border added around every frame (pixels)
+
+#: views of a frame (N, C, H, W) for the option ``views``: (transpose H and W first, the
+#: dims then flipped); the first 2 are the frame and its mirror image, 4 add the vertical
+#: flips, 8 the whole dihedral group
+VIEWS: tuple[tuple[bool, tuple[int, ...]], ...] = tuple(
+    (transpose, dims) for transpose in (False, True)
+    for dims in ((), (-1,), (-2,), (-2, -1)))
+
+
+def _view(x: torch.Tensor, view: tuple[bool, tuple[int, ...]]) -> torch.Tensor:
+    transpose, dims = view
+    x = x.transpose(-2, -1) if transpose else x
+    return x.flip(dims) if dims else x
+
+
+def _unview(x: torch.Tensor, view: tuple[bool, tuple[int, ...]]) -> torch.Tensor:
+    transpose, dims = view
+    x = x.flip(dims) if dims else x
+    return x.transpose(-2, -1) if transpose else x
 
 
 def load_network(model: str, device: torch.device, path: str | None = None):
@@ -117,6 +139,10 @@ class _LearnedMagnifier(Magnifier):
                                     "as it is: finer textures and sub-pixel motions reach the "
                                     "network at a size it renders better, at scale² the time "
                                     "and memory", min=1.0, max=4.0),
+        "views": Option(1, int, "average the output over this many mirrored and transposed "
+                                "views of each frame (1, 2, 4 or 8): the network's rendering "
+                                "artifacts partly cancel, the motion stays; views times the "
+                                "time", choices=(1, 2, 4, 8)),
     }
 
     def __init__(self, alpha: float, device: torch.device, **options: Any) -> None:
@@ -134,6 +160,7 @@ class _LearnedMagnifier(Magnifier):
         self.dtype = resolve_precision(str(options.get("precision", "auto")), self.name,
                                        self.device)
         self.scale = float(options.get("scale", 1.0))
+        self.views = VIEWS[:int(options.get("views", 1))]
         self._fused = fused_decoder(self.net, self.name, self.device, self.dtype)
 
     @classmethod
@@ -210,8 +237,34 @@ class _LearnedMagnifier(Magnifier):
 
         H', W' are the padded sizes (of the frame enlarged ``scale`` times), f the network's
         ``shape_factor`` (2 for oh2018 and realtime, 8 for fd4mm); C is 1 (replicated to
-        RGB) or 3.
+        RGB) or 3. With ``views`` > 1 the signal holds one M per view (transposed views have
+        H' and W' swapped) and ctx one context per view.
         """
+        if len(self.views) == 1:
+            return self._encode_view(x)
+        signal, contexts = [], []
+        for view in self.views:
+            m, ctx = self._encode_view(_view(x, view))
+            signal += m
+            contexts.append(ctx)
+        return signal, {"views": contexts}
+
+    def decode(self, x: torch.Tensor, filtered: list[torch.Tensor], ctx: Any) -> torch.Tensor:
+        """Manipulate the shape with alpha·filtered, decode with the texture; with ``views``,
+        the mean of every view's output, turned back.
+
+        Returns (N, C, H, W) in [0, 1].
+        """
+        if "views" not in ctx:
+            return self._decode_view(x, filtered, ctx)
+        out = None
+        for i, (view, part) in enumerate(zip(self.views, ctx["views"], strict=True)):
+            y = _unview(self._decode_view(_view(x, view), filtered[i:i + 1], part), view)
+            out = y if out is None else out.add_(y)
+        return out.div_(len(self.views))
+
+    def _encode_view(self, x: torch.Tensor) -> tuple[list[torch.Tensor], Any]:
+        """:meth:`encode` of one view."""
         n, c = x.shape[:2]
         x = x.to(self.device)
         xs = self._enlarge(x)
@@ -248,11 +301,9 @@ class _LearnedMagnifier(Magnifier):
             ctx["enlarged"] = xs
         return [m], ctx
 
-    def decode(self, x: torch.Tensor, filtered: list[torch.Tensor], ctx: Any) -> torch.Tensor:
-        """Manipulate the shape with alpha·filtered, decode with the texture.
-
-        Returns (N, C, H, W) in [0, 1].
-        """
+    def _decode_view(self, x: torch.Tensor, filtered: list[torch.Tensor],
+                     ctx: Any) -> torch.Tensor:
+        """:meth:`decode` of one view."""
         v, m, xp = ctx["v"], ctx["m"], ctx.get("x")
         d = filtered[0].to(m.dtype)
         H, Wd = ctx["padded"]
@@ -321,17 +372,19 @@ globals().update({cls.__qualname__: cls for cls in MAGNIFIERS.values()})
 
 
 def magnify_pair(model: str, frame_a, frame_b, alpha: float, device: str = "cpu",
-                 weights: str | None = None) -> torch.Tensor:
+                 weights: str | None = None, **options: Any) -> torch.Tensor:
     """Two-frame magnification with a learned model (Oh's static two-frame test).
 
     ``frame_a``, ``frame_b``: tensors (N, 3, H, W) in [0, 1]; returns (N, 3, H, W) in [0, 1].
+    ``options``: the magnifier's other options (``scale``, ``views``, ...).
     """
     cls = MAGNIFIERS[model]
-    mag = cls(alpha, torch.device(device), weights=weights or "", net_tile=2048)
+    mag = cls(alpha, torch.device(device), weights=weights or "",
+              **{"net_tile": 2048, **options})
     with torch.inference_mode():
         sa, _ = mag.encode(frame_a)
         sb, ctx = mag.encode(frame_b)
-        return mag.decode(frame_b, [sb[0] - sa[0]], ctx)
+        return mag.decode(frame_b, [b - a for a, b in zip(sa, sb, strict=True)], ctx)
 
 
 __all__ = ["MAGNIFIERS", "load_network", "magnify_pair",
