@@ -351,7 +351,7 @@ def train(cfg: TrainConfig) -> int:
     if cfg.gain_weight:
         loss_desc["motion_gain"] = cfg.gain_weight
         loss_desc["motion_gain_target"] = "clean input"  # before 2026-12-05 (11:00): noisy
-        if cfg.gain_pooling != "batch":  # before 2026-12-06 "motion_gain_per_sample": true
+        if cfg.gain_pooling != "batch":  # earlier runs: "motion_gain_per_sample": true
             loss_desc["motion_gain_pooling"] = cfg.gain_pooling
     amp_mode = "off" if device.type != "cuda" else ("bf16" if cfg.amp == "auto" else cfg.amp)
     scaler = torch.amp.GradScaler("cuda") if amp_mode == "fp16" else None
