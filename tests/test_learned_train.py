@@ -375,3 +375,17 @@ def test_gain_pooling_flags_map_onto_the_config(tmp_path, capsys):
                  "--gain-pooling", "sample"]) != 0
     assert "--gain-pooling needs --gain-weight" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_resumed_run_keeps_the_architecture_of_its_checkpoint(tmp_path):
+    """A run started with an architecture flag (or from shipped weights that carry one)
+    resumes with it when the rerun command leaves the flag out; a flag that contradicts the
+    checkpoint is one message, not a state-dict error."""
+    first = TrainConfig(**{**vars(_cfg(tmp_path, 1)), "arch": {"decode_twice": True}})
+    assert train(first) == 0
+    assert train(_cfg(tmp_path, 2)) == 0  # no flag: the checkpoint's network goes on
+    ck = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)
+    assert ck["step"] == 2 and ck["config"]["arch"] == {"decode_twice": True}
+    clash = TrainConfig(**{**vars(_cfg(tmp_path, 3)), "arch": {"decode_twice": False}})
+    with pytest.raises(VMMError, match="new --run-dir"):
+        train(clash)

@@ -257,9 +257,19 @@ def train(cfg: TrainConfig) -> int:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    ck = torch.load(ckpt_path, map_location="cpu", weights_only=False) \
+        if ckpt_path.exists() else None
+    if ck is not None:  # a resumed run goes on with the network it checkpointed
+        ck_arch = dict((ck.get("config") or {}).get("arch") or {})
+        asked = {k: v for k, v in cfg.arch.items() if ck_arch.get(k) != v}
+        if asked:
+            raise VMMError(f"{ckpt_path} holds a {cfg.model} with {ck_arch or 'the default arch'}"
+                           f"; the command asks for {asked}: start it in a new --run-dir "
+                           f"(--init {ckpt_path.parent}/export/{cfg.model}.pt for a warm start)")
+        cfg.arch = ck_arch
     # --init auto: go on from the shipped weights when the command asks for no flag they lack
     shipped_arch = _shipped_arch(cfg.model)
-    auto_shipped = cfg.init == "auto" and not ckpt_path.exists() and not cfg.ablation \
+    auto_shipped = cfg.init == "auto" and ck is None and not cfg.ablation \
         and shipped_arch is not None \
         and all(shipped_arch.get(k) == v for k, v in cfg.arch.items())
     if auto_shipped:
@@ -275,8 +285,7 @@ def train(cfg: TrainConfig) -> int:
     fresh_opt = True
     # rerunning the same command resumes, whatever its --init (that names a new run's start):
     # a checkpoint is never overwritten by a fresh start; a new start takes a new --run-dir
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    if ck is not None:
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         fresh_opt = False
