@@ -86,8 +86,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "change sets it), the mean of per-sample terms (every motion size "
                         "alike), or per-sample terms weighted by the change's rms "
                         "(sqrt-energy, between the two)")
-    p.add_argument("--gain-per-sample", action="store_true",
-                   help="the same as --gain-pooling sample")
+    p.add_argument("--gain-per-sample", dest="gain_pooling", action="store_const",
+                   const="sample", help="the same as --gain-pooling sample")
     p.add_argument("--manipulator", default="paper", choices=["paper", "linear"],
                    help="fd4mm: the paper's manipulator, or the linear one whose change scales "
                         "with the motion (docs/learned.md, 'Why fd4mm returned its input'); "

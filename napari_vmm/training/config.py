@@ -149,8 +149,7 @@ def config_from_args(ns) -> TrainConfig:
         arch["decode_twice"] = True
     motion_weight = getattr(ns, "motion_weight", 0.0)
     gain_weight = getattr(ns, "gain_weight", 0.0)
-    gain_pooling = "sample" if getattr(ns, "gain_per_sample", False) else \
-        getattr(ns, "gain_pooling", "batch")
+    gain_pooling = getattr(ns, "gain_pooling", "batch")
     if gain_pooling != "batch" and not gain_weight:
         raise VMMError("--gain-pooling needs --gain-weight")
     for flag, w in (("--motion-weight", motion_weight), ("--gain-weight", gain_weight)):

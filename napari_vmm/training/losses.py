@@ -203,6 +203,7 @@ def motion_alignment_loss(out: torch.Tensor, base: torch.Tensor, target: torch.T
 #: below this are left out (static scenes; about 0.1 grey level)
 PER_SAMPLE_FLOOR = 1e-3
 
+
 def motion_gain_loss(out: torch.Tensor, base: torch.Tensor, target: torch.Tensor,
                      eps: float = 1e-12, target_base: torch.Tensor | None = None,
                      pooling: str = "batch") -> torch.Tensor:

@@ -123,7 +123,7 @@ class ThesisStage:
         With decode twice: weight of the motion-gain term
         (:func:`.losses.motion_gain_loss`) on every stage.
     gain_pooling : str
-        How the gain term weighs the samples (:data:`.losses.GAIN_POOLINGS`).
+        How the gain term weighs the samples (:data:`.config.GAIN_POOLINGS`).
 
     With decode twice (the net's ``decode_twice``) every stage trains the output the engine
     runs, ``B + D(amp) − D(0)``, on its own two-frame path as well (``MagNet.with_change``).
