@@ -1,6 +1,7 @@
 """Training: a few steps run, checkpoint, resume; weights export with a verified checksum."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -278,7 +279,9 @@ def test_kldnas_keeps_decode_twice_beside_its_searched_architecture():
 
 def test_auto_init_goes_on_with_the_shipped_architecture(tmp_path, monkeypatch):
     """Without a checkpoint, --init auto continues the shipped weights with their arch flags
-    (decode twice), also when the command names those flags; a flag they lack starts afresh."""
+    (decode twice), also when the command names those flags; a flag they lack starts afresh.
+    --init shipped with no flags also takes the shipped network (it used to build the default
+    one and fail to load the weights)."""
     from napari_vmm.core.learned.table import build_model
 
     net = build_model("realtime", decode_twice=True, blocks=2)
@@ -286,9 +289,9 @@ def test_auto_init_goes_on_with_the_shipped_architecture(tmp_path, monkeypatch):
                  "realtime", tmp_path / "shipped")
     monkeypatch.setattr(W, "WEIGHTS_DIR", tmp_path / "shipped")
 
-    def run(name: str, **arch) -> dict:
+    def run(name: str, init: str = "auto", **arch) -> dict:
         cfg = _cfg(tmp_path / name, 8)
-        cfg.init, cfg.arch = "auto", arch
+        cfg.init, cfg.arch = init, arch
         assert train(cfg) == 0
         return json.loads((tmp_path / name / "run" / "export" / "realtime.json").read_text())
 
@@ -299,6 +302,9 @@ def test_auto_init_goes_on_with_the_shipped_architecture(tmp_path, monkeypatch):
     assert named["init_from"] != "scratch" and named["arch"]["decode_twice"] is True
     other = run("other", blocks=3)  # not what ships: a new network from scratch
     assert other["init_from"] == "scratch" and other["arch"] == {"blocks": 3}
+    shipped = run("shipped", init="shipped")  # the shipped network, not the default one
+    assert shipped["init_from"] != "scratch"
+    assert shipped["arch"] == {"decode_twice": True, "blocks": 2}
 
 
 def test_snapshot_force_ships_only_a_named_run(tmp_path, monkeypatch):
@@ -389,3 +395,22 @@ def test_a_resumed_run_keeps_the_architecture_of_its_checkpoint(tmp_path):
     clash = TrainConfig(**{**vars(_cfg(tmp_path, 3)), "arch": {"decode_twice": False}})
     with pytest.raises(VMMError, match="new --run-dir"):
         train(clash)
+
+
+def test_bf16_training_on_the_cpu(tmp_path):
+    """--amp bf16 autocasts on a CPU too (auto stays float32 there), the loss stays finite and
+    the provenance records it; fp16 is refused without CUDA."""
+    from napari_vmm.training.train import amp_mode_for
+
+    cpu = torch.device("cpu")
+    assert amp_mode_for(cpu, "auto") == "off" and amp_mode_for(cpu, "bf16") == "bf16"
+    assert amp_mode_for(torch.device("cuda"), "auto") == "bf16"
+    with pytest.raises(VMMError, match="fp16 needs CUDA"):
+        amp_mode_for(cpu, "fp16")
+    cfg = _cfg(tmp_path, 2)
+    cfg.amp = "bf16"
+    assert train(cfg) == 0
+    prov = json.loads((tmp_path / "run" / "export" / "realtime.json").read_text())
+    assert "amp bf16" in json.dumps(prov)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(r["loss"]) for r in rows if "loss" in r)

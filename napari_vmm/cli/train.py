@@ -102,7 +102,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="optimiser steps per generated batch, each on another flip/rotation of "
                         "it (1..8; default 1). For a GPU starved by the CPU data generator")
     p.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"],
-                   help="mixed precision on CUDA (auto: bf16 autocast); ignored on CPU")
+                   help="mixed precision: on CUDA auto is bf16 autocast; on a CPU auto is off and "
+                        "bf16 autocasts (faster where the CPU has native bfloat16)")
     p.add_argument("--clip", type=float, default=5.0, help="gradient-norm clip (0: off)")
     p.add_argument("--noise", type=float, default=0.3,
                    help="max Poisson noise strength, Oh's u (default 0.3)")

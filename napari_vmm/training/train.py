@@ -131,10 +131,20 @@ def _split(t, n: int, k: int):
 def _autocast(device, amp: str):
     import torch
 
-    if device.type != "cuda" or amp == "off":
+    if amp == "off":
         return contextlib.nullcontext()
     dtype = torch.float16 if amp == "fp16" else torch.bfloat16
-    return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def amp_mode_for(device, amp: str) -> str:
+    """The mixed precision a run trains under: on CUDA ``auto`` is bf16; on a CPU only an
+    explicit ``bf16`` (CPUs with native bfloat16 step faster) and ``auto`` is off."""
+    if device.type == "cuda":
+        return "bf16" if amp == "auto" else amp
+    if amp == "fp16":
+        raise VMMError("--amp fp16 needs CUDA; on a CPU use --amp bf16 or off")
+    return "bf16" if amp == "bf16" else "off"
 
 
 def _device(name: str):
@@ -267,12 +277,14 @@ def train(cfg: TrainConfig) -> int:
                            f"; the command asks for {asked}: start it in a new --run-dir "
                            f"(--init {ckpt_path.parent}/export/{cfg.model}.pt for a warm start)")
         cfg.arch = ck_arch
-    # --init auto: go on from the shipped weights when the command asks for no flag they lack
+    # --init auto or shipped: go on with the shipped network (its arch flags) when the command
+    # asks for no flag it lacks; auto starts from scratch otherwise, shipped warm-starts
     shipped_arch = _shipped_arch(cfg.model)
-    auto_shipped = cfg.init == "auto" and ck is None and not cfg.ablation \
+    follows_shipped = cfg.init in ("auto", "shipped") and ck is None and not cfg.ablation \
         and shipped_arch is not None \
         and all(shipped_arch.get(k) == v for k, v in cfg.arch.items())
-    if auto_shipped:
+    auto_shipped = follows_shipped and cfg.init == "auto"
+    if follows_shipped:
         if shipped_arch != cfg.arch:  # go on with the shipped network as it is
             print(f"the shipped {cfg.model} has {shipped_arch}: training goes on with it",
                   flush=True)
@@ -362,7 +374,7 @@ def train(cfg: TrainConfig) -> int:
         loss_desc["motion_gain_target"] = "clean input"  # before 2026-12-05 (11:00): noisy
         if cfg.gain_pooling != "batch":  # earlier runs: "motion_gain_per_sample": true
             loss_desc["motion_gain_pooling"] = cfg.gain_pooling
-    amp_mode = "off" if device.type != "cuda" else ("bf16" if cfg.amp == "auto" else cfg.amp)
+    amp_mode = amp_mode_for(device, cfg.amp)
     scaler = torch.amp.GradScaler("cuda") if amp_mode == "fp16" else None
 
     def provenance(metrics: dict[str, float]) -> dict[str, Any]:
