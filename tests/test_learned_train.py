@@ -414,3 +414,7 @@ def test_bf16_training_on_the_cpu(tmp_path):
     assert "amp bf16" in json.dumps(prov)
     rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert all(math.isfinite(r["loss"]) for r in rows if "loss" in r)
+    fd4mm = TrainConfig(model="fd4mm", run_dir=str(tmp_path / "fd"), steps=1, batch=1, crop=32,
+                        init="scratch", amp="bf16", command="test")
+    with pytest.raises(VMMError, match="fd4mm under --amp bf16"):
+        train(fd4mm)
