@@ -414,7 +414,22 @@ def test_bf16_training_on_the_cpu(tmp_path):
     assert "amp bf16" in json.dumps(prov)
     rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert all(math.isfinite(r["loss"]) for r in rows if "loss" in r)
-    fd4mm = TrainConfig(model="fd4mm", run_dir=str(tmp_path / "fd"), steps=1, batch=1, crop=32,
-                        init="scratch", amp="bf16", command="test")
-    with pytest.raises(VMMError, match="fd4mm under --amp bf16"):
-        train(fd4mm)
+
+
+def test_fd4mm_dilated_lowpass_runs_in_float32_under_cpu_bf16():
+    """The AFDE unit's dilated depthwise low-pass conv leaves CPU bf16 autocast (its bf16
+    backward gave non-finite weight gradients in 3 of 3 short fd4mm runs); the rest of the
+    network stays in bf16 and the gradients are finite."""
+    from napari_vmm.core.learned.fd4mm import FreqSplit
+
+    unit = FreqSplit(8)
+    dtypes = {}
+    for name in ("lowpass", "feature"):
+        getattr(unit, name).register_forward_hook(
+            lambda mod, i, o, name=name: dtypes.__setitem__(name, o.dtype))
+    x = torch.randn(2, 8, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        high, low = unit(x)
+    assert dtypes == {"lowpass": torch.float32, "feature": torch.bfloat16}
+    (high.float().sum() + low.float().sum()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in unit.parameters())

@@ -127,7 +127,13 @@ class FreqSplit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x1, x2 = self.dw(self.pw(x)).chunk(2, dim=1)
-        lo = self.lowpass(x1)
+        if x1.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # under CPU bf16 autocast the backward of this dilated depthwise conv gave
+            # non-finite weight gradients now and then: it runs in float32
+            with torch.autocast("cpu", enabled=False):
+                lo = self.lowpass(x1.float())
+        else:
+            lo = self.lowpass(x1)
         return F.gelu(self.feature(x2) - lo), F.gelu(lo)
 
 
