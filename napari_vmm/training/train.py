@@ -330,7 +330,8 @@ def train(cfg: TrainConfig) -> int:
             curve = list(prov.get("curve", []))
             segments = list(prov.get("segments") or _unlogged_segment(prov, step))
             init_from = f"weights sha256 {prov.get('sha256', '')[:16]}"
-            print(f"starting {cfg.model} from shipped weights at step {step}", flush=True)
+            print(f"starting {cfg.model} from {src or 'shipped weights'} at step {step}",
+                  flush=True)
     for g in opt.param_groups:
         g["lr"] = cfg.lr
     stop_at = min(cfg.steps, step + cfg.max_steps) if cfg.max_steps > 0 else cfg.steps
