@@ -1,26 +1,32 @@
 #!/usr/bin/env bash
-# Commit the resumable state of local training runs (runs/ is git-ignored), so that a run
+# Commit the validated weights of local training runs (runs/ is git-ignored), so that a run
 # outlives the machine: each session's checkout holds only what landed on main.
-#   bash scripts/keep_run.sh runs/oh2018_g03 [runs/OTHER ...]
-# Commits RUN/ckpt.pt (model, Adam state, step, curve), RUN/log.jsonl and RUN/export/; a later
-# `vmm train ... --run-dir RUN` resumes from it. Keep only the runs worth continuing: every
-# kept checkpoint stays in the history (a few MB each).
+#   bash scripts/keep_run.sh runs/fd4mm_c2 [runs/OTHER ...]
+# Commits RUN/export/MODEL.{pt,json}: the weights with their provenance (command, seed, steps,
+# data recipe, hardware, validation, sha256, checked on every load). The checkpoint with its
+# Adam state (up to 18 MB) stays local. Go on from a kept run with the same command plus
+#   --init RUN/export/MODEL.pt --run-dir NEW_RUN_DIR      (a fresh Adam state, lr warm-up)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || { echo "usage: bash scripts/keep_run.sh RUN_DIR [RUN_DIR ...]" >&2; exit 2; }
 files=()
 for run in "$@"; do
   run=${run%/}
-  [ -f "$run/ckpt.pt" ] || { echo "keep_run: $run/ckpt.pt not found" >&2; exit 1; }
-  for f in "$run/ckpt.pt" "$run/log.jsonl" "$run"/export/*; do
-    [ -f "$f" ] && files+=("$f")
-  done
+  found=("$run"/export/*.pt)
+  [ -f "${found[0]}" ] || { echo "keep_run: no validated export in $run/export" >&2; exit 1; }
+  for pt in "${found[@]}"; do files+=("$pt" "${pt%.pt}.json"); done
 done
-git add -f -- "${files[@]}"
-steps=$(.venv/bin/python - "$@" <<'PY'
-import sys, torch
-print(", ".join(f"{r.rstrip('/')} at step {torch.load(r.rstrip('/') + '/ckpt.pt', map_location='cpu', weights_only=False)['step']}" for r in sys.argv[1:]))
+kept=$(.venv/bin/python - "${files[@]}" <<'PY'
+import sys
+from pathlib import Path
+from napari_vmm.core.learned.weights import load_weights
+out = []
+for pt in sys.argv[1::2]:
+    _, prov = load_weights(Path(pt).stem, pt)  # checks the sha256 against the provenance
+    out.append(f"{pt} ({prov['steps']} steps, val SSIM {prov['validation']['ssim']})")
+print("; ".join(out))
 PY
 )
-git commit -q -m "runs: keep $steps (resumable)" -- "${files[@]}"
-echo "kept $steps"
+git add -f -- "${files[@]}"
+git commit -q -m "runs: keep $kept" -- "${files[@]}"
+echo "kept $kept"
