@@ -327,7 +327,7 @@ def test_vmm_train_records_the_linear_manipulator(tmp_path):
     p = add_parser(argparse.ArgumentParser().add_subparsers())
     cfg = config_from_args(p.parse_args(["fd4mm", "--manipulator", "linear", "--decode-twice"]))
     assert cfg.arch == {"decode_twice": True, "manipulator": "linear"}
-    with pytest.raises(VMMError, match="fd4mm only"):
+    with pytest.raises(VMMError, match="sigma_theta, not oh2018"):
         config_from_args(p.parse_args(["oh2018", "--manipulator", "linear"]))
 
 

@@ -413,3 +413,55 @@ def test_every_stage_trains_the_decoded_twice_output(name, stage, tmp_path):
         assert parts["gain"] == pytest.approx(1.0)  # a copy delivers none of the change
         out, _ = st.loss(net, {**b, "alpha": torch.full((2,), 5.0)}, 0, torch.device("cpu"))
         assert float((out - xb).abs().mean()) > 0
+
+
+@pytest.mark.parametrize("name", ["hmn", "hmn_light"])
+def test_hmn_linear_manipulator_keeps_a_still_scene_still(name):
+    """The paper's MSM multiplies the frames' features by amp, so a scene with no motion
+    changes with α (shipped hmn_light: 0.036 mean |change| at the validation α); the linear
+    manipulator carries the edge difference alone, so it gives the input back exactly."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    changes = {}
+    for manipulator in ("paper", "linear"):
+        net = build_model(name, decode_twice=True, manipulator=manipulator).eval()
+        with torch.no_grad():
+            changes[manipulator] = float((net(x, x, 20.0) - x).abs().max())
+            moved = float((net(x, torch.roll(x, 1, dims=-1), 20.0)
+                           - torch.roll(x, 1, dims=-1)).abs().mean())
+        assert moved > 1e-4  # motion still moves the output
+    assert changes["paper"] > 1e-3
+    assert changes["linear"] < 1e-6
+
+
+def test_sigma_theta_linear_manipulator_passes_the_motion_before_training():
+    """With its residual blocks r silenced, the paper's σ-θ manipulator ignores α (r must
+    learn to pass α·Δ on); the linear one magnifies the directional phase and magnitude."""
+    torch.manual_seed(0)
+    xa = torch.rand(1, 3, 32, 32) * 2 - 1
+    xb = torch.roll(xa, 1, dims=-1)
+    moved = {}
+    for manipulator in ("paper", "linear"):
+        net = build_model("sigma_theta", manipulator=manipulator).eval()
+        with torch.no_grad():
+            for block in (net.r_phase, net.r_mag):
+                for prm in block.parameters():
+                    prm.zero_()
+            moved[manipulator] = float((net.manipulate(xa, xb, 10.0)
+                                        - net.manipulate(xa, xb, 0.0)).abs().mean())
+    assert moved["paper"] == 0.0
+    assert moved["linear"] > 1e-3
+
+
+def test_vmm_train_takes_the_linear_manipulator_for_hmn_and_sigma_theta():
+    import argparse
+
+    from napari_vmm.cli.train import add_parser
+    from napari_vmm.training.config import config_from_args
+
+    p = add_parser(argparse.ArgumentParser().add_subparsers())
+    for name in ("hmn", "hmn_light", "sigma_theta"):
+        cfg = config_from_args(p.parse_args([name, "--manipulator", "linear"]))
+        assert cfg.arch == {"manipulator": "linear"}
+    with pytest.raises(VMMError, match="not lnvmm"):
+        config_from_args(p.parse_args(["lnvmm", "--manipulator", "linear"]))

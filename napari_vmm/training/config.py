@@ -11,7 +11,7 @@ from typing import Any
 
 from ..core.errors import VMMError
 from ..core.learned import weights as W
-from ..core.learned.table import MODELS
+from ..core.learned.table import LINEAR_MANIPULATOR_MODELS, MODELS
 
 #: training defaults (crop, batch, lr, ssim_weight, val_every) of every model, from its table
 #: entry (:mod:`napari_vmm.core.learned.table`)
@@ -159,8 +159,9 @@ def config_from_args(ns) -> TrainConfig:
             raise VMMError(f"{flag} applies to oh2018, realtime and fd4mm, not the thesis "
                            "models (use --gain-weight)")
     if getattr(ns, "manipulator", "paper") != "paper":
-        if ns.model != "fd4mm":
-            raise VMMError("--manipulator applies to fd4mm only")
+        if ns.model not in LINEAR_MANIPULATOR_MODELS:
+            raise VMMError(f"--manipulator applies to {', '.join(LINEAR_MANIPULATOR_MODELS)}, "
+                           f"not {ns.model}")
         arch["manipulator"] = ns.manipulator
     if ns.model == "kldnas":  # fine-tuning a searched student: its genotype is in --init
         if not str(ns.init).endswith(".pt"):

@@ -143,6 +143,10 @@ MODELS: dict[str, LearnedModel] = {m.name: m for m in (
 #: form in one batch, the thesis models as two passes (``MagNet.shape_fixed_at_zero``)
 DECODE_TWICE_MODELS = tuple(n for n, m in MODELS.items() if m.decode_twice)
 
+#: models with the project's linear manipulator as an arch switch (``manipulator="linear"``:
+#: its change follows the motion; docs/learned.md)
+LINEAR_MANIPULATOR_MODELS = ("fd4mm", "hmn", "hmn_light", "sigma_theta")
+
 
 def build_model(name: str, **arch: Any):
     """A fresh network (a :class:`.models.MagNet`) by model name, e.g. ``realtime``.
@@ -168,4 +172,5 @@ def build_model(name: str, **arch: Any):
     return net
 
 
-__all__ = ["DECODE_TWICE_MODELS", "MODELS", "LearnedModel", "build_model"]
+__all__ = ["DECODE_TWICE_MODELS", "LINEAR_MANIPULATOR_MODELS", "MODELS", "LearnedModel",
+           "build_model"]

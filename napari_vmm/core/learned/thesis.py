@@ -415,6 +415,12 @@ class SigmaThetaNet(MagNet):
     4. MSCC block counts 3 + 4 + 3, compressions c/2, c/4, c/8 floored (12 → 6, 3, 1; 24 → 12,
        6, 3), stride-2 conv down, nearest up: 89,546 parameters (thesis 0.085 M).
     5. Motion signal for the engine: the frame itself (module docstring).
+
+    ``manipulator="linear"`` (the project's fix, as MDLMM's choice 3): φ_m and R_m are
+    residuals on the linear magnification, φ_i,t2 + α·wrap(Δφ_i) + r_φ(·) and
+    R_i,t2 + α·ΔR_i + r_R(·), so the motion reaches the decoder before any training. In the
+    paper's form r must learn to pass α·Δ on, and trained so its change stayed ~10⁻³ of the
+    target's (docs/learned.md, "Why σ-θ Net does not magnify"). Same parameters either way.
     """
 
     shape_fixed_at_zero = False  # decoding twice decodes the shape manipulated at 0
@@ -424,8 +430,12 @@ class SigmaThetaNet(MagNet):
     shape_factor = 1
     n_theta = 9
 
-    def __init__(self, c: int = 12) -> None:
+    def __init__(self, c: int = 12, manipulator: str = "paper") -> None:
         super().__init__()
+        if manipulator not in ("paper", "linear"):
+            raise ValueError(f"manipulator must be 'paper' or 'linear', got {manipulator!r}")
+        self.arch = {"manipulator": manipulator}
+        self.linear_manipulator = manipulator == "linear"
         self.sigma = nn.Parameter(torch.tensor([0.5, 1.0, 1.5]))
         self.w_sigma = nn.Parameter(torch.zeros(4))
         self.theta = nn.Parameter(torch.arange(self.n_theta, dtype=torch.float32)
@@ -472,8 +482,11 @@ class SigmaThetaNet(MagNet):
             return block(x).reshape(n, k, h, w)
 
         wt = self.w_theta.softmax(0).view(1, -1, 1, 1)
-        pm = (wt * (p2 + r(self.r_phase, wrap_phase(p2 - p1), p2))).sum(1, keepdim=True)
-        rm = (wt * (r2 + r(self.r_mag, r2 - r1, r2))).sum(1, keepdim=True)
+        dp, dr = wrap_phase(p2 - p1), r2 - r1
+        pm, rm = p2 + r(self.r_phase, dp, p2), r2 + r(self.r_mag, dr, r2)
+        if self.linear_manipulator:  # residuals on the linear magnification (as MDLMM's)
+            pm, rm = pm + amp * dp, rm + amp * dr
+        pm, rm = (wt * pm).sum(1, keepdim=True), (wt * rm).sum(1, keepdim=True)
         return torch.cat([rm * torch.cos(pm), rm * torch.sin(pm)], 1)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -515,10 +528,17 @@ class MSM(nn.Module):
     F = conv3×3_{d_1}(concat(E_d, F_t, F_{t−1})) (12 → w); W_1 = F + F·BN(σ(F));
     W_{n+1} = W_1 + W_1·BN(σ(conv3×3_{d_{n+1}}(concat(W_n, F)))), n = 1..3;
     out = ResBlocks(conv3×3(amp · W_4)). Dilations d = (r+1, r+2, r+3, r+4).
+
+    ``motion_only`` (the project's "linear" manipulator): the gated value is the edge
+    difference's part of the first conv, F_d = conv3×3_{d_1}(concat(E_d, 0, 0)), and F only
+    sets the gates: W_1 = F_d + F_d·BN(σ(F)). W_4 is then 0 where nothing moves, so amp
+    scales motion alone; in the paper's form amp also scales the frames' features, and the
+    output changes with α on a still scene (docs/learned.md, "Why HMN does not magnify").
     """
 
-    def __init__(self, w: int, r: int, blocks: int) -> None:
+    def __init__(self, w: int, r: int, blocks: int, motion_only: bool = False) -> None:
         super().__init__()
+        self.motion_only = motion_only
         d = [r + 1, r + 2, r + 3, r + 4]
         self.first = nn.Conv2d(12, w, 3, padding=d[0], dilation=d[0], bias=False)
         self.bn = nn.ModuleList(nn.BatchNorm2d(w) for _ in range(4))
@@ -530,7 +550,11 @@ class MSM(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """W_4 of the inputs concat(E_d, F_t, F_{t−1}) (N, 12, h, w) -> (N, w, h, w)."""
         f = self.first(x)
-        w1 = f + f * self.bn[0](torch.sigmoid(f))
+        value = f
+        if self.motion_only:  # the E_d channels' part of the same conv (it has no bias)
+            c = self.first
+            value = F.conv2d(x[:, :6], c.weight[:, :6], padding=c.padding, dilation=c.dilation)
+        w1 = value + value * self.bn[0](torch.sigmoid(f))
         wn = w1
         for g, bn in zip(self.gates, self.bn[1:], strict=True):
             wn = w1 + w1 * bn(torch.sigmoid(g(torch.cat([wn, f], 1))))
@@ -547,6 +571,11 @@ class HMNNet(MagNet):
     ----------
     variant : {"base", "light"}
         M1 (c = 24, 2.5 M parameters in the thesis) or M2 (c = 8, 0.28 M).
+    manipulator : {"paper", "linear"}
+        "paper": amp scales W_4, which carries the frames' features as well as the edge
+        difference E_d. "linear" (the project's fix): W_4 carries E_d alone (the frames only
+        gate it, :class:`MSM` ``motion_only``), so a still scene stays still at any α. The
+        same parameters: weights of either form load into the other.
 
     Notes
     -----
@@ -583,14 +612,17 @@ class HMNNet(MagNet):
     shape_factor = 1
     LEVELS = ((1, 8), (2, 4), (3, 1))
 
-    def __init__(self, variant: str = "base") -> None:
+    def __init__(self, variant: str = "base", manipulator: str = "paper") -> None:
         super().__init__()
         if variant not in ("base", "light"):
             raise ValueError(f"variant must be 'base' or 'light', got {variant!r}")
-        self.arch = {"variant": variant}
+        if manipulator not in ("paper", "linear"):
+            raise ValueError(f"manipulator must be 'paper' or 'linear', got {manipulator!r}")
+        self.arch = {"variant": variant, "manipulator": manipulator}
         c = 24 if variant == "base" else 8
         ws = [c * m for m, _ in self.LEVELS]
-        self.msm = nn.ModuleList(MSM(w, r, 5) for w, (_, r) in zip(ws, self.LEVELS, strict=True))
+        self.msm = nn.ModuleList(MSM(w, r, 5, motion_only=manipulator == "linear")
+                                 for w, (_, r) in zip(ws, self.LEVELS, strict=True))
         self.tex = nn.ModuleList(conv(6, w, 3) for w in ws)
         self.md = nn.ModuleList(nn.Sequential(*[ResBlock(w) for _ in range(8)]) for w in ws)
         self.merge = nn.ModuleList(conv(ws[i] + ws[i + 1], ws[i], 3) for i in range(2))

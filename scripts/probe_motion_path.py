@@ -1,0 +1,85 @@
+"""Probe a learned model's motion path: does its change follow α, and does it need motion?
+
+    .venv/bin/python scripts/probe_motion_path.py MODEL[:manipulator] [--weights PATH.pt]
+                                                 [--samples 8] [--size 64]
+
+On the first ``--samples`` validation samples (the training data's val split), with the
+plain two-frame pass ``net(A, B, k·α)`` (no decoding twice):
+
+- ``still``: mean |net(B, B, α) − net(B, B, 0)|, the change on a scene that does not move
+  (0 for a manipulator where zero motion is a fixed point);
+- for k = 0.1, 1, 2: the change d = net(A, B, k·α) − net(A, B, 0), its mean size, and at
+  k = 1 ``gain`` = ⟨d, t⟩ / |t|² and ``corr`` = ⟨d, t⟩ / (|d| |t|) against the target's change
+  t = Y − B (the validation's motion_gain and motion_corr). A magnifier's change grows
+  ~10× from k = 0.1 to 1 and 2× from 1 to 2;
+- per top-level module: how much its output changes from k = 0.1 to k = 1 (10.0 is linear;
+  a ratio that falls along the network shows where the change saturates).
+
+``MODEL:linear`` builds the network with the project's linear manipulator and loads the same
+weights (docs/learned.md, "Why five thesis models do not magnify").
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from napari_vmm.core.learned import weights as W
+from napari_vmm.core.learned.table import build_model
+from napari_vmm.training.data import DataConfig, generate_batch
+from napari_vmm.training.train import to_net
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model", help="MODEL or MODEL:linear")
+    ap.add_argument("--weights", default=None, help="a .pt with its .json (default: shipped)")
+    ap.add_argument("--samples", type=int, default=8)
+    ap.add_argument("--size", type=int, default=64)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    name, _, manipulator = args.model.partition(":")
+    state, prov = W.load_weights(name, args.weights)
+    arch = {k: v for k, v in (prov.get("arch") or {}).items() if k != "decode_twice"}
+    if manipulator:
+        arch["manipulator"] = manipulator
+    net = build_model(name, **arch)
+    net.load_state_dict(state)
+    net.eval()
+    pair = getattr(net, "_pair", net.forward)  # the thesis models' own two-frame pass
+
+    b = generate_batch(0, "val", list(range(args.samples)), DataConfig(size=args.size))
+    xa, xb, y = (to_net(b[k]) for k in ("A", "B", "Y"))
+    alpha, t = b["alpha"], y - xb
+    outputs: dict[str, list[torch.Tensor]] = {}
+    hooks = [m.register_forward_hook(
+        lambda _m, _i, o, n=n: outputs.setdefault(n, []).append(o) if torch.is_tensor(o)
+        else None) for n, m in net.named_children()]
+    with torch.no_grad():
+        still = pair(xb, xb, alpha) - pair(xb, xb, torch.zeros_like(alpha))
+        outputs.clear()
+        base = pair(xa, xb, torch.zeros_like(alpha))
+        print(f"{args.model}: still-scene change {float(still.abs().mean()):.2e}; "
+              f"target change {float(t.abs().mean()):.3f}")
+        for k in (0.1, 1.0, 2.0):
+            d = pair(xa, xb, k * alpha) - base
+            line = f"  k={k:<4} change {float(d.abs().mean()):.2e}"
+            if k == 1.0:
+                dot = float((d * t).sum())
+                line += (f"  gain {dot / float((t * t).sum()):+.3f}"
+                         f"  corr {dot / float(d.norm() * t.norm()):+.3f}")
+            print(line)
+    for h in hooks:
+        h.remove()
+    ratios = []
+    for n, outs in outputs.items():
+        if len(outs) == 4:  # k = 0, 0.1, 1, 2
+            small, one = (outs[i] - outs[0] for i in (1, 2))
+            if float(small.norm()) > 0:
+                ratios.append(f"{n} {float(one.norm() / small.norm()):.1f}")
+    print("  change from k=0.1 to k=1 by module:", ", ".join(ratios))
+
+
+if __name__ == "__main__":
+    main()
