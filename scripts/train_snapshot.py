@@ -76,7 +76,8 @@ def ship(model: str, run: str | None = None, prefer_motion: bool = False,
         return []
     new = val_ssim(src / js.name)
     old = val_ssim(js) if js.exists() and pt.exists() else -1.0
-    print(f"{model}: best run {src.parent.relative_to(ROOT)} val SSIM {new} (shipped {old})")
+    where = src.parent.relative_to(ROOT) if src.parent.is_relative_to(ROOT) else src.parent
+    print(f"{model}: best run {where} val SSIM {new} (shipped {old})")
     more_motion = False
     if prefer_motion and new >= old - MOTION_SSIM_SLACK and js.exists():
         gain_new, gain_old = val_gain(src / js.name), val_gain(js)
