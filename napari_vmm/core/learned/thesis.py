@@ -420,7 +420,8 @@ class SigmaThetaNet(MagNet):
     residuals on the linear magnification, φ_i,t2 + α·wrap(Δφ_i) + r_φ(·) and
     R_i,t2 + α·ΔR_i + r_R(·), so the motion reaches the decoder before any training. In the
     paper's form r must learn to pass α·Δ on, and trained so its change stayed ~10⁻³ of the
-    target's (docs/learned.md, "Why σ-θ Net does not magnify"). Same parameters either way.
+    target's (docs/learned.md, "Why five thesis models do not magnify"). Same
+    parameters either way.
     """
 
     shape_fixed_at_zero = False  # decoding twice decodes the shape manipulated at 0
@@ -533,7 +534,8 @@ class MSM(nn.Module):
     difference's part of the first conv, F_d = conv3×3_{d_1}(concat(E_d, 0, 0)), and F only
     sets the gates: W_1 = F_d + F_d·BN(σ(F)). W_4 is then 0 where nothing moves, so amp
     scales motion alone; in the paper's form amp also scales the frames' features, and the
-    output changes with α on a still scene (docs/learned.md, "Why HMN does not magnify").
+    output changes with α on a still scene (docs/learned.md, "Why five thesis models do not
+    magnify").
     """
 
     def __init__(self, w: int, r: int, blocks: int, motion_only: bool = False) -> None:
