@@ -465,3 +465,26 @@ def test_vmm_train_takes_the_linear_manipulator_for_hmn_and_sigma_theta():
         assert cfg.arch == {"manipulator": "linear"}
     with pytest.raises(VMMError, match="not lnvmm"):
         config_from_args(p.parse_args(["lnvmm", "--manipulator", "linear"]))
+
+
+def test_motion_path_probe_reports_the_still_scene_change(tmp_path):
+    """scripts/probe_motion_path.py on weights of the linear hmn_light: a still scene stays
+    still; the same weights in the paper's form (``MODEL:paper``) move it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    torch.manual_seed(0)
+    net = build_model("hmn_light", manipulator="linear")
+    pt, _ = save_weights(net.state_dict(), {"steps": 1, "arch": {"manipulator": "linear"}},
+                         "hmn_light", tmp_path)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "probe_motion_path.py"
+    lines = {}
+    for spec in ("hmn_light", "hmn_light:paper"):
+        res = subprocess.run([sys.executable, str(script), spec, "--weights", str(pt),
+                              "--samples", "2", "--size", "32"],
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+        lines[spec] = res.stdout.splitlines()[0]
+    assert "still-scene change 0.00e+00" in lines["hmn_light"]
+    assert "still-scene change 0.00e+00" not in lines["hmn_light:paper"]
