@@ -551,11 +551,13 @@ class MSM(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """W_4 of the inputs concat(E_d, F_t, F_{t−1}) (N, 12, h, w) -> (N, w, h, w)."""
-        f = self.first(x)
-        value = f
-        if self.motion_only:  # the E_d channels' part of the same conv (it has no bias)
+        if self.motion_only:  # the conv has no bias: F = F_d + the frames' part
             c = self.first
-            value = F.conv2d(x[:, :6], c.weight[:, :6], padding=c.padding, dilation=c.dilation)
+            value, frames = (F.conv2d(x[:, part], c.weight[:, part], padding=c.padding,
+                                      dilation=c.dilation) for part in (slice(0, 6), slice(6, 12)))
+            f = value + frames
+        else:
+            f = value = self.first(x)
         w1 = value + value * self.bn[0](torch.sigmoid(f))
         wn = w1
         for g, bn in zip(self.gates, self.bn[1:], strict=True):
