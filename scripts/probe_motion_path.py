@@ -13,7 +13,10 @@ plain two-frame pass ``net(A, B, k·α)`` (no decoding twice):
   t = Y − B (the validation's motion_gain and motion_corr). A magnifier's change grows
   ~10× from k = 0.1 to 1 and 2× from 1 to 2;
 - per top-level module: how much its output changes from k = 0.1 to k = 1 (10.0 is linear;
-  a ratio that falls along the network shows where the change saturates).
+  a ratio that falls along the network shows where the change saturates);
+- the gain on the thesis protocol's discs (three discs of 20 px on a test texture, 128 px)
+  for input motions of 0.05, 0.2 and 1 px: a network with a dead zone for sub-pixel
+  motions magnifies the 1 px step and leaves the others (docs/learned.md).
 
 ``MODEL:linear`` builds the network with the project's linear manipulator and loads the same
 weights (docs/learned.md, "Why five thesis models do not magnify").
@@ -23,12 +26,36 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import torch
 
 from napari_vmm.core.learned import weights as W
 from napari_vmm.core.learned.table import build_model
-from napari_vmm.training.data import DataConfig, generate_batch
+from napari_vmm.training.data import DataConfig, generate_batch, random_texture
+from napari_vmm.training.evaluate import circles_clip
 from napari_vmm.training.train import to_net
+
+#: (input motion in px, alpha) of the disc probe: 1, 10 and 5 px of output motion
+DISC_STEPS = ((0.05, 20.0), (0.2, 49.5), (1.0, 4.0))
+
+
+def disc_gains(pair, size: int = 128) -> list[float]:
+    """The gain ⟨d, t⟩ / |t|² of ``pair(A, B, α)`` on discs moved by each of DISC_STEPS."""
+    rng = np.random.default_rng(1)
+    background = random_texture(rng, size, size).transpose(1, 2, 0)
+    colours = rng.uniform(0, 1, (3, 3))
+    centres = np.array([[0.3, 0.3], [0.3, 0.7], [0.7, 0.5]]) * size
+    directions = np.array([[0.0, 1.0], [1.0, 0.0], [np.sqrt(0.5), np.sqrt(0.5)]])
+    gains = []
+    for step, alpha in DISC_STEPS:
+        clip = circles_clip(background, colours, centres, directions, size / 6,
+                            np.array([0.0, step, step * (1 + alpha)]))
+        xa, xb, y = torch.from_numpy(clip).permute(0, 3, 1, 2)[:, None] * 2 - 1
+        with torch.no_grad():
+            d = pair(xa, xb, torch.tensor([alpha])) - pair(xa, xb, torch.zeros(1))
+        t = y - xb
+        gains.append(float((d * t).sum() / (t * t).sum()))
+    return gains
 
 
 def main() -> None:
@@ -79,6 +106,9 @@ def main() -> None:
             if float(small.norm()) > 0:
                 ratios.append(f"{n} {float(one.norm() / small.norm()):.1f}")
     print("  change from k=0.1 to k=1 by module:", ", ".join(ratios))
+    print("  gain on discs:", ", ".join(f"{s:g} px x{1 + a:g} {g:+.3f}"
+                                       for (s, a), g in zip(DISC_STEPS, disc_gains(pair),
+                                                            strict=True)))
 
 
 if __name__ == "__main__":

@@ -488,3 +488,16 @@ def test_motion_path_probe_reports_the_still_scene_change(tmp_path):
         lines[spec] = res.stdout.splitlines()[0]
     assert "still-scene change 0.00e+00" in lines["hmn_light"]
     assert "still-scene change 0.00e+00" not in lines["hmn_light:paper"]
+
+
+@pytest.mark.parametrize(("name", "arch", "message"), [
+    ("hmn", {"manipulator": "quadratic"}, "manipulator must be 'paper' or 'linear'"),
+    ("sigma_theta", {"manipulator": "Linear"}, "manipulator must be 'paper' or 'linear'"),
+    ("fd4mm", {"manipulator": ""}, "manipulator must be 'paper' or 'linear'"),
+    ("fd4mm", {"attention": "sigmoid"}, "attention must be 'relu' or 'softmax'"),
+    ("mdlmm", {"variant": "d3"}, "variant must be 'd1' or 'd2'"),
+    ("lnvmm", {"variant": "heavy"}, "variant must be 'base' or 'light'"),
+])
+def test_an_unknown_architecture_switch_is_named(name, arch, message):
+    with pytest.raises(ValueError, match=message):
+        build_model(name, **arch)

@@ -85,7 +85,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .models import MagNet
+from .models import MANIPULATORS, MagNet, arch_choice
 
 WIDTHS = (24, 48, 96)
 HEADS = (4, 4, 8)
@@ -166,8 +166,7 @@ class SparseFilterAttention(nn.Module):
 
     def __init__(self, c: int, heads: int, query: str, softmax: bool = False) -> None:
         super().__init__()
-        if query not in ("max", "avg"):
-            raise ValueError(f"query must be 'max' or 'avg', got {query!r}")
+        arch_choice("query", query, ("max", "avg"))
         self.heads, self.query, self.softmax = heads, query, softmax
         self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
         self.qkv = nn.Conv2d(c, 3 * c, 1, bias=False)
@@ -305,10 +304,8 @@ class FD4MMNet(MagNet):
     def __init__(self, filters: bool = True, mixer: bool = True,
                  attention: str = "relu", manipulator: str = "paper") -> None:
         super().__init__()
-        if attention not in ("relu", "softmax"):
-            raise ValueError(f"attention must be 'relu' or 'softmax', got {attention!r}")
-        if manipulator not in ("paper", "linear"):
-            raise ValueError(f"manipulator must be 'paper' or 'linear', got {manipulator!r}")
+        arch_choice("attention", attention, ("relu", "softmax"))
+        arch_choice("manipulator", manipulator, MANIPULATORS)
         self.arch = {"filters": bool(filters), "mixer": bool(mixer), "attention": attention,
                      "manipulator": manipulator}
         self.linear_manipulator = manipulator == "linear"

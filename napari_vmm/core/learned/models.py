@@ -46,6 +46,17 @@ class ResBlock(nn.Module):
         return x + self.c2(F.relu(self.c1(x)))
 
 
+def arch_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices``, else ValueError naming the architecture switch."""
+    if value not in choices:
+        raise ValueError(f"{name} must be {' or '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+#: the manipulator forms of fd4mm, HMN and σ-θ Net: the paper's, or the project's linear one
+MANIPULATORS = ("paper", "linear")
+
+
 def _up(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2.0, mode="nearest")
 

@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .models import MagNet, ResBlock, conv
+from .models import MANIPULATORS, MagNet, ResBlock, arch_choice, conv
 
 
 def _up(x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -119,8 +119,7 @@ class LNVMMNet(MagNet):
 
     def __init__(self, variant: str = "base") -> None:
         super().__init__()
-        if variant not in ("base", "light"):
-            raise ValueError(f"variant must be 'base' or 'light', got {variant!r}")
+        arch_choice("variant", variant, ("base", "light"))
         self.arch = {"variant": variant}
         c = 24 if variant == "base" else 8
         c2 = 2 * c
@@ -273,8 +272,7 @@ class MDLMMNet(MagNet):
 
     def __init__(self, variant: str = "d1") -> None:
         super().__init__()
-        if variant not in ("d1", "d2"):
-            raise ValueError(f"variant must be 'd1' or 'd2', got {variant!r}")
+        arch_choice("variant", variant, ("d1", "d2"))
         self.arch = {"variant": variant}
         f = 20 if variant == "d1" else 13
         self.phase = FCBChain(3, 3, 3, f)
@@ -433,8 +431,7 @@ class SigmaThetaNet(MagNet):
 
     def __init__(self, c: int = 12, manipulator: str = "paper") -> None:
         super().__init__()
-        if manipulator not in ("paper", "linear"):
-            raise ValueError(f"manipulator must be 'paper' or 'linear', got {manipulator!r}")
+        arch_choice("manipulator", manipulator, MANIPULATORS)
         self.arch = {"manipulator": manipulator}
         self.linear_manipulator = manipulator == "linear"
         self.sigma = nn.Parameter(torch.tensor([0.5, 1.0, 1.5]))
@@ -618,10 +615,8 @@ class HMNNet(MagNet):
 
     def __init__(self, variant: str = "base", manipulator: str = "paper") -> None:
         super().__init__()
-        if variant not in ("base", "light"):
-            raise ValueError(f"variant must be 'base' or 'light', got {variant!r}")
-        if manipulator not in ("paper", "linear"):
-            raise ValueError(f"manipulator must be 'paper' or 'linear', got {manipulator!r}")
+        arch_choice("variant", variant, ("base", "light"))
+        arch_choice("manipulator", manipulator, MANIPULATORS)
         self.arch = {"variant": variant, "manipulator": manipulator}
         c = 24 if variant == "base" else 8
         ws = [c * m for m, _ in self.LEVELS]
