@@ -423,7 +423,7 @@ def test_hmn_linear_manipulator_keeps_a_still_scene_still(name):
     torch.manual_seed(0)
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     changes = {}
-    for manipulator in ("paper", "linear"):
+    for manipulator in ("paper", "linear", "still-gated"):
         net = build_model(name, decode_twice=True, manipulator=manipulator).eval()
         with torch.no_grad():
             changes[manipulator] = float((net(x, x, 20.0) - x).abs().max())
@@ -432,6 +432,7 @@ def test_hmn_linear_manipulator_keeps_a_still_scene_still(name):
         assert moved > 1e-4  # motion still moves the output
     assert changes["paper"] > 1e-3
     assert changes["linear"] < 1e-6
+    assert changes["still-gated"] < 1e-6
 
 
 def test_sigma_theta_linear_manipulator_passes_the_motion_before_training():
@@ -463,8 +464,12 @@ def test_vmm_train_takes_the_linear_manipulator_for_hmn_and_sigma_theta():
     for name in ("hmn", "hmn_light", "sigma_theta"):
         cfg = config_from_args(p.parse_args([name, "--manipulator", "linear"]))
         assert cfg.arch == {"manipulator": "linear"}
+    cfg = config_from_args(p.parse_args(["hmn_light", "--manipulator", "still-gated"]))
+    assert cfg.arch == {"manipulator": "still-gated"}
     with pytest.raises(VMMError, match="not lnvmm"):
         config_from_args(p.parse_args(["lnvmm", "--manipulator", "linear"]))
+    with pytest.raises(VMMError, match="applies to hmn, hmn_light, not sigma_theta"):
+        config_from_args(p.parse_args(["sigma_theta", "--manipulator", "still-gated"]))
 
 
 def test_motion_path_probe_reports_the_still_scene_change(tmp_path):
@@ -501,3 +506,20 @@ def test_motion_path_probe_reports_the_still_scene_change(tmp_path):
 def test_an_unknown_architecture_switch_is_named(name, arch, message):
     with pytest.raises(ValueError, match=message):
         build_model(name, **arch)
+
+
+def test_still_gated_msm_is_linear_in_the_edge_difference():
+    """HMN's "still-gated" manipulator: with the frames fixed, W_4 scales exactly with E_d
+    (its gates are the still scene's); the "linear" form's gates see E_d, so it does not."""
+    from napari_vmm.core.learned.thesis import MSM
+
+    torch.manual_seed(0)
+    edges, frames = torch.randn(2, 6, 32, 32), torch.rand(2, 6, 32, 32)
+    errors = {}
+    for form, kw in (("linear", {"motion_only": True}), ("still-gated", {"still_gates": True})):
+        msm = MSM(8, 1, 1, **kw).eval()
+        with torch.no_grad():
+            w4 = [msm.features(torch.cat([k * edges, frames], 1)) for k in (0.05, 1.0)]
+        errors[form] = float((w4[1] - 20 * w4[0]).abs().max() / w4[1].abs().max())
+    assert errors["still-gated"] < 1e-5
+    assert errors["linear"] > 1e-2

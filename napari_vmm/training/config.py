@@ -11,7 +11,7 @@ from typing import Any
 
 from ..core.errors import VMMError
 from ..core.learned import weights as W
-from ..core.learned.table import LINEAR_MANIPULATOR_MODELS, MODELS
+from ..core.learned.table import MANIPULATOR_FORMS, MODELS
 
 #: training defaults (crop, batch, lr, ssim_weight, val_every) of every model, from its table
 #: entry (:mod:`napari_vmm.core.learned.table`)
@@ -159,8 +159,12 @@ def config_from_args(ns) -> TrainConfig:
             raise VMMError(f"{flag} applies to oh2018, realtime and fd4mm, not the thesis "
                            "models (use --gain-weight)")
     if getattr(ns, "manipulator", "paper") != "paper":
-        if ns.model not in LINEAR_MANIPULATOR_MODELS:
-            raise VMMError(f"--manipulator applies to {', '.join(LINEAR_MANIPULATOR_MODELS)}, "
+        if ns.model not in MANIPULATOR_FORMS:
+            raise VMMError(f"--manipulator applies to {', '.join(MANIPULATOR_FORMS)}, "
+                           f"not {ns.model}")
+        if ns.manipulator not in MANIPULATOR_FORMS[ns.model]:
+            takers = [m for m, forms in MANIPULATOR_FORMS.items() if ns.manipulator in forms]
+            raise VMMError(f"--manipulator {ns.manipulator} applies to {', '.join(takers)}, "
                            f"not {ns.model}")
         arch["manipulator"] = ns.manipulator
     if ns.model == "kldnas":  # fine-tuning a searched student: its genotype is in --init

@@ -143,9 +143,11 @@ MODELS: dict[str, LearnedModel] = {m.name: m for m in (
 #: form in one batch, the thesis models as two passes (``MagNet.shape_fixed_at_zero``)
 DECODE_TWICE_MODELS = tuple(n for n, m in MODELS.items() if m.decode_twice)
 
-#: models with the project's linear manipulator as an arch switch (``manipulator="linear"``:
-#: its change follows the motion; docs/learned.md)
-LINEAR_MANIPULATOR_MODELS = ("fd4mm", "hmn", "hmn_light", "sigma_theta")
+#: models with the project's manipulator forms as an arch switch (``manipulator=``), and the
+#: forms each takes besides the paper's: "linear" (its change follows the motion) and, for
+#: HMN, "still-gated" (its gates those of the still scene); docs/learned.md
+MANIPULATOR_FORMS = {"fd4mm": ("linear",), "hmn": ("linear", "still-gated"),
+                     "hmn_light": ("linear", "still-gated"), "sigma_theta": ("linear",)}
 
 
 def build_model(name: str, **arch: Any):
@@ -172,5 +174,5 @@ def build_model(name: str, **arch: Any):
     return net
 
 
-__all__ = ["DECODE_TWICE_MODELS", "LINEAR_MANIPULATOR_MODELS", "MODELS", "LearnedModel",
+__all__ = ["DECODE_TWICE_MODELS", "MANIPULATOR_FORMS", "MODELS", "LearnedModel",
            "build_model"]

@@ -520,6 +520,11 @@ class SigmaThetaNet(MagNet):
 # HMN (Ch. 7)
 # =============================================================================================
 
+#: HMN's manipulator forms: the paper's, the project's linear one, and linear with the gates
+#: of the still scene (:class:`MSM`)
+HMN_MANIPULATORS = (*MANIPULATORS, "still-gated")
+
+
 class MSM(nn.Module):
     """Multi-scale manipulator of one level (Ch. 7, Eqs. 7.2–7.3).
 
@@ -533,11 +538,18 @@ class MSM(nn.Module):
     scales motion alone; in the paper's form amp also scales the frames' features, and the
     output changes with α on a still scene (docs/learned.md, "Why five thesis models do not
     magnify").
+
+    ``still_gates`` (the "still-gated" manipulator, with ``motion_only``): every gate is the
+    one of the still scene (E_d = 0, so W_n = 0 inside the gates and F is the frames' part),
+    which makes W_4 exactly linear in E_d: the gates cannot open for large motions and stay
+    shut for small ones (docs/learned.md, "HMN's dead zone").
     """
 
-    def __init__(self, w: int, r: int, blocks: int, motion_only: bool = False) -> None:
+    def __init__(self, w: int, r: int, blocks: int, motion_only: bool = False,
+                 still_gates: bool = False) -> None:
         super().__init__()
-        self.motion_only = motion_only
+        self.motion_only = motion_only or still_gates
+        self.still_gates = still_gates
         d = [r + 1, r + 2, r + 3, r + 4]
         self.first = nn.Conv2d(12, w, 3, padding=d[0], dilation=d[0], bias=False)
         self.bn = nn.ModuleList(nn.BatchNorm2d(w) for _ in range(4))
@@ -552,10 +564,13 @@ class MSM(nn.Module):
             c = self.first
             value, frames = (F.conv2d(x[:, part], c.weight[:, part], padding=c.padding,
                                       dilation=c.dilation) for part in (slice(0, 6), slice(6, 12)))
-            f = value + frames
+            f = frames if self.still_gates else value + frames
         else:
             f = value = self.first(x)
         w1 = value + value * self.bn[0](torch.sigmoid(f))
+        if self.still_gates:  # W_n = 0 in the still scene: only the last gate acts
+            g, bn = self.gates[-1], self.bn[-1]
+            return w1 + w1 * bn(torch.sigmoid(g(torch.cat([torch.zeros_like(w1), f], 1))))
         wn = w1
         for g, bn in zip(self.gates, self.bn[1:], strict=True):
             wn = w1 + w1 * bn(torch.sigmoid(g(torch.cat([wn, f], 1))))
@@ -616,11 +631,12 @@ class HMNNet(MagNet):
     def __init__(self, variant: str = "base", manipulator: str = "paper") -> None:
         super().__init__()
         arch_choice("variant", variant, ("base", "light"))
-        arch_choice("manipulator", manipulator, MANIPULATORS)
+        arch_choice("manipulator", manipulator, HMN_MANIPULATORS)
         self.arch = {"variant": variant, "manipulator": manipulator}
         c = 24 if variant == "base" else 8
         ws = [c * m for m, _ in self.LEVELS]
-        self.msm = nn.ModuleList(MSM(w, r, 5, motion_only=manipulator == "linear")
+        self.msm = nn.ModuleList(MSM(w, r, 5, motion_only=manipulator == "linear",
+                                     still_gates=manipulator == "still-gated")
                                  for w, (_, r) in zip(ws, self.LEVELS, strict=True))
         self.tex = nn.ModuleList(conv(6, w, 3) for w in ws)
         self.md = nn.ModuleList(nn.Sequential(*[ResBlock(w) for _ in range(8)]) for w in ws)
