@@ -587,11 +587,13 @@ class HMNNet(MagNet):
     ----------
     variant : {"base", "light"}
         M1 (c = 24, 2.5 M parameters in the thesis) or M2 (c = 8, 0.28 M).
-    manipulator : {"paper", "linear"}
+    manipulator : {"paper", "linear", "still-gated"}
         "paper": amp scales W_4, which carries the frames' features as well as the edge
-        difference E_d. "linear" (the project's fix): W_4 carries E_d alone (the frames only
-        gate it, :class:`MSM` ``motion_only``), so a still scene stays still at any α. The
-        same parameters: weights of either form load into the other.
+        difference E_d. "linear" (the project's fix): W_4 carries E_d alone (the frames and
+        E_d gate it, :class:`MSM` ``motion_only``), so a still scene stays still at any α.
+        "still-gated": as "linear" with the still scene's gates, so W_4 is linear in E_d
+        (:class:`MSM` ``still_gates``). The same parameters: weights of any form load into
+        the others.
 
     Notes
     -----
