@@ -511,7 +511,7 @@ def test_an_unknown_architecture_switch_is_named(name, arch, message):
 def test_still_gated_msm_is_linear_in_the_edge_difference():
     """HMN's "still-gated" manipulator: with the frames fixed, W_4 scales exactly with E_d
     (its gates are the still scene's); the "linear" form's gates see E_d, so it does not."""
-    from napari_vmm.core.learned.thesis import MSM
+    from napari_vmm.core.learned.hmn import MSM
 
     torch.manual_seed(0)
     edges, frames = torch.randn(2, 6, 32, 32), torch.rand(2, 6, 32, 32)

@@ -85,7 +85,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .models import MANIPULATORS, MagNet, arch_choice
+from .models import MANIPULATORS, MagNet, arch_choice, per_sample
 
 WIDTHS = (24, 48, 96)
 HEADS = (4, 4, 8)
@@ -376,8 +376,7 @@ class FD4MMNet(MagNet):
         broadcastable to (N, 1, 1, 1). δ = 0 or amp = 0 give back ``m`` exactly.
         """
         d = delta if delta is not None else m - m_ref
-        if isinstance(amp, torch.Tensor):
-            amp = amp.reshape(-1, 1, 1, 1).to(m.dtype)
+        amp = per_sample(amp, m)
         if self.linear_manipulator:
             return m + self.w2(self.w1(self.lowpass(d * self.delta_gain)) * amp)
         u = F.gelu(self.w1(self.lowpass(d)))

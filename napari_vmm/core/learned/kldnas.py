@@ -33,9 +33,8 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from .models import MagNet
+from .models import MagNet, per_sample, upsample_nearest
 
 #: NAS Layer-(R) candidates: name -> (kernel, dilation); "none" is no connection
 OPS: dict[str, tuple[int, int] | None] = {
@@ -125,10 +124,6 @@ class SearchBlock(nn.Module):
         return self.c[2](f2, x)
 
 
-def _up(x: torch.Tensor) -> torch.Tensor:
-    return F.interpolate(x, scale_factor=2.0, mode="nearest")
-
-
 class StudentNet(MagNet):
     """KL-DNAS super-net (``genotype=None``) or a derived discrete student.
 
@@ -188,14 +183,12 @@ class StudentNet(MagNet):
     def manipulate(self, m_ref: torch.Tensor | None, m: torch.Tensor,
                    amp: torch.Tensor | float, delta: torch.Tensor | None = None) -> torch.Tensor:
         d = delta if delta is not None else m - m_ref
-        if isinstance(amp, torch.Tensor):
-            amp = amp.reshape(-1, 1, 1, 1).to(m.dtype)
-        return m + self.h0(self.g0(d) * amp)
+        return m + self.h0(self.g0(d) * per_sample(amp, m))
 
     def decode(self, v: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         x = self.fuse(torch.cat([self.down(m), v], 1))
         x = self.dec1(self.dec0(x))
-        return self.out(self.up2(_up(self.up1(_up(x)))))
+        return self.out(self.up2(upsample_nearest(self.up1(upsample_nearest(x)))))
 
     # -- search helpers --------------------------------------------------------------------
     def part_modules(self, part: str) -> list[nn.Module]:

@@ -57,8 +57,19 @@ def arch_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
 MANIPULATORS = ("paper", "linear")
 
 
-def _up(x: torch.Tensor) -> torch.Tensor:
-    return F.interpolate(x, scale_factor=2.0, mode="nearest")
+def upsample_nearest(x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """(N, C, H, W) enlarged 2× (or to ``size``) by nearest-neighbour repetition."""
+    if size is None:
+        return F.interpolate(x, scale_factor=2.0, mode="nearest")
+    return F.interpolate(x, size=size, mode="nearest")
+
+
+def per_sample(amp: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor | float:
+    """A float ``amp`` as it is; a tensor of one factor per sample as (N, 1, 1, 1) in the
+    dtype of ``like`` (N, C, H, W), to scale each sample's features."""
+    if isinstance(amp, torch.Tensor):
+        return amp.reshape(-1, 1, 1, 1).to(like.dtype)
+    return amp
 
 
 class MagNet(nn.Module):
@@ -90,9 +101,7 @@ class MagNet(nn.Module):
         ``amp`` is a float or a tensor broadcastable to (N, 1, 1, 1).
         """
         d = delta if delta is not None else m - m_ref
-        if isinstance(amp, torch.Tensor):
-            amp = amp.reshape(-1, 1, 1, 1).to(m.dtype)
-        return m + self.h(self.g(d) * amp)
+        return m + self.h(self.g(d) * per_sample(amp, m))
 
     def decode(self, v: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -175,9 +184,9 @@ class Oh2018Net(MagNet):
 
     def decode(self, v: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         """texture (N, 32, H/4, W/4), shape (N, 32, H/2, W/2) -> image (N, 3, H, W)."""
-        t = self.dec_tex(_up(v))
+        t = self.dec_tex(upsample_nearest(v))
         x = self.dec(torch.cat([t, m], dim=1))
-        return self.out(self.dec_up(_up(x)))
+        return self.out(self.dec_up(upsample_nearest(x)))
 
 
 class RealtimeNet(MagNet):
@@ -217,8 +226,8 @@ class RealtimeNet(MagNet):
     def decode(self, v: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         """texture (N, 16, H/4, W/4), shape (N, 16, H/2, W/2) -> image (N, 3, H, W)."""
         x = self.dec(torch.cat([v, self.down(m)], dim=1))
-        x = self.up1(_up(x))
-        x = self.up2(_up(x))
+        x = self.up1(upsample_nearest(x))
+        x = self.up2(upsample_nearest(x))
         return self.out(x)
 
 

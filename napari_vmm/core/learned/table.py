@@ -120,14 +120,14 @@ MODELS: dict[str, LearnedModel] = {m.name: m for m in (
                  "(Singh, thesis Ch. 6)", "SigmaThetaMagnifier",
                  "σ-θ Net (Singh, thesis Ch. 6): learnable scale space and steerable "
                  "gradients.", stride=2, decode_twice=True, loss="thesis", train=_THESIS_TRAIN),
-    LearnedModel("hmn", "thesis:HMNNet",
+    LearnedModel("hmn", "hmn:HMNNet",
                  "Learned: HMN M1, hierarchical Sobel-edge magnification (Singh, thesis "
                  "Ch. 7)", "HMNMagnifier",
                  "HMN M1 (Singh, thesis Ch. 7): Sobel-edge multi-scale manipulators, "
                  "hierarchical decoder.", arch={"variant": "base"}, decode_twice=True,
                  loss="thesis",
                  train=_THESIS_TRAIN),
-    LearnedModel("hmn_light", "thesis:HMNNet", "Learned: HMN M2, the light variant",
+    LearnedModel("hmn_light", "hmn:HMNNet", "Learned: HMN M2, the light variant",
                  "HMNLightMagnifier", "HMN M2, the light variant (c = 8).",
                  arch={"variant": "light"}, decode_twice=True, loss="thesis",
                  train=_THESIS_TRAIN),

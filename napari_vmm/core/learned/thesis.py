@@ -1,4 +1,5 @@
-"""The Singh thesis models (digest §3.4, §3.6–§3.8): LNVMM, MDLMM, σ-θ Net and HMN.
+"""The Singh thesis models (digest §3.4, §3.6–§3.8): LNVMM, MDLMM and σ-θ Net here, HMN in
+:mod:`.hmn`.
 
 None of them has public code; every architecture here is rebuilt from the thesis text, and
 every place where the thesis gives only a figure or is silent is a choice, listed in the
@@ -29,19 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .models import MANIPULATORS, MagNet, ResBlock, arch_choice, conv
-
-
-def _up(x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
-    if size is None:
-        return F.interpolate(x, scale_factor=2.0, mode="nearest")
-    return F.interpolate(x, size=size, mode="nearest")
-
-
-def _amp(amp: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor | float:
-    if isinstance(amp, torch.Tensor):
-        return amp.reshape(-1, 1, 1, 1).to(like.dtype)
-    return amp
+from .models import MANIPULATORS, MagNet, ResBlock, arch_choice, conv, per_sample, upsample_nearest
 
 
 def wrap_phase(p: torch.Tensor) -> torch.Tensor:
@@ -166,11 +155,11 @@ class LNVMMNet(MagNet):
                    amp: torch.Tensor | float, delta: torch.Tensor | None = None) -> torch.Tensor:
         """M(amp · ΔE), ΔE = ``delta`` if given else E − E_ref; (N, 2C, H/2, W/2)."""
         d = delta if delta is not None else m - m_ref
-        return self.manip(d * _amp(amp, m))
+        return self.manip(d * per_sample(amp, m))
 
     def decode(self, v: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         """A (N, 2C, H/2, W/2), M(·) (same) -> tanh image (N, 3, H, W)."""
-        return torch.tanh(self.out(self.dec_up(_up(self.dec(v + m)))))
+        return torch.tanh(self.out(self.dec_up(upsample_nearest(self.dec(v + m)))))
 
     def forward(self, xa: torch.Tensor, xb: torch.Tensor,
                 amp: torch.Tensor | float) -> torch.Tensor:
@@ -296,7 +285,7 @@ class MDLMMNet(MagNet):
         """FDMM. Returns (Î_m, A_m, φ_m, I_1, I_0, amp), all images (N, 3, H, W)."""
         i1 = m
         i0 = m - delta if delta is not None else m_ref
-        a = _amp(amp, m)
+        a = per_sample(amp, m)
         la1, p1 = spectrum(i1)
         la0, p0 = spectrum(i0)
         dp = wrap_phase(p1 - p0) * a
@@ -496,10 +485,10 @@ class SigmaThetaNet(MagNet):
         """Manipulated features M^{σ,θ} fused over two resolutions: (N, c, H, W)."""
         i2 = m
         i1 = m - delta if delta is not None else m_ref
-        a = _amp(amp, m)
+        a = per_sample(amp, m)
         full = self._magnify_level(i2, i1, a)
         half = self._magnify_level(F.avg_pool2d(i2, 2), F.avg_pool2d(i1, 2), a)
-        return F.elu(self.fuse(torch.cat([full, _up(half, full.shape[-2:])], 1)))
+        return F.elu(self.fuse(torch.cat([full, upsample_nearest(half, full.shape[-2:])], 1)))
 
     def decode(self, v: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         """``v`` = I_t2 (N, 3, H, W), manipulator features (N, c, H, W) -> tanh image."""
@@ -510,188 +499,10 @@ class SigmaThetaNet(MagNet):
         y = F.elu(self.down(x))
         for b in self.mid:
             y = b(y, vh)
-        x = x + F.elu(self.up(_up(y, x.shape[-2:])))
+        x = x + F.elu(self.up(upsample_nearest(y, x.shape[-2:])))
         for b in self.full2:
             x = b(x, v)
         return torch.tanh(self.out(x))
-
-
-# =============================================================================================
-# HMN (Ch. 7)
-# =============================================================================================
-
-#: HMN's manipulator forms: the paper's, the project's linear one, and linear with the gates
-#: of the still scene (:class:`MSM`)
-HMN_MANIPULATORS = (*MANIPULATORS, "still-gated")
-
-
-class MSM(nn.Module):
-    """Multi-scale manipulator of one level (Ch. 7, Eqs. 7.2–7.3).
-
-    F = conv3×3_{d_1}(concat(E_d, F_t, F_{t−1})) (12 → w); W_1 = F + F·BN(σ(F));
-    W_{n+1} = W_1 + W_1·BN(σ(conv3×3_{d_{n+1}}(concat(W_n, F)))), n = 1..3;
-    out = ResBlocks(conv3×3(amp · W_4)). Dilations d = (r+1, r+2, r+3, r+4).
-
-    ``motion_only`` (the project's "linear" manipulator): the gated value is the edge
-    difference's part of the first conv, F_d = conv3×3_{d_1}(concat(E_d, 0, 0)), and F only
-    sets the gates: W_1 = F_d + F_d·BN(σ(F)). W_4 is then 0 where nothing moves, so amp
-    scales motion alone; in the paper's form amp also scales the frames' features, and the
-    output changes with α on a still scene (docs/learned.md, "Why five thesis models do not
-    magnify").
-
-    ``still_gates`` (the "still-gated" manipulator, with ``motion_only``): every gate is the
-    one of the still scene (E_d = 0, so W_n = 0 inside the gates and F is the frames' part),
-    which makes W_4 exactly linear in E_d: the gates cannot open for large motions and stay
-    shut for small ones (docs/learned.md, "HMN's dead zone").
-    """
-
-    def __init__(self, w: int, r: int, blocks: int, motion_only: bool = False,
-                 still_gates: bool = False) -> None:
-        super().__init__()
-        self.motion_only = motion_only or still_gates
-        self.still_gates = still_gates
-        d = [r + 1, r + 2, r + 3, r + 4]
-        self.first = nn.Conv2d(12, w, 3, padding=d[0], dilation=d[0], bias=False)
-        self.bn = nn.ModuleList(nn.BatchNorm2d(w) for _ in range(4))
-        self.gates = nn.ModuleList(nn.Conv2d(2 * w, w, 3, padding=di, dilation=di, bias=False)
-                                   for di in d[1:])
-        self.post = conv(w, w, 3)
-        self.res = nn.Sequential(*[ResBlock(w) for _ in range(blocks)])
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """W_4 of the inputs concat(E_d, F_t, F_{t−1}) (N, 12, h, w) -> (N, w, h, w)."""
-        if self.motion_only:  # the conv has no bias: F = F_d + the frames' part
-            c = self.first
-            value, frames = (F.conv2d(x[:, part], c.weight[:, part], padding=c.padding,
-                                      dilation=c.dilation) for part in (slice(0, 6), slice(6, 12)))
-            f = frames if self.still_gates else value + frames
-        else:
-            f = value = self.first(x)
-        w1 = value + value * self.bn[0](torch.sigmoid(f))
-        if self.still_gates:  # W_n = 0 in the still scene: only the last gate acts
-            g, bn = self.gates[-1], self.bn[-1]
-            return w1 + w1 * bn(torch.sigmoid(g(torch.cat([torch.zeros_like(w1), f], 1))))
-        wn = w1
-        for g, bn in zip(self.gates, self.bn[1:], strict=True):
-            wn = w1 + w1 * bn(torch.sigmoid(g(torch.cat([wn, f], 1))))
-        return wn
-
-    def forward(self, w4: torch.Tensor, amp: torch.Tensor | float) -> torch.Tensor:
-        return self.res(self.post(w4 * amp))
-
-
-class HMNNet(MagNet):
-    """HMN, the hierarchical magnification network (thesis Ch. 7; digest §3.8), M1 and M2.
-
-    Parameters
-    ----------
-    variant : {"base", "light"}
-        M1 (c = 24, 2.5 M parameters in the thesis) or M2 (c = 8, 0.28 M).
-    manipulator : {"paper", "linear", "still-gated"}
-        "paper": amp scales W_4, which carries the frames' features as well as the edge
-        difference E_d. "linear" (the project's fix): W_4 carries E_d alone (the frames and
-        E_d gate it, :class:`MSM` ``motion_only``), so a still scene stays still at any α.
-        "still-gated": as "linear" with the still scene's gates, so W_4 is linear in E_d
-        (:class:`MSM` ``still_gates``). The same parameters: weights of any form load into
-        the others.
-
-    Notes
-    -----
-    Shapes, input pair (N, 3, H, W), H and W multiples of 4 (``stride``); level m = 1, 2, 3 at
-    H/2^{m−1} with width c·m and base dilation r = 8, 4, 1:
-
-    - inputs of level m: F^m_t, F^m_{t−1} = the frames average-pooled to the level (N, 3, ·),
-      E^m_d = Sobel(F^m_t) − Sobel(F^m_{t−1}) (gx, gy per RGB channel, N, 6, ·).
-    - MSM (class :class:`MSM`): W_4 (N, c·m, ·) → ×amp → conv3×3 → 5 ResBlocks.
-    - MD: texture T_m = ReLU(conv3×3(concat(F^m_t, F^m_{t−1}) 6 → c·m)); X_m = 8 ResBlocks(MSM_m
-      + T_m); coarse to fine X_m ← conv3×3(concat(X_m, NN-up(X_{m+1}))) + ReLU; at level 1:
-      3 ResBlocks(c) → conv3×3 c→3 + tanh.
-
-    ``manipulate`` returns the tuple (MSM outputs per level, W_4 per level, frames per level);
-    ``msm_features`` gives the W_4 the contrastive stage compares.
-
-    Choices where the thesis is silent or ambiguous:
-
-    1. F^m_t are the raw pooled frames (not conv features), so the engine's image difference
-       gives both frames (module docstring); the edges of level m are the Sobel maps of the
-       pooled frames.
-    2. (m, r) = (1, 8), (2, 4), (3, 1); MSM dilations r+1 … r+4 (the superscripts).
-    3. 5 ResBlocks after the MSM, 8 in each MD level, 3 final: 2,518,632 parameters (M1,
-       thesis 2.5 M) and 285,432 (M2, 0.28 M). Nearest upsampling, tanh output.
-    4. ⊕ is addition, ⊙ element-wise product; BN only inside the MSM (eval mode at inference).
-    5. The "upsampled MSM difference features" (ablation H1) reach the finer levels through the
-       upsampled MD features, which contain them; there is no separate path.
-    """
-
-    shape_fixed_at_zero = False  # decoding twice decodes the shape manipulated at 0
-
-    stride = 4
-    texture_factors = (1,)
-    shape_factor = 1
-    LEVELS = ((1, 8), (2, 4), (3, 1))
-
-    def __init__(self, variant: str = "base", manipulator: str = "paper") -> None:
-        super().__init__()
-        arch_choice("variant", variant, ("base", "light"))
-        arch_choice("manipulator", manipulator, HMN_MANIPULATORS)
-        self.arch = {"variant": variant, "manipulator": manipulator}
-        c = 24 if variant == "base" else 8
-        ws = [c * m for m, _ in self.LEVELS]
-        self.msm = nn.ModuleList(MSM(w, r, 5, motion_only=manipulator == "linear",
-                                     still_gates=manipulator == "still-gated")
-                                 for w, (_, r) in zip(ws, self.LEVELS, strict=True))
-        self.tex = nn.ModuleList(conv(6, w, 3) for w in ws)
-        self.md = nn.ModuleList(nn.Sequential(*[ResBlock(w) for _ in range(8)]) for w in ws)
-        self.merge = nn.ModuleList(conv(ws[i] + ws[i + 1], ws[i], 3) for i in range(2))
-        self.final = nn.Sequential(*[ResBlock(c) for _ in range(3)])
-        self.out = conv(c, 3, 3)
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, 3, H, W) -> (texture I, shape I): the frame itself (module docstring)."""
-        return x, x
-
-    def msm_features(self, i_t: torch.Tensor, i_ref: torch.Tensor,
-                     ) -> tuple[list[torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]:
-        """W_4 of the three levels, and the pooled frames (F^m_t, F^m_{t−1})."""
-        feats, frames = [], []
-        ft, fr = i_t, i_ref
-        for lvl, msm in enumerate(self.msm):
-            if lvl:
-                ft, fr = F.avg_pool2d(ft, 2), F.avg_pool2d(fr, 2)
-            ed = sobel(ft) - sobel(fr)
-            feats.append(msm.features(torch.cat([ed, ft, fr], 1)))
-            frames.append((ft, fr))
-        return feats, frames
-
-    def manipulate(self, m_ref: torch.Tensor | None, m: torch.Tensor,
-                   amp: torch.Tensor | float, delta: torch.Tensor | None = None) -> tuple:
-        """(MSM outputs, W_4 features, pooled frames), each a list over the three levels."""
-        i_ref = m - delta if delta is not None else m_ref
-        a = _amp(amp, m)
-        feats, frames = self.msm_features(m, i_ref)
-        outs = [msm(w4, a) for msm, w4 in zip(self.msm, feats, strict=True)]
-        return outs, feats, frames
-
-    def decode(self, v: torch.Tensor, m: tuple) -> torch.Tensor:
-        """``v`` = I_t, ``m`` = :meth:`manipulate`'s tuple -> tanh image (N, 3, H, W)."""
-        outs, _, frames = m
-        x = None
-        for lvl in (2, 1, 0):
-            ft, fr = frames[lvl]
-            t = F.relu(self.tex[lvl](torch.cat([ft, fr], 1)))
-            y = self.md[lvl](outs[lvl] + t)
-            if x is not None:
-                y = F.relu(self.merge[lvl](torch.cat([y, _up(x, y.shape[-2:])], 1)))
-            x = y
-        return torch.tanh(self.out(self.final(x)))
-
-    def forward(self, xa: torch.Tensor, xb: torch.Tensor,
-                amp: torch.Tensor | float) -> torch.Tensor:
-        return self.twice(self._pair, xa, xb, amp)
-
-    def _pair(self, xa: torch.Tensor, xb: torch.Tensor,
-              amp: torch.Tensor | float) -> torch.Tensor:
-        return self.decode(xb, self.manipulate(xa, xb, amp))
 
 
 #: the thesis' own figures: (parameters, GFLOPs at 720×720 or None, source)
@@ -705,5 +516,5 @@ THESIS_FIGURES = {
     "hmn_light": (0.28e6, 68.3, "Table 7.1 (M2; resolution label unreliable)"),
 }
 
-__all__ = ["HMNNet", "LNVMMNet", "MDLMMNet", "SigmaThetaNet", "THESIS_FIGURES",
+__all__ = ["LNVMMNet", "MDLMMNet", "SigmaThetaNet", "THESIS_FIGURES",
            "inverse_spectrum", "sobel", "spectrum", "wrap_phase"]
