@@ -74,7 +74,7 @@ def main() -> None:
     net = build_model(name, **arch)
     net.load_state_dict(state)
     net.eval()
-    pair = getattr(net, "_pair", net.forward)  # the thesis models' own two-frame pass
+    pair = net.pair  # the plain two-frame pass (never decoded twice)
 
     b = generate_batch(0, "val", list(range(args.samples)), DataConfig(size=args.size))
     xa, xb, y = (to_net(b[k]) for k in ("A", "B", "Y"))

@@ -180,13 +180,5 @@ class HMNNet(MagNet):
             x = y
         return torch.tanh(self.out(self.final(x)))
 
-    def forward(self, xa: torch.Tensor, xb: torch.Tensor,
-                amp: torch.Tensor | float) -> torch.Tensor:
-        return self.twice(self._pair, xa, xb, amp)
-
-    def _pair(self, xa: torch.Tensor, xb: torch.Tensor,
-              amp: torch.Tensor | float) -> torch.Tensor:
-        return self.decode(xb, self.manipulate(xa, xb, amp))
-
 
 __all__ = ["HMN_MANIPULATORS", "HMNNet", "MSM"]

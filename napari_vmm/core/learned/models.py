@@ -125,6 +125,14 @@ class MagNet(nn.Module):
         moved, still = self.decode(vv, torch.cat([m_out, m])).chunk(2)
         return x + moved - still
 
+    def pair(self, xa: torch.Tensor, xb: torch.Tensor,
+             amp: torch.Tensor | float) -> torch.Tensor:
+        """The plain two-frame pass ``D(V_b, manipulate(M_a, M_b, amp))``, never decoded twice
+        (what probes of the motion path compare at two amps)."""
+        _, ma = self.encode(xa)
+        vb, mb = self.encode(xb)
+        return self.decode(vb, self.manipulate(ma, mb, amp))
+
     def forward(self, xa: torch.Tensor, xb: torch.Tensor,
                 amp: torch.Tensor | float) -> torch.Tensor:
         """Two-frame magnification: (N,3,H,W), (N,3,H,W), amp -> (N,3,H,W) in ~[−1, 1]."""

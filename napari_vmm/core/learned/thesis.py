@@ -164,10 +164,10 @@ class LNVMMNet(MagNet):
     def forward(self, xa: torch.Tensor, xb: torch.Tensor,
                 amp: torch.Tensor | float) -> torch.Tensor:
         """Two-frame magnification with cross-stream sharing: ref ``xa``, current ``xb``."""
-        return self.twice(self._pair, xa, xb, amp)
+        return self.twice(self.pair, xa, xb, amp)
 
-    def _pair(self, xa: torch.Tensor, xb: torch.Tensor,
-              amp: torch.Tensor | float) -> torch.Tensor:
+    def pair(self, xa: torch.Tensor, xb: torch.Tensor,
+             amp: torch.Tensor | float) -> torch.Tensor:
         ea, pa, eb, pb = self.streams(xa, xb)
         return self.decode(self.appearance(pb, pa), self.manipulate(ea, eb, amp))
 
@@ -308,14 +308,6 @@ class MDLMMNet(MagNet):
             prev = self.mstg_up[k](torch.cat([out, pyr[2 * n][1]], 1))
             out = ih + self.mstg_out[k](self.mstg[k](prev - c0 + rn, c1))
         return out
-
-    def forward(self, xa: torch.Tensor, xb: torch.Tensor,
-                amp: torch.Tensor | float) -> torch.Tensor:
-        return self.twice(self._pair, xa, xb, amp)
-
-    def _pair(self, xa: torch.Tensor, xb: torch.Tensor,
-              amp: torch.Tensor | float) -> torch.Tensor:
-        return self.decode(xb, self.manipulate(xa, xb, amp))
 
 
 # =============================================================================================
