@@ -14,11 +14,11 @@ torch = pytest.importorskip("torch")
 from napari_vmm.core.errors import VMMError  # noqa: E402
 from napari_vmm.core.learned import weights as W  # noqa: E402
 from napari_vmm.core.learned.models import count_parameters  # noqa: E402
-from napari_vmm.core.learned.table import MODELS, build_model  # noqa: E402
+from napari_vmm.core.learned.table import build_model  # noqa: E402
 from napari_vmm.core.learned.thesis import THESIS_FIGURES  # noqa: E402
 from napari_vmm.training.export import save_weights  # noqa: E402
 
-NAMES = [n for n, m in MODELS.items() if m.network.startswith("thesis:")]
+NAMES = list(THESIS_FIGURES)  # the seven thesis models (thesis.py and hmn.py)
 
 
 @pytest.mark.parametrize("name", NAMES)
