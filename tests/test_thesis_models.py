@@ -496,7 +496,8 @@ def test_motion_path_probe_reports_the_still_scene_change(tmp_path):
 
 
 @pytest.mark.parametrize(("name", "arch", "message"), [
-    ("hmn", {"manipulator": "quadratic"}, "manipulator must be 'paper' or 'linear'"),
+    ("hmn", {"manipulator": "quadratic"},
+     "manipulator must be 'paper', 'linear' or 'still-gated', got 'quadratic'"),
     ("sigma_theta", {"manipulator": "Linear"}, "manipulator must be 'paper' or 'linear'"),
     ("fd4mm", {"manipulator": ""}, "manipulator must be 'paper' or 'linear'"),
     ("fd4mm", {"attention": "sigmoid"}, "attention must be 'relu' or 'softmax'"),

@@ -49,7 +49,9 @@ class ResBlock(nn.Module):
 def arch_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     """``value`` if it is one of ``choices``, else ValueError naming the architecture switch."""
     if value not in choices:
-        raise ValueError(f"{name} must be {' or '.join(map(repr, choices))}, got {value!r}")
+        *head, last = map(repr, choices)
+        options = f"{', '.join(head)} or {last}" if head else last
+        raise ValueError(f"{name} must be {options}, got {value!r}")
     return value
 
 
