@@ -27,24 +27,24 @@ class MSM(nn.Module):
     W_{n+1} = W_1 + W_1·BN(σ(conv3×3_{d_{n+1}}(concat(W_n, F)))), n = 1..3;
     out = ResBlocks(conv3×3(amp · W_4)). Dilations d = (r+1, r+2, r+3, r+4).
 
-    ``motion_only`` (the project's "linear" manipulator): the gated value is the edge
-    difference's part of the first conv, F_d = conv3×3_{d_1}(concat(E_d, 0, 0)), and F only
-    sets the gates: W_1 = F_d + F_d·BN(σ(F)). W_4 is then 0 where nothing moves, so amp
-    scales motion alone; in the paper's form amp also scales the frames' features, and the
-    output changes with α on a still scene (docs/learned.md, "Why five thesis models do not
-    magnify").
+    ``form`` is one of :data:`HMN_MANIPULATORS`:
 
-    ``still_gates`` (the "still-gated" manipulator, with ``motion_only``): every gate is the
-    one of the still scene (E_d = 0, so W_n = 0 inside the gates and F is the frames' part),
-    which makes W_4 exactly linear in E_d: the gates cannot open for large motions and stay
-    shut for small ones (docs/learned.md, "HMN's dead zone").
+    - "paper": as above; amp scales the frames' features as well as the motion's, and the
+      output changes with α on a still scene (docs/learned.md, "Why five thesis models do not
+      magnify").
+    - "linear": the gated value is the edge difference's part of the first conv,
+      F_d = conv3×3_{d_1}(concat(E_d, 0, 0)), and F only sets the gates:
+      W_1 = F_d + F_d·BN(σ(F)). W_4 is then 0 where nothing moves, so amp scales motion alone.
+    - "still-gated": as "linear" with every gate the one of the still scene (E_d = 0, so
+      W_n = 0 inside the gates and F is the frames' part). W_4 is then exactly linear in E_d:
+      the gates cannot open for large motions and stay shut for small ones (docs/learned.md,
+      "HMN's dead zone").
     """
 
-    def __init__(self, w: int, r: int, blocks: int, motion_only: bool = False,
-                 still_gates: bool = False) -> None:
+    def __init__(self, w: int, r: int, blocks: int, form: str = "paper") -> None:
         super().__init__()
-        self.motion_only = motion_only or still_gates
-        self.still_gates = still_gates
+        arch_choice("manipulator", form, HMN_MANIPULATORS)
+        self.form = form
         d = [r + 1, r + 2, r + 3, r + 4]
         self.first = nn.Conv2d(12, w, 3, padding=d[0], dilation=d[0], bias=False)
         self.bn = nn.ModuleList(nn.BatchNorm2d(w) for _ in range(4))
@@ -55,21 +55,26 @@ class MSM(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """W_4 of the inputs concat(E_d, F_t, F_{t−1}) (N, 12, h, w) -> (N, w, h, w)."""
-        if self.motion_only:  # the conv has no bias: F = F_d + the frames' part
-            c = self.first
-            value, frames = (F.conv2d(x[:, part], c.weight[:, part], padding=c.padding,
-                                      dilation=c.dilation) for part in (slice(0, 6), slice(6, 12)))
-            f = frames if self.still_gates else value + frames
-        else:
+        if self.form == "paper":
             f = value = self.first(x)
+        else:  # the conv has no bias: F = F_d + the frames' part
+            value, frames = (self._conv_part(self.first, x[:, part], part)
+                             for part in (slice(0, 6), slice(6, 12)))
+            f = frames if self.form == "still-gated" else value + frames
         w1 = value + value * self.bn[0](torch.sigmoid(f))
-        if self.still_gates:  # W_n = 0 in the still scene: only the last gate acts
-            g, bn = self.gates[-1], self.bn[-1]
-            return w1 + w1 * bn(torch.sigmoid(g(torch.cat([torch.zeros_like(w1), f], 1))))
+        if self.form == "still-gated":  # W_n = 0 in the still scene: only the last gate acts
+            gate = self.gates[-1]
+            frames_half = slice(w1.shape[1], 2 * w1.shape[1])
+            return w1 + w1 * self.bn[-1](torch.sigmoid(self._conv_part(gate, f, frames_half)))
         wn = w1
         for g, bn in zip(self.gates, self.bn[1:], strict=True):
             wn = w1 + w1 * bn(torch.sigmoid(g(torch.cat([wn, f], 1))))
         return wn
+
+    @staticmethod
+    def _conv_part(c: nn.Conv2d, x: torch.Tensor, part: slice) -> torch.Tensor:
+        """The bias-free conv ``c`` applied to input channels ``part`` only, given as ``x``."""
+        return F.conv2d(x, c.weight[:, part], padding=c.padding, dilation=c.dilation)
 
     def forward(self, w4: torch.Tensor, amp: torch.Tensor | float) -> torch.Tensor:
         return self.res(self.post(w4 * amp))
@@ -85,9 +90,9 @@ class HMNNet(MagNet):
     manipulator : {"paper", "linear", "still-gated"}
         "paper": amp scales W_4, which carries the frames' features as well as the edge
         difference E_d. "linear" (the project's fix): W_4 carries E_d alone (the frames and
-        E_d gate it, :class:`MSM` ``motion_only``), so a still scene stays still at any α.
+        E_d gate it, :class:`MSM`), so a still scene stays still at any α.
         "still-gated": as "linear" with the still scene's gates, so W_4 is linear in E_d
-        (:class:`MSM` ``still_gates``). The same parameters: weights of any form load into
+        (:class:`MSM`). The same parameters: weights of any form load into
         the others.
 
     Notes
@@ -132,8 +137,7 @@ class HMNNet(MagNet):
         self.arch = {"variant": variant, "manipulator": manipulator}
         c = 24 if variant == "base" else 8
         ws = [c * m for m, _ in self.LEVELS]
-        self.msm = nn.ModuleList(MSM(w, r, 5, motion_only=manipulator == "linear",
-                                     still_gates=manipulator == "still-gated")
+        self.msm = nn.ModuleList(MSM(w, r, 5, form=manipulator)
                                  for w, (_, r) in zip(ws, self.LEVELS, strict=True))
         self.tex = nn.ModuleList(conv(6, w, 3) for w in ws)
         self.md = nn.ModuleList(nn.Sequential(*[ResBlock(w) for _ in range(8)]) for w in ws)
