@@ -13,7 +13,9 @@ plain two-frame pass ``net(A, B, k·α)`` (no decoding twice):
   t = Y − B (the validation's motion_gain and motion_corr). A magnifier's change grows
   ~10× from k = 0.1 to 1 and 2× from 1 to 2;
 - per top-level module: how much its output changes from k = 0.1 to k = 1 (10.0 is linear;
-  a ratio that falls along the network shows where the change saturates);
+  a ratio that falls along the network shows where the change saturates), and its change at
+  k = 1 over its output at k = 0 (mean absolute values; a share that falls along the network
+  shows where the change is drowned);
 - the gain on the thesis protocol's discs (three discs of 20 px on a test texture, 128 px)
   for input motions of 0.05, 0.2 and 1 px: a network with a dead zone for sub-pixel
   motions magnifies the 1 px step and leaves the others (docs/learned.md).
@@ -99,13 +101,15 @@ def main() -> None:
             print(line)
     for h in hooks:
         h.remove()
-    ratios = []
+    ratios, shares = [], []
     for n, outs in outputs.items():
         if len(outs) == 4:  # k = 0, 0.1, 1, 2
             small, one = (outs[i] - outs[0] for i in (1, 2))
             if float(small.norm()) > 0:
                 ratios.append(f"{n} {float(one.norm() / small.norm()):.1f}")
+                shares.append(f"{n} {float(one.abs().mean() / outs[0].abs().mean()):.1e}")
     print("  change from k=0.1 to k=1 by module:", ", ".join(ratios))
+    print("  change at k=1 over the output at k=0, by module:", ", ".join(shares))
     print("  gain on discs:", ", ".join(f"{s:g} px x{1 + a:g} {g:+.3f}"
                                        for (s, a), g in zip(DISC_STEPS, disc_gains(pair),
                                                             strict=True)))
