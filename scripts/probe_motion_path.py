@@ -16,9 +16,11 @@ plain two-frame pass ``net(A, B, k·α)`` (no decoding twice):
   a ratio that falls along the network shows where the change saturates), and its change at
   k = 1 over its output at k = 0 (mean absolute values; a share that falls along the network
   shows where the change is drowned);
-- the gain on the thesis protocol's discs (three discs of 20 px on a test texture, 128 px)
-  for input motions of 0.05, 0.2 and 1 px: a network with a dead zone for sub-pixel
-  motions magnifies the 1 px step and leaves the others (docs/learned.md).
+- on the thesis protocol's discs (three discs of 21 px on a test texture, 128 px) for input
+  motions of 0.05, 0.2 and 1 px, the gain and the share of the requested displacement the
+  output looks moved by (the evaluation's estimator): a network with a dead zone for
+  sub-pixel motions magnifies the 1 px step and leaves the others; one that draws a faint
+  ghost at the target's place has a gain and no displacement (docs/learned.md).
 
 ``MODEL:linear`` builds the network with the project's linear manipulator and loads the same
 weights (docs/learned.md, "Why five thesis models do not magnify").
@@ -35,29 +37,45 @@ from napari_vmm.core.learned import weights as W
 from napari_vmm.core.learned.table import build_model
 from napari_vmm.training.data import DataConfig, generate_batch, random_texture
 from napari_vmm.training.evaluate import circles_clip
+from napari_vmm.training.gain import MotionFamily, motion_grid, swept_region
 from napari_vmm.training.train import to_net
 
 #: (input motion in px, alpha) of the disc probe: 1, 10 and 5 px of output motion
 DISC_STEPS = ((0.05, 20.0), (0.2, 49.5), (1.0, 4.0))
 
 
-def disc_gains(pair, size: int = 128) -> list[float]:
-    """The gain ⟨d, t⟩ / |t|² of ``pair(A, B, α)`` on discs moved by each of DISC_STEPS."""
+def disc_gains(pair, size: int = 128) -> list[tuple[float, float]]:
+    """On discs moved by each of DISC_STEPS: the gain ⟨d, t⟩ / |t|² of ``pair(A, B, α)``, and
+    the share of the requested displacement the output looks moved by (the evaluation's
+    estimator, :class:`~napari_vmm.training.gain.MotionFamily`): a faint copy of the discs
+    at the target's place (a ghost) has a gain but no displacement."""
     rng = np.random.default_rng(1)
     background = random_texture(rng, size, size).transpose(1, 2, 0)
     colours = rng.uniform(0, 1, (3, 3))
     centres = np.array([[0.3, 0.3], [0.3, 0.7], [0.7, 0.5]]) * size
     directions = np.array([[0.0, 1.0], [1.0, 0.0], [np.sqrt(0.5), np.sqrt(0.5)]])
-    gains = []
+    radius = size / 6
+    yy, xx = np.mgrid[0:size, 0:size]
+    discs = np.zeros((size, size), bool)
+    for cy, cx in centres:
+        discs |= (yy - cy) ** 2 + (xx - cx) ** 2 <= (radius + 1.0) ** 2
+    results = []
     for step, alpha in DISC_STEPS:
-        clip = circles_clip(background, colours, centres, directions, size / 6,
-                            np.array([0.0, step, step * (1 + alpha)]))
+        def render(c: np.ndarray, step: float = step) -> np.ndarray:
+            return circles_clip(background, colours, centres, directions, radius, c * step)
+
+        clip = render(np.array([0.0, 1.0, 1.0 + alpha]))
         xa, xb, y = torch.from_numpy(clip).permute(0, 3, 1, 2)[:, None] * 2 - 1
         with torch.no_grad():
             d = pair(xa, xb, torch.tensor([alpha])) - pair(xa, xb, torch.zeros(1))
         t = y - xb
-        gains.append(float((d * t).sum() / (t * t).sum()))
-    return gains
+        top = 1.5 * (1 + alpha)
+        family = MotionFamily(lambda c, render=render: render(np.array([c]))[0],
+                              motion_grid(step, top), swept_region(discs, top, step))
+        out = ((xb + d)[0].permute(1, 2, 0).numpy() + 1) / 2
+        moved = (float(family.positions(out[None])[0]) - 1.0) / alpha
+        results.append((float((d * t).sum() / (t * t).sum()), moved))
+    return results
 
 
 def main() -> None:
@@ -110,9 +128,9 @@ def main() -> None:
                 shares.append(f"{n} {float(one.abs().mean() / outs[0].abs().mean()):.1e}")
     print("  change from k=0.1 to k=1 by module:", ", ".join(ratios))
     print("  change at k=1 over the output at k=0, by module:", ", ".join(shares))
-    print("  gain on discs:", ", ".join(f"{s:g} px x{1 + a:g} {g:+.3f}"
-                                       for (s, a), g in zip(DISC_STEPS, disc_gains(pair),
-                                                            strict=True)))
+    print("  discs, gain / share of the displacement:", ", ".join(
+        f"{s:g} px x{1 + a:g} {g:+.3f} / {m:+.2f}"
+        for (s, a), (g, m) in zip(DISC_STEPS, disc_gains(pair), strict=True)))
 
 
 if __name__ == "__main__":
