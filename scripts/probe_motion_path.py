@@ -36,7 +36,7 @@ import torch
 from napari_vmm.core.learned import weights as W
 from napari_vmm.core.learned.table import build_model
 from napari_vmm.training.data import DataConfig, generate_batch, random_texture
-from napari_vmm.training.evaluate import circles_clip
+from napari_vmm.training.evaluate import circles_clip, disc_mask
 from napari_vmm.training.gain import MotionFamily, motion_grid, swept_region
 from napari_vmm.training.train import to_net
 
@@ -55,10 +55,7 @@ def disc_gains(pair, size: int = 128) -> list[tuple[float, float]]:
     centres = np.array([[0.3, 0.3], [0.3, 0.7], [0.7, 0.5]]) * size
     directions = np.array([[0.0, 1.0], [1.0, 0.0], [np.sqrt(0.5), np.sqrt(0.5)]])
     radius = size / 6
-    yy, xx = np.mgrid[0:size, 0:size]
-    discs = np.zeros((size, size), bool)
-    for cy, cx in centres:
-        discs |= (yy - cy) ** 2 + (xx - cx) ** 2 <= (radius + 1.0) ** 2
+    discs = disc_mask(size, centres, radius)
     results = []
     for step, alpha in DISC_STEPS:
         def render(c: np.ndarray, step: float = step) -> np.ndarray:

@@ -484,6 +484,16 @@ def run_linearity(cfg: EvalConfig, log=print) -> list[dict[str, Any]]:
     return rows
 
 
+def disc_mask(size: int, centres: np.ndarray, radius: float) -> np.ndarray:
+    """Boolean (size, size) mask of the discs of :func:`circles_clip` at rest, with their 1 px
+    anti-aliased edge."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    mask = np.zeros((size, size), bool)
+    for cy, cx in centres:
+        mask |= (yy - cy) ** 2 + (xx - cx) ** 2 <= (radius + 1.0) ** 2
+    return mask
+
+
 def circles_clip(background: np.ndarray, colours: np.ndarray, centres: np.ndarray,
                  directions: np.ndarray, radius: float, displacements: np.ndarray,
                  ) -> np.ndarray:
@@ -535,10 +545,7 @@ def run_thesis(cfg: EvalConfig, log=print) -> list[dict[str, Any]]:
     dirs = np.array([[0.0, 1.0], [1.0, 0.0], [np.sqrt(0.5), np.sqrt(0.5)]])
     alpha = (cfg.thesis_factor - 1.0) / 2.0
     top = 2.0 * cfg.thesis_factor + 1.0
-    yy, xx = np.mgrid[0:S, 0:S]
-    discs = np.zeros((S, S), bool)
-    for cy, cx in centres:
-        discs |= (yy - cy) ** 2 + (xx - cx) ** 2 <= (r + 1.0) ** 2
+    discs = disc_mask(S, centres, r)
     region = swept_region(discs, top, cfg.thesis_amplitude)
     sign = np.stack([alt[1:], np.ones(len(t) - 1)], axis=1)  # (−1)^j and an offset
 
