@@ -20,10 +20,10 @@ plain two-frame pass ``net(A, B, k·α)`` (no decoding twice):
   motions of 0.05, 0.2 and 1 px, the gain and the share of the requested displacement the
   output looks moved by (the evaluation's estimator): a network with a dead zone for
   sub-pixel motions magnifies the 1 px step and leaves the others; one that draws a faint
-  ghost at the target's place has a gain and no displacement (docs/learned.md).
+  ghost at the target's place has a gain and no displacement (docs/training_log.md).
 
 ``MODEL:linear`` builds the network with the project's linear manipulator and loads the same
-weights (docs/learned.md, "Why five thesis models do not magnify").
+weights (docs/training_log.md, "Why five thesis models do not magnify").
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 # Runs go to runs/NAME/ (checkpoints resume on rerun); the log of the queue is runs/thesis_queue.out.
 # Budgets are sized for one session on a 2-core machine (about 140 min at SCALE 1); the
 # resulting weights are early-training weights and their provenance says so. The KL-DNAS
-# search measures its latency table first: run it on a quiet machine (docs/learned.md).
+# search measures its latency table first: run it on a quiet machine (docs/thesis_models.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale="${1:-1}"

@@ -287,7 +287,7 @@ def test_the_linear_manipulator_scales_with_the_motion_and_the_paper_one_does_no
 
 
 def test_calibrating_the_linear_manipulator_gives_its_weights_a_gradient():
-    """δ is ~1e-5 (docs/learned.md), so W_1 and W_2 got gradients of ~1e-5; the input gain
+    """δ is ~1e-5 (docs/training_log.md), so W_1 and W_2 got gradients of ~1e-5; the input gain
     set from the data once (and kept in the state dict) raises them by orders of magnitude
     and keeps the change linear in δ."""
     torch.manual_seed(0)

@@ -91,7 +91,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--manipulator", default="paper", choices=["paper", "linear", "still-gated"],
                    help="fd4mm, hmn, hmn_light, sigma_theta: the paper's manipulator, or the "
                         "project's linear one whose change scales with the motion (docs/"
-                        "learned.md, 'Why fd4mm returned its input'); hmn, hmn_light: also "
+                        "training_log.md, 'Why fd4mm returned its input'); hmn, hmn_light: also "
                         "still-gated, linear with the gates of the still scene ('HMN's dead "
                         "zone'); from trained weights use --init shipped (a warm start)")
     p.add_argument("--workers", type=int, default=0,

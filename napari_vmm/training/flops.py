@@ -1,6 +1,6 @@
 """A small multiply-accumulate counter for conv / linear layers (forward hooks, no packages).
 
-Convention (digest §0.3, documented in docs/learned.md "Thesis models"):
+Convention (digest §0.3, documented in docs/thesis_models.md):
 
 - only ``nn.Conv2d``, ``nn.ConvTranspose2d`` and ``nn.Linear`` are counted, one MAC per
   weight use: a conv contributes ``H_out · W_out · C_out · (C_in / groups) · k_h · k_w`` per

@@ -283,7 +283,7 @@ class FD4MMNet(MagNet):
         ``DELTA_SCALE`` / E|δ| by :meth:`calibrate`. The paper's layer norms rescale every δ to
         unit size, so the change they produce does not grow with the motion, and the outer GELU
         passes only one sign of it: trained so, the network learns to return its input
-        (docs/learned.md, "Why fd4mm returned its input").
+        (docs/training_log.md, "Why fd4mm returned its input").
 
     Notes
     -----
@@ -349,7 +349,7 @@ class FD4MMNet(MagNet):
         about 0.6 while the biases add a constant, so L_d was the same for any image (two
         different frames: 2e-5 apart, |L_d| 0.076; a motion moved it by 1e-4 of itself,
         and 9,378 steps of training did not change that). With this init a motion moves
-        L_d by 0.40 of itself at step 0 (the realtime encoder: 0.30); docs/learned.md."""
+        L_d by 0.40 of itself at step 0 (the realtime encoder: 0.30); docs/training_log.md."""
         for module in (self.embed, *self.split, *self.widen):
             for conv in module.modules():
                 if isinstance(conv, nn.Conv2d):

@@ -30,14 +30,14 @@ class MSM(nn.Module):
     ``form`` is one of :data:`HMN_MANIPULATORS`:
 
     - "paper": as above; amp scales the frames' features as well as the motion's, and the
-      output changes with α on a still scene (docs/learned.md, "Why five thesis models do not
+      output changes with α on a still scene (docs/training_log.md, "Why five thesis models do not
       magnify").
     - "linear": the gated value is the edge difference's part of the first conv,
       F_d = conv3×3_{d_1}(concat(E_d, 0, 0)), and F only sets the gates:
       W_1 = F_d + F_d·BN(σ(F)). W_4 is then 0 where nothing moves, so amp scales motion alone.
     - "still-gated": as "linear" with every gate the one of the still scene (E_d = 0, so
       W_n = 0 inside the gates and F is the frames' part). W_4 is then exactly linear in E_d:
-      the gates cannot open for large motions and stay shut for small ones (docs/learned.md,
+      the gates cannot open for large motions and stay shut for small ones (docs/training_log.md,
       "HMN's dead zone").
     """
 

@@ -3,7 +3,7 @@
 
 None of them has public code; every architecture here is rebuilt from the thesis text, and
 every place where the thesis gives only a figure or is silent is a choice, listed in the
-class docstrings and in docs/learned.md ("Thesis models").
+class docstrings and in docs/thesis_models.md.
 
 Common conventions (the project's, shared with :mod:`.models` and :mod:`.fd4mm`):
 
@@ -399,7 +399,7 @@ class SigmaThetaNet(MagNet):
     residuals on the linear magnification, φ_i,t2 + α·wrap(Δφ_i) + r_φ(·) and
     R_i,t2 + α·ΔR_i + r_R(·), so the motion reaches the decoder before any training. In the
     paper's form r must learn to pass α·Δ on, and trained so its change stayed ~10⁻³ of the
-    target's (docs/learned.md, "Why five thesis models do not magnify"). Same
+    target's (docs/training_log.md, "Why five thesis models do not magnify"). Same
     parameters either way.
     """
 
