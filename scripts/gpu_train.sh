@@ -12,6 +12,10 @@
 #   bash scripts/gpu_train.sh --device cpu --max-steps 2 --batch 2 --crop 32 --out /tmp/o fd4mm
 #                                                          # CPU smoke test of the whole path
 #   bash scripts/gpu_train.sh --renderer cpu               # data from CPU workers instead
+#   bash scripts/gpu_train.sh hmn:manipulator=still-gated lnvmm -- --gain-weight 1.0
+#                                                          # MODEL:OPTION=VALUE[:...] gives
+#                                                          # one run its own vmm train options
+#                                                          # (--manipulator still-gated here)
 #
 # On CUDA the training data is rendered on the GPU in whole batches (vmm train --renderer
 # torch, napari_vmm/training/render_torch.py: same recipe, no data workers, --echo 1).
@@ -65,16 +69,35 @@ while [ $# -gt 0 ]; do
         --echo) echo_k="$2"; shift 2 ;;
         --renderer) renderer="$2"; shift 2 ;;
         --) shift; extra=("$@"); break ;;   # passed to every `vmm train`
-        -h|--help) sed -n 2,29p "$0"; exit 0 ;;
+        -h|--help) sed -n 2,37p "$0"; exit 0 ;;
         -*) echo "gpu_train.sh: unknown option $1" >&2; exit 2 ;;
         *) models+=("$1"); shift ;;
     esac
 done
 [ ${#models[@]} -gt 0 ] || models=(fd4mm oh2018 realtime)
+# MODEL[@ABLATIONS][:OPTION=VALUE...]: the run's own options go to its vmm train only
 runs=()
-for m in "${models[@]}"; do
-    if [[ "$m" == *@* ]]; then abl="${m#*@}"; runs+=("${m%@*}-ablate-${abl//,/-}")
-    else runs+=("$m"); fi
+own=()
+for i in "${!models[@]}"; do
+    spec="${models[$i]}"; m="${spec%%:*}"; models[$i]="$m"; opts=""
+    if [[ "$spec" == *:* ]]; then
+        IFS=':' read -ra pairs <<< "${spec#*:}"
+        for kv in "${pairs[@]}"; do
+            if [[ "$kv" != ?*=?* ]]; then
+                echo "gpu_train.sh: run option '$kv' of '$spec' is not OPTION=VALUE" >&2; exit 2
+            fi
+            opts+=" --${kv%%=*} ${kv#*=}"
+        done
+    fi
+    own+=("$opts")
+    if [[ "$m" == *@* ]]; then abl="${m#*@}"; r="${m%@*}-ablate-${abl//,/-}"
+    else r="$m"; fi
+    for earlier in "${runs[@]}"; do
+        if [ "$earlier" = "$r" ]; then
+            echo "gpu_train.sh: two runs would share the folder $r" >&2; exit 2
+        fi
+    done
+    runs+=("$r")
 done
 [ -n "$out" ] || out="$work/packed"
 if [ -n "${PYTHON:-}" ]; then py="$PYTHON"
@@ -131,11 +154,13 @@ for i in "${!models[@]}"; do
     [[ "$m" != *@* ]] || args+=(--ablate "${m#*@}")
     [ -z "$lr" ] || args+=(--lr "$lr")
     [ "$max_steps" = 0 ] || args+=(--max-steps "$max_steps")
+    read -ra run_opts <<< "${own[$i]}"   # after the shared options: the run's own win
     # a hard stop 90 s after the budget: SIGTERM makes vmm train checkpoint and exit
     timeout --signal=TERM --kill-after=30 "$(( ${minutes%.*} * 60 + 90 ))" \
-        "$py" -m napari_vmm.cli.train "${args[@]}" "${extra[@]}" > "$work/$r.out" 2>&1 &
+        "$py" -m napari_vmm.cli.train "${args[@]}" "${extra[@]}" "${run_opts[@]}" \
+        > "$work/$r.out" 2>&1 &
     pids+=($!)
-    echo "$r: training (pid $!, data: $renderer renderer, $workers workers, log $work/$r.out)"
+    echo "$r: training (pid $!, data: $renderer renderer, $workers workers,${own[$i]:- no} own options, log $work/$r.out)"
 done
 status=0
 for i in "${!pids[@]}"; do

@@ -62,3 +62,29 @@ def test_gpu_train_script_renders_data_with_torch(tmp_path):
     bad = subprocess.run(cmd[:2] + ["--renderer", "gpu"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--renderer must be torch or cpu" in bad.stderr
+
+
+def test_gpu_train_script_gives_a_run_its_own_options(tmp_path):
+    """MODEL:OPTION=VALUE reaches that run's vmm train only; malformed specs are refused."""
+    import json
+
+    env = {**os.environ, "PYTHON": sys.executable}
+    env.pop("OUT", None)
+    base = ["bash", str(ROOT / "scripts" / "gpu_train.sh"), "--device", "cpu", "--max-steps",
+            "1", "--batch", "2", "--crop", "32", "--minutes", "2", "--workers", "0",
+            "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out")]
+    shared = ["--", "--val-n", "2", "--val-size", "32", "--init", "scratch"]
+    r = subprocess.run(base + ["fd4mm:manipulator=linear:lr=3e-5", "realtime", *shared],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    fd4mm = json.loads((tmp_path / "work/fd4mm/export/fd4mm.json").read_text())
+    realtime = json.loads((tmp_path / "work/realtime/export/realtime.json").read_text())
+    assert fd4mm["arch"].get("manipulator") == "linear"
+    assert fd4mm["segments"][-1]["lr"] == pytest.approx(3e-5)
+    assert "manipulator" not in (realtime.get("arch") or {})
+    assert realtime["segments"][-1]["lr"] != pytest.approx(3e-5)
+    for bad, message in (("fd4mm:manipulator", "is not OPTION=VALUE"),
+                         ("fd4mm fd4mm:lr=1e-4", "two runs would share the folder fd4mm")):
+        r = subprocess.run(base + bad.split() + shared, cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and message in r.stderr, r.stderr
