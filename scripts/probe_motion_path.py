@@ -20,7 +20,9 @@ plain two-frame pass ``net(A, B, k·α)`` (no decoding twice):
   motions of 0.05, 0.2 and 1 px, the gain and the share of the requested displacement the
   output looks moved by (the evaluation's estimator): a network with a dead zone for
   sub-pixel motions magnifies the 1 px step and leaves the others; one that draws a faint
-  ghost at the target's place has a gain and no displacement (docs/training_log.md).
+  ghost at the target's place has a gain and no displacement (docs/training_log.md);
+- on a whole test texture translated by the same steps (exact Fourier shifts, 64 px): the
+  gain, which tells a dead zone for sub-pixel motion from one for flat discs' edges.
 
 ``MODEL:linear`` builds the network with the project's linear manipulator and loads the same
 weights (docs/training_log.md, "Why five thesis models do not magnify").
@@ -73,6 +75,24 @@ def disc_gains(pair, size: int = 128) -> list[tuple[float, float]]:
         moved = (float(family.positions(out[None])[0]) - 1.0) / alpha
         results.append((float((d * t).sum() / (t * t).sum()), moved))
     return results
+
+
+def texture_gains(pair, size: int = 64) -> list[float]:
+    """The gain ⟨d, t⟩ / |t|² of ``pair(A, B, α)`` on a test texture translated by each of
+    DISC_STEPS (frames 0, step and (1 + α)·step; periodic Fourier shifts, so exact)."""
+    texture = random_texture(np.random.default_rng(3), size, size)  # (3, S, S)
+    spectrum = np.fft.fft2(texture)
+    fy = np.fft.fftfreq(size)[:, None]
+    gains = []
+    for step, alpha in DISC_STEPS:
+        frames = [np.fft.ifft2(spectrum * np.exp(-2j * np.pi * fy * s)).real
+                  for s in (0.0, step, (1 + alpha) * step)]
+        xa, xb, y = (torch.from_numpy(f.astype(np.float32))[None] * 2 - 1 for f in frames)
+        with torch.no_grad():
+            d = pair(xa, xb, torch.tensor([alpha])) - pair(xa, xb, torch.zeros(1))
+        t = y - xb
+        gains.append(float((d * t).sum() / (t * t).sum()))
+    return gains
 
 
 def main() -> None:
@@ -128,6 +148,9 @@ def main() -> None:
     print("  discs, gain / share of the displacement:", ", ".join(
         f"{s:g} px x{1 + a:g} {g:+.3f} / {m:+.2f}"
         for (s, a), (g, m) in zip(DISC_STEPS, disc_gains(pair), strict=True)))
+    print("  texture shift, gain:", ", ".join(
+        f"{s:g} px x{1 + a:g} {g:+.3f}"
+        for (s, a), g in zip(DISC_STEPS, texture_gains(pair), strict=True)))
 
 
 if __name__ == "__main__":

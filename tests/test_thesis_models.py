@@ -492,6 +492,7 @@ def test_motion_path_probe_reports_the_still_scene_change(tmp_path):
         assert res.returncode == 0, res.stderr
         assert "change at k=1 over the output at k=0, by module: " in res.stdout
         assert "discs, gain / share of the displacement: 0.05 px x21 " in res.stdout
+        assert "texture shift, gain: 0.05 px x21 " in res.stdout
         lines[spec] = res.stdout.splitlines()[0]
     assert "still-scene change 0.00e+00" in lines["hmn_light"]
     assert "still-scene change 0.00e+00" not in lines["hmn_light:paper"]
