@@ -454,6 +454,31 @@ def test_sigma_theta_linear_manipulator_passes_the_motion_before_training():
     assert moved["linear"] > 1e-3
 
 
+@pytest.mark.parametrize(("manipulator", "expected"), [("linear", 0.0), ("riesz", -1.0)])
+def test_sigma_theta_riesz_phase_moves_with_a_translation(manipulator, expected):
+    """A grating shifted by δ along θ: the Riesz form's φ moves by −ω·δ (local phase), the
+    digest's reading (the gradient's orientation) does not move."""
+    import math
+
+    size, wavelength, delta = 64, 8.0, 0.1
+    omega = 2 * math.pi / wavelength
+    x = torch.arange(size, dtype=torch.float32)
+
+    def grating(shift: float) -> torch.Tensor:
+        row = 0.5 + 0.3 * torch.cos(omega * (x - shift))
+        return row.expand(1, 3, size, size).contiguous() * 2 - 1
+
+    net = build_model("sigma_theta", manipulator=manipulator)
+    with torch.no_grad():
+        net.w_sigma.copy_(torch.tensor([10.0, 0.0, 0.0, 0.0]))  # the frame unblurred
+        net.theta.zero_()  # every direction along x
+        (p0, _), (p1, _) = net.directional(grating(0.0)), net.directional(grating(delta))
+    from napari_vmm.core.learned.thesis import wrap_phase
+
+    shift = wrap_phase(p1 - p0)[..., 16:48, 16:48].mean() / (omega * delta)
+    assert float(shift) == pytest.approx(expected, abs=0.12)
+
+
 def test_vmm_train_takes_the_linear_manipulator_for_hmn_and_sigma_theta():
     import argparse
 
@@ -466,6 +491,10 @@ def test_vmm_train_takes_the_linear_manipulator_for_hmn_and_sigma_theta():
         assert cfg.arch == {"manipulator": "linear"}
     cfg = config_from_args(p.parse_args(["hmn_light", "--manipulator", "still-gated"]))
     assert cfg.arch == {"manipulator": "still-gated"}
+    cfg = config_from_args(p.parse_args(["sigma_theta", "--manipulator", "riesz"]))
+    assert cfg.arch == {"manipulator": "riesz"}
+    with pytest.raises(VMMError, match="applies to sigma_theta, not hmn"):
+        config_from_args(p.parse_args(["hmn", "--manipulator", "riesz"]))
     with pytest.raises(VMMError, match="not lnvmm"):
         config_from_args(p.parse_args(["lnvmm", "--manipulator", "linear"]))
     with pytest.raises(VMMError, match="applies to hmn, hmn_light, not sigma_theta"):
@@ -501,7 +530,7 @@ def test_motion_path_probe_reports_the_still_scene_change(tmp_path):
 @pytest.mark.parametrize(("name", "arch", "message"), [
     ("hmn", {"manipulator": "quadratic"},
      "manipulator must be 'paper', 'linear' or 'still-gated', got 'quadratic'"),
-    ("sigma_theta", {"manipulator": "Linear"}, "manipulator must be 'paper' or 'linear'"),
+    ("sigma_theta", {"manipulator": "Linear"}, "manipulator must be 'paper', 'linear' or 'riesz'"),
     ("fd4mm", {"manipulator": ""}, "manipulator must be 'paper' or 'linear'"),
     ("fd4mm", {"attention": "sigmoid"}, "attention must be 'relu' or 'softmax'"),
     ("mdlmm", {"variant": "d3"}, "variant must be 'd1' or 'd2'"),

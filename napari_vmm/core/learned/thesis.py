@@ -30,7 +30,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..magnifiers.riesz import riesz_transform
 from .models import MANIPULATORS, MagNet, ResBlock, arch_choice, conv, per_sample, upsample_nearest
+
+#: σ-θ Net's manipulator forms: the project's "riesz" reads φ and R as the local phase and
+#: amplitude of each directional derivative (its Riesz quadrature), magnified linearly
+SIGMA_THETA_MANIPULATORS = (*MANIPULATORS, "riesz")
+#: support in px of the Riesz kernel of the "riesz" form (at each of the two resolutions)
+SIGMA_THETA_RIESZ_RADIUS = 8
 
 
 def wrap_phase(p: torch.Tensor) -> torch.Tensor:
@@ -401,6 +408,16 @@ class SigmaThetaNet(MagNet):
     paper's form r must learn to pass α·Δ on, and trained so its change stayed ~10⁻³ of the
     target's (docs/training_log.md, "Why five thesis models do not magnify"). Same
     parameters either way.
+
+    ``manipulator="riesz"`` (the project's second reading of choice 1, with the linear
+    magnification): in the digest's reading φ_i = atan2(∇^{θ+90}, ∇^θ) is the gradient's
+    orientation minus θ_i and R_i its magnitude for every i, so the nine directions carry
+    one signal and a translation leaves φ unchanged: motion reaches M only as the change of
+    the gradient field, a linear Eulerian signal (docs/training_log.md, "σ-θ Net's phase").
+    The Riesz form pairs each directional derivative d_i = ∇^{θ_i} g^σ with its quadrature
+    q_i = cos θ_i·R_x(d_i) + sin θ_i·R_y(d_i) (Riesz transform, kernels of
+    ``SIGMA_THETA_RIESZ_RADIUS`` px): φ_i = atan2(q_i, d_i) is d_i's local phase, which a
+    shift by δ along θ_i moves by −ω·δ, and R_i its local amplitude. Same parameters.
     """
 
     shape_fixed_at_zero = False  # decoding twice decodes the shape manipulated at 0
@@ -412,9 +429,10 @@ class SigmaThetaNet(MagNet):
 
     def __init__(self, c: int = 12, manipulator: str = "paper") -> None:
         super().__init__()
-        arch_choice("manipulator", manipulator, MANIPULATORS)
+        arch_choice("manipulator", manipulator, SIGMA_THETA_MANIPULATORS)
         self.arch = {"manipulator": manipulator}
-        self.linear_manipulator = manipulator == "linear"
+        self.linear_manipulator = manipulator in ("linear", "riesz")
+        self.riesz_phase = manipulator == "riesz"
         self.sigma = nn.Parameter(torch.tensor([0.5, 1.0, 1.5]))
         self.w_sigma = nn.Parameter(torch.zeros(4))
         self.theta = nn.Parameter(torch.arange(self.n_theta, dtype=torch.float32)
@@ -447,7 +465,11 @@ class SigmaThetaNet(MagNet):
         gx, gy = gs[:, :1], gs[:, 1:]
         ct, st = torch.cos(self.theta).view(1, -1, 1, 1), torch.sin(self.theta).view(1, -1, 1, 1)
         a = gx * ct + gy * st
-        b = -gx * st + gy * ct
+        if self.riesz_phase:  # the local phase of each directional derivative
+            rx, ry = riesz_transform(a, radius=SIGMA_THETA_RIESZ_RADIUS)
+            b = rx * ct + ry * st
+        else:  # the digest's reading: the orientation of the gradient
+            b = -gx * st + gy * ct
         return torch.atan2(b, a + 1e-8), torch.sqrt(a * a + b * b + 1e-6)
 
     def _magnify_level(self, i2: torch.Tensor, i1: torch.Tensor,
