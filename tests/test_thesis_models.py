@@ -15,7 +15,7 @@ from napari_vmm.core.errors import VMMError  # noqa: E402
 from napari_vmm.core.learned import weights as W  # noqa: E402
 from napari_vmm.core.learned.models import count_parameters  # noqa: E402
 from napari_vmm.core.learned.table import build_model  # noqa: E402
-from napari_vmm.core.learned.thesis import THESIS_FIGURES  # noqa: E402
+from napari_vmm.core.learned.thesis import THESIS_FIGURES, wrap_phase  # noqa: E402
 from napari_vmm.training.export import save_weights  # noqa: E402
 
 NAMES = list(THESIS_FIGURES)  # the seven thesis models (thesis.py and hmn.py)
@@ -473,8 +473,6 @@ def test_sigma_theta_riesz_phase_moves_with_a_translation(manipulator, expected)
         net.w_sigma.copy_(torch.tensor([10.0, 0.0, 0.0, 0.0]))  # the frame unblurred
         net.theta.zero_()  # every direction along x
         (p0, _), (p1, _) = net.directional(grating(0.0)), net.directional(grating(delta))
-    from napari_vmm.core.learned.thesis import wrap_phase
-
     shift = wrap_phase(p1 - p0)[..., 16:48, 16:48].mean() / (omega * delta)
     assert float(shift) == pytest.approx(expected, abs=0.12)
 

@@ -466,7 +466,8 @@ class SigmaThetaNet(MagNet):
         ct, st = torch.cos(self.theta).view(1, -1, 1, 1), torch.sin(self.theta).view(1, -1, 1, 1)
         a = gx * ct + gy * st
         if self.riesz_phase:  # the local phase of each directional derivative
-            rx, ry = riesz_transform(a, radius=SIGMA_THETA_RIESZ_RADIUS)
+            # in float32: autocast leaves FFTs alone, and CUDA has no bfloat16 FFT
+            rx, ry = riesz_transform(a.float(), radius=SIGMA_THETA_RIESZ_RADIUS)
             b = rx * ct + ry * st
         else:  # the digest's reading: the orientation of the gradient
             b = -gx * st + gy * ct
