@@ -46,6 +46,16 @@ from napari_vmm.training.train import to_net
 DISC_STEPS = ((0.05, 20.0), (0.2, 49.5), (1.0, 4.0))
 
 
+def change_and_gain(pair, xa: torch.Tensor, xb: torch.Tensor, y: torch.Tensor,
+                    alpha: float) -> tuple[torch.Tensor, float]:
+    """The change d = pair(A, B, α) − pair(A, B, 0) and its gain ⟨d, t⟩ / |t|² against the
+    target's change t = Y − B (frames (1, 3, H, W) in [−1, 1])."""
+    with torch.no_grad():
+        d = pair(xa, xb, torch.tensor([alpha])) - pair(xa, xb, torch.zeros(1))
+    t = y - xb
+    return d, float((d * t).sum() / (t * t).sum())
+
+
 def disc_gains(pair, size: int = 128) -> list[tuple[float, float]]:
     """On discs moved by each of DISC_STEPS: the gain ⟨d, t⟩ / |t|² of ``pair(A, B, α)``, and
     the share of the requested displacement the output looks moved by (the evaluation's
@@ -65,15 +75,13 @@ def disc_gains(pair, size: int = 128) -> list[tuple[float, float]]:
 
         clip = render(np.array([0.0, 1.0, 1.0 + alpha]))
         xa, xb, y = torch.from_numpy(clip).permute(0, 3, 1, 2)[:, None] * 2 - 1
-        with torch.no_grad():
-            d = pair(xa, xb, torch.tensor([alpha])) - pair(xa, xb, torch.zeros(1))
-        t = y - xb
+        d, gain = change_and_gain(pair, xa, xb, y, alpha)
         top = 1.5 * (1 + alpha)
         family = MotionFamily(lambda c, render=render: render(np.array([c]))[0],
                               motion_grid(step, top), swept_region(discs, top, step))
         out = ((xb + d)[0].permute(1, 2, 0).numpy() + 1) / 2
         moved = (float(family.positions(out[None])[0]) - 1.0) / alpha
-        results.append((float((d * t).sum() / (t * t).sum()), moved))
+        results.append((gain, moved))
     return results
 
 
@@ -88,10 +96,7 @@ def texture_gains(pair, size: int = 64) -> list[float]:
         frames = [np.fft.ifft2(spectrum * np.exp(-2j * np.pi * fy * s)).real
                   for s in (0.0, step, (1 + alpha) * step)]
         xa, xb, y = (torch.from_numpy(f.astype(np.float32))[None] * 2 - 1 for f in frames)
-        with torch.no_grad():
-            d = pair(xa, xb, torch.tensor([alpha])) - pair(xa, xb, torch.zeros(1))
-        t = y - xb
-        gains.append(float((d * t).sum() / (t * t).sum()))
+        gains.append(change_and_gain(pair, xa, xb, y, alpha)[1])
     return gains
 
 
