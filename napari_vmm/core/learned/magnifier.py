@@ -138,7 +138,8 @@ class _LearnedMagnifier(Magnifier):
                                     "(bicubic) and add its change, reduced back, to the frame "
                                     "as it is: finer textures and sub-pixel motions reach the "
                                     "network at a size it renders better, at scale² the time "
-                                    "and memory", min=1.0, max=4.0),
+                                    "and memory (2 for sub-pixel motions, 1.5 for large "
+                                    "magnifications)", min=1.0, max=4.0),
         "views": Option(1, int, "average the output over this many mirrored and transposed "
                                 "views of each frame (1, 2, 4 or 8): the network's rendering "
                                 "artifacts partly cancel, the motion stays; views times the "
