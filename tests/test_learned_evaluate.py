@@ -1,5 +1,7 @@
 """vmm evaluate machinery on tiny settings."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -127,3 +129,20 @@ def test_linearity_rows_measure_gain_and_learned_models_get_two_modes(tmp_path):
     (tmp_path / "none.json").write_text(json.dumps(res))
     with pytest.raises(ValueError, match="no linearity rows"):
         linearity_figure(str(tmp_path / "x.png"), str(tmp_path / "none.json"))
+
+
+def test_cli_linearity_runs_only_the_requested_amplitudes_and_refuses_bad_ones(tmp_path, capsys):
+    from napari_vmm.cli import main
+
+    out = tmp_path / "lin.json"
+    assert main(["evaluate", "--tests", "linearity", "--methods", "linear", "--size", "32",
+                 "--scenes", "1", "--linearity-amplitudes", "0.5",
+                 "--linearity-factors", "1,3", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["amplitude_px"], r["factor"]) for r in rows] == [(0.5, 1.0), (0.5, 3.0)]
+    for flag, value in (("--linearity-amplitudes", "0"), ("--linearity-factors", "0.5,2"),
+                        ("--linearity-amplitudes", "a")):
+        assert main(["evaluate", "--tests", "linearity", "--methods", "linear",
+                     flag, value]) != 0
+        err = capsys.readouterr().err
+        assert flag in err and "Traceback" not in err

@@ -64,6 +64,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="FD4MM protocol: comma-separated Gaussian noise sigmas in [0, 1] units "
                         "for its noisy rows at 20x (default: the paper's 0.01,0.05,0.1,0.2; "
                         "6 DN is 0.0235)")
+    p.add_argument("--linearity-amplitudes", default="0.05,1",
+                   help="linearity test: comma-separated input amplitudes in px (default "
+                        "Ha et al.'s 0.05,1)")
+    p.add_argument("--linearity-factors", default="1,2,5,10,20,40,80",
+                   help="linearity test: comma-separated requested magnifications 1 + alpha "
+                        "(default 1,2,5,10,20,40,80)")
     p.add_argument("--thesis-clips", type=int, default=25,
                    help="thesis protocol: number of clips (default 25, the thesis')")
     p.add_argument("--thesis-size", type=int, default=256,
@@ -80,14 +86,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _floats(flag: str, text: str) -> tuple[float, ...]:
-    """A comma-separated list of non-negative numbers (noise sigmas)."""
+def _floats(flag: str, text: str, low: float = 0.0, high: float = 1.0,
+            what: str = "sigmas in [0, 1] (fractions of full scale)") -> tuple[float, ...]:
+    """A comma-separated list of numbers in [``low``, ``high``]."""
     try:
         values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise VMMError(f"{flag} takes comma-separated numbers, got {text!r}") from None
-    if not values or any(not 0 <= v <= 1 for v in values):
-        raise VMMError(f"{flag} takes sigmas in [0, 1] (fractions of full scale), got {text!r}")
+    if not values or any(not low <= v <= high for v in values):
+        raise VMMError(f"{flag} takes {what}, got {text!r}")
     return values
 
 
@@ -133,6 +140,12 @@ def run(ns: argparse.Namespace) -> int:
                      tests=tests,
                      static_too=not ns.no_static, real_textures=ns.real_textures,
                      fd4mm_sigmas=_floats("--fd4mm-sigmas", ns.fd4mm_sigmas),
+                     linearity_amplitudes=_floats(
+                         "--linearity-amplitudes", ns.linearity_amplitudes, 0.001, 20.0,
+                         "amplitudes in px between 0.001 and 20"),
+                     linearity_factors=_floats(
+                         "--linearity-factors", ns.linearity_factors, 1.0, 1000.0,
+                         "magnifications 1 + alpha between 1 and 1000"),
                      thesis_clips=ns.thesis_clips, thesis_size=ns.thesis_size,
                      thesis_sigmas=_floats("--thesis-sigmas", ns.thesis_sigmas))
     earlier = None
