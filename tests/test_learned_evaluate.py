@@ -146,3 +146,15 @@ def test_cli_linearity_runs_only_the_requested_amplitudes_and_refuses_bad_ones(t
                      flag, value]) != 0
         err = capsys.readouterr().err
         assert flag in err and "Traceback" not in err
+
+
+def test_merge_reads_a_parsed_flag_and_its_default_alike_but_not_other_values():
+    from napari_vmm.core.errors import VMMError
+    from napari_vmm.training.eval_tables import check_mergeable
+
+    old = {"tests": ["linearity"], "linearity_factors": [1, 2, 5], "size": 96}
+    check_mergeable(old, {"tests": ("linearity",), "linearity_factors": (1.0, 2.0, 5.0),
+                          "size": 96})
+    with pytest.raises(VMMError, match="linearity_factors"):
+        check_mergeable(old, {"tests": ("linearity",), "linearity_factors": (1.0, 2.0),
+                              "size": 96})

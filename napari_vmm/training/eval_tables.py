@@ -22,9 +22,17 @@ def check_mergeable(old_config: dict[str, Any], new_config: dict[str, Any]) -> N
     """Raise VMMError unless two evaluation configs score the same clips with the same tests."""
     from ..core.errors import VMMError
 
+    def plain(value):
+        """JSON-like form in which 5 and 5.0 (a parsed flag and a default) read alike."""
+        value = json.loads(json.dumps(value, default=str))
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
     def same(a, b) -> bool:
-        return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True,
-                                                                         default=str)
+        return plain(a) == plain(b)
 
     diff = [k for k in _CLIP_FIELDS if not same(old_config.get(k), new_config.get(k))]
     if diff:
