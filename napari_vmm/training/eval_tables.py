@@ -22,7 +22,7 @@ def check_mergeable(old_config: dict[str, Any], new_config: dict[str, Any]) -> N
     """Raise VMMError unless two evaluation configs score the same clips with the same tests."""
     from ..core.errors import VMMError
 
-    def plain(value):
+    def plain(value: Any) -> Any:
         """JSON-like form in which 5 and 5.0 (a parsed flag and a default) read alike."""
         value = json.loads(json.dumps(value, default=str))
         if isinstance(value, list):
@@ -31,7 +31,7 @@ def check_mergeable(old_config: dict[str, Any], new_config: dict[str, Any]) -> N
             return {k: plain(v) for k, v in value.items()}
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
-    def same(a, b) -> bool:
+    def same(a: Any, b: Any) -> bool:
         return plain(a) == plain(b)
 
     diff = [k for k in _CLIP_FIELDS if not same(old_config.get(k), new_config.get(k))]
