@@ -22,17 +22,17 @@ def check_mergeable(old_config: dict[str, Any], new_config: dict[str, Any]) -> N
     """Raise VMMError unless two evaluation configs score the same clips with the same tests."""
     from ..core.errors import VMMError
 
-    def plain(value: Any) -> Any:
-        """JSON-like form in which 5 and 5.0 (a parsed flag and a default) read alike."""
-        value = json.loads(json.dumps(value, default=str))
+    def numbers_as_floats(value: Any) -> Any:
+        """5 and 5.0 (a parsed flag and a stored default) read alike."""
         if isinstance(value, list):
-            return [plain(v) for v in value]
+            return [numbers_as_floats(v) for v in value]
         if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
+            return {k: numbers_as_floats(v) for k, v in value.items()}
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     def same(a: Any, b: Any) -> bool:
-        return plain(a) == plain(b)
+        a, b = (numbers_as_floats(json.loads(json.dumps(v, default=str))) for v in (a, b))
+        return a == b
 
     diff = [k for k in _CLIP_FIELDS if not same(old_config.get(k), new_config.get(k))]
     if diff:
