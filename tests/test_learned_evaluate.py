@@ -131,6 +131,21 @@ def test_linearity_rows_measure_gain_and_learned_models_get_two_modes(tmp_path):
         linearity_figure(str(tmp_path / "x.png"), str(tmp_path / "none.json"))
 
 
+def test_cli_fd4mm_runs_only_the_requested_rows_and_refuses_bad_factors(tmp_path, capsys):
+    from napari_vmm.cli import main
+
+    out = tmp_path / "fd.json"
+    assert main(["evaluate", "--tests", "fd4mm", "--methods", "linear", "--size", "32",
+                 "--scenes", "1", "--frames", "8", "--no-static", "--fd4mm-factors", "3",
+                 "--fd4mm-sigmas", "0.02", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["factor"], r["sigma"]) for r in rows] == [(3.0, 0.0), (20, 0.02)]
+    assert main(["evaluate", "--tests", "fd4mm", "--methods", "linear",
+                 "--fd4mm-factors", "0.5"]) != 0
+    err = capsys.readouterr().err
+    assert "--fd4mm-factors" in err and "Traceback" not in err
+
+
 def test_cli_linearity_runs_only_the_requested_amplitudes_and_refuses_bad_ones(tmp_path, capsys):
     from napari_vmm.cli import main
 

@@ -60,6 +60,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="a method option for one column, e.g. realtime:dn.denoise=true beside "
                         "realtime (see vmm methods); repeatable")
+    p.add_argument("--fd4mm-factors", default="5,10,20,50,100",
+                   help="FD4MM protocol: comma-separated magnifications 1 + alpha of its "
+                        "clean rows (default the paper's 5,10,20,50,100)")
     p.add_argument("--fd4mm-sigmas", default="0.01,0.05,0.1,0.2",
                    help="FD4MM protocol: comma-separated Gaussian noise sigmas in [0, 1] units "
                         "for its noisy rows at 20x (default: the paper's 0.01,0.05,0.1,0.2; "
@@ -139,6 +142,9 @@ def run(ns: argparse.Namespace) -> int:
                      seed=ns.seed, device=ns.device, weights=weights, options=options,
                      tests=tests,
                      static_too=not ns.no_static, real_textures=ns.real_textures,
+                     fd4mm_factors=_floats(
+                         "--fd4mm-factors", ns.fd4mm_factors, 1.0, 1000.0,
+                         "magnifications 1 + alpha between 1 and 1000"),
                      fd4mm_sigmas=_floats("--fd4mm-sigmas", ns.fd4mm_sigmas),
                      linearity_amplitudes=_floats(
                          "--linearity-amplitudes", ns.linearity_amplitudes, 0.001, 20.0,
