@@ -101,6 +101,11 @@ def _floats(flag: str, text: str, low: float = 0.0, high: float = 1.0,
     return values
 
 
+def _magnifications(flag: str, text: str) -> tuple[float, ...]:
+    """A comma-separated list of requested magnifications 1 + alpha, in [1, 1000]."""
+    return _floats(flag, text, 1.0, 1000.0, "magnifications 1 + alpha between 1 and 1000")
+
+
 def run(ns: argparse.Namespace) -> int:
     from ..core.registry import method_names
     from ..training.eval_tables import check_mergeable, markdown_tables, merge_results
@@ -142,16 +147,13 @@ def run(ns: argparse.Namespace) -> int:
                      seed=ns.seed, device=ns.device, weights=weights, options=options,
                      tests=tests,
                      static_too=not ns.no_static, real_textures=ns.real_textures,
-                     fd4mm_factors=_floats(
-                         "--fd4mm-factors", ns.fd4mm_factors, 1.0, 1000.0,
-                         "magnifications 1 + alpha between 1 and 1000"),
+                     fd4mm_factors=_magnifications("--fd4mm-factors", ns.fd4mm_factors),
                      fd4mm_sigmas=_floats("--fd4mm-sigmas", ns.fd4mm_sigmas),
                      linearity_amplitudes=_floats(
                          "--linearity-amplitudes", ns.linearity_amplitudes, 0.001, 20.0,
                          "amplitudes in px between 0.001 and 20"),
-                     linearity_factors=_floats(
-                         "--linearity-factors", ns.linearity_factors, 1.0, 1000.0,
-                         "magnifications 1 + alpha between 1 and 1000"),
+                     linearity_factors=_magnifications("--linearity-factors",
+                                                       ns.linearity_factors),
                      thesis_clips=ns.thesis_clips, thesis_size=ns.thesis_size,
                      thesis_sigmas=_floats("--thesis-sigmas", ns.thesis_sigmas))
     earlier = None
