@@ -228,8 +228,9 @@ def test_cli_ablate_flags():
 
 
 def test_evaluate_includes_fd4mm_and_a_labelled_variant(weights, tmp_path):
+    from napari_vmm.training.eval_config import EvalConfig
     from napari_vmm.training.eval_tables import markdown_tables
-    from napari_vmm.training.evaluate import EvalConfig, run_evaluation
+    from napari_vmm.training.evaluate import run_evaluation
 
     torch.manual_seed(0)
     pt, _ = save_weights(build_model("fd4mm", mixer=False).state_dict(),

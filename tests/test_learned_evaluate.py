@@ -8,9 +8,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from napari_vmm.core.learned.table import build_model  # noqa: E402
+from napari_vmm.training.eval_config import EvalConfig  # noqa: E402
 from napari_vmm.training.eval_tables import markdown_tables, merge_results  # noqa: E402
 from napari_vmm.training.evaluate import (  # noqa: E402
-    EvalConfig,
+    TESTS,
     make_scene,
     photon_noise,
     run_evaluation,
@@ -173,3 +174,33 @@ def test_merge_reads_a_parsed_flag_and_its_default_alike_but_not_other_values():
     with pytest.raises(VMMError, match="linearity_factors"):
         check_mergeable(old, {"tests": ("linearity",), "linearity_factors": (1.0, 2.0),
                               "size": 96})
+
+
+def test_eval_config_validates_and_names_the_flag():
+    from napari_vmm.core.errors import VMMError
+    from napari_vmm.training.eval_config import TEST_NAMES
+
+    assert tuple(TESTS) == TEST_NAMES  # one list of tests: the config's
+    for bad, match in (({"tests": ("nope",)}, "unknown test"),
+                       ({"methods": ("linear", "nope")}, "unknown method"),
+                       ({"size": 16}, "--size"),
+                       ({"fd4mm_sigmas": (1.5,)}, "--fd4mm-sigmas"),
+                       ({"linearity_factors": ()}, "--linearity-factors"),
+                       ({"methods": ("linear",), "options": {"phase": {"x": "1"}}}, "phase")):
+        with pytest.raises(VMMError, match=match):
+            EvalConfig(**{"methods": ("linear",), **bad})
+
+
+def test_cli_defaults_are_the_configs(capsys):
+    import argparse
+
+    from napari_vmm.cli.evaluate import add_parser, config_from_args
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    add_parser(sub)
+    ns = sub.choices["evaluate"].parse_args(["--methods", "linear"])
+    assert config_from_args(ns) == EvalConfig(methods=("linear",))
+    ns = sub.choices["evaluate"].parse_args(["--methods", "linear", "--fd4mm-factors", "3,7",
+                                             "--size", "64", "--no-static"])
+    cfg = config_from_args(ns)
+    assert (cfg.fd4mm_factors, cfg.size, cfg.static_too) == ((3.0, 7.0), 64, False)

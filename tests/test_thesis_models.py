@@ -273,8 +273,9 @@ def test_search_loop_derives_a_student_that_runs(tmp_path):
 # -- evaluation --------------------------------------------------------------------------------
 
 def test_thesis_protocol_on_a_reduced_config(weights):
+    from napari_vmm.training.eval_config import EvalConfig
     from napari_vmm.training.eval_tables import markdown_tables
-    from napari_vmm.training.evaluate import EvalConfig, circles_clip, run_evaluation
+    from napari_vmm.training.evaluate import circles_clip, run_evaluation
 
     # sub-pixel rendering: a 0.1 px move changes only the edge pixels, by about 0.1
     bg = np.zeros((32, 32, 3), np.float32)

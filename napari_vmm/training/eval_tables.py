@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .evaluate import LOWER_IS_BETTER, columns
+from .eval_config import LOWER_IS_BETTER, columns
 
 #: Configuration fields that must agree for two results to be merged (the clips they score).
 _CLIP_FIELDS = ("size", "scenes", "frames", "seed", "subpixel_amplitudes", "noise_factors",

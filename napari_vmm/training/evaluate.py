@@ -43,7 +43,6 @@ import torch
 
 from ..core.errors import VMMError
 from ..core.learned import weights as W
-from ..core.learned.table import MODELS
 from .data import (
     DataConfig,
     decimate,
@@ -54,45 +53,13 @@ from .data import (
     sample_seed_sequence,
     sample_window,
 )
-
-LEARNED = tuple(MODELS)
-CLASSICAL = ("linear", "phase", "riesz")
-
-
-def base_method(method: str) -> str:
-    """``"fd4mm:nocr"`` -> ``"fd4mm"``: a label after a colon names a variant (its own
-    weights, e.g. an ablation) of a registered method; ``"realtime@static"`` -> ``"realtime"``:
-    a column of a learned model run in static mode."""
-    return method.split("@", 1)[0].split(":", 1)[0]
-
-
-def weights_key(column: str) -> str:
-    """The ``weights`` key of a table column: ``"fd4mm:nocr@static"`` -> ``"fd4mm:nocr"``."""
-    return column.split("@", 1)[0]
-
-
-def columns(cfg: EvalConfig | dict[str, Any]) -> list[str]:
-    """The table columns: each method (learned ones in temporal mode, as users run them) and,
-    with ``static_too``, each learned model again in Oh's static two-frame mode (``@static``)."""
-    c = cfg if isinstance(cfg, dict) else cfg.__dict__
-    out = []
-    for m in c["methods"]:
-        out.append(m)
-        if c.get("static_too", False) and base_method(m) in LEARNED and "@" not in m:
-            out.append(f"{m}@static")
-    return out
-
-
-def default_methods() -> tuple[str, ...]:
-    """The learned models that have weights in the package, then the classical methods."""
-    learned = []
-    for m in LEARNED:
-        try:
-            if W.read_provenance(m) is not None:
-                learned.append(m)
-        except Exception:  # noqa: BLE001 - unreadable provenance: leave the model out
-            pass
-    return (*learned, *CLASSICAL)
+from .eval_config import (
+    LEARNED,
+    EvalConfig,
+    base_method,
+    columns,
+    weights_key,
+)
 
 
 @dataclass
@@ -239,43 +206,6 @@ def ssim_clip(out: np.ndarray, gt: np.ndarray, skip_first: bool = True) -> float
     if skip_first:
         o, g = o[1:], g[1:]
     return float(ssim(o, g, reduction="none").mean())
-
-
-@dataclass
-class EvalConfig:
-    #: methods; a learned one may carry a label, ``fd4mm:nocr``, for a variant with its own
-    #: ``weights`` entry (ablations side by side)
-    methods: tuple[str, ...] = field(default_factory=default_methods)
-    size: int = 128
-    scenes: int = 2
-    frames: int = 30
-    seed: int = 0
-    device: str = "cpu"
-    weights: dict[str, str] = field(default_factory=dict)  # model -> .pt path
-    #: method options per column (without ``@static``), e.g. {"realtime:dn": {"denoise": "1"}}
-    options: dict[str, dict[str, str]] = field(default_factory=dict)
-    tests: tuple[str, ...] = ("subpixel", "noise", "fd4mm")
-    subpixel_amplitudes: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
-    noise_factors: tuple[float, ...] = (0.0, 0.3, 1.0, 2.0, 4.0)
-    noise_motions: tuple[tuple[float, float], ...] = ((0.05, 199.0), (0.5, 19.0))
-    fd4mm_factors: tuple[float, ...] = (5, 10, 20, 50, 100)
-    fd4mm_sigmas: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2)
-    fd4mm_amplitude: float = 0.2
-    thesis_clips: int = 25
-    thesis_size: int = 256
-    thesis_radius: float = 40.0
-    thesis_frames: int = 10
-    thesis_amplitude: float = 0.1
-    thesis_factor: float = 100.0
-    thesis_sigmas: tuple[float, ...] = (0.0,)
-    #: also score each learned model in Oh's static two-frame mode (columns ``name@static``)
-    static_too: bool = True
-    #: a folder of real videos: scenes cut from their frames instead of generated textures
-    real_textures: str = ""
-    #: Ha et al.'s linearity test: achieved vs requested magnification (1 + alpha)
-    linearity_amplitudes: tuple[float, ...] = (0.05, 1.0)
-    linearity_factors: tuple[float, ...] = (1, 2, 5, 10, 20, 40, 80)
-    linearity_size: int = 0   # 0: large enough for the largest output motion
 
 
 def method_options(cfg: EvalConfig, method: str) -> dict[str, str]:
@@ -600,8 +530,6 @@ def run_thesis(cfg: EvalConfig, log=print) -> list[dict[str, Any]]:
 
 TESTS = {"subpixel": run_subpixel, "noise": run_noise, "fd4mm": run_fd4mm,
          "linearity": run_linearity, "thesis": run_thesis}
-#: tests whose score is an error (lower is better)
-LOWER_IS_BETTER = {"thesis"}
 
 
 def run_evaluation(cfg: EvalConfig, log=print) -> dict[str, Any]:
