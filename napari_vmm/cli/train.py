@@ -120,8 +120,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--val-size", type=int, default=128, help="validation crop (default 128)")
     p.add_argument("--init", default="auto",
                    help="where a new run starts: auto (shipped weights, else scratch), "
-                        "scratch, shipped, or a .pt path. A RUN_DIR with a checkpoint always "
-                        "resumes from it (start afresh in a new --run-dir)")
+                        "scratch, shipped, or a .pt path. lnvmm and hmn also start from "
+                        "lnvmm_light / hmn_light weights, widened to their width with the "
+                        "same function. A RUN_DIR with a checkpoint always resumes from it "
+                        "(start afresh in a new --run-dir)")
     p.add_argument("--max-hours", type=float, default=0.0,
                    help="stop after this many hours of this process (0: no limit)")
     p.add_argument("--max-steps", type=int, default=0,

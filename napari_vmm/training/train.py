@@ -25,6 +25,7 @@ from ..core.learned import weights as W
 from ..core.learned.table import MODELS
 from .config import TrainConfig
 from .export import hardware_string, save_weights
+from .widen import LIGHT_OF, widen_state_dict
 
 if TYPE_CHECKING:
     import torch
@@ -316,6 +317,9 @@ def train(cfg: TrainConfig) -> int:
             if cfg.init != "auto":
                 raise
         else:
+            widened = prov.get("model") == LIGHT_OF.get(cfg.model)
+            if widened:  # the light variant's function in the base model's width
+                sd = widen_state_dict(cfg.model, sd, net.state_dict(), seed=cfg.seed)
             step = int(prov.get("steps", 0))
             old_arch = dict(prov.get("arch") or {})
             if {k: v for k, v in cfg.arch.items() if old_arch.get(k) != v}:
@@ -330,6 +334,9 @@ def train(cfg: TrainConfig) -> int:
             curve = list(prov.get("curve", []))
             segments = list(prov.get("segments") or _unlogged_segment(prov, step))
             init_from = f"weights sha256 {prov.get('sha256', '')[:16]}"
+            if widened:
+                init_from = (f"{prov['model']} {init_from}, widened to {cfg.model} "
+                             "(function-preserving, training/widen.py)")
             print(f"starting {cfg.model} from {src or 'shipped weights'} at step {step}",
                   flush=True)
     for g in opt.param_groups:

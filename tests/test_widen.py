@@ -1,0 +1,67 @@
+"""Widening a light thesis model into its base variant (training/widen.py)."""
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from napari_vmm.core.learned.table import build_model  # noqa: E402
+from napari_vmm.training.export import save_weights  # noqa: E402
+from napari_vmm.training.widen import LIGHT_OF, widen_state_dict  # noqa: E402
+
+ARCH = {"lnvmm": {"decode_twice": True},
+        "hmn": {"decode_twice": True, "manipulator": "still-gated"}}
+
+
+def _trained_like(light: str, arch: dict) -> torch.nn.Module:
+    """A light model with random weights and norm statistics away from their defaults."""
+    torch.manual_seed(1)
+    net = build_model(light, **arch)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        for name, b in net.named_buffers():
+            if name.endswith("running_mean"):
+                b.normal_(0, 0.1)
+            elif name.endswith("running_var"):
+                b.uniform_(0.5, 2.0)
+    return net.eval()
+
+
+@pytest.mark.parametrize("base", sorted(LIGHT_OF))
+def test_widening_keeps_the_function_and_noise_breaks_the_copies(base):
+    light = _trained_like(LIGHT_OF[base], ARCH[base])
+    wide = build_model(base, **ARCH[base]).eval()
+    xa = torch.rand(2, 3, 32, 32)
+    xb = xa.roll(1, -1)
+    with torch.no_grad():
+        ref = light(xa, xb, 8.0)
+        wide.load_state_dict(widen_state_dict(base, light.state_dict(), wide.state_dict(),
+                                              noise=0.0))
+        assert (wide(xa, xb, 8.0) - ref).abs().max() < 1e-4
+        sd = widen_state_dict(base, light.state_dict(), wide.state_dict(), noise=0.01)
+        wide.load_state_dict(sd)
+        near = (wide(xa, xb, 8.0) - ref).abs().mean()
+    assert 0 < near < 0.01
+    # the three copies of a narrow channel differ once noise is added
+    narrow = light.state_dict()
+    name = next(k for k, v in sd.items() if v.ndim == 4 and v.shape[0] > narrow[k].shape[0])
+    c = narrow[name].shape[0]
+    assert not torch.allclose(sd[name][0], sd[name][c])
+
+
+def test_vmm_train_starts_lnvmm_from_widened_lnvmm_light(tmp_path):
+    from napari_vmm.training.config import TrainConfig
+    from napari_vmm.training.train import train
+
+    light = _trained_like("lnvmm_light", ARCH["lnvmm"])
+    pt, _ = save_weights(light.state_dict(), {"steps": 40, "arch": ARCH["lnvmm"]},
+                         "lnvmm_light", tmp_path / "light")
+    cfg = TrainConfig(model="lnvmm", run_dir=str(tmp_path / "wide"), steps=41, batch=1,
+                      crop=32, val_every=41, val_n=1, val_size=32, log_every=1,
+                      command="test", init=str(pt), arch=dict(ARCH["lnvmm"]))
+    assert train(cfg) == 0
+    prov = json.loads((tmp_path / "wide" / "export" / "lnvmm.json").read_text())
+    assert prov["steps"] == 41 and prov["model"] == "lnvmm"
+    assert "lnvmm_light" in prov["init_from"] and "widened" in prov["init_from"]
