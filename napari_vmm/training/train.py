@@ -317,7 +317,7 @@ def train(cfg: TrainConfig) -> int:
             if cfg.init != "auto":
                 raise
         else:
-            widened = prov.get("model") == LIGHT_OF.get(cfg.model)
+            widened = cfg.model in LIGHT_OF and prov.get("model") == LIGHT_OF[cfg.model]
             if widened:  # the light variant's function in the base model's width
                 sd = widen_state_dict(cfg.model, sd, net.state_dict(), seed=cfg.seed)
             step = int(prov.get("steps", 0))
