@@ -191,7 +191,7 @@ def test_eval_config_validates_and_names_the_flag():
             EvalConfig(**{"methods": ("linear",), **bad})
 
 
-def test_cli_defaults_are_the_configs(capsys):
+def test_cli_defaults_are_the_configs():
     import argparse
 
     from napari_vmm.cli.evaluate import add_parser, config_from_args

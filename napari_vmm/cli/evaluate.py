@@ -104,12 +104,16 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
-def _numbers(flag: str, text: str) -> tuple[float, ...]:
-    """A comma-separated list of numbers (their ranges are :class:`EvalConfig`'s to check)."""
+def _numbers(name: str, text: str) -> tuple[float, ...]:
+    """A comma-separated list of numbers for setting ``name`` (their ranges are
+    :class:`EvalConfig`'s to check)."""
+    from ..training.eval_config import setting_name
+
     try:
         return tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise VMMError(f"{flag} takes comma-separated numbers, got {text!r}") from None
+        raise VMMError(f"{setting_name(name)} takes comma-separated numbers, got {text!r}"
+                       ) from None
 
 
 #: command-line options passed on as they are, and those that are comma-separated lists
@@ -127,7 +131,7 @@ def config_from_args(ns: argparse.Namespace) -> Any:
     kw: dict[str, Any] = {k: getattr(ns, k) for k in _PLAIN if getattr(ns, k) is not None}
     for k in _NUMBER_LISTS:
         if getattr(ns, k) is not None:
-            kw[k] = _numbers("--" + k.replace("_", "-"), getattr(ns, k))
+            kw[k] = _numbers(k, getattr(ns, k))
     if ns.methods:
         kw["methods"] = _names(ns.methods)
     if ns.tests is not None:
