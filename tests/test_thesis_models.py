@@ -455,7 +455,8 @@ def test_sigma_theta_linear_manipulator_passes_the_motion_before_training():
     assert moved["linear"] > 1e-3
 
 
-@pytest.mark.parametrize(("manipulator", "expected"), [("linear", 0.0), ("riesz", -1.0)])
+@pytest.mark.parametrize(("manipulator", "expected"),
+                         [("linear", 0.0), ("riesz", -1.0), ("riesz-pyramid", -1.0)])
 def test_sigma_theta_riesz_phase_moves_with_a_translation(manipulator, expected):
     """A grating shifted by δ along θ: the Riesz form's φ moves by −ω·δ (local phase), the
     digest's reading (the gradient's orientation) does not move."""
@@ -490,8 +491,9 @@ def test_vmm_train_takes_the_linear_manipulator_for_hmn_and_sigma_theta():
         assert cfg.arch == {"manipulator": "linear"}
     cfg = config_from_args(p.parse_args(["hmn_light", "--manipulator", "still-gated"]))
     assert cfg.arch == {"manipulator": "still-gated"}
-    cfg = config_from_args(p.parse_args(["sigma_theta", "--manipulator", "riesz"]))
-    assert cfg.arch == {"manipulator": "riesz"}
+    for form in ("riesz", "riesz-pyramid"):
+        cfg = config_from_args(p.parse_args(["sigma_theta", "--manipulator", form]))
+        assert cfg.arch == {"manipulator": form}
     with pytest.raises(VMMError, match="applies to sigma_theta, not hmn"):
         config_from_args(p.parse_args(["hmn", "--manipulator", "riesz"]))
     with pytest.raises(VMMError, match="not lnvmm"):
@@ -529,7 +531,8 @@ def test_motion_path_probe_reports_the_still_scene_change(tmp_path):
 @pytest.mark.parametrize(("name", "arch", "message"), [
     ("hmn", {"manipulator": "quadratic"},
      "manipulator must be 'paper', 'linear' or 'still-gated', got 'quadratic'"),
-    ("sigma_theta", {"manipulator": "Linear"}, "manipulator must be 'paper', 'linear' or 'riesz'"),
+    ("sigma_theta", {"manipulator": "Linear"},
+     "manipulator must be 'paper', 'linear', 'riesz' or 'riesz-pyramid'"),
     ("fd4mm", {"manipulator": ""}, "manipulator must be 'paper' or 'linear'"),
     ("fd4mm", {"attention": "sigmoid"}, "attention must be 'relu' or 'softmax'"),
     ("mdlmm", {"variant": "d3"}, "variant must be 'd1' or 'd2'"),

@@ -1,4 +1,5 @@
-"""Widening a light thesis model into its base variant (training/widen.py)."""
+"""Function-preserving growth of trained weights (training/widen.py): a light thesis model
+widened into its base variant, new layer inputs started at zero."""
 
 import json
 
@@ -8,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from napari_vmm.core.learned.table import build_model  # noqa: E402
 from napari_vmm.training.export import save_weights  # noqa: E402
-from napari_vmm.training.widen import LIGHT_OF, widen_state_dict  # noqa: E402
+from napari_vmm.training.widen import LIGHT_OF, grow_inputs, widen_state_dict  # noqa: E402
 
 ARCH = {"lnvmm": {"decode_twice": True},
         "hmn": {"decode_twice": True, "manipulator": "still-gated"}}
@@ -65,3 +66,41 @@ def test_vmm_train_starts_lnvmm_from_widened_lnvmm_light(tmp_path):
     prov = json.loads((tmp_path / "wide" / "export" / "lnvmm.json").read_text())
     assert prov["steps"] == 41 and prov["model"] == "lnvmm"
     assert "lnvmm_light" in prov["init_from"] and "widened" in prov["init_from"]
+
+
+RIESZ = {"decode_twice": True, "manipulator": "riesz"}
+
+
+def test_grown_inputs_keep_the_riesz_function_in_the_pyramid_form():
+    two = _trained_like("sigma_theta", RIESZ)
+    four = build_model("sigma_theta", decode_twice=True, manipulator="riesz-pyramid").eval()
+    assert four.fuse.weight.shape[1] == 2 * two.fuse.weight.shape[1]
+    xa = torch.rand(2, 3, 64, 64)
+    xb = xa.roll(1, -1)
+    sd = grow_inputs(two.state_dict(), four.state_dict())
+    assert torch.equal(sd["fuse.weight"][:, :4], two.state_dict()["fuse.weight"])
+    assert not sd["fuse.weight"][:, 4:].any()
+    four.load_state_dict(sd)
+    with torch.no_grad():
+        assert (four(xa, xb, 8.0) - two(xa, xb, 8.0)).abs().max() < 1e-4
+        m_two = two.manipulate(xa, xb, 8.0)
+        assert (four.manipulate(xa, xb, 8.0) - m_two).abs().max() < 1e-5
+        # the coarse levels reach the features once their fusion weights are trained
+        four.fuse.weight[:, 4:].normal_(0, 0.1)
+        assert (four.manipulate(xa, xb, 8.0) - m_two).abs().max() > 1e-2
+
+
+def test_vmm_train_warm_starts_the_pyramid_form_from_riesz_weights(tmp_path):
+    from napari_vmm.training.config import TrainConfig
+    from napari_vmm.training.train import train
+
+    two = _trained_like("sigma_theta", RIESZ)
+    pt, _ = save_weights(two.state_dict(), {"steps": 40, "arch": RIESZ}, "sigma_theta",
+                         tmp_path / "two")
+    arch = {"decode_twice": True, "manipulator": "riesz-pyramid"}
+    cfg = TrainConfig(model="sigma_theta", run_dir=str(tmp_path / "four"), steps=41, batch=1,
+                      crop=32, val_every=41, val_n=1, val_size=32, log_every=1,
+                      command="test", init=str(pt), arch=dict(arch))
+    assert train(cfg) == 0
+    prov = json.loads((tmp_path / "four" / "export" / "sigma_theta.json").read_text())
+    assert prov["steps"] == 41 and prov["arch"] == arch

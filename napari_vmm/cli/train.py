@@ -89,13 +89,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--gain-per-sample", dest="gain_pooling", action="store_const",
                    const="sample", help="the same as --gain-pooling sample")
     p.add_argument("--manipulator", default="paper",
-                   choices=["paper", "linear", "still-gated", "riesz"],
+                   choices=["paper", "linear", "still-gated", "riesz", "riesz-pyramid"],
                    help="fd4mm, hmn, hmn_light, sigma_theta: the paper's manipulator, or the "
                         "project's linear one whose change scales with the motion (docs/"
                         "training_log.md, 'Why fd4mm returned its input'); hmn, hmn_light: also "
                         "still-gated, linear with the gates of the still scene ('HMN's dead "
                         "zone'); sigma_theta: also riesz, linear on each directional "
-                        "derivative's local phase ('σ-θ Net's phase'); from trained weights "
+                        "derivative's local phase ('σ-θ Net's phase'), and riesz-pyramid, "
+                        "the same at four resolutions; from trained weights "
                         "use --init shipped (a warm start)")
     p.add_argument("--workers", type=int, default=0,
                    help="worker processes generating training batches (default 0: in-process)")

@@ -25,7 +25,7 @@ from ..core.learned import weights as W
 from ..core.learned.table import MODELS
 from .config import TrainConfig
 from .export import hardware_string, save_weights
-from .widen import LIGHT_OF, widen_state_dict
+from .widen import LIGHT_OF, grow_inputs, widen_state_dict
 
 if TYPE_CHECKING:
     import torch
@@ -323,8 +323,9 @@ def train(cfg: TrainConfig) -> int:
             step = int(prov.get("steps", 0))
             old_arch = dict(prov.get("arch") or {})
             if {k: v for k, v in cfg.arch.items() if old_arch.get(k) != v}:
-                # a warm start across an architecture change: load what still fits
-                res = net.load_state_dict(sd, strict=False)
+                # a warm start across an architecture change: load what still fits, new
+                # inputs of a layer at zero
+                res = net.load_state_dict(grow_inputs(sd, net.state_dict()), strict=False)
                 print(f"warm start from {old_arch or 'the default arch'} to {cfg.arch}: "
                       f"{len(res.missing_keys)} new and {len(res.unexpected_keys)} dropped "
                       "tensors", flush=True)

@@ -1,4 +1,5 @@
-"""Function-preserving widening of a trained light thesis model into its base variant.
+"""Function-preserving growth of trained weights: a light thesis model widened into its
+base variant, and new inputs of a layer started at zero.
 
 LNVMM M1 and HMN M1 are their light variants (M2) with every feature width three times as
 large (C = 24 against 8) and the same layers. Net2WiderNet (Chen, Goodfellow and Shlens,
@@ -12,6 +13,10 @@ It lets ``vmm train lnvmm --init RUN/export/lnvmm_light.pt`` start the base mode
 light one has learned, instead of at the copy-the-input level: the base models cost 8-9 times
 the light ones per sample (docs/thesis_models.md), too much for this project's CPU to train
 them from scratch. The provenance records the widening (``init_from``).
+
+An architecture switch that only adds inputs to a layer (σ-θ Net's "riesz-pyramid" form
+feeds its fusion conv two more resolutions) keeps the old function when the weights that
+read the new inputs start at zero (:func:`grow_inputs`).
 """
 
 from __future__ import annotations
@@ -93,4 +98,25 @@ def widen_state_dict(model: str, narrow: dict[str, torch.Tensor],
             if noise and x.shape != w.shape:
                 x = x + noise * x.std() * torch.randn(x.shape, generator=gen)
         out[name] = x.contiguous()
+    return out
+
+
+def grow_inputs(trained: dict[str, torch.Tensor],
+                target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``trained`` with each weight that reads more inputs in ``target`` padded with zeros.
+
+    A weight (out, in, ...) of ``trained`` whose ``target`` shape differs only by a larger
+    ``in`` keeps its trained inputs first and reads the new ones with zero weights, so the
+    network computes what it computed before. Every other tensor is returned as it is.
+    """
+    out = dict(trained)
+    for name, w in trained.items():
+        want = target.get(name)
+        if want is None or w.shape == want.shape or w.ndim < 2:
+            continue
+        if (w.shape[0], *w.shape[2:]) == (want.shape[0], *want.shape[2:]) \
+                and want.shape[1] > w.shape[1]:
+            grown = torch.zeros(want.shape, dtype=w.dtype)
+            grown[:, :w.shape[1]] = w
+            out[name] = grown
     return out

@@ -149,7 +149,7 @@ DECODE_TWICE_MODELS = tuple(n for n, m in MODELS.items() if m.decode_twice)
 #: each directional derivative's local phase); docs/training_log.md
 MANIPULATOR_FORMS = {"fd4mm": ("linear",), "hmn": ("linear", "still-gated"),
                      "hmn_light": ("linear", "still-gated"),
-                     "sigma_theta": ("linear", "riesz")}
+                     "sigma_theta": ("linear", "riesz", "riesz-pyramid")}
 
 
 def build_model(name: str, **arch: Any):

@@ -34,9 +34,10 @@ from ..magnifiers.riesz import riesz_transform
 from .models import MANIPULATORS, MagNet, ResBlock, arch_choice, conv, per_sample, upsample_nearest
 
 #: σ-θ Net's manipulator forms: the project's "riesz" reads φ and R as the local phase and
-#: amplitude of each directional derivative (its Riesz quadrature), magnified linearly
-SIGMA_THETA_MANIPULATORS = (*MANIPULATORS, "riesz")
-#: support in px of the Riesz kernel of the "riesz" form (at each of the two resolutions)
+#: amplitude of each directional derivative (its Riesz quadrature), magnified linearly;
+#: "riesz-pyramid" does so at four resolutions instead of two
+SIGMA_THETA_MANIPULATORS = (*MANIPULATORS, "riesz", "riesz-pyramid")
+#: support in px of the Riesz kernel of the Riesz forms (at each resolution)
 SIGMA_THETA_RIESZ_RADIUS = 8
 
 
@@ -418,6 +419,14 @@ class SigmaThetaNet(MagNet):
     q_i = cos θ_i·R_x(d_i) + sin θ_i·R_y(d_i) (Riesz transform, kernels of
     ``SIGMA_THETA_RIESZ_RADIUS`` px): φ_i = atan2(q_i, d_i) is d_i's local phase, which a
     shift by δ along θ_i moves by −ω·δ, and R_i its local amplitude. Same parameters.
+
+    ``manipulator="riesz-pyramid"`` (the project's reading of "several resolutions", choice
+    3): the Riesz form at 1, 1/2, 1/4 and 1/8 of the frame, fused by one conv 8→c (the
+    levels below 1/2 bilinearly upsampled), ``stride`` 8: 432 parameters more. At two
+    resolutions a phase of 8 px kernels cannot hold the output motion of the thesis
+    protocol (0.2 px × 49.5 ≈ 10 px at the edge of a disc of 40 px); at 1/8 it is 1.2 px.
+    Weights of the "riesz" form load into it with the new fusion inputs zeroed
+    (:func:`napari_vmm.training.widen.grow_inputs`), the same function.
     """
 
     shape_fixed_at_zero = False  # decoding twice decodes the shape manipulated at 0
@@ -431,8 +440,10 @@ class SigmaThetaNet(MagNet):
         super().__init__()
         arch_choice("manipulator", manipulator, SIGMA_THETA_MANIPULATORS)
         self.arch = {"manipulator": manipulator}
-        self.linear_manipulator = manipulator in ("linear", "riesz")
-        self.riesz_phase = manipulator == "riesz"
+        self.linear_manipulator = manipulator in ("linear", "riesz", "riesz-pyramid")
+        self.riesz_phase = manipulator in ("riesz", "riesz-pyramid")
+        self.levels = 4 if manipulator == "riesz-pyramid" else 2
+        self.stride = 2 ** (self.levels - 1)
         self.sigma = nn.Parameter(torch.tensor([0.5, 1.0, 1.5]))
         self.w_sigma = nn.Parameter(torch.zeros(4))
         self.theta = nn.Parameter(torch.arange(self.n_theta, dtype=torch.float32)
@@ -440,7 +451,7 @@ class SigmaThetaNet(MagNet):
         self.w_theta = nn.Parameter(torch.zeros(self.n_theta))
         self.r_phase = DSBlock(2, c)
         self.r_mag = DSBlock(2, c)
-        self.fuse = nn.Conv2d(4, c, 3, padding=1)
+        self.fuse = nn.Conv2d(2 * self.levels, c, 3, padding=1)
         self.full1 = nn.ModuleList(MSCC(c) for _ in range(3))
         self.down = nn.Conv2d(c, 2 * c, 3, stride=2, padding=1)
         self.mid = nn.ModuleList(MSCC(2 * c) for _ in range(4))
@@ -497,13 +508,18 @@ class SigmaThetaNet(MagNet):
 
     def manipulate(self, m_ref: torch.Tensor | None, m: torch.Tensor,
                    amp: torch.Tensor | float, delta: torch.Tensor | None = None) -> torch.Tensor:
-        """Manipulated features M^{σ,θ} fused over two resolutions: (N, c, H, W)."""
+        """Manipulated features M^{σ,θ} fused over ``levels`` resolutions: (N, c, H, W)."""
         i2 = m
         i1 = m - delta if delta is not None else m_ref
         a = per_sample(amp, m)
-        full = self._magnify_level(i2, i1, a)
-        half = self._magnify_level(F.avg_pool2d(i2, 2), F.avg_pool2d(i1, 2), a)
-        return F.elu(self.fuse(torch.cat([full, upsample_nearest(half, full.shape[-2:])], 1)))
+        size = m.shape[-2:]
+        feats = [self._magnify_level(i2, i1, a)]
+        for level in range(1, self.levels):
+            i2, i1 = F.avg_pool2d(i2, 2), F.avg_pool2d(i1, 2)
+            f = self._magnify_level(i2, i1, a)
+            feats.append(upsample_nearest(f, size) if level == 1 else
+                         F.interpolate(f, size=size, mode="bilinear", align_corners=False))
+        return F.elu(self.fuse(torch.cat(feats, 1)))
 
     def decode(self, v: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         """``v`` = I_t2 (N, 3, H, W), manipulator features (N, c, H, W) -> tanh image."""
