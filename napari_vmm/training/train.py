@@ -325,10 +325,12 @@ def train(cfg: TrainConfig) -> int:
             if {k: v for k, v in cfg.arch.items() if old_arch.get(k) != v}:
                 # a warm start across an architecture change: load what still fits, new
                 # inputs of a layer at zero
-                res = net.load_state_dict(grow_inputs(sd, net.state_dict()), strict=False)
+                grown = grow_inputs(sd, net.state_dict())
+                res = net.load_state_dict(grown, strict=False)
+                n_grown = sum(grown[k].shape != sd[k].shape for k in sd)
                 print(f"warm start from {old_arch or 'the default arch'} to {cfg.arch}: "
-                      f"{len(res.missing_keys)} new and {len(res.unexpected_keys)} dropped "
-                      "tensors", flush=True)
+                      f"{len(res.missing_keys)} new, {len(res.unexpected_keys)} dropped and "
+                      f"{n_grown} grown tensors", flush=True)
             else:
                 net.load_state_dict(sd)
             wall = float(prov.get("wall_time_s", 0.0))
