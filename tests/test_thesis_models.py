@@ -479,6 +479,17 @@ def test_sigma_theta_riesz_phase_moves_with_a_translation(manipulator, expected)
     assert float(shift) == pytest.approx(expected, abs=0.12)
 
 
+def test_sigma_theta_riesz_form_trains_after_inference_at_the_same_size():
+    """The Riesz multipliers are cached per frame size; one first made under
+    torch.inference_mode (a magnifier run) must still serve a training step."""
+    net = build_model("sigma_theta", manipulator="riesz")
+    x = torch.rand(1, 3, 40, 40) * 2 - 1
+    with torch.inference_mode():
+        net(x, x.roll(1, -1), 4.0)
+    net(x, x.roll(1, -1), 4.0).mean().backward()
+    assert net.theta.grad is not None
+
+
 def test_vmm_train_takes_the_linear_manipulator_for_hmn_and_sigma_theta():
     import argparse
 

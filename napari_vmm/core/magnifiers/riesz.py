@@ -60,8 +60,15 @@ def _multipliers(ph: int, pw: int, radius: int, device: str) -> torch.Tensor:
     """(2, ph, pw // 2 + 1) complex64 rfft-grid responses of R1 and R2.
 
     ``radius`` 0: the ideal ``-i w_x / |w|`` and ``-i w_y / |w|``; > 0: the spectra of
-    :func:`riesz_kernels` embedded (centred at 0, wrapped) in a (ph, pw) grid.
+    :func:`riesz_kernels` embedded (centred at 0, wrapped) in a (ph, pw) grid. Made as
+    normal tensors even under ``torch.inference_mode``, so that a cached one also serves
+    training (σ-θ Net's Riesz forms) later in the same process.
     """
+    with torch.inference_mode(False):
+        return _make_multipliers(ph, pw, radius, device)
+
+
+def _make_multipliers(ph: int, pw: int, radius: int, device: str) -> torch.Tensor:
     if radius == 0:
         wy = torch.fft.fftfreq(ph, dtype=torch.float64)[:, None]
         wx = torch.fft.rfftfreq(pw, dtype=torch.float64)[None, :]
