@@ -21,6 +21,7 @@ import argparse
 import sys
 from typing import Any
 
+from ..core.learned.table import MANIPULATOR_FORMS
 from . import run_subcommand
 
 DESCRIPTION = """\
@@ -89,7 +90,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--gain-per-sample", dest="gain_pooling", action="store_const",
                    const="sample", help="the same as --gain-pooling sample")
     p.add_argument("--manipulator", default="paper",
-                   choices=["paper", "linear", "still-gated", "riesz", "riesz-pyramid"],
+                   choices=["paper", *dict.fromkeys(f for forms in MANIPULATOR_FORMS.values()
+                                                    for f in forms)],
                    help="fd4mm, hmn, hmn_light, sigma_theta: the paper's manipulator, or the "
                         "project's linear one whose change scales with the motion (docs/"
                         "training_log.md, 'Why fd4mm returned its input'); hmn, hmn_light: also "

@@ -440,8 +440,8 @@ class SigmaThetaNet(MagNet):
         super().__init__()
         arch_choice("manipulator", manipulator, SIGMA_THETA_MANIPULATORS)
         self.arch = {"manipulator": manipulator}
-        self.linear_manipulator = manipulator in ("linear", "riesz", "riesz-pyramid")
-        self.riesz_phase = manipulator in ("riesz", "riesz-pyramid")
+        self.linear_manipulator = manipulator != "paper"
+        self.riesz_phase = manipulator.startswith("riesz")
         self.levels = 4 if manipulator == "riesz-pyramid" else 2
         self.stride = 2 ** (self.levels - 1)
         self.sigma = nn.Parameter(torch.tensor([0.5, 1.0, 1.5]))
