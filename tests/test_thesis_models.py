@@ -479,6 +479,40 @@ def test_sigma_theta_riesz_phase_moves_with_a_translation(manipulator, expected)
     assert float(shift) == pytest.approx(expected, abs=0.12)
 
 
+def test_sigma_theta_directions_form_keeps_the_direction_of_a_translation():
+    """Eq. 6.7's sum over nine directions spread over 2π cancels most of a translation's
+    phase change; the "riesz-directions" form's per-direction bands keep it, and tell a
+    shift along x from one along y."""
+    torch.manual_seed(0)
+    size = 64
+    yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float32),
+                            torch.arange(size, dtype=torch.float32), indexing="ij")
+
+    def texture(dx: float, dy: float) -> torch.Tensor:
+        g = (0.3 * torch.sin(2 * torch.pi * (xx - dx) / 11)
+             + 0.3 * torch.sin(2 * torch.pi * (yy - dy) / 13)
+             + 0.2 * torch.sin(2 * torch.pi * (0.6 * (xx - dx) + 0.8 * (yy - dy)) / 17))
+        return g.expand(1, 3, size, size).contiguous()
+
+    net = build_model("sigma_theta", manipulator="riesz-directions")
+    ref = texture(0.0, 0.0)
+    with torch.no_grad():
+        for block in (net.r_phase, net.r_mag):  # the linear magnification alone
+            for prm in block.parameters():
+                prm.zero_()
+        summed, bands = {}, {}
+        for name, shift in (("x", (0.2, 0.0)), ("y", (0.0, 0.2))):
+            s1, b1 = net._magnify_level(texture(*shift), ref, 10.0)
+            s0, b0 = net._magnify_level(texture(*shift), ref, 0.0)
+            summed[name] = (s1 - s0)[..., 16:48, 16:48]
+            bands[name] = (b1 - b0)[..., 16:48, 16:48]
+    for name in ("x", "y"):
+        # the weighted bands change several times as much as the nine summed into one phase
+        per_direction = bands[name].abs().sum(1).mean()
+        assert float(per_direction) > 3 * float(summed[name].abs().sum(1).mean())
+    assert float((bands["x"] - bands["y"]).abs().mean()) > 0.5 * float(bands["x"].abs().mean())
+
+
 def test_sigma_theta_riesz_form_trains_after_inference_at_the_same_size():
     """The Riesz multipliers are cached per frame size; one first made under
     torch.inference_mode (a magnifier run) must still serve a training step."""
@@ -502,7 +536,7 @@ def test_vmm_train_takes_the_linear_manipulator_for_hmn_and_sigma_theta():
         assert cfg.arch == {"manipulator": "linear"}
     cfg = config_from_args(p.parse_args(["hmn_light", "--manipulator", "still-gated"]))
     assert cfg.arch == {"manipulator": "still-gated"}
-    for form in ("riesz", "riesz-pyramid"):
+    for form in ("riesz", "riesz-pyramid", "riesz-directions"):
         cfg = config_from_args(p.parse_args(["sigma_theta", "--manipulator", form]))
         assert cfg.arch == {"manipulator": form}
     with pytest.raises(VMMError, match="applies to sigma_theta, not hmn"):
@@ -543,7 +577,7 @@ def test_motion_path_probe_reports_the_still_scene_change(tmp_path):
     ("hmn", {"manipulator": "quadratic"},
      "manipulator must be 'paper', 'linear' or 'still-gated', got 'quadratic'"),
     ("sigma_theta", {"manipulator": "Linear"},
-     "manipulator must be 'paper', 'linear', 'riesz' or 'riesz-pyramid'"),
+     "manipulator must be 'paper', 'linear', 'riesz', 'riesz-pyramid' or 'riesz-directions'"),
     ("fd4mm", {"manipulator": ""}, "manipulator must be 'paper' or 'linear'"),
     ("fd4mm", {"attention": "sigmoid"}, "attention must be 'relu' or 'softmax'"),
     ("mdlmm", {"variant": "d3"}, "variant must be 'd1' or 'd2'"),

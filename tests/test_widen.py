@@ -90,6 +90,24 @@ def test_grown_inputs_keep_the_riesz_function_in_the_pyramid_form():
         assert (four.manipulate(xa, xb, 8.0) - m_two).abs().max() > 1e-2
 
 
+def test_grown_inputs_keep_the_pyramid_function_in_the_directions_form():
+    pyramid = _trained_like("sigma_theta", {"decode_twice": True,
+                                            "manipulator": "riesz-pyramid"})
+    directions = build_model("sigma_theta", decode_twice=True,
+                             manipulator="riesz-directions").eval()
+    assert directions.fuse.weight.shape[1] == 8 + 4 * 18
+    xa = torch.rand(2, 3, 64, 64)
+    xb = xa.roll(1, -1)
+    directions.load_state_dict(grow_inputs(pyramid.state_dict(), directions.state_dict()))
+    with torch.no_grad():
+        assert (directions(xa, xb, 8.0) - pyramid(xa, xb, 8.0)).abs().max() < 1e-4
+        m_pyramid = pyramid.manipulate(xa, xb, 8.0)
+        assert (directions.manipulate(xa, xb, 8.0) - m_pyramid).abs().max() < 1e-5
+        # the per-direction bands reach the features once their fusion weights are trained
+        directions.fuse.weight[:, 8:].normal_(0, 0.1)
+        assert (directions.manipulate(xa, xb, 8.0) - m_pyramid).abs().max() > 1e-2
+
+
 def test_vmm_train_warm_starts_the_pyramid_form_from_riesz_weights(tmp_path):
     from napari_vmm.training.config import TrainConfig
     from napari_vmm.training.train import train

@@ -85,7 +85,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .models import MANIPULATORS, MagNet, arch_choice, per_sample
+from .models import MagNet, arch_choice, per_sample
+from .table import MANIPULATOR_FORMS
 
 WIDTHS = (24, 48, 96)
 HEADS = (4, 4, 8)
@@ -305,7 +306,7 @@ class FD4MMNet(MagNet):
                  attention: str = "relu", manipulator: str = "paper") -> None:
         super().__init__()
         arch_choice("attention", attention, ("relu", "softmax"))
-        arch_choice("manipulator", manipulator, MANIPULATORS)
+        arch_choice("manipulator", manipulator, ("paper", *MANIPULATOR_FORMS["fd4mm"]))
         self.arch = {"filters": bool(filters), "mixer": bool(mixer), "attention": attention,
                      "manipulator": manipulator}
         self.linear_manipulator = manipulator == "linear"

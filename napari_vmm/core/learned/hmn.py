@@ -12,12 +12,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .models import MANIPULATORS, MagNet, ResBlock, arch_choice, conv, per_sample, upsample_nearest
+from .models import MagNet, ResBlock, arch_choice, conv, per_sample, upsample_nearest
+from .table import MANIPULATOR_FORMS
 from .thesis import sobel
 
 #: HMN's manipulator forms: the paper's, the project's linear one, and linear with the gates
 #: of the still scene (:class:`MSM`)
-HMN_MANIPULATORS = (*MANIPULATORS, "still-gated")
+HMN_MANIPULATORS = ("paper", *MANIPULATOR_FORMS["hmn"])
 
 
 class MSM(nn.Module):

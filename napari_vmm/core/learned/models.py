@@ -55,8 +55,6 @@ def arch_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-#: the manipulator forms of fd4mm, HMN and σ-θ Net: the paper's, or the project's linear one
-MANIPULATORS = ("paper", "linear")
 
 
 def upsample_nearest(x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:

@@ -146,10 +146,12 @@ DECODE_TWICE_MODELS = tuple(n for n, m in MODELS.items() if m.decode_twice)
 #: models with the project's manipulator forms as an arch switch (``manipulator=``), and the
 #: forms each takes besides the paper's: "linear" (its change follows the motion) and, for
 #: HMN, "still-gated" (its gates those of the still scene), for σ-θ Net "riesz" (linear, on
-#: each directional derivative's local phase); docs/training_log.md
+#: each directional derivative's local phase), "riesz-pyramid" (the same at four
+#: resolutions) and "riesz-directions" (the pyramid, and each direction's band kept apart);
+#: docs/training_log.md
 MANIPULATOR_FORMS = {"fd4mm": ("linear",), "hmn": ("linear", "still-gated"),
                      "hmn_light": ("linear", "still-gated"),
-                     "sigma_theta": ("linear", "riesz", "riesz-pyramid")}
+                     "sigma_theta": ("linear", "riesz", "riesz-pyramid", "riesz-directions")}
 
 
 def build_model(name: str, **arch: Any):

@@ -31,12 +31,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..magnifiers.riesz import riesz_transform
-from .models import MANIPULATORS, MagNet, ResBlock, arch_choice, conv, per_sample, upsample_nearest
+from .models import MagNet, ResBlock, arch_choice, conv, per_sample, upsample_nearest
+from .table import MANIPULATOR_FORMS
 
-#: σ-θ Net's manipulator forms: the project's "riesz" reads φ and R as the local phase and
-#: amplitude of each directional derivative (its Riesz quadrature), magnified linearly;
-#: "riesz-pyramid" does so at four resolutions instead of two
-SIGMA_THETA_MANIPULATORS = (*MANIPULATORS, "riesz", "riesz-pyramid")
+#: σ-θ Net's manipulator forms (the paper's and :data:`.table.MANIPULATOR_FORMS`'s)
+SIGMA_THETA_MANIPULATORS = ("paper", *MANIPULATOR_FORMS["sigma_theta"])
 #: support in px of the Riesz kernel of the Riesz forms (at each resolution)
 SIGMA_THETA_RIESZ_RADIUS = 8
 
@@ -427,6 +426,16 @@ class SigmaThetaNet(MagNet):
     protocol (0.2 px × 49.5 ≈ 10 px at the edge of a disc of 40 px); at 1/8 it is 1.2 px.
     Weights of the "riesz" form load into it with the new fusion inputs zeroed
     (:func:`napari_vmm.training.widen.grow_inputs`), the same function.
+
+    ``manipulator="riesz-directions"`` (the project's reading of Eq. 6.7's sum): the
+    pyramid form, and the fusion also reads each direction's magnified band
+    w^θ_i (R_m,i cos φ_m,i, R_m,i sin φ_m,i) at every level, (N, 18, H, W) per level after
+    the 8 summed channels: conv 80→c, 6,912 parameters more. With θ_i spread over 2π and
+    w^θ near uniform, a translation moves the φ_i of opposite directions in opposite senses,
+    so Σ_i w^θ_i φ_i keeps about a tenth of their change (the trained weights, a 0.1 px
+    shift: 0.005 rad against 0.047 per direction) and none of its direction
+    (docs/training_log.md, "σ-θ Net's directions"). Weights of the pyramid form load into
+    it with the per-direction inputs at zero, the same function.
     """
 
     shape_fixed_at_zero = False  # decoding twice decodes the shape manipulated at 0
@@ -442,7 +451,8 @@ class SigmaThetaNet(MagNet):
         self.arch = {"manipulator": manipulator}
         self.linear_manipulator = manipulator != "paper"
         self.riesz_phase = manipulator.startswith("riesz")
-        self.levels = 4 if manipulator == "riesz-pyramid" else 2
+        self.per_direction = manipulator == "riesz-directions"
+        self.levels = 4 if manipulator in ("riesz-pyramid", "riesz-directions") else 2
         self.stride = 2 ** (self.levels - 1)
         self.sigma = nn.Parameter(torch.tensor([0.5, 1.0, 1.5]))
         self.w_sigma = nn.Parameter(torch.zeros(4))
@@ -451,7 +461,8 @@ class SigmaThetaNet(MagNet):
         self.w_theta = nn.Parameter(torch.zeros(self.n_theta))
         self.r_phase = DSBlock(2, c)
         self.r_mag = DSBlock(2, c)
-        self.fuse = nn.Conv2d(2 * self.levels, c, 3, padding=1)
+        per_level = 2 + (2 * self.n_theta if self.per_direction else 0)
+        self.fuse = nn.Conv2d(per_level * self.levels, c, 3, padding=1)
         self.full1 = nn.ModuleList(MSCC(c) for _ in range(3))
         self.down = nn.Conv2d(c, 2 * c, 3, stride=2, padding=1)
         self.mid = nn.ModuleList(MSCC(2 * c) for _ in range(4))
@@ -484,8 +495,9 @@ class SigmaThetaNet(MagNet):
             b = -gx * st + gy * ct
         return torch.atan2(b, a + 1e-8), torch.sqrt(a * a + b * b + 1e-6)
 
-    def _magnify_level(self, i2: torch.Tensor, i1: torch.Tensor,
-                       amp: torch.Tensor | float) -> torch.Tensor:
+    def _magnify_level(self, i2: torch.Tensor, i1: torch.Tensor, amp: torch.Tensor | float
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """M of one level (N, 2, H, W); with ``per_direction`` also the bands (N, 18, H, W)."""
         p2, r2 = self.directional(i2)
         p1, r1 = self.directional(i1)
         n, k, h, w = p2.shape
@@ -499,8 +511,10 @@ class SigmaThetaNet(MagNet):
         pm, rm = p2 + r(self.r_phase, dp, p2), r2 + r(self.r_mag, dr, r2)
         if self.linear_manipulator:  # residuals on the linear magnification (as MDLMM's)
             pm, rm = pm + amp * dp, rm + amp * dr
+        bands = (torch.cat([wt * rm * torch.cos(pm), wt * rm * torch.sin(pm)], 1)
+                 if self.per_direction else None)
         pm, rm = (wt * pm).sum(1, keepdim=True), (wt * rm).sum(1, keepdim=True)
-        return torch.cat([rm * torch.cos(pm), rm * torch.sin(pm)], 1)
+        return torch.cat([rm * torch.cos(pm), rm * torch.sin(pm)], 1), bands
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 3, H, W) -> (texture I, shape I): the frame itself (module docstring)."""
@@ -513,13 +527,16 @@ class SigmaThetaNet(MagNet):
         i1 = m - delta if delta is not None else m_ref
         a = per_sample(amp, m)
         size = m.shape[-2:]
-        feats = [self._magnify_level(i2, i1, a)]
-        for level in range(1, self.levels):
-            i2, i1 = F.avg_pool2d(i2, 2), F.avg_pool2d(i1, 2)
-            f = self._magnify_level(i2, i1, a)
-            feats.append(upsample_nearest(f, size) if level == 1 else
-                         F.interpolate(f, size=size, mode="bilinear", align_corners=False))
-        return F.elu(self.fuse(torch.cat(feats, 1)))
+        summed, bands = [], []
+        for level in range(self.levels):
+            if level:
+                i2, i1 = F.avg_pool2d(i2, 2), F.avg_pool2d(i1, 2)
+            for out, f in zip((summed, bands), self._magnify_level(i2, i1, a), strict=True):
+                if f is None:
+                    continue
+                out.append(f if level == 0 else upsample_nearest(f, size) if level == 1 else
+                           F.interpolate(f, size=size, mode="bilinear", align_corners=False))
+        return F.elu(self.fuse(torch.cat(summed + bands, 1)))
 
     def decode(self, v: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         """``v`` = I_t2 (N, 3, H, W), manipulator features (N, c, H, W) -> tanh image."""
