@@ -71,41 +71,28 @@ def test_vmm_train_starts_lnvmm_from_widened_lnvmm_light(tmp_path):
 RIESZ = {"decode_twice": True, "manipulator": "riesz"}
 
 
-def test_grown_inputs_keep_the_riesz_function_in_the_pyramid_form():
-    two = _trained_like("sigma_theta", RIESZ)
-    four = build_model("sigma_theta", decode_twice=True, manipulator="riesz-pyramid").eval()
-    assert four.fuse.weight.shape[1] == 2 * two.fuse.weight.shape[1]
+@pytest.mark.parametrize(("before", "after", "inputs"), [
+    ("riesz", "riesz-pyramid", (4, 8)),           # two resolutions -> four
+    ("riesz-pyramid", "riesz-directions", (8, 80)),  # + each direction's band per level
+])
+def test_grown_inputs_keep_the_sigma_theta_function_in_a_larger_form(before, after, inputs):
+    old = _trained_like("sigma_theta", {"decode_twice": True, "manipulator": before})
+    new = build_model("sigma_theta", decode_twice=True, manipulator=after).eval()
+    n_old, n_new = inputs
+    assert (old.fuse.weight.shape[1], new.fuse.weight.shape[1]) == inputs
     xa = torch.rand(2, 3, 64, 64)
     xb = xa.roll(1, -1)
-    sd = grow_inputs(two.state_dict(), four.state_dict())
-    assert torch.equal(sd["fuse.weight"][:, :4], two.state_dict()["fuse.weight"])
-    assert not sd["fuse.weight"][:, 4:].any()
-    four.load_state_dict(sd)
+    sd = grow_inputs(old.state_dict(), new.state_dict())
+    assert torch.equal(sd["fuse.weight"][:, :n_old], old.state_dict()["fuse.weight"])
+    assert not sd["fuse.weight"][:, n_old:n_new].any()
+    new.load_state_dict(sd)
     with torch.no_grad():
-        assert (four(xa, xb, 8.0) - two(xa, xb, 8.0)).abs().max() < 1e-4
-        m_two = two.manipulate(xa, xb, 8.0)
-        assert (four.manipulate(xa, xb, 8.0) - m_two).abs().max() < 1e-5
-        # the coarse levels reach the features once their fusion weights are trained
-        four.fuse.weight[:, 4:].normal_(0, 0.1)
-        assert (four.manipulate(xa, xb, 8.0) - m_two).abs().max() > 1e-2
-
-
-def test_grown_inputs_keep_the_pyramid_function_in_the_directions_form():
-    pyramid = _trained_like("sigma_theta", {"decode_twice": True,
-                                            "manipulator": "riesz-pyramid"})
-    directions = build_model("sigma_theta", decode_twice=True,
-                             manipulator="riesz-directions").eval()
-    assert directions.fuse.weight.shape[1] == 8 + 4 * 18
-    xa = torch.rand(2, 3, 64, 64)
-    xb = xa.roll(1, -1)
-    directions.load_state_dict(grow_inputs(pyramid.state_dict(), directions.state_dict()))
-    with torch.no_grad():
-        assert (directions(xa, xb, 8.0) - pyramid(xa, xb, 8.0)).abs().max() < 1e-4
-        m_pyramid = pyramid.manipulate(xa, xb, 8.0)
-        assert (directions.manipulate(xa, xb, 8.0) - m_pyramid).abs().max() < 1e-5
-        # the per-direction bands reach the features once their fusion weights are trained
-        directions.fuse.weight[:, 8:].normal_(0, 0.1)
-        assert (directions.manipulate(xa, xb, 8.0) - m_pyramid).abs().max() > 1e-2
+        assert (new(xa, xb, 8.0) - old(xa, xb, 8.0)).abs().max() < 1e-4
+        m_old = old.manipulate(xa, xb, 8.0)
+        assert (new.manipulate(xa, xb, 8.0) - m_old).abs().max() < 1e-5
+        # the new inputs reach the features once their fusion weights are trained
+        new.fuse.weight[:, n_old:].normal_(0, 0.1)
+        assert (new.manipulate(xa, xb, 8.0) - m_old).abs().max() > 1e-2
 
 
 def test_vmm_train_warm_starts_the_pyramid_form_from_riesz_weights(tmp_path):
