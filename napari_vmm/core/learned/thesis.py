@@ -429,8 +429,10 @@ class SigmaThetaNet(MagNet):
 
     ``manipulator="riesz-directions"`` (the project's reading of Eq. 6.7's sum): the
     pyramid form, and the fusion also reads each direction's magnified band
-    w^θ_i (R_m,i cos φ_m,i, R_m,i sin φ_m,i) at every level, (N, 18, H, W) per level after
-    the 8 summed channels: conv 80→c, 6,912 parameters more. With θ_i spread over 2π and
+    (R_m,i cos φ_m,i, R_m,i sin φ_m,i) at every level, (N, 18, H, W) per level after the 8
+    summed channels (not weighted by w^θ_i: at a ninth of the summed channels' size their
+    zero-started fusion weights would grow nine times slower): conv 80→c, 6,912
+    parameters more. With θ_i spread over 2π and
     w^θ near uniform, a translation moves the φ_i of opposite directions in opposite senses,
     so Σ_i w^θ_i φ_i keeps about a tenth of their change (the trained weights, a 0.1 px
     shift: 0.005 rad against 0.047 per direction) and none of its direction
@@ -511,7 +513,7 @@ class SigmaThetaNet(MagNet):
         pm, rm = p2 + r(self.r_phase, dp, p2), r2 + r(self.r_mag, dr, r2)
         if self.linear_manipulator:  # residuals on the linear magnification (as MDLMM's)
             pm, rm = pm + amp * dp, rm + amp * dr
-        bands = (torch.cat([wt * rm * torch.cos(pm), wt * rm * torch.sin(pm)], 1)
+        bands = (torch.cat([rm * torch.cos(pm), rm * torch.sin(pm)], 1)
                  if self.per_direction else None)
         pm, rm = (wt * pm).sum(1, keepdim=True), (wt * rm).sum(1, keepdim=True)
         return torch.cat([rm * torch.cos(pm), rm * torch.sin(pm)], 1), bands
