@@ -572,6 +572,29 @@ def test_motion_path_probe_reports_the_still_scene_change(tmp_path):
     assert "still-scene change 0.00e+00" not in lines["hmn_light:paper"]
 
 
+def test_sigma_theta_feature_probe_reads_the_bands_of_pyramid_weights(tmp_path):
+    """scripts/probe_sigma_theta_features.py loads pyramid-form weights into the directions
+    form and scores each channel group; other forms get one clear message."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "probe_sigma_theta_features.py"
+    runs = {}
+    for form in ("riesz-pyramid", "linear"):
+        net = build_model("sigma_theta", manipulator=form)
+        pt, _ = save_weights(net.state_dict(), {"steps": 1, "arch": {"manipulator": form}},
+                             "sigma_theta", tmp_path / form)
+        runs[form] = subprocess.run([sys.executable, str(script), "--weights", str(pt),
+                                     "--scenes", "2", "--size", "64"],
+                                    capture_output=True, text=True, timeout=300)
+    assert runs["riesz-pyramid"].returncode == 0, runs["riesz-pyramid"].stderr
+    assert "0.2 px x50.5: summed " in runs["riesz-pyramid"].stdout
+    assert "summed + 648 noise columns" in runs["riesz-pyramid"].stdout
+    assert runs["linear"].returncode != 0
+    assert "needs riesz-pyramid or riesz-directions weights, not 'linear'" in runs["linear"].stderr
+
+
 @pytest.mark.parametrize(("name", "arch", "message"), [
     ("hmn", {"manipulator": "quadratic"},
      "manipulator must be 'paper', 'linear' or 'still-gated', got 'quadratic'"),
