@@ -2,15 +2,16 @@
 
     .venv/bin/python scripts/probe_sigma_theta_features.py --weights PATH.pt [--scenes 10]
 
-σ-θ Net's decoder sees the manipulated features through one fusion conv. This script takes
-the change of that conv's input, X(α) − X(0) (8 channels of the summed M per pyramid level
-and, in the ``riesz-directions`` form, 72 of the bands kept per direction), on discs moved as
-in the thesis protocol (three discs of S/6 radius on a test texture, random directions, the
-probe's steps), and fits a ridge regression from a 3×3 window of it (dilation 4) to the
-target's change Y − B (gray). It reports the R² on held-out scenes for each group of
-channels, and for the summed channels padded with as many noise columns as the bands have
-(the control for the extra columns). A group from which the target's change is not
-linearly readable leaves the decoder to find the displacement elsewhere.
+σ-θ Net's decoder sees the manipulated features through its fusion convs. This script
+takes the change of their input, X(α) − X(0): 8 channels of the summed M (2 per pyramid
+level) and the 72 of the bands kept per direction (the ``riesz-directions`` form's second
+conv), on discs moved as in the thesis protocol (three discs of S/6 radius on a test
+texture, random directions, the probe's steps), and fits a ridge regression from a 3×3
+window of it (dilation 4) to the target's change Y − B (gray). It reports the R² on
+held-out scenes for each group of channels, and for the summed channels padded with as
+many noise columns as the bands have (the control for the extra columns). A group from
+which the target's change is not linearly readable leaves the decoder to find the
+displacement elsewhere.
 
 It needs weights of the ``riesz-pyramid`` or ``riesz-directions`` form; the summed channels
 are read at the pyramid's four levels either way (docs/training_log.md, "σ-θ Net's
@@ -28,7 +29,6 @@ from napari_vmm.core.learned import weights as W
 from napari_vmm.core.learned.table import build_model
 from napari_vmm.training.data import random_texture
 from napari_vmm.training.evaluate import circles_clip
-from napari_vmm.training.widen import grow_inputs
 
 #: (input motion in px, alpha) as in scripts/probe_motion_path.py
 STEPS = ((0.2, 49.5), (0.05, 20.0), (1.0, 4.0))
@@ -40,7 +40,12 @@ def fusion_input_change(net, seed: int, step: float, alpha: float, size: int
                         ) -> tuple[np.ndarray, np.ndarray]:
     """(windowed change of the fusion input at pixels near the discs (P, C·9), target (P,))."""
     captured = {}
-    hook = net.fuse.register_forward_pre_hook(lambda _m, i: captured.update(x=i[0]))
+    hooks = [layer.register_forward_pre_hook(lambda _m, i, k=k: captured.update({k: i[0]}))
+             for k, layer in (("summed", net.fuse), ("bands", net.fuse_bands))]
+
+    def fusion_input() -> torch.Tensor:
+        return torch.cat([captured["summed"], captured["bands"]], 1)
+
     rng = np.random.default_rng(seed)
     background = random_texture(rng, size, size).transpose(1, 2, 0)
     colours = rng.uniform(0, 1, (3, 3))
@@ -52,10 +57,11 @@ def fusion_input_change(net, seed: int, step: float, alpha: float, size: int
     xa, xb, y = torch.from_numpy(clip).permute(0, 3, 1, 2)[:, None] * 2 - 1
     with torch.no_grad():
         net.manipulate(xa, xb, torch.tensor([alpha]))
-        moved = captured["x"]
+        moved = fusion_input()
         net.manipulate(xa, xb, torch.tensor([0.0]))
-        change = (moved - captured["x"])[0]
-    hook.remove()
+        change = (moved - fusion_input())[0]
+    for hook in hooks:
+        hook.remove()
     target = (y - xb)[0].mean(0)
     window = torch.cat([torch.roll(change, o, (1, 2)) for o in OFFSETS])
     near = (target.abs() > 0.02) | torch.from_numpy(rng.uniform(size=(size, size)) < 0.05)
@@ -85,10 +91,9 @@ def main() -> None:
     if form not in ("riesz-pyramid", "riesz-directions"):
         raise SystemExit(f"needs riesz-pyramid or riesz-directions weights, not {form!r}")
     net = build_model("sigma_theta", manipulator="riesz-directions")
-    # pyramid weights load with the bands' fusion inputs at zero (the same function)
-    net.load_state_dict(grow_inputs(state, net.state_dict()))
+    net.load_state_dict(state, strict=False)  # pyramid weights: the bands' conv stays at 0
     net.eval()
-    channels = net.fuse.in_channels
+    channels = net.fuse.in_channels + net.fuse_bands.in_channels
     summed = np.concatenate([np.arange(k * channels, k * channels + SUMMED)
                              for k in range(len(OFFSETS))])
     bands = np.setdiff1d(np.arange(channels * len(OFFSETS)), summed)

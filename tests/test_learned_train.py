@@ -412,3 +412,37 @@ def test_bf16_training_on_the_cpu(tmp_path):
     assert "amp bf16" in json.dumps(prov)
     rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert all(math.isfinite(r["loss"]) for r in rows if "loss" in r)
+
+
+def test_lr_scale_trains_a_named_layer_faster_and_is_recorded(tmp_path, capsys):
+    """``--lr-scale PREFIX=FACTOR``: those parameters step at FACTOR times the lr (warm-up
+    included); the provenance records it; a resume without it, a prefix naming nothing and a
+    bad factor are one message each."""
+    from napari_vmm.cli import build_parser, main
+    from napari_vmm.core.learned.table import build_model
+    from napari_vmm.training.config import config_from_args
+
+    first = next(n for n, _ in build_model("realtime").named_parameters()).split(".")[0]
+    cfg = TrainConfig(**{**vars(_cfg(tmp_path, 2)), "lr_scale": {first: 10.0}})
+    assert train(cfg) == 0
+    groups = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)["opt"]["param_groups"]
+    assert len(groups) == 2
+    assert groups[0]["lr"] == pytest.approx(10 * groups[1]["lr"]) and groups[1]["lr"] > 0
+    prov = json.loads((tmp_path / "run" / "export" / "realtime.json").read_text())
+    assert prov["optimizer"]["lr_scale"] == {first: 10.0}
+    assert prov["segments"][-1]["lr_scale"] == {first: 10.0}
+    with pytest.raises(VMMError, match="other --lr-scale groups"):
+        train(_cfg(tmp_path, 3))
+    nothing = TrainConfig(**{**vars(_cfg(tmp_path, 1)), "run_dir": str(tmp_path / "x"),
+                             "lr_scale": {"no_such_layer": 10.0}})
+    with pytest.raises(VMMError, match="names no parameter of the network; its modules: "):
+        train(nothing)
+    ns = build_parser().parse_args(["train", "realtime", "--lr-scale", f"{first}=3",
+                                    "--run-dir", str(tmp_path / "y")])
+    assert config_from_args(ns).lr_scale == {first: 3.0}
+    for flag, message in (("x=fast", "--lr-scale takes PREFIX=NUMBER"),
+                          ("x=0", "a factor in (0, 1000]")):
+        assert main(["train", "realtime", "--lr-scale", flag,
+                     "--run-dir", str(tmp_path / "z")]) != 0
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "z").exists()

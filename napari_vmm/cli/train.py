@@ -82,6 +82,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="override a field of the training-data recipe (DataConfig in "
                         "napari_vmm/training/data.py, e.g. p_log_motion=0.6 for more small "
                         "motions); the validation set keeps the standard recipe; repeatable")
+    p.add_argument("--lr-scale", action="append", default=[], metavar="PREFIX=FACTOR",
+                   help="train the parameters whose names start with PREFIX at FACTOR times "
+                        "--lr, e.g. fuse_bands=10 for a layer that a warm start across an "
+                        "architecture change adds at zero; repeatable, recorded in the "
+                        "provenance; resume with the same factors")
     p.add_argument("--gain-pooling", default="batch", choices=list(GAIN_POOLINGS),
                    help="with --gain-weight: one gain over the batch (default; its largest "
                         "change sets it), the mean of per-sample terms (every motion size "
@@ -97,8 +102,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "training_log.md, 'Why fd4mm returned its input'); hmn, hmn_light: also "
                         "still-gated, linear with the gates of the still scene ('HMN's dead "
                         "zone'); sigma_theta: also riesz, linear on each directional "
-                        "derivative's local phase ('σ-θ Net's phase'), and riesz-pyramid, "
-                        "the same at four resolutions; from trained weights "
+                        "derivative's local phase ('σ-θ Net's phase'), riesz-pyramid, "
+                        "the same at four resolutions, and riesz-directions, the pyramid "
+                        "with each direction's band kept apart; from trained weights "
                         "use --init shipped (a warm start)")
     p.add_argument("--workers", type=int, default=0,
                    help="worker processes generating training batches (default 0: in-process)")

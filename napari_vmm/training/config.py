@@ -72,6 +72,9 @@ class TrainConfig:
     #: training-data recipe overrides (numeric ``DataConfig`` fields, e.g. p_log_motion);
     #: the validation set keeps the standard recipe, so curves stay comparable
     data: dict[str, float] = field(default_factory=dict)
+    #: learning-rate factors by parameter-name prefix (``--lr-scale fuse_bands=10``), e.g. a
+    #: layer new in a warm start across an architecture change
+    lr_scale: dict[str, float] = field(default_factory=dict)
 
     def resolve(self) -> TrainConfig:
         if self.model not in MODEL_DEFAULTS:
@@ -97,6 +100,10 @@ class TrainConfig:
         if not self.run_dir:
             self.run_dir = str(Path("runs") / self.model)
         self.data_config()  # checks the overrides
+        bad = [f"{k}={v:g}" for k, v in self.lr_scale.items() if not (k and 0 < v <= 1000)]
+        if bad:
+            raise VMMError(f"--lr-scale needs a parameter-name prefix and a factor in "
+                           f"(0, 1000], got {', '.join(bad)}")
         return self
 
     def data_config(self):
@@ -121,15 +128,15 @@ class TrainConfig:
             raise VMMError(f"bad --data {self.data}: {e}") from None
 
 
-def _data_overrides(items: list[str]) -> dict[str, float]:
-    """``["p_log_motion=0.6", ...]`` -> {"p_log_motion": 0.6}."""
+def _assignments(flag: str, items: list[str], key_name: str) -> dict[str, float]:
+    """``["p_log_motion=0.6", ...]`` -> {"p_log_motion": 0.6}, for ``flag`` (--data, ...)."""
     out: dict[str, float] = {}
     for item in items:
         key, _, value = item.partition("=")
         try:
             out[key.strip()] = float(value)
         except ValueError:
-            raise VMMError(f"--data takes FIELD=NUMBER, got {item!r}") from None
+            raise VMMError(f"{flag} takes {key_name}=NUMBER, got {item!r}") from None
     return out
 
 
@@ -183,7 +190,8 @@ def config_from_args(ns) -> TrainConfig:
         cr_weight=0.0 if "contrastive" in ablate else ns.cr_weight,
         edge_weight=ns.edge_weight, motion_weight=motion_weight, gain_weight=gain_weight,
         gain_pooling=gain_pooling,
-        data=_data_overrides(getattr(ns, "data", None) or []),
+        data=_assignments("--data", getattr(ns, "data", None) or [], "FIELD"),
+        lr_scale=_assignments("--lr-scale", getattr(ns, "lr_scale", None) or [], "PREFIX"),
         arch=arch,
         ablation=tuple(ablate), workers=ns.workers,
         echo=ns.echo, amp=ns.amp, renderer=getattr(ns, "renderer", "cpu"),

@@ -237,6 +237,31 @@ def evaluate_val(net, batches, device, amp_dtype=None) -> dict[str, float]:
     return met
 
 
+def param_groups(net, lr_scale: dict[str, float]) -> list[dict[str, Any]]:
+    """Adam's parameter groups: one per ``lr_scale`` prefix (its parameters train at that
+    factor times the lr), then the rest. A prefix that names no parameter is an error."""
+    named = list(net.named_parameters())
+    groups, taken = [], set()
+    for prefix, factor in lr_scale.items():
+        params = [p for n, p in named if n.startswith(prefix) and n not in taken]
+        if not params:
+            tops = sorted({n.split(".")[0] for n, _ in named})
+            raise VMMError(f"--lr-scale {prefix}={factor:g} names no parameter of the "
+                           f"network; its modules: {', '.join(tops)}")
+        taken.update(n for n, _ in named if n.startswith(prefix))
+        groups.append({"params": params, "lr_scale": factor})
+    rest = [p for n, p in named if n not in taken]
+    return [*groups, {"params": rest, "lr_scale": 1.0}] if rest else groups
+
+
+def set_lr(opt, lr: float, lr_scale: dict[str, float]) -> None:
+    """Set every group's lr: ``lr`` times its factor (groups in :func:`param_groups`' order)."""
+    factors = [*lr_scale.values()] + [1.0] * (len(opt.param_groups) - len(lr_scale))
+    for g, factor in zip(opt.param_groups, factors, strict=True):
+        g["lr_scale"] = factor
+        g["lr"] = lr * factor
+
+
 def _shipped_arch(model: str) -> dict[str, Any] | None:
     """The architecture flags of the shipped weights of ``model`` (None: none ship)."""
     prov = W.read_provenance(model)
@@ -292,7 +317,7 @@ def train(cfg: TrainConfig) -> int:
         cfg.arch = {**shipped_arch, **cfg.arch}
     net = build_model(cfg.model, **cfg.arch).to(device)
     net = net.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    opt = torch.optim.Adam(param_groups(net, cfg.lr_scale), lr=cfg.lr, betas=(0.9, 0.999))
     step, wall, curve, init_from, best = 0, 0.0, [], "scratch", None
     segments: list[dict[str, Any]] = []  # one per invocation: its command, lr, steps, hardware
     fresh_opt = True
@@ -300,7 +325,12 @@ def train(cfg: TrainConfig) -> int:
     # a checkpoint is never overwritten by a fresh start; a new start takes a new --run-dir
     if ck is not None:
         net.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
+        try:
+            opt.load_state_dict(ck["opt"])
+        except ValueError:
+            raise VMMError(f"{ckpt_path} was saved with other --lr-scale groups "
+                           f"({ck.get('config', {}).get('lr_scale') or 'none'}); resume with "
+                           "those") from None
         fresh_opt = False
         step, wall, curve = ck["step"], ck["wall_time_s"], ck["curve"]
         init_from = ck.get("init_from", "scratch")
@@ -342,8 +372,7 @@ def train(cfg: TrainConfig) -> int:
                              "(function-preserving, training/widen.py)")
             print(f"starting {cfg.model} from {src or 'shipped weights'} at step {step}",
                   flush=True)
-    for g in opt.param_groups:
-        g["lr"] = cfg.lr
+    set_lr(opt, cfg.lr, cfg.lr_scale)
     stop_at = min(cfg.steps, step + cfg.max_steps) if cfg.max_steps > 0 else cfg.steps
     if cfg.validate_only:
         stop_at = step
@@ -355,6 +384,7 @@ def train(cfg: TrainConfig) -> int:
                      "lr": cfg.lr, "crop": cfg.crop, "batch": cfg.batch, "device": str(device),
                      "threads": torch.get_num_threads(), "renderer": cfg.renderer,
                      **({"data": dict(cfg.data)} if cfg.data else {}),
+                     **({"lr_scale": dict(cfg.lr_scale)} if cfg.lr_scale else {}),
                      "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     dcfg = cfg.data_config()
     val_batches = validation_set(cfg, cfg.seed)
@@ -398,7 +428,8 @@ def train(cfg: TrainConfig) -> int:
             "batch": cfg.batch,
             "crop": cfg.crop,
             "optimizer": {"name": "Adam", "lr": cfg.lr, "betas": [0.9, 0.999],
-                          "grad_clip": cfg.clip, "warmup_steps_fresh_state": cfg.warmup},
+                          "grad_clip": cfg.clip, "warmup_steps_fresh_state": cfg.warmup,
+                          **({"lr_scale": dict(cfg.lr_scale)} if cfg.lr_scale else {})},
             "loss": loss_desc,
             "arch": dict(cfg.arch),
             "ablation": list(cfg.ablation),
@@ -514,11 +545,9 @@ def train(cfg: TrainConfig) -> int:
                 raise VMMError(f"training diverged at step {step} (loss {parts['loss']}); "
                                "resume from the last checkpoint with a lower --lr")
             if warm_n and step - warm_start < warm_n:
-                for g in opt.param_groups:
-                    g["lr"] = cfg.lr * (step - warm_start + 1) / warm_n
+                set_lr(opt, cfg.lr * (step - warm_start + 1) / warm_n, cfg.lr_scale)
             elif warm_n:
-                for g in opt.param_groups:
-                    g["lr"] = cfg.lr
+                set_lr(opt, cfg.lr, cfg.lr_scale)
                 warm_n = 0
             opt.zero_grad(set_to_none=True)
             if scaler is not None:

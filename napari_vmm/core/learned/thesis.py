@@ -429,15 +429,16 @@ class SigmaThetaNet(MagNet):
 
     ``manipulator="riesz-directions"`` (the project's reading of Eq. 6.7's sum): the
     pyramid form, and the fusion also reads each direction's magnified band
-    (R_m,i cos φ_m,i, R_m,i sin φ_m,i) at every level, (N, 18, H, W) per level after the 8
-    summed channels (not weighted by w^θ_i: at a ninth of the summed channels' size their
-    zero-started fusion weights would grow nine times slower): conv 80→c, 6,912
-    parameters more. With θ_i spread over 2π and
+    (R_m,i cos φ_m,i, R_m,i sin φ_m,i) at every level, (N, 72, H, W) over the four levels,
+    through a conv of its own (``fuse_bands``, 72→c, no bias, 7,776 parameters more) that
+    starts at zero. The bands are not weighted by w^θ_i: at a ninth of the summed channels'
+    size their weights would have to grow nine times as far. With θ_i spread over 2π and
     w^θ near uniform, a translation moves the φ_i of opposite directions in opposite senses,
     so Σ_i w^θ_i φ_i keeps about a tenth of their change (the trained weights, a 0.1 px
     shift: 0.005 rad against 0.047 per direction) and none of its direction
     (docs/training_log.md, "σ-θ Net's directions"). Weights of the pyramid form load into
-    it with the per-direction inputs at zero, the same function.
+    it as they are (``fuse_bands`` stays at zero), the same function; ``vmm train
+    --lr-scale fuse_bands=10`` lets the new conv catch up.
     """
 
     shape_fixed_at_zero = False  # decoding twice decodes the shape manipulated at 0
@@ -463,8 +464,11 @@ class SigmaThetaNet(MagNet):
         self.w_theta = nn.Parameter(torch.zeros(self.n_theta))
         self.r_phase = DSBlock(2, c)
         self.r_mag = DSBlock(2, c)
-        per_level = 2 + (2 * self.n_theta if self.per_direction else 0)
-        self.fuse = nn.Conv2d(per_level * self.levels, c, 3, padding=1)
+        self.fuse = nn.Conv2d(2 * self.levels, c, 3, padding=1)
+        if self.per_direction:  # the bands' own fusion conv, from zero: the same function
+            self.fuse_bands = nn.Conv2d(2 * self.n_theta * self.levels, c, 3, padding=1,
+                                        bias=False)
+            nn.init.zeros_(self.fuse_bands.weight)
         self.full1 = nn.ModuleList(MSCC(c) for _ in range(3))
         self.down = nn.Conv2d(c, 2 * c, 3, stride=2, padding=1)
         self.mid = nn.ModuleList(MSCC(2 * c) for _ in range(4))
@@ -538,7 +542,10 @@ class SigmaThetaNet(MagNet):
                     continue
                 out.append(f if level == 0 else upsample_nearest(f, size) if level == 1 else
                            F.interpolate(f, size=size, mode="bilinear", align_corners=False))
-        return F.elu(self.fuse(torch.cat(summed + bands, 1)))
+        fused = self.fuse(torch.cat(summed, 1))
+        if bands:
+            fused = fused + self.fuse_bands(torch.cat(bands, 1))
+        return F.elu(fused)
 
     def decode(self, v: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         """``v`` = I_t2 (N, 3, H, W), manipulator features (N, c, H, W) -> tanh image."""
