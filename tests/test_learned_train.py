@@ -446,3 +446,6 @@ def test_lr_scale_trains_a_named_layer_faster_and_is_recorded(tmp_path, capsys):
                      "--run-dir", str(tmp_path / "z")]) != 0
         assert message in capsys.readouterr().err
     assert not (tmp_path / "z").exists()
+    assert main(["train", "kldnas", "--lr-scale", "cells=2", "--run-dir",
+                 str(tmp_path / "k")]) != 0
+    assert "--lr-scale applies to training, not the KL-DNAS search" in capsys.readouterr().err

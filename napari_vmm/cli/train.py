@@ -21,6 +21,7 @@ import argparse
 import sys
 from typing import Any
 
+from ..core.errors import VMMError
 from ..core.learned.table import MANIPULATOR_FORMS
 from . import run_subcommand
 
@@ -169,6 +170,8 @@ def run(ns: argparse.Namespace) -> int:
     if ns.model == "kldnas" and not str(ns.init).endswith(".pt"):
         from ..training.kldnas_search import search_from_args
 
+        if ns.lr_scale:
+            raise VMMError("--lr-scale applies to training, not the KL-DNAS search")
         return search_from_args(ns)
     return train(config_from_args(ns))
 

@@ -325,12 +325,11 @@ def train(cfg: TrainConfig) -> int:
     # a checkpoint is never overwritten by a fresh start; a new start takes a new --run-dir
     if ck is not None:
         net.load_state_dict(ck["model"])
-        try:
-            opt.load_state_dict(ck["opt"])
-        except ValueError:
+        saved_scale = ck.get("config", {}).get("lr_scale") or {}
+        if list(saved_scale) != list(cfg.lr_scale):  # Adam's groups are made per prefix
             raise VMMError(f"{ckpt_path} was saved with other --lr-scale groups "
-                           f"({ck.get('config', {}).get('lr_scale') or 'none'}); resume with "
-                           "those") from None
+                           f"({saved_scale or 'none'}); resume with those")
+        opt.load_state_dict(ck["opt"])
         fresh_opt = False
         step, wall, curve = ck["step"], ck["wall_time_s"], ck["curve"]
         init_from = ck.get("init_from", "scratch")
