@@ -240,26 +240,24 @@ def evaluate_val(net, batches, device, amp_dtype=None) -> dict[str, float]:
 def param_groups(net, lr_scale: dict[str, float]) -> list[dict[str, Any]]:
     """Adam's parameter groups: one per ``lr_scale`` prefix (its parameters train at that
     factor times the lr), then the rest. A prefix that names no parameter is an error."""
-    named = list(net.named_parameters())
-    groups, taken = [], set()
+    named = dict(net.named_parameters())
+    groups = []
     for prefix, factor in lr_scale.items():
-        params = [p for n, p in named if n.startswith(prefix) and n not in taken]
-        if not params:
-            tops = sorted({n.split(".")[0] for n, _ in named})
+        names = [n for n in named if n.startswith(prefix)]
+        if not names:
+            tops = sorted({n.split(".")[0] for n in named})
             raise VMMError(f"--lr-scale {prefix}={factor:g} names no parameter of the "
                            f"network; its modules: {', '.join(tops)}")
-        taken.update(n for n, _ in named if n.startswith(prefix))
-        groups.append({"params": params, "lr_scale": factor})
-    rest = [p for n, p in named if n not in taken]
+        groups.append({"params": [named.pop(n) for n in names], "lr_scale": factor})
+    rest = list(named.values())
     return [*groups, {"params": rest, "lr_scale": 1.0}] if rest else groups
 
 
-def set_lr(opt, lr: float, lr_scale: dict[str, float]) -> None:
-    """Set every group's lr: ``lr`` times its factor (groups in :func:`param_groups`' order)."""
-    factors = [*lr_scale.values()] + [1.0] * (len(opt.param_groups) - len(lr_scale))
-    for g, factor in zip(opt.param_groups, factors, strict=True):
-        g["lr_scale"] = factor
-        g["lr"] = lr * factor
+def set_lr(opt, lr: float) -> None:
+    """Set every group's lr: ``lr`` times the group's ``lr_scale`` (:func:`param_groups`;
+    a checkpoint saved before 2026-12-07 has one group and no factor)."""
+    for g in opt.param_groups:
+        g["lr"] = lr * g.get("lr_scale", 1.0)
 
 
 def _shipped_arch(model: str) -> dict[str, Any] | None:
@@ -326,7 +324,7 @@ def train(cfg: TrainConfig) -> int:
     if ck is not None:
         net.load_state_dict(ck["model"])
         saved_scale = ck.get("config", {}).get("lr_scale") or {}
-        if list(saved_scale) != list(cfg.lr_scale):  # Adam's groups are made per prefix
+        if saved_scale != cfg.lr_scale:  # Adam's groups (and their factors) are per prefix
             raise VMMError(f"{ckpt_path} was saved with other --lr-scale groups "
                            f"({saved_scale or 'none'}); resume with those")
         opt.load_state_dict(ck["opt"])
@@ -371,7 +369,7 @@ def train(cfg: TrainConfig) -> int:
                              "(function-preserving, training/widen.py)")
             print(f"starting {cfg.model} from {src or 'shipped weights'} at step {step}",
                   flush=True)
-    set_lr(opt, cfg.lr, cfg.lr_scale)
+    set_lr(opt, cfg.lr)
     stop_at = min(cfg.steps, step + cfg.max_steps) if cfg.max_steps > 0 else cfg.steps
     if cfg.validate_only:
         stop_at = step
@@ -544,9 +542,9 @@ def train(cfg: TrainConfig) -> int:
                 raise VMMError(f"training diverged at step {step} (loss {parts['loss']}); "
                                "resume from the last checkpoint with a lower --lr")
             if warm_n and step - warm_start < warm_n:
-                set_lr(opt, cfg.lr * (step - warm_start + 1) / warm_n, cfg.lr_scale)
+                set_lr(opt, cfg.lr * (step - warm_start + 1) / warm_n)
             elif warm_n:
-                set_lr(opt, cfg.lr, cfg.lr_scale)
+                set_lr(opt, cfg.lr)
                 warm_n = 0
             opt.zero_grad(set_to_none=True)
             if scaler is not None:

@@ -55,8 +55,6 @@ def arch_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-
-
 def upsample_nearest(x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
     """(N, C, H, W) enlarged 2× (or to ``size``) by nearest-neighbour repetition."""
     if size is None:

@@ -533,15 +533,19 @@ class SigmaThetaNet(MagNet):
         i1 = m - delta if delta is not None else m_ref
         a = per_sample(amp, m)
         size = m.shape[-2:]
+
+        def full_size(f: torch.Tensor, level: int) -> torch.Tensor:
+            return (f if level == 0 else upsample_nearest(f, size) if level == 1 else
+                    F.interpolate(f, size=size, mode="bilinear", align_corners=False))
+
         summed, bands = [], []
         for level in range(self.levels):
             if level:
                 i2, i1 = F.avg_pool2d(i2, 2), F.avg_pool2d(i1, 2)
-            for out, f in zip((summed, bands), self._magnify_level(i2, i1, a), strict=True):
-                if f is None:
-                    continue
-                out.append(f if level == 0 else upsample_nearest(f, size) if level == 1 else
-                           F.interpolate(f, size=size, mode="bilinear", align_corners=False))
+            m_level, bands_level = self._magnify_level(i2, i1, a)
+            summed.append(full_size(m_level, level))
+            if bands_level is not None:
+                bands.append(full_size(bands_level, level))
         fused = self.fuse(torch.cat(summed, 1))
         if bands:
             fused = fused + self.fuse_bands(torch.cat(bands, 1))
