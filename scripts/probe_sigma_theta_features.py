@@ -88,10 +88,12 @@ def main() -> None:
     torch.set_num_threads(1)
     state, prov = W.load_weights("sigma_theta", args.weights)
     form = (prov.get("arch") or {}).get("manipulator")
-    if form not in ("riesz-pyramid", "riesz-directions"):
-        raise SystemExit(f"needs riesz-pyramid or riesz-directions weights, not {form!r}")
+    if form not in ("riesz-pyramid", "riesz-directions", "riesz-readout"):
+        raise SystemExit("needs riesz-pyramid, riesz-directions or riesz-readout weights, "
+                         f"not {form!r}")
     net = build_model("sigma_theta", manipulator="riesz-directions")
-    net.load_state_dict(state, strict=False)  # pyramid weights: the bands' conv stays at 0
+    # pyramid weights: the bands' conv stays at 0; readout weights: the readout is not used
+    net.load_state_dict(state, strict=False)
     net.eval()
     channels = net.fuse.in_channels + net.fuse_bands.in_channels
     summed = np.concatenate([np.arange(k * channels, k * channels + SUMMED)

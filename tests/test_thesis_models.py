@@ -512,6 +512,37 @@ def test_sigma_theta_directions_form_keeps_the_direction_of_a_translation():
     assert float((bands["x"] - bands["y"]).abs().mean()) > 0.5 * float(bands["x"].abs().mean())
 
 
+def test_sigma_theta_readout_form_adds_an_image_linear_in_the_motion():
+    """The "riesz-readout" form reads each level's bands into an image added to the decoded
+    one: decoding twice it is still exactly the input at α = 0, and the image it adds for a
+    shift is (to first order) the opposite of the one for the opposite shift."""
+    torch.manual_seed(0)
+    net = build_model("sigma_theta", decode_twice=True, manipulator="riesz-readout").eval()
+    size = 64
+    xx = torch.arange(size, dtype=torch.float32)
+
+    def texture(dx: float) -> torch.Tensor:
+        g = 0.3 * torch.sin(2 * torch.pi * (xx - dx) / 23) + 0.2 * torch.sin(
+            2 * torch.pi * (xx - dx) / 9)
+        return g.expand(1, 3, size, size).contiguous()
+
+    with torch.no_grad():
+        for block in (net.r_phase, net.r_mag):  # the linear magnification alone
+            for prm in block.parameters():
+                prm.zero_()
+        for conv in net.read_bands:
+            conv.weight.normal_(0, 0.1)
+        ref = texture(0.0)
+        assert (net(texture(-0.1), ref, 0.0) - ref).abs().max() < 1e-5
+        image = {}
+        for sign in (1, -1):
+            moved = net.manipulate(texture(-0.05 * sign), ref, 10.0)[:, -3:]
+            still = net.manipulate(texture(-0.05 * sign), ref, 0.0)[:, -3:]
+            image[sign] = (moved - still)[..., 8:56, 8:56].flatten()
+    assert float(image[1].abs().mean()) > 1e-3
+    assert float(torch.corrcoef(torch.stack([image[1], image[-1]]))[0, 1]) < -0.9
+
+
 def test_sigma_theta_riesz_form_trains_after_inference_at_the_same_size():
     """The Riesz multipliers are cached per frame size; one first made under
     torch.inference_mode (a magnifier run) must still serve a training step."""
@@ -535,7 +566,7 @@ def test_vmm_train_takes_the_linear_manipulator_for_hmn_and_sigma_theta():
         assert cfg.arch == {"manipulator": "linear"}
     cfg = config_from_args(p.parse_args(["hmn_light", "--manipulator", "still-gated"]))
     assert cfg.arch == {"manipulator": "still-gated"}
-    for form in ("riesz", "riesz-pyramid", "riesz-directions"):
+    for form in ("riesz", "riesz-pyramid", "riesz-directions", "riesz-readout"):
         cfg = config_from_args(p.parse_args(["sigma_theta", "--manipulator", form]))
         assert cfg.arch == {"manipulator": form}
     with pytest.raises(VMMError, match="applies to sigma_theta, not hmn"):
@@ -592,14 +623,16 @@ def test_sigma_theta_feature_probe_reads_the_bands_of_pyramid_weights(tmp_path):
     assert "0.2 px x50.5: summed " in runs["riesz-pyramid"].stdout
     assert "summed + 648 noise columns" in runs["riesz-pyramid"].stdout
     assert runs["linear"].returncode != 0
-    assert "needs riesz-pyramid or riesz-directions weights, not 'linear'" in runs["linear"].stderr
+    assert ("needs riesz-pyramid, riesz-directions or riesz-readout weights, not 'linear'"
+            in runs["linear"].stderr)
 
 
 @pytest.mark.parametrize(("name", "arch", "message"), [
     ("hmn", {"manipulator": "quadratic"},
      "manipulator must be 'paper', 'linear' or 'still-gated', got 'quadratic'"),
     ("sigma_theta", {"manipulator": "Linear"},
-     "manipulator must be 'paper', 'linear', 'riesz', 'riesz-pyramid' or 'riesz-directions'"),
+     "manipulator must be 'paper', 'linear', 'riesz', 'riesz-pyramid', 'riesz-directions' "
+     "or 'riesz-readout'"),
     ("fd4mm", {"manipulator": ""}, "manipulator must be 'paper' or 'linear'"),
     ("fd4mm", {"attention": "sigmoid"}, "attention must be 'relu' or 'softmax'"),
     ("mdlmm", {"variant": "d3"}, "variant must be 'd1' or 'd2'"),

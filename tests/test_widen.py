@@ -71,12 +71,20 @@ def test_vmm_train_starts_lnvmm_from_widened_lnvmm_light(tmp_path):
 RIESZ = {"decode_twice": True, "manipulator": "riesz"}
 
 
-@pytest.mark.parametrize("after", ["riesz-pyramid", "riesz-directions"])
+#: each larger σ-θ form, the form it grows from, and the layers it adds at zero
+GROWN_FROM = {"riesz-pyramid": ("riesz", []),
+              "riesz-directions": ("riesz-pyramid", ["fuse_bands.weight"]),
+              "riesz-readout": ("riesz-directions",
+                                [f"read_bands.{i}.weight" for i in range(4)])}
+
+
+@pytest.mark.parametrize("after", list(GROWN_FROM))
 def test_riesz_weights_keep_their_function_in_a_larger_sigma_theta_form(after):
     """Riesz weights (two resolutions) in the pyramid form (four: the fusion conv grows by
-    zero inputs), and pyramid weights in the directions form (the bands' own conv starts
-    at zero): the same function until the new weights train."""
-    before = "riesz" if after == "riesz-pyramid" else "riesz-pyramid"
+    zero inputs), pyramid weights in the directions form (the bands' own conv starts at
+    zero), and directions weights in the readout form (the bands' image convs start at
+    zero): the same function until the new weights train."""
+    before, added = GROWN_FROM[after]
     old = _trained_like("sigma_theta", {"decode_twice": True, "manipulator": before})
     new = build_model("sigma_theta", decode_twice=True, manipulator=after).eval()
     xa = torch.rand(2, 3, 64, 64)
@@ -86,15 +94,20 @@ def test_riesz_weights_keep_their_function_in_a_larger_sigma_theta_form(after):
     assert torch.equal(sd["fuse.weight"][:, :n_old], old.state_dict()["fuse.weight"])
     assert not sd["fuse.weight"][:, n_old:].any()
     missing = new.load_state_dict(sd, strict=False).missing_keys
-    assert missing == (["fuse_bands.weight"] if after == "riesz-directions" else [])
-    new_weight = new.fuse_bands.weight if missing else new.fuse.weight[:, n_old:]
+    assert missing == added
+    new_weights = ([new.get_parameter(k) for k in missing] if missing
+                   else [new.fuse.weight[:, n_old:]])
     with torch.no_grad():
         assert (new(xa, xb, 8.0) - old(xa, xb, 8.0)).abs().max() < 1e-4
         m_old = old.manipulate(xa, xb, 8.0)
-        assert (new.manipulate(xa, xb, 8.0) - m_old).abs().max() < 1e-5
-        # the new inputs reach the features once their fusion weights are trained
-        new_weight.normal_(0, 0.1)
-        assert (new.manipulate(xa, xb, 8.0) - m_old).abs().max() > 1e-2
+        c = m_old.shape[1]
+        assert (new.manipulate(xa, xb, 8.0)[:, :c] - m_old).abs().max() < 1e-5
+        # the new inputs reach the features (the readout's: its image) once trained
+        for w in new_weights:
+            w.normal_(0, 0.1)
+        m_new = new.manipulate(xa, xb, 8.0)
+        changed = m_new[:, c:] if after == "riesz-readout" else m_new - m_old
+        assert changed.abs().max() > 1e-2
 
 
 def test_vmm_train_warm_starts_the_pyramid_form_from_riesz_weights(tmp_path):

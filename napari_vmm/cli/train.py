@@ -104,8 +104,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "still-gated, linear with the gates of the still scene ('HMN's dead "
                         "zone'); sigma_theta: also riesz, linear on each directional "
                         "derivative's local phase ('σ-θ Net's phase'), riesz-pyramid, "
-                        "the same at four resolutions, and riesz-directions, the pyramid "
-                        "with each direction's band kept apart; from trained weights "
+                        "the same at four resolutions, riesz-directions, the pyramid "
+                        "with each direction's band kept apart, and riesz-readout, the "
+                        "directions form whose bands are also read out into the image; "
+                        "from trained weights "
                         "use --init shipped (a warm start)")
     p.add_argument("--workers", type=int, default=0,
                    help="worker processes generating training batches (default 0: in-process)")

@@ -147,11 +147,13 @@ DECODE_TWICE_MODELS = tuple(n for n, m in MODELS.items() if m.decode_twice)
 #: forms each takes besides the paper's: "linear" (its change follows the motion) and, for
 #: HMN, "still-gated" (its gates those of the still scene), for σ-θ Net "riesz" (linear, on
 #: each directional derivative's local phase), "riesz-pyramid" (the same at four
-#: resolutions) and "riesz-directions" (the pyramid, and each direction's band kept apart);
+#: resolutions), "riesz-directions" (the pyramid, and each direction's band kept apart) and
+#: "riesz-readout" (the directions form, its bands also read out linearly into the image);
 #: docs/training_log.md
 MANIPULATOR_FORMS = {"fd4mm": ("linear",), "hmn": ("linear", "still-gated"),
                      "hmn_light": ("linear", "still-gated"),
-                     "sigma_theta": ("linear", "riesz", "riesz-pyramid", "riesz-directions")}
+                     "sigma_theta": ("linear", "riesz", "riesz-pyramid", "riesz-directions",
+                                     "riesz-readout")}
 
 
 def build_model(name: str, **arch: Any):

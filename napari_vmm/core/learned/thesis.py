@@ -36,6 +36,8 @@ from .table import MANIPULATOR_FORMS
 
 #: σ-θ Net's manipulator forms (the paper's and :data:`.table.MANIPULATOR_FORMS`'s)
 SIGMA_THETA_MANIPULATORS = ("paper", *MANIPULATOR_FORMS["sigma_theta"])
+#: the forms that keep each direction's band (at four resolutions)
+SIGMA_THETA_BAND_FORMS = ("riesz-directions", "riesz-readout")
 #: support in px of the Riesz kernel of the Riesz forms (at each resolution)
 SIGMA_THETA_RIESZ_RADIUS = 8
 
@@ -439,6 +441,16 @@ class SigmaThetaNet(MagNet):
     (docs/training_log.md, "σ-θ Net's directions"). Weights of the pyramid form load into
     it as they are (``fuse_bands`` stays at zero), the same function; ``vmm train
     --lr-scale fuse_bands=10`` lets the new conv catch up.
+
+    ``manipulator="riesz-readout"`` (the project's reading of "manipulator features + I_t2
+    (added)" and of Eq. 6.9's sum, an image-space M): the directions form, and each level's
+    bands (N, 18, H/2^l, W/2^l) are also read out by a 3×3 conv of their own
+    (``read_bands``, 18→3, no bias, at the level's resolution, bilinearly upsampled and
+    summed over the levels) into an image added to the decoded one. Decoding twice, this
+    adds a linear function of the bands' change, the path by which the image change of a
+    motion is a local linear function of its phase-shifted bands (their quadrature
+    component over the band's frequency), with no decoder in between. ``read_bands`` starts
+    at zero (1,944 parameters more), so directions weights load at their own function.
     """
 
     shape_fixed_at_zero = False  # decoding twice decodes the shape manipulated at 0
@@ -454,8 +466,9 @@ class SigmaThetaNet(MagNet):
         self.arch = {"manipulator": manipulator}
         self.linear_manipulator = manipulator != "paper"
         self.riesz_phase = manipulator.startswith("riesz")
-        self.per_direction = manipulator == "riesz-directions"
-        self.levels = 4 if manipulator in ("riesz-pyramid", "riesz-directions") else 2
+        self.per_direction = manipulator in SIGMA_THETA_BAND_FORMS
+        self.readout = manipulator == "riesz-readout"
+        self.levels = 4 if manipulator in ("riesz-pyramid", *SIGMA_THETA_BAND_FORMS) else 2
         self.stride = 2 ** (self.levels - 1)
         self.sigma = nn.Parameter(torch.tensor([0.5, 1.0, 1.5]))
         self.w_sigma = nn.Parameter(torch.zeros(4))
@@ -469,6 +482,12 @@ class SigmaThetaNet(MagNet):
             self.fuse_bands = nn.Conv2d(2 * self.n_theta * self.levels, c, 3, padding=1,
                                         bias=False)
             nn.init.zeros_(self.fuse_bands.weight)
+        if self.readout:  # each level's bands into the image, from zero: the same function
+            self.read_bands = nn.ModuleList(
+                nn.Conv2d(2 * self.n_theta, 3, 3, padding=1, bias=False)
+                for _ in range(self.levels))
+            for conv in self.read_bands:
+                nn.init.zeros_(conv.weight)
         self.full1 = nn.ModuleList(MSCC(c) for _ in range(3))
         self.down = nn.Conv2d(c, 2 * c, 3, stride=2, padding=1)
         self.mid = nn.ModuleList(MSCC(2 * c) for _ in range(4))
@@ -528,7 +547,8 @@ class SigmaThetaNet(MagNet):
 
     def manipulate(self, m_ref: torch.Tensor | None, m: torch.Tensor,
                    amp: torch.Tensor | float, delta: torch.Tensor | None = None) -> torch.Tensor:
-        """Manipulated features M^{σ,θ} fused over ``levels`` resolutions: (N, c, H, W)."""
+        """Manipulated features M^{σ,θ} fused over ``levels`` resolutions: (N, c, H, W);
+        with ``readout`` also the bands' image after them, (N, c + 3, H, W)."""
         i2 = m
         i1 = m - delta if delta is not None else m_ref
         a = per_sample(amp, m)
@@ -538,7 +558,7 @@ class SigmaThetaNet(MagNet):
             return (f if level == 0 else upsample_nearest(f, size) if level == 1 else
                     F.interpolate(f, size=size, mode="bilinear", align_corners=False))
 
-        summed, bands = [], []
+        summed, bands, image = [], [], 0.0
         for level in range(self.levels):
             if level:
                 i2, i1 = F.avg_pool2d(i2, 2), F.avg_pool2d(i1, 2)
@@ -546,13 +566,21 @@ class SigmaThetaNet(MagNet):
             summed.append(full_size(m_level, level))
             if bands_level is not None:
                 bands.append(full_size(bands_level, level))
+            if self.readout:
+                read = self.read_bands[level](bands_level)
+                image = image + (read if level == 0 else F.interpolate(
+                    read, size=size, mode="bilinear", align_corners=False))
         fused = self.fuse(torch.cat(summed, 1))
         if bands:
             fused = fused + self.fuse_bands(torch.cat(bands, 1))
-        return F.elu(fused)
+        return torch.cat([F.elu(fused), image], 1) if self.readout else F.elu(fused)
 
     def decode(self, v: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        """``v`` = I_t2 (N, 3, H, W), manipulator features (N, c, H, W) -> tanh image."""
+        """``v`` = I_t2 (N, 3, H, W), manipulator features (N, c, H, W) -> tanh image (with
+        ``readout``, (N, c + 3, H, W): the bands' image is added to it)."""
+        image = 0.0
+        if self.readout:
+            m, image = m[:, :-3], m[:, -3:]
         x = m
         for b in self.full1:
             x = b(x, v)
@@ -563,7 +591,7 @@ class SigmaThetaNet(MagNet):
         x = x + F.elu(self.up(upsample_nearest(y, x.shape[-2:])))
         for b in self.full2:
             x = b(x, v)
-        return torch.tanh(self.out(x))
+        return torch.tanh(self.out(x)) + image
 
 
 #: the thesis' own figures: (parameters, GFLOPs at 720×720 or None, source)
