@@ -27,6 +27,7 @@ import torch
 
 from napari_vmm.core.learned import weights as W
 from napari_vmm.core.learned.table import build_model
+from napari_vmm.core.learned.thesis import SIGMA_THETA_BAND_FORMS
 from napari_vmm.training.data import random_texture
 from napari_vmm.training.evaluate import circles_clip
 
@@ -88,7 +89,7 @@ def main() -> None:
     torch.set_num_threads(1)
     state, prov = W.load_weights("sigma_theta", args.weights)
     form = (prov.get("arch") or {}).get("manipulator")
-    if form not in ("riesz-pyramid", "riesz-directions", "riesz-readout"):
+    if form not in ("riesz-pyramid", *SIGMA_THETA_BAND_FORMS):
         raise SystemExit("needs riesz-pyramid, riesz-directions or riesz-readout weights, "
                          f"not {form!r}")
     net = build_model("sigma_theta", manipulator="riesz-directions")

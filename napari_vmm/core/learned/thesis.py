@@ -554,9 +554,12 @@ class SigmaThetaNet(MagNet):
         a = per_sample(amp, m)
         size = m.shape[-2:]
 
+        def bilinear(f: torch.Tensor, level: int) -> torch.Tensor:
+            return f if level == 0 else F.interpolate(f, size=size, mode="bilinear",
+                                                      align_corners=False)
+
         def full_size(f: torch.Tensor, level: int) -> torch.Tensor:
-            return (f if level == 0 else upsample_nearest(f, size) if level == 1 else
-                    F.interpolate(f, size=size, mode="bilinear", align_corners=False))
+            return upsample_nearest(f, size) if level == 1 else bilinear(f, level)
 
         summed, bands, image = [], [], 0.0
         for level in range(self.levels):
@@ -567,9 +570,7 @@ class SigmaThetaNet(MagNet):
             if bands_level is not None:
                 bands.append(full_size(bands_level, level))
             if self.readout:
-                read = self.read_bands[level](bands_level)
-                image = image + (read if level == 0 else F.interpolate(
-                    read, size=size, mode="bilinear", align_corners=False))
+                image = image + bilinear(self.read_bands[level](bands_level), level)
         fused = self.fuse(torch.cat(summed, 1))
         if bands:
             fused = fused + self.fuse_bands(torch.cat(bands, 1))
