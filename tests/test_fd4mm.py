@@ -174,6 +174,19 @@ def test_fd4mm_loss_gradients_are_finite_and_cr_can_be_turned_off():
     assert parts0["loss"] == pytest.approx(parts0["charbonnier"] + parts0["edge"], rel=1e-5)
 
 
+def test_fd4mm_loss_structure_term_adds_one_minus_ssim_and_vanishes_at_the_target():
+    g = torch.Generator().manual_seed(1)
+    y = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
+    neg = y.roll(2, dims=-1)
+    plain, p_plain = fd4mm_loss(neg, y, neg, cr_weight=0.0)
+    with_s, p_s = fd4mm_loss(neg, y, neg, cr_weight=0.0, ssim_weight=0.3)
+    assert "ssim" not in p_plain and p_s["ssim"] < 0.9  # unrelated noise: SSIM near 0
+    assert float(with_s) == pytest.approx(float(plain) + 0.3 * (1 - p_s["ssim"]), rel=1e-5)
+    at_target, p_t = fd4mm_loss(y.clone(), y, neg, cr_weight=0.0, ssim_weight=0.3)
+    assert p_t["ssim"] == pytest.approx(1.0, abs=1e-5)
+    assert float(at_target) == pytest.approx(p_t["charbonnier"] + p_t["edge"], abs=1e-5)
+
+
 # -- training ----------------------------------------------------------------------------------
 
 def test_train_smoke_resume_and_ablation(tmp_path):

@@ -56,7 +56,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--reg-weight", type=float, default=0.1,
                    help="weight of Oh's texture/shape regularisers (default 0.1)")
     p.add_argument("--ssim-weight", type=float, default=-1.0,
-                   help="weight of a (1-SSIM) term (default: realtime 0.1, oh2018 0)")
+                   help="weight of a (1-SSIM) term (default: realtime 0.1, oh2018 and "
+                        "fd4mm 0; the thesis models keep their protocol's)")
     p.add_argument("--cr-weight", type=float, default=0.1,
                    help="fd4mm: weight λ of the contrastive term (default 0.1, the paper's)")
     p.add_argument("--edge-weight", type=float, default=1.0,

@@ -67,11 +67,21 @@ def magnification_loss(out: torch.Tensor, target: torch.Tensor, tex_c: torch.Ten
     loss = l1 + reg_weight * reg
     parts = {"l1": float(l1.detach()), "reg": float(reg.detach())}
     if ssim_weight > 0:
-        s = ssim((out.clamp(-1, 1) + 1) / 2, (target + 1) / 2)
-        loss = loss + ssim_weight * (1 - s)
-        parts["ssim"] = float(s.detach())
+        loss = loss + ssim_weight * structure_loss(out, target, parts)
     parts["loss"] = float(loss.detach())
     return loss, parts
+
+
+def structure_loss(out: torch.Tensor, target: torch.Tensor,
+                   parts: dict[str, float] | None = None) -> torch.Tensor:
+    """1 − SSIM(out, target) for frames in [−1, 1] units, SSIM on [0, 1] (the metric's range).
+
+    The optional ``parts`` dict receives the SSIM as ``parts["ssim"]``.
+    """
+    s = ssim((out.clamp(-1, 1) + 1) / 2, (target + 1) / 2)
+    if parts is not None:
+        parts["ssim"] = float(s.detach())
+    return 1 - s
 
 
 # -- FD4MM (digest §3.3, Eq. 7-9) -------------------------------------------------------------
@@ -250,8 +260,12 @@ def motion_gain_loss(out: torch.Tensor, base: torch.Tensor, target: torch.Tensor
 
 def fd4mm_loss(out: torch.Tensor, target: torch.Tensor, negative: torch.Tensor,
                cr_weight: float = 0.1, edge_weight: float = 1.0, log_sigma: float = 1.0,
-               cr_window: int = 16) -> tuple[torch.Tensor, dict[str, float]]:
+               cr_window: int = 16, ssim_weight: float = 0.0,
+               ) -> tuple[torch.Tensor, dict[str, float]]:
     """FD4MM's training loss L = L_mag + L_edge + λ·L_CR (paper Eq. 7-9, λ = 0.1).
+
+    With ``ssim_weight`` > 0 the project adds w·(1 − SSIM) (:func:`structure_loss`; not in the
+    paper): the structure term of the real-time model's loss.
 
     Parameters
     ----------
@@ -269,6 +283,8 @@ def fd4mm_loss(out: torch.Tensor, target: torch.Tensor, negative: torch.Tensor,
         Scale of the LoG operator in pixels.
     cr_window : int
         Patch size of the local spectra of the contrastive term (0: global spectrum).
+    ssim_weight : float
+        Weight of the added (1 − SSIM) term (0: off, the paper's loss).
 
     Returns
     -------
@@ -284,5 +300,7 @@ def fd4mm_loss(out: torch.Tensor, target: torch.Tensor, negative: torch.Tensor,
         l_cr = contrastive_loss(out, target, negative, window=cr_window)
         loss = loss + cr_weight * l_cr
         parts["cr"] = float(l_cr.detach())
+    if ssim_weight > 0:
+        loss = loss + ssim_weight * structure_loss(out, target, parts)
     parts["loss"] = float(loss.detach())
     return loss, parts

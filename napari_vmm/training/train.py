@@ -402,6 +402,8 @@ def train(cfg: TrainConfig) -> int:
     elif family == "fd4mm":
         loss_desc = {"charbonnier": 1.0, "edge_log": cfg.edge_weight,
                      "contrastive_fft": cfg.cr_weight, "poisson_noise_max": cfg.noise}
+        if cfg.ssim_weight > 0:  # the paper's loss has none; recorded only when used
+            loss_desc["ssim_weight"] = cfg.ssim_weight
     else:
         loss_desc = {"l1": 1.0, "reg_weight": cfg.reg_weight, "ssim_weight": cfg.ssim_weight,
                      "poisson_noise_max": cfg.noise}
@@ -523,7 +525,7 @@ def train(cfg: TrainConfig) -> int:
                 loss, parts = thesis_loss
             elif family == "fd4mm":
                 loss, parts = fd4mm_loss(out, y, b["B_clean"].to(device), cfg.cr_weight,
-                                         cfg.edge_weight)
+                                         cfg.edge_weight, ssim_weight=cfg.ssim_weight)
             else:
                 loss, parts = magnification_loss(out, y, vc.float(), va.float(), mc.float(),
                                                  mb.float(), cfg.reg_weight, cfg.ssim_weight)
