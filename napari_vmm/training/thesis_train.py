@@ -43,7 +43,7 @@ from ..core.errors import VMMError
 from ..core.learned import weights as W
 from ..core.learned.table import build_model
 from ..core.learned.thesis import spectrum, wrap_phase
-from .losses import motion_gain_loss, ssim
+from .losses import motion_gain_loss, structure_loss
 
 STAGES = {"main", "proxy", "contrastive"}
 
@@ -71,9 +71,9 @@ def base_loss(out: torch.Tensor, target: torch.Tensor, l1_weight: float = 10.0,
     """
     l1 = (out - target).abs().mean()
     e = edge_l1(out, target)
-    s = ssim((out.clamp(-1, 1) + 1) / 2, (target + 1) / 2)
-    loss = l1_weight * l1 + edge_weight * e + perc_weight * (1 - s)
-    return loss, {"l1": float(l1.detach()), "edge": float(e.detach()), "ssim": float(s.detach())}
+    parts = {"l1": float(l1.detach()), "edge": float(e.detach())}
+    loss = l1_weight * l1 + edge_weight * e + perc_weight * structure_loss(out, target, parts)
+    return loss, parts
 
 
 def describe_loss(model: str, stage: str, proxy: str, noise: float) -> dict[str, Any]:
