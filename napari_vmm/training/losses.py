@@ -60,7 +60,8 @@ def magnification_loss(out: torch.Tensor, target: torch.Tensor, tex_c: torch.Ten
     L1(out, Y') + λ·(L1(V(C), V(A)) + L1(M(C), M(B'))) [+ w·(1 − SSIM(out, Y'))].
 
     The SSIM term (``ssim_weight`` > 0) is our offline stand-in for S2's VGG16 perceptual loss
-    (no pretrained VGG can be downloaded); it is used only for the real-time model.
+    (no pretrained VGG can be downloaded); it is on by default only for the real-time model
+    (``--ssim-weight`` turns it on for oh2018).
     """
     l1 = (out - target).abs().mean()
     reg = (tex_c - tex_a).abs().mean() + (shape_c - shape_b).abs().mean()
