@@ -105,6 +105,14 @@ def test_a_method_below_half_the_request_fails_its_row_whatever_its_ssim():
     assert "0.9500 ×0.01 ✗" in md and "**0.8000** ×0.90" in md
 
 
+def test_the_mean_miss_does_not_let_overshoot_cancel_shortfall():
+    rows = [{"test": "fd4mm", "factor": f, "sigma": 0.0, "alpha": f - 1.0, "input": 0.9,
+             "even": 0.9, "gain": {"truth": 1.0, "input": 1 / f, "even": g}}
+            for f, g in ((5, 0.6), (10, 1.4))]
+    md = markdown_tables({"config": {"methods": ["even"], "static_too": False}, "rows": rows})
+    assert "`even` 0.900 ×1.00 ±40%" in md
+
+
 def test_linearity_rows_measure_gain_and_learned_models_get_two_modes(tmp_path):
     pt, _ = save_weights(build_model("realtime").state_dict(), {"steps": 0}, "realtime",
                            tmp_path)
